@@ -1,0 +1,280 @@
+// src_cpu.cpp — CPU kernels of the srcext ops.
+//
+// Neurons are independent, so each thread takes blocks of kLanes adjacent neurons and
+// walks them through time; within a block the lane loops are plain loops over the cell
+// functions of src_cell.h, which the compiler vectorises (the float math of src_math.h is
+// branch-free for that reason). The block entry points are compiled for AVX-512, AVX2+FMA
+// and baseline x86-64 (GCC/Clang target_clones) and the loader picks the best one for the
+// running CPU, so one build is fast on any x86-64 machine and safe on all of them.
+//
+// Backward: each chunk of kCheckpointInterval steps is recomputed from its (h, hs)
+// checkpoint and the saved i[t], its step traces kept in a small per-block buffer, then
+// walked backward.
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "../src_ops.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
+#define SRC_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SRC_CPU_CLONES
+#endif
+
+namespace srcext {
+namespace cpu {
+namespace {
+
+constexpr int kLanes = 64;                   // neurons per block: 4 AVX-512 / 8 AVX2 vectors of float
+constexpr int kChunk = static_cast<int>(kCheckpointInterval);
+constexpr int64_t kPrefetchSteps = 4;        // steps ahead the drive is prefetched
+
+// Copy n (<= kLanes) values into a full lane array, zero-padding the rest.
+template <typename Acc, typename scalar_t>
+SRC_HD void load_lanes(const scalar_t* src, int n, Acc* dst) {
+  if (n == kLanes) {
+    for (int l = 0; l < kLanes; ++l) dst[l] = static_cast<Acc>(src[l]);
+  } else {
+    for (int l = 0; l < kLanes; ++l) dst[l] = l < n ? static_cast<Acc>(src[l]) : Acc(0);
+  }
+}
+
+template <typename scalar_t, typename Acc>
+SRC_HD void store_lanes(const Acc* src, int n, scalar_t* dst) {
+  if (n == kLanes) {
+    for (int l = 0; l < kLanes; ++l) dst[l] = static_cast<scalar_t>(src[l]);
+  } else {
+    for (int l = 0; l < n; ++l) dst[l] = static_cast<scalar_t>(src[l]);
+  }
+}
+
+// Ask for a row of n values to be brought into cache. Each step touches one short row per
+// tensor, a whole (B, H) plane away from the last, which the hardware prefetchers miss.
+template <typename T>
+SRC_HD void prefetch_row(const T* row, int n) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  for (int off = 0; off < n * static_cast<int>(sizeof(T)); off += 64) __builtin_prefetch(bytes + off);
+}
+
+template <typename Acc, typename scalar_t>
+SRC_HD void load_bias(const scalar_t* bias, int64_t H, int64_t n0, int n, Acc* dst) {
+  for (int l = 0; l < kLanes; ++l) dst[l] = l < n ? static_cast<Acc>(bias[(n0 + l) % H]) : Acc(0);
+}
+
+template <typename scalar_t, typename Acc, bool kSave>
+SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
+  const int64_t N = p.N;
+  const scalar_t* u = static_cast<const scalar_t*>(p.u);
+  scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
+  Acc* i_trace = static_cast<Acc*>(p.i_trace);
+  Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
+
+  alignas(64) Acc i[kLanes], h[kLanes], hs[kLanes], b[kLanes], drive[kLanes], s[kLanes];
+  load_lanes(static_cast<const scalar_t*>(p.i0) + n0, n, i);
+  load_lanes(static_cast<const scalar_t*>(p.h0) + n0, n, h);
+  load_lanes(static_cast<const scalar_t*>(p.hs0) + n0, n, hs);
+  load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
+
+  for (int64_t t = 0; t < p.T; ++t) {
+    if (kSave && t % kChunk == 0) {
+      Acc* ck = checkpoints + (t / kChunk) * 2 * N + n0;
+      store_lanes(h, n, ck);
+      store_lanes(hs, n, ck + N);
+    }
+    if (t + kPrefetchSteps < p.T) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
+    load_lanes(u + t * N + n0, n, drive);
+    for (int l = 0; l < kLanes; ++l) {
+      CellState<Acc> st{i[l], h[l], hs[l]};
+      cell_step(k, drive[l], b[l], st);
+      i[l] = st.i;
+      h[l] = st.h;
+      hs[l] = st.hs;
+      s[l] = spike(st.h);
+    }
+    store_lanes(s, n, spikes + t * N + n0);
+    if (kSave) store_lanes(i, n, i_trace + t * N + n0);
+  }
+  store_lanes(i, n, static_cast<scalar_t*>(p.i_n) + n0);
+  store_lanes(h, n, static_cast<scalar_t*>(p.h_n) + n0);
+  store_lanes(hs, n, static_cast<scalar_t*>(p.hs_n) + n0);
+}
+
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
+SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
+  const int64_t N = p.N, T = p.T;
+  const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
+  const Acc* i_trace = static_cast<const Acc*>(p.i_trace);
+  const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
+  scalar_t* grad_u = static_cast<scalar_t*>(p.grad_u);
+
+  alignas(64) Acc dh[kLanes], dhs[kLanes], di[kLanes], dbias[kLanes], b[kLanes];
+  alignas(64) Acc h[kLanes], hs[kLanes], lane_in[kLanes], lane_out[kLanes];
+  // The chunk being walked backward: the state before each step and its trace.
+  alignas(64) Acc h_prev[kChunk][kLanes], hs_prev[kChunk][kLanes];
+  alignas(64) Acc dx_di[kChunk][kLanes], gate[kChunk][kLanes], cand[kChunk][kLanes];
+
+  load_lanes(static_cast<const scalar_t*>(p.grad_i_n) + n0, n, di);
+  load_lanes(static_cast<const scalar_t*>(p.grad_h_n) + n0, n, dh);
+  load_lanes(static_cast<const scalar_t*>(p.grad_hs_n) + n0, n, dhs);
+  load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
+  for (int l = 0; l < kLanes; ++l) dbias[l] = Acc(0);
+
+  for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
+    const int64_t t0 = c * kChunk;
+    const int len = static_cast<int>(std::min<int64_t>(kChunk, T - t0));
+    // While this chunk is computed, fetch the inputs of the one before it.
+    for (int64_t t = std::max<int64_t>(0, t0 - kChunk); t < t0; ++t) {
+      prefetch_row(i_trace + t * N + n0, n);
+      prefetch_row(grad_spikes + t * N + n0, n);
+    }
+    // Recompute the chunk forward from its checkpoint, exactly as the forward ran it.
+    load_lanes(checkpoints + c * 2 * N + n0, n, h);
+    load_lanes(checkpoints + c * 2 * N + N + n0, n, hs);
+    for (int j = 0; j < len; ++j) {
+      load_lanes(i_trace + (t0 + j) * N + n0, n, lane_in);
+      for (int l = 0; l < kLanes; ++l) {
+        h_prev[j][l] = h[l];
+        hs_prev[j][l] = hs[l];
+        const StepTrace<Acc> tr = cell_trace(k, lane_in[l], h[l], hs[l], b[l]);
+        dx_di[j][l] = tr.dx_di;
+        gate[j][l] = tr.gate;
+        cand[j][l] = tr.c;
+        cell_advance(k, tr, h[l], hs[l]);
+      }
+    }
+    // Walk it backward.
+    for (int j = len - 1; j >= 0; --j) {
+      load_lanes(grad_spikes + (t0 + j) * N + n0, n, lane_in);
+      for (int l = 0; l < kLanes; ++l) {
+        const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l]};
+        CellGrad<Acc> g{dh[l], dhs[l], di[l]};
+        lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
+            k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l]);
+        dh[l] = g.dh;
+        dhs[l] = g.dhs;
+        di[l] = g.di;
+      }
+      store_lanes(lane_out, n, grad_u + (t0 + j) * N + n0);
+    }
+  }
+  store_lanes(di, n, static_cast<scalar_t*>(p.grad_i0) + n0);
+  store_lanes(dh, n, static_cast<scalar_t*>(p.grad_h0) + n0);
+  store_lanes(dhs, n, static_cast<scalar_t*>(p.grad_hs0) + n0);
+  store_lanes(dbias, n, static_cast<Acc*>(p.grad_bias_partial) + n0);
+}
+
+template <typename scalar_t, typename Acc>
+SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int64_t end) {
+  const auto k = CellConstants<Acc>::from(p.k);
+  for (int64_t blk = begin; blk < end; ++blk) {
+    const int64_t n0 = blk * kLanes;
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
+    if (save) {
+      forward_block<scalar_t, Acc, true>(p, k, n0, n);
+    } else {
+      forward_block<scalar_t, Acc, false>(p, k, n0, n);
+    }
+  }
+}
+
+template <typename scalar_t, typename Acc>
+SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_through,
+                            int64_t begin, int64_t end) {
+  const auto k = CellConstants<Acc>::from(p.k);
+  for (int64_t blk = begin; blk < end; ++blk) {
+    const int64_t n0 = blk * kLanes;
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
+    // Runtime flags become compile-time switches.
+    if (detach && straight_through) {
+      backward_block<scalar_t, Acc, true, true>(p, k, n0, n);
+    } else if (detach) {
+      backward_block<scalar_t, Acc, true, false>(p, k, n0, n);
+    } else if (straight_through) {
+      backward_block<scalar_t, Acc, false, true>(p, k, n0, n);
+    } else {
+      backward_block<scalar_t, Acc, false, false>(p, k, n0, n);
+    }
+  }
+}
+
+}  // namespace
+
+// One multi-versioned entry point per storage dtype and direction (target_clones needs
+// plain functions); everything below them is inlined into each clone.
+#define SRC_CPU_ENTRY_POINTS(NAME, scalar_t, Acc)                                               \
+  SRC_CPU_CLONES void forward_##NAME(const ForwardParams& p, bool save, int64_t b, int64_t e) { \
+    forward_blocks<scalar_t, Acc>(p, save, b, e);                                               \
+  }                                                                                             \
+  SRC_CPU_CLONES void backward_##NAME(const BackwardParams& p, bool detach, bool st, int64_t b, \
+                                      int64_t e) {                                              \
+    backward_blocks<scalar_t, Acc>(p, detach, st, b, e);                                        \
+  }
+
+SRC_CPU_ENTRY_POINTS(f32, float, float)
+SRC_CPU_ENTRY_POINTS(f64, double, double)
+SRC_CPU_ENTRY_POINTS(bf16, c10::BFloat16, float)
+SRC_CPU_ENTRY_POINTS(f16, c10::Half, float)
+
+namespace {
+
+int64_t num_blocks(int64_t N) { return (N + kLanes - 1) / kLanes; }
+
+ForwardResult src_forward_cpu(const Tensor& u, const Tensor& bias, const Tensor& i0,
+                              const Tensor& h0, const Tensor& hs0, double alpha, double rho,
+                              double r, double r_s, double z, double z_hyp, double z_dep,
+                              double gate_slope, double gate_threshold, bool detach_recurrent,
+                              bool straight_through, bool save_for_backward) {
+  (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
+  (void)straight_through;
+  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
+  return src_forward_common(
+      u, bias, i0, h0, hs0, k, save_for_backward, [&](const ForwardParams& p, at::ScalarType dt) {
+        auto fn = dt == at::kFloat      ? &forward_f32
+                  : dt == at::kDouble   ? &forward_f64
+                  : dt == at::kBFloat16 ? &forward_bf16
+                  : dt == at::kHalf     ? &forward_f16
+                                        : nullptr;
+        TORCH_CHECK(fn != nullptr, "srcext: unsupported dtype ", dt);
+        at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) {
+          fn(p, save_for_backward, b, e);
+        });
+      });
+}
+
+BackwardResult src_backward_cpu(const Tensor& grad_spikes, const Tensor& grad_i_n,
+                                const Tensor& grad_h_n, const Tensor& grad_hs_n,
+                                const Tensor& bias, const Tensor& i_trace,
+                                const Tensor& checkpoints, double alpha, double rho, double r,
+                                double r_s, double z, double z_hyp, double z_dep,
+                                double gate_slope, double gate_threshold, bool detach_recurrent,
+                                bool straight_through) {
+  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
+  return src_backward_common(
+      grad_spikes, grad_i_n, grad_h_n, grad_hs_n, bias, i_trace, checkpoints, k,
+      detach_recurrent, straight_through,
+      [&](const BackwardParams& p, at::ScalarType dt, bool detach, bool st) {
+        auto fn = dt == at::kFloat      ? &backward_f32
+                  : dt == at::kDouble   ? &backward_f64
+                  : dt == at::kBFloat16 ? &backward_bf16
+                  : dt == at::kHalf     ? &backward_f16
+                                        : nullptr;
+        TORCH_CHECK(fn != nullptr, "srcext: unsupported dtype ", dt);
+        at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) {
+          fn(p, detach, st, b, e);
+        });
+      });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(srcext, CPU, m) {
+  m.impl("src_forward", &src_forward_cpu);
+  m.impl("src_backward", &src_backward_cpu);
+}
+
+}  // namespace cpu
+}  // namespace srcext

@@ -1,0 +1,136 @@
+// src_cell.h — the Spiking Recurrent Cell: one neuron, one time step, forward and backward.
+//
+// This is the only place the cell equations are written in C++; the CPU kernels
+// (csrc/cpu) and the CUDA kernels (csrc/cuda) both include it unchanged. It follows
+// shared/docs/src-model.md:
+//
+//   i[t]    = alpha i[t-1] + u[t]
+//   x[t]    = rho tanh(i[t] / rho)
+//   zs[t]   = z_hyp + (z_dep - z_hyp) sigmoid(gate_slope (h[t-1] - gate_threshold))
+//   c[t]    = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b)
+//   h[t]    = z h[t-1] + (1 - z) c[t]
+//   hs[t]   = zs[t] hs[t-1] + (1 - zs[t]) h[t-1]
+//   s[t]    = relu(h[t])
+//
+// `Acc` is the precision of the math (float for float/half/bfloat16 storage, double for
+// double). Nothing here touches memory: the kernels load, call these, and store.
+#pragma once
+
+#include "src_math.h"
+
+namespace srcext {
+
+// The constants as the user gave them (host side, double).
+struct SRCConstants {
+  double alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold;
+};
+
+// The constants in the precision of the math, with the derived ones precomputed.
+template <typename Acc>
+struct CellConstants {
+  Acc alpha, rho, inv_rho, r, r_s, z, one_minus_z, z_hyp, z_dep_minus_z_hyp, gate_slope,
+      gate_threshold;
+
+  static CellConstants from(const SRCConstants& k) {
+    return {Acc(k.alpha), Acc(k.rho), Acc(1.0 / k.rho), Acc(k.r), Acc(k.r_s),
+            Acc(k.z), Acc(1.0 - k.z), Acc(k.z_hyp), Acc(k.z_dep - k.z_hyp),
+            Acc(k.gate_slope), Acc(k.gate_threshold)};
+  }
+};
+
+// The state carried from step to step.
+template <typename Acc>
+struct CellState {
+  Acc i, h, hs;
+};
+
+// What one step computes besides the new state: the values its derivatives need.
+template <typename Acc>
+struct StepTrace {
+  Acc dx_di;  // 1 - tanh(i/rho)^2
+  Acc gate;   // sigmoid(gate_slope (h[t-1] - gate_threshold))
+  Acc c;      // the candidate c[t]
+};
+
+// The nonlinear part of step t, given i[t] and the previous h, hs.
+template <typename Acc>
+SRC_HD StepTrace<Acc> cell_trace(const CellConstants<Acc>& k, Acc i, Acc h_prev, Acc hs_prev,
+                                 Acc bias) {
+  const Acc th = math::tanh(i * k.inv_rho);
+  const Acc x = k.rho * th;
+  const Acc gate = math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
+  const Acc c = math::tanh(x + k.r * h_prev + k.r_s * hs_prev + bias);
+  return {Acc(1) - th * th, gate, c};
+}
+
+template <typename Acc>
+SRC_HD Acc slow_gate(const CellConstants<Acc>& k, Acc gate) {
+  return k.z_hyp + k.z_dep_minus_z_hyp * gate;
+}
+
+// Update h and hs from the trace of step t.
+template <typename Acc>
+SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc& h, Acc& hs) {
+  const Acc zs = slow_gate(k, tr.gate);
+  const Acc h_new = k.z * h + k.one_minus_z * tr.c;
+  hs = zs * hs + (Acc(1) - zs) * h;  // the slow state follows the OLD h
+  h = h_new;
+}
+
+// Advance the state by one step with drive u[t]; returns what the backward of this step needs.
+template <typename Acc>
+SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, Acc bias, CellState<Acc>& s) {
+  s.i = k.alpha * s.i + u;
+  const StepTrace<Acc> tr = cell_trace(k, s.i, s.h, s.hs, bias);
+  cell_advance(k, tr, s.h, s.hs);
+  return tr;
+}
+
+// relu written so that NaN passes through, as torch.relu does.
+template <typename Acc>
+SRC_HD Acc spike(Acc h) {
+  return h < Acc(0) ? Acc(0) : h;
+}
+
+// Gradients flowing backward through time, held per neuron.
+//   dh, dhs: dL/dh[t], dL/dhs[t] from later steps (and from the final state);
+//   di:      dL/di[t] from later steps.
+template <typename Acc>
+struct CellGrad {
+  Acc dh, dhs, di;
+};
+
+// Backward of step t. On entry g holds the gradients w.r.t. the state after step t; on exit
+// w.r.t. the state before it. Returns dL/du[t]; adds dL/dbias to *dbias.
+//   kDetach: h[t-1], hs[t-1] are constants of step t (paper's training setting).
+//   kStraightThrough: d s / d h = 1 instead of the true relu derivative.
+template <bool kDetach, bool kStraightThrough, typename Acc>
+SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
+                              Acc& dbias) {
+  // s[t] = relu(h[t]); h[t] > 0 exactly where c-driven h is positive.
+  const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;
+  const Acc dh = g.dh + (kStraightThrough ? grad_spike : (h_new > Acc(0) ? grad_spike : Acc(0)));
+  // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b
+  const Acc dpre = dh * k.one_minus_z * (Acc(1) - tr.c * tr.c);
+  dbias += dpre;
+  // x = rho tanh(i / rho); i[t] = alpha i[t-1] + u[t]
+  const Acc di = g.di + dpre * tr.dx_di;
+  g.di = k.alpha * di;
+  if (kDetach) {
+    g.dh = Acc(0);
+    g.dhs = Acc(0);
+  } else {
+    // h[t]  depends on h[t-1] through z and through c (r);
+    // hs[t] depends on h[t-1] through (1 - zs) and through zs's sigmoid, on hs[t-1] through zs;
+    // c depends on hs[t-1] through r_s.
+    const Acc zs = slow_gate(k, tr.gate);
+    const Acc dzs_dh = k.z_dep_minus_z_hyp * k.gate_slope * tr.gate * (Acc(1) - tr.gate);
+    const Acc dhs = g.dhs;
+    g.dh = dh * k.z + dpre * k.r + dhs * ((Acc(1) - zs) + (hs_prev - h_prev) * dzs_dh);
+    g.dhs = dpre * k.r_s + dhs * zs;
+  }
+  return di;
+}
+
+}  // namespace srcext

@@ -1,0 +1,165 @@
+// src_ops.h — the tensor side of the srcext ops, shared by the CPU and CUDA backends:
+// argument checks, output allocation, and the params structs. Each backend supplies only
+// a launcher that runs its kernel on the params.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+#include "src_params.h"
+
+namespace srcext {
+
+using at::Tensor;
+using ForwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
+using BackwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
+
+// The math (and saved-trace) precision for a storage dtype.
+inline at::ScalarType acc_dtype(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+inline SRCConstants make_constants(double alpha, double rho, double r, double r_s, double z,
+                                   double z_hyp, double z_dep, double gate_slope,
+                                   double gate_threshold) {
+  return {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
+}
+
+inline void check_same(const Tensor& ref, const Tensor& t, const char* name) {
+  TORCH_CHECK(t.device() == ref.device(), "srcext: ", name, " is on ", t.device(),
+              " but u is on ", ref.device());
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), "srcext: ", name, " has dtype ",
+              t.scalar_type(), " but u has ", ref.scalar_type());
+}
+
+inline void check_state(const Tensor& u, const Tensor& s, const char* name) {
+  check_same(u, s, name);
+  TORCH_CHECK(s.dim() == 2 && s.size(0) == u.size(1) && s.size(1) == u.size(2), "srcext: ",
+              name, " must have shape (B, H) = (", u.size(1), ", ", u.size(2), "), got ",
+              s.sizes());
+}
+
+// Runs launch(params) after checking and allocating; launch picks the kernel for u's dtype.
+template <typename Launch>
+ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tensor& i0,
+                                 const Tensor& h0, const Tensor& hs0, const SRCConstants& k,
+                                 bool save_for_backward, Launch&& launch) {
+  TORCH_CHECK(u.dim() == 3, "srcext: u must be (T, B, H), got ", u.sizes());
+  TORCH_CHECK(at::isFloatingType(u.scalar_type()), "srcext: u must be floating point, got ",
+              u.scalar_type());
+  check_same(u, bias, "bias");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == u.size(2), "srcext: bias must be (H,) = (",
+              u.size(2), ",), got ", bias.sizes());
+  check_state(u, i0, "i0");
+  check_state(u, h0, "h0");
+  check_state(u, hs0, "hs0");
+
+  const int64_t T = u.size(0), B = u.size(1), H = u.size(2);
+  const auto acc = u.options().dtype(acc_dtype(u.scalar_type()));
+  const Tensor uc = u.contiguous(), bc = bias.contiguous();
+  const Tensor i0c = i0.contiguous(), h0c = h0.contiguous(), hs0c = hs0.contiguous();
+
+  Tensor spikes = at::empty({T, B, H}, u.options());
+  Tensor i_n = at::empty({B, H}, u.options());
+  Tensor h_n = at::empty({B, H}, u.options());
+  Tensor hs_n = at::empty({B, H}, u.options());
+  Tensor i_trace = save_for_backward ? at::empty({T, B, H}, acc) : at::empty({0}, acc);
+  Tensor checkpoints = save_for_backward ? at::empty({num_checkpoints(T), 2, B, H}, acc)
+                                         : at::empty({0}, acc);
+  if (T == 0 || B * H == 0) {
+    // Nothing to run: the final state is the initial one (copies: outputs never alias inputs).
+    i_n.copy_(i0c);
+    h_n.copy_(h0c);
+    hs_n.copy_(hs0c);
+    return {spikes, i_n, h_n, hs_n, i_trace, checkpoints};
+  }
+
+  ForwardParams p{};
+  p.T = T;
+  p.N = B * H;
+  p.H = H;
+  p.k = k;
+  p.u = uc.data_ptr();
+  p.bias = bc.data_ptr();
+  p.i0 = i0c.data_ptr();
+  p.h0 = h0c.data_ptr();
+  p.hs0 = hs0c.data_ptr();
+  p.spikes = spikes.data_ptr();
+  p.i_n = i_n.data_ptr();
+  p.h_n = h_n.data_ptr();
+  p.hs_n = hs_n.data_ptr();
+  p.i_trace = save_for_backward ? i_trace.data_ptr() : nullptr;
+  p.checkpoints = save_for_backward ? checkpoints.data_ptr() : nullptr;
+  launch(p, u.scalar_type());
+  return {spikes, i_n, h_n, hs_n, i_trace, checkpoints};
+}
+
+template <typename Launch>
+BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad_i_n,
+                                   const Tensor& grad_h_n, const Tensor& grad_hs_n,
+                                   const Tensor& bias, const Tensor& i_trace,
+                                   const Tensor& checkpoints, const SRCConstants& k,
+                                   bool detach_recurrent, bool straight_through,
+                                   Launch&& launch) {
+  const Tensor& g = grad_spikes;
+  TORCH_CHECK(g.dim() == 3, "srcext: grad_spikes must be (T, B, H), got ", g.sizes());
+  TORCH_CHECK(at::isFloatingType(g.scalar_type()), "srcext: grad_spikes must be floating point");
+  check_same(g, bias, "bias");
+  check_state(g, grad_i_n, "grad_i_n");
+  check_state(g, grad_h_n, "grad_h_n");
+  check_state(g, grad_hs_n, "grad_hs_n");
+  const int64_t T = g.size(0), B = g.size(1), H = g.size(2);
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == H, "srcext: bias must be (H,)");
+  const auto acc = acc_dtype(g.scalar_type());
+  TORCH_CHECK(i_trace.scalar_type() == acc && checkpoints.scalar_type() == acc,
+              "srcext: saved tensors must have dtype ", acc);
+  TORCH_CHECK(i_trace.device() == g.device() && checkpoints.device() == g.device(),
+              "srcext: saved tensors must be on ", g.device());
+  TORCH_CHECK(i_trace.sizes() == g.sizes(), "srcext: i_trace must be (T, B, H) = ", g.sizes(),
+              ", got ", i_trace.sizes(), " (was the forward run with save_for_backward?)");
+  TORCH_CHECK(checkpoints.dim() == 4 && checkpoints.size(0) == num_checkpoints(T) &&
+                  checkpoints.size(1) == 2 && checkpoints.size(2) == B && checkpoints.size(3) == H,
+              "srcext: checkpoints must be (", num_checkpoints(T), ", 2, B, H), got ",
+              checkpoints.sizes());
+
+  Tensor grad_u = at::empty({T, B, H}, g.options());
+  Tensor grad_i0 = at::empty({B, H}, g.options());
+  Tensor grad_h0 = at::empty({B, H}, g.options());
+  Tensor grad_hs0 = at::empty({B, H}, g.options());
+  if (T == 0 || B * H == 0) {
+    // The final state is the initial state: gradients pass through unchanged.
+    grad_i0.copy_(grad_i_n);
+    grad_h0.copy_(grad_h_n);
+    grad_hs0.copy_(grad_hs_n);
+    return {grad_u, at::zeros_like(bias), grad_i0, grad_h0, grad_hs0};
+  }
+  const Tensor gc = g.contiguous(), bc = bias.contiguous();
+  const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
+  const Tensor it = i_trace.contiguous(), ck = checkpoints.contiguous();
+  Tensor grad_bias_partial = at::empty({B, H}, g.options().dtype(acc));
+
+  BackwardParams p{};
+  p.T = T;
+  p.N = B * H;
+  p.H = H;
+  p.k = k;
+  p.grad_spikes = gc.data_ptr();
+  p.grad_i_n = gi.data_ptr();
+  p.grad_h_n = gh.data_ptr();
+  p.grad_hs_n = ghs.data_ptr();
+  p.bias = bc.data_ptr();
+  p.i_trace = it.data_ptr();
+  p.checkpoints = ck.data_ptr();
+  p.grad_u = grad_u.data_ptr();
+  p.grad_bias_partial = grad_bias_partial.data_ptr();
+  p.grad_i0 = grad_i0.data_ptr();
+  p.grad_h0 = grad_h0.data_ptr();
+  p.grad_hs0 = grad_hs0.data_ptr();
+  launch(p, g.scalar_type(), detach_recurrent, straight_through);
+  // Sum the per-neuron partials over the batch in a fixed order: deterministic, no atomics.
+  Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());
+  return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0};
+}
+
+}  // namespace srcext

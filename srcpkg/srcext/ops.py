@@ -1,0 +1,125 @@
+"""The fused srcext ops: fake (meta) implementations and autograd, registered from Python.
+
+The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cuda). Here:
+
+* ``register_fake`` gives both ops shapes without data, for torch.compile and export;
+* ``register_autograd`` makes ``src_backward`` (itself a registered op) the derivative of
+  ``src_forward``; the backward op has no derivative and says so.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+from ._extension import extension_loaded
+from .reference import SRCConstants
+
+# Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
+CHECKPOINT_INTERVAL = 16
+
+State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+_CONSTANT_NAMES = ("alpha", "rho", "r", "r_s", "z", "z_hyp", "z_dep", "gate_slope",
+                   "gate_threshold")
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision of the kernels' math and of the saved trace for a storage dtype."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def constant_args(k: SRCConstants) -> tuple:
+    return tuple(float(getattr(k, name)) for name in _CONSTANT_NAMES)
+
+
+def src_recurrence_fused(
+    u: torch.Tensor,
+    bias: torch.Tensor,
+    state: State,
+    k: SRCConstants,
+    detach_recurrent: bool = True,
+    straight_through: bool = True,
+) -> Tuple[torch.Tensor, State]:
+    """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`."""
+    i0, h0, hs0 = state
+    save = torch.is_grad_enabled() and (
+        u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
+        or hs0.requires_grad
+    )
+    spikes, i_n, h_n, hs_n, _, _ = torch.ops.srcext.src_forward(
+        u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save
+    )
+    return spikes, (i_n, h_n, hs_n)
+
+
+def _register() -> None:
+    @torch.library.register_fake("srcext::src_forward")
+    def _src_forward_fake(u, bias, i0, h0, hs0, alpha, rho, r, r_s, z, z_hyp, z_dep,
+                          gate_slope, gate_threshold, detach_recurrent, straight_through,
+                          save_for_backward):
+        T, B, H = u.shape
+        acc = acc_dtype(u.dtype)
+        if save_for_backward:
+            i_trace = u.new_empty((T, B, H), dtype=acc)
+            checkpoints = u.new_empty(
+                ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL, 2, B, H), dtype=acc)
+        else:
+            i_trace = u.new_empty((0,), dtype=acc)
+            checkpoints = u.new_empty((0,), dtype=acc)
+        return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),
+                u.new_empty((B, H)), i_trace, checkpoints)
+
+    @torch.library.register_fake("srcext::src_backward")
+    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, bias, i_trace,
+                           checkpoints, alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope,
+                           gate_threshold, detach_recurrent, straight_through):
+        T, B, H = grad_spikes.shape
+        g = grad_spikes
+        return (g.new_empty((T, B, H)), torch.empty_like(bias), g.new_empty((B, H)),
+                g.new_empty((B, H)), g.new_empty((B, H)))
+
+    def _setup_context(ctx, inputs, output):
+        u, bias = inputs[0], inputs[1]
+        ctx.constants = inputs[5:14]
+        ctx.detach_recurrent, ctx.straight_through, ctx.saved = inputs[14], inputs[15], inputs[16]
+        ctx.shape = u.shape
+        i_trace, checkpoints = output[4], output[5]
+        ctx.save_for_backward(bias, i_trace, checkpoints)
+        ctx.mark_non_differentiable(i_trace, checkpoints)
+
+    def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gt, _gc):
+        bias, i_trace, checkpoints = ctx.saved_tensors
+        if not ctx.saved and ctx.shape[0] > 0:
+            raise RuntimeError(
+                "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
+                "differentiate; call it with save_for_backward=True when gradients are needed")
+        T, B, H = ctx.shape
+        ref = i_trace if i_trace.numel() else bias
+        dtype = bias.dtype
+
+        def zeros_if_none(g, shape):
+            return g if g is not None else ref.new_zeros(shape, dtype=dtype)
+
+        grads = torch.ops.srcext.src_backward(
+            zeros_if_none(grad_spikes, (T, B, H)),
+            zeros_if_none(grad_i_n, (B, H)),
+            zeros_if_none(grad_h_n, (B, H)),
+            zeros_if_none(grad_hs_n, (B, H)),
+            bias, i_trace, checkpoints, *ctx.constants, ctx.detach_recurrent,
+            ctx.straight_through)
+        grad_u, grad_bias, grad_i0, grad_h0, grad_hs0 = grads
+        return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * 12
+
+    torch.library.register_autograd(
+        "srcext::src_forward", _src_forward_backward, setup_context=_setup_context)
+
+    def _no_double_backward(ctx, *grads):
+        raise RuntimeError(
+            "srcext: double backward (a gradient of the SRC gradient) is not supported; "
+            "use backend='reference' for higher-order derivatives")
+
+    torch.library.register_autograd("srcext::src_backward", _no_double_backward)
+
+
+if extension_loaded():
+    _register()

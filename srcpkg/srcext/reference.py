@@ -1,0 +1,124 @@
+"""Pure-PyTorch reference of the Spiking Recurrent Cell.
+
+This module is the oracle of the test suite: every fused kernel is checked against it.
+It follows ``shared/docs/src-model.md`` line by line and favours readability over speed.
+It runs on any device and any floating dtype, with every option of the spec.
+
+The recurrence works on the feed-forward drive ``u = W_s . s_in`` of all steps at once
+(the GEMM is done outside, as in the fused path); :func:`src_layer_reference` adds it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Tuple
+
+import torch
+
+State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SRCConstants:
+    """The fixed constants of the cell; defaults are the paper's (spec table)."""
+
+    alpha: float = 0.9            # decay of the input integrator
+    rho: float = 3.0              # bound of the input, |x| < rho
+    r: float = 2.0                # fast positive feedback (bistability)
+    r_s: float = -7.0             # slow negative feedback (refractoriness)
+    z: float = 0.0                # update gate of h
+    z_hyp: float = 0.9            # slow gate when h is low
+    z_dep: float = 0.0            # slow gate when h is high
+    gate_slope: float = 10.0      # steepness of the voltage-dependent slow gate
+    gate_threshold: float = 0.5   # where the slow gate switches
+    bias_max: float = -4.0        # the bias used is min(b, bias_max)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULTS = SRCConstants()
+BIAS_INIT = -6.0
+
+
+def straight_through_relu(h: torch.Tensor) -> torch.Tensor:
+    """relu(h) forward, identity backward (the paper's surrogate ReLU).
+
+    ``h + (relu(h) - h)`` is exactly ``relu(h)`` in floating point (0 - h = -h exactly,
+    h + -h = 0), so the forward value is the true ReLU.
+    """
+    return h + (torch.relu(h) - h).detach()
+
+
+def src_cell_step(
+    u_t: torch.Tensor,
+    state: State,
+    bias: torch.Tensor,
+    k: SRCConstants = DEFAULTS,
+    detach_recurrent: bool = True,
+    straight_through: bool = True,
+) -> Tuple[torch.Tensor, State]:
+    """One time step of one layer. ``bias`` is the effective bias min(b, bias_max)."""
+    i_prev, h_prev, hs_prev = state
+    if detach_recurrent:
+        # h[t-1] and hs[t-1] enter step t as constants; only i carries gradient in time.
+        h_prev, hs_prev = h_prev.detach(), hs_prev.detach()
+
+    i = k.alpha * i_prev + u_t                                                       # i[t]
+    x = k.rho * torch.tanh(i / k.rho)                                                 # x[t]
+    zs = k.z_hyp + (k.z_dep - k.z_hyp) * torch.sigmoid(k.gate_slope * (h_prev - k.gate_threshold))
+    c = torch.tanh(x + k.r * h_prev + k.r_s * hs_prev + bias)                         # c[t]
+    h = k.z * h_prev + (1 - k.z) * c                                                  # h[t]
+    hs = zs * hs_prev + (1 - zs) * h_prev                                             # hs[t], old h
+    s_out = straight_through_relu(h) if straight_through else torch.relu(h)          # s_out[t]
+    return s_out, (i, h, hs)
+
+
+def src_recurrence_reference(
+    u: torch.Tensor,
+    bias: torch.Tensor,
+    state: State,
+    k: SRCConstants = DEFAULTS,
+    detach_recurrent: bool = True,
+    straight_through: bool = True,
+) -> Tuple[torch.Tensor, State]:
+    """Run the cell over all steps of ``u`` (T, B, H) from ``state`` = (i0, h0, hs0), each (B, H).
+
+    ``bias`` (H,) is the effective bias. Returns the spikes (T, B, H) and the final state.
+    """
+    outputs = []
+    for t in range(u.shape[0]):
+        s_t, state = src_cell_step(u[t], state, bias, k, detach_recurrent, straight_through)
+        outputs.append(s_t)
+    if outputs:
+        s = torch.stack(outputs)
+    else:
+        s = u.new_empty((0,) + tuple(state[0].shape))
+    return s, state
+
+
+def effective_bias(b: torch.Tensor, bias_max: float) -> torch.Tensor:
+    """min(b, bias_max) with torch.clamp semantics: no gradient where clamped."""
+    return torch.clamp(b, max=bias_max)
+
+
+def zero_state(batch: int, hidden: int, like: torch.Tensor) -> State:
+    z = like.new_zeros((batch, hidden))
+    return (z, z.clone(), z.clone())
+
+
+def src_layer_reference(
+    s_in: torch.Tensor,
+    weight: torch.Tensor,
+    b: torch.Tensor,
+    state: Optional[State] = None,
+    k: SRCConstants = DEFAULTS,
+    detach_recurrent: bool = True,
+    straight_through: bool = True,
+) -> Tuple[torch.Tensor, State]:
+    """One SRC layer on time-major input (T, B, in): the GEMM, then the recurrence."""
+    u = torch.nn.functional.linear(s_in, weight)                                     # u[t] = W_s s_in[t]
+    if state is None:
+        state = zero_state(s_in.shape[1], weight.shape[0], u)
+    return src_recurrence_reference(
+        u, effective_bias(b, k.bias_max), state, k, detach_recurrent, straight_through
+    )
