@@ -47,20 +47,23 @@ struct CellState {
 // What one step computes besides the new state: the values its derivatives need.
 template <typename Acc>
 struct StepTrace {
-  Acc dx_di;  // 1 - tanh(i/rho)^2
+  Acc dx_di;  // 1 - tanh(i/rho)^2, d x / d i
   Acc gate;   // sigmoid(gate_slope (h[t-1] - gate_threshold))
   Acc c;      // the candidate c[t]
+  Acc dc;     // 1 - c^2, d c / d pre
 };
 
 // The nonlinear part of step t, given i[t] and the previous h, hs.
 template <typename Acc>
 SRC_HD StepTrace<Acc> cell_trace(const CellConstants<Acc>& k, Acc i, Acc h_prev, Acc hs_prev,
                                  Acc bias) {
-  const Acc th = math::tanh(i * k.inv_rho);
+  StepTrace<Acc> tr;
+  Acc th;
+  math::tanh_and_derivative(i * k.inv_rho, th, tr.dx_di);
   const Acc x = k.rho * th;
-  const Acc gate = math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
-  const Acc c = math::tanh(x + k.r * h_prev + k.r_s * hs_prev + bias);
-  return {Acc(1) - th * th, gate, c};
+  tr.gate = math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
+  math::tanh_and_derivative(x + k.r * h_prev + k.r_s * hs_prev + bias, tr.c, tr.dc);
+  return tr;
 }
 
 template <typename Acc>
@@ -112,7 +115,7 @@ SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>&
   const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;
   const Acc dh = g.dh + (kStraightThrough ? grad_spike : (h_new > Acc(0) ? grad_spike : Acc(0)));
   // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b
-  const Acc dpre = dh * k.one_minus_z * (Acc(1) - tr.c * tr.c);
+  const Acc dpre = dh * k.one_minus_z * tr.dc;
   dbias += dpre;
   // x = rho tanh(i / rho); i[t] = alpha i[t-1] + u[t]
   const Acc di = g.di + dpre * tr.dx_di;

@@ -115,7 +115,8 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   alignas(64) Acc h[kLanes], hs[kLanes], lane_in[kLanes], lane_out[kLanes];
   // The chunk being walked backward: the state before each step and its trace.
   alignas(64) Acc h_prev[kChunk][kLanes], hs_prev[kChunk][kLanes];
-  alignas(64) Acc dx_di[kChunk][kLanes], gate[kChunk][kLanes], cand[kChunk][kLanes];
+  alignas(64) Acc dx_di[kChunk][kLanes], gate[kChunk][kLanes], cand[kChunk][kLanes],
+      dcand[kChunk][kLanes];
 
   load_lanes(static_cast<const scalar_t*>(p.grad_i_n) + n0, n, di);
   load_lanes(static_cast<const scalar_t*>(p.grad_h_n) + n0, n, dh);
@@ -143,6 +144,7 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
         dx_di[j][l] = tr.dx_di;
         gate[j][l] = tr.gate;
         cand[j][l] = tr.c;
+        dcand[j][l] = tr.dc;
         cell_advance(k, tr, h[l], hs[l]);
       }
     }
@@ -150,7 +152,7 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
     for (int j = len - 1; j >= 0; --j) {
       load_lanes(grad_spikes + (t0 + j) * N + n0, n, lane_in);
       for (int l = 0; l < kLanes; ++l) {
-        const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l]};
+        const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
         CellGrad<Acc> g{dh[l], dhs[l], di[l]};
         lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
             k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l]);
