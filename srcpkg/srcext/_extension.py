@@ -14,18 +14,24 @@ def extension_loaded() -> bool:
     return _load_error is None
 
 
-def _has_kernel(device_type: str) -> bool:
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    if key is None:
-        return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("srcext::src_forward", key)
+def _device_types_with_kernels() -> frozenset:
+    if _load_error is not None:
+        return frozenset()
+    return frozenset(
+        device_type for device_type, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+        if torch._C._dispatch_has_kernel_for_dispatch_key("srcext::src_forward", key))
+
+
+# Looked up once here: torch.compile cannot trace the dispatcher query inside forward().
+_FUSED_DEVICE_TYPES = _device_types_with_kernels()
 
 
 def fused_available(device: str | torch.device = "cpu") -> bool:
     """True where the fused kernels can run tensors on ``device``."""
     if _load_error is not None:
         return False
-    return _has_kernel(torch.device(device).type)
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    return device_type in _FUSED_DEVICE_TYPES
 
 
 def fused_unavailable_reason(device: str | torch.device = "cpu") -> str:
