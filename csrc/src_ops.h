@@ -12,7 +12,7 @@
 namespace srcext {
 
 using at::Tensor;
-using ForwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
+using ForwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
 using BackwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
 
 // The math (and saved-trace) precision for a storage dtype.
@@ -64,15 +64,14 @@ ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tens
   Tensor i_n = at::empty({B, H}, u.options());
   Tensor h_n = at::empty({B, H}, u.options());
   Tensor hs_n = at::empty({B, H}, u.options());
-  Tensor i_trace = save_for_backward ? at::empty({T, B, H}, acc) : at::empty({0}, acc);
-  Tensor checkpoints = save_for_backward ? at::empty({num_checkpoints(T), 2, B, H}, acc)
+  Tensor checkpoints = save_for_backward ? at::empty({num_checkpoints(T), 3, B, H}, acc)
                                          : at::empty({0}, acc);
   if (T == 0 || B * H == 0) {
     // Nothing to run: the final state is the initial one (copies: outputs never alias inputs).
     i_n.copy_(i0c);
     h_n.copy_(h0c);
     hs_n.copy_(hs0c);
-    return {spikes, i_n, h_n, hs_n, i_trace, checkpoints};
+    return {spikes, i_n, h_n, hs_n, checkpoints};
   }
 
   ForwardParams p{};
@@ -89,16 +88,15 @@ ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tens
   p.i_n = i_n.data_ptr();
   p.h_n = h_n.data_ptr();
   p.hs_n = hs_n.data_ptr();
-  p.i_trace = save_for_backward ? i_trace.data_ptr() : nullptr;
   p.checkpoints = save_for_backward ? checkpoints.data_ptr() : nullptr;
   launch(p, u.scalar_type());
-  return {spikes, i_n, h_n, hs_n, i_trace, checkpoints};
+  return {spikes, i_n, h_n, hs_n, checkpoints};
 }
 
 template <typename Launch>
 BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad_i_n,
                                    const Tensor& grad_h_n, const Tensor& grad_hs_n,
-                                   const Tensor& bias, const Tensor& i_trace,
+                                   const Tensor& u, const Tensor& bias,
                                    const Tensor& checkpoints, const SRCConstants& k,
                                    bool detach_recurrent, bool straight_through,
                                    Launch&& launch) {
@@ -111,17 +109,16 @@ BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad
   check_state(g, grad_hs_n, "grad_hs_n");
   const int64_t T = g.size(0), B = g.size(1), H = g.size(2);
   TORCH_CHECK(bias.dim() == 1 && bias.size(0) == H, "srcext: bias must be (H,)");
+  check_same(g, u, "u");
+  TORCH_CHECK(u.sizes() == g.sizes(), "srcext: u must be (T, B, H) = ", g.sizes(), ", got ",
+              u.sizes());
   const auto acc = acc_dtype(g.scalar_type());
-  TORCH_CHECK(i_trace.scalar_type() == acc && checkpoints.scalar_type() == acc,
-              "srcext: saved tensors must have dtype ", acc);
-  TORCH_CHECK(i_trace.device() == g.device() && checkpoints.device() == g.device(),
-              "srcext: saved tensors must be on ", g.device());
-  TORCH_CHECK(i_trace.sizes() == g.sizes(), "srcext: i_trace must be (T, B, H) = ", g.sizes(),
-              ", got ", i_trace.sizes(), " (was the forward run with save_for_backward?)");
+  TORCH_CHECK(checkpoints.scalar_type() == acc, "srcext: checkpoints must have dtype ", acc);
+  TORCH_CHECK(checkpoints.device() == g.device(), "srcext: checkpoints must be on ", g.device());
   TORCH_CHECK(checkpoints.dim() == 4 && checkpoints.size(0) == num_checkpoints(T) &&
-                  checkpoints.size(1) == 2 && checkpoints.size(2) == B && checkpoints.size(3) == H,
-              "srcext: checkpoints must be (", num_checkpoints(T), ", 2, B, H), got ",
-              checkpoints.sizes());
+                  checkpoints.size(1) == 3 && checkpoints.size(2) == B && checkpoints.size(3) == H,
+              "srcext: checkpoints must be (", num_checkpoints(T), ", 3, B, H), got ",
+              checkpoints.sizes(), " (was the forward run with save_for_backward?)");
 
   Tensor grad_u = at::empty({T, B, H}, g.options());
   Tensor grad_i0 = at::empty({B, H}, g.options());
@@ -136,7 +133,7 @@ BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad
   }
   const Tensor gc = g.contiguous(), bc = bias.contiguous();
   const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
-  const Tensor it = i_trace.contiguous(), ck = checkpoints.contiguous();
+  const Tensor uc = u.contiguous(), ck = checkpoints.contiguous();
   Tensor grad_bias_partial = at::empty({B, H}, g.options().dtype(acc));
 
   BackwardParams p{};
@@ -148,8 +145,8 @@ BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad
   p.grad_i_n = gi.data_ptr();
   p.grad_h_n = gh.data_ptr();
   p.grad_hs_n = ghs.data_ptr();
+  p.u = uc.data_ptr();
   p.bias = bc.data_ptr();
-  p.i_trace = it.data_ptr();
   p.checkpoints = ck.data_ptr();
   p.grad_u = grad_u.data_ptr();
   p.grad_bias_partial = grad_bias_partial.data_ptr();

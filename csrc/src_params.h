@@ -12,10 +12,11 @@
 
 namespace srcext {
 
-// (h, hs) are checkpointed before every kCheckpointInterval-th step; the backward pass
-// recomputes each chunk of steps from its checkpoint. Saved memory per neuron-step:
-// sizeof(Acc) for i[t] plus 2 sizeof(Acc) / kCheckpointInterval (4.5 bytes in float32).
-// srcext/ops.py holds the same number for the fake (meta) implementation.
+// The state (i, h, hs) is checkpointed before every kCheckpointInterval-th step; the backward
+// pass recomputes each chunk of steps from its checkpoint and the drive u, which autograd
+// keeps anyway. Saved memory per neuron-step: u (4 bytes in float32) plus
+// 3 sizeof(Acc) / kCheckpointInterval (0.75 bytes). srcext/ops.py holds the same number for
+// the fake (meta) implementation.
 constexpr int64_t kCheckpointInterval = 16;
 
 SRC_HD int64_t num_checkpoints(int64_t T) {
@@ -34,8 +35,7 @@ struct ForwardParams {
   void* i_n;           // (N,)     final state
   void* h_n;
   void* hs_n;
-  void* i_trace;       // (T, N)   Acc, i[t]; null in inference
-  void* checkpoints;   // (num_checkpoints(T), 2, N) Acc, (h, hs) before step c*K; null in inference
+  void* checkpoints;   // (num_checkpoints(T), 3, N) Acc, (i, h, hs) before step c*K; null in inference
 };
 
 struct BackwardParams {
@@ -45,9 +45,9 @@ struct BackwardParams {
   const void* grad_i_n;     // (N,)
   const void* grad_h_n;
   const void* grad_hs_n;
+  const void* u;            // (T, N)   the forward's drive
   const void* bias;         // (H,)
-  const void* i_trace;      // (T, N) Acc
-  const void* checkpoints;  // (num_checkpoints(T), 2, N) Acc
+  const void* checkpoints;  // (num_checkpoints(T), 3, N) Acc
   void* grad_u;             // (T, N)
   void* grad_bias_partial;  // (N,) Acc, per-neuron sums over time; the op reduces over B
   void* grad_i0;            // (N,)

@@ -111,7 +111,7 @@ def test_double_backward_raises_clear_error():
         gu.sum().backward()
 
 
-def test_backward_without_saved_trace_raises():
+def test_backward_without_saved_checkpoints_raises():
     k = SRCConstants()
     u, b, s = make_inputs(5, 2, 3, k, torch.float32, seed=2)
     u = u.float().requires_grad_()

@@ -7,9 +7,9 @@
 // and baseline x86-64 (GCC/Clang target_clones) and the loader picks the best one for the
 // running CPU, so one build is fast on any x86-64 machine and safe on all of them.
 //
-// Backward: each chunk of kCheckpointInterval steps is recomputed from its (h, hs)
-// checkpoint and the saved i[t], its step traces kept in a small per-block buffer, then
-// walked backward.
+// Backward: each chunk of kCheckpointInterval steps is recomputed from its (i, h, hs)
+// checkpoint and the drive u, its step traces kept in a small per-block buffer, then walked
+// backward.
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -70,7 +70,6 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
   const int64_t N = p.N;
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
-  Acc* i_trace = static_cast<Acc*>(p.i_trace);
   Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
 
   alignas(64) Acc i[kLanes], h[kLanes], hs[kLanes], b[kLanes], drive[kLanes], s[kLanes];
@@ -81,9 +80,10 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
 
   for (int64_t t = 0; t < p.T; ++t) {
     if (kSave && t % kChunk == 0) {
-      Acc* ck = checkpoints + (t / kChunk) * 2 * N + n0;
-      store_lanes(h, n, ck);
-      store_lanes(hs, n, ck + N);
+      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n0;
+      store_lanes(i, n, ck);
+      store_lanes(h, n, ck + N);
+      store_lanes(hs, n, ck + 2 * N);
     }
     if (t + kPrefetchSteps < p.T) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
     load_lanes(u + t * N + n0, n, drive);
@@ -96,7 +96,6 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
       s[l] = spike(st.h);
     }
     store_lanes(s, n, spikes + t * N + n0);
-    if (kSave) store_lanes(i, n, i_trace + t * N + n0);
   }
   store_lanes(i, n, static_cast<scalar_t*>(p.i_n) + n0);
   store_lanes(h, n, static_cast<scalar_t*>(p.h_n) + n0);
@@ -107,12 +106,12 @@ template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
 SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
-  const Acc* i_trace = static_cast<const Acc*>(p.i_trace);
+  const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
   scalar_t* grad_u = static_cast<scalar_t*>(p.grad_u);
 
   alignas(64) Acc dh[kLanes], dhs[kLanes], di[kLanes], dbias[kLanes], b[kLanes];
-  alignas(64) Acc h[kLanes], hs[kLanes], lane_in[kLanes], lane_out[kLanes];
+  alignas(64) Acc i[kLanes], h[kLanes], hs[kLanes], lane_in[kLanes], lane_out[kLanes];
   // The chunk being walked backward: the state before each step and its trace.
   alignas(64) Acc h_prev[kChunk][kLanes], hs_prev[kChunk][kLanes];
   alignas(64) Acc dx_di[kChunk][kLanes], gate[kChunk][kLanes], cand[kChunk][kLanes],
@@ -129,23 +128,28 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
     const int len = static_cast<int>(std::min<int64_t>(kChunk, T - t0));
     // While this chunk is computed, fetch the inputs of the one before it.
     for (int64_t t = std::max<int64_t>(0, t0 - kChunk); t < t0; ++t) {
-      prefetch_row(i_trace + t * N + n0, n);
+      prefetch_row(u + t * N + n0, n);
       prefetch_row(grad_spikes + t * N + n0, n);
     }
     // Recompute the chunk forward from its checkpoint, exactly as the forward ran it.
-    load_lanes(checkpoints + c * 2 * N + n0, n, h);
-    load_lanes(checkpoints + c * 2 * N + N + n0, n, hs);
+    const Acc* ck = checkpoints + c * 3 * N + n0;
+    load_lanes(ck, n, i);
+    load_lanes(ck + N, n, h);
+    load_lanes(ck + 2 * N, n, hs);
     for (int j = 0; j < len; ++j) {
-      load_lanes(i_trace + (t0 + j) * N + n0, n, lane_in);
+      load_lanes(u + (t0 + j) * N + n0, n, lane_in);
       for (int l = 0; l < kLanes; ++l) {
         h_prev[j][l] = h[l];
         hs_prev[j][l] = hs[l];
-        const StepTrace<Acc> tr = cell_trace(k, lane_in[l], h[l], hs[l], b[l]);
+        CellState<Acc> st{i[l], h[l], hs[l]};
+        const StepTrace<Acc> tr = cell_step(k, lane_in[l], b[l], st);
         dx_di[j][l] = tr.dx_di;
         gate[j][l] = tr.gate;
         cand[j][l] = tr.c;
         dcand[j][l] = tr.dc;
-        cell_advance(k, tr, h[l], hs[l]);
+        i[l] = st.i;
+        h[l] = st.h;
+        hs[l] = st.hs;
       }
     }
     // Walk it backward.
@@ -249,14 +253,14 @@ ForwardResult src_forward_cpu(const Tensor& u, const Tensor& bias, const Tensor&
 
 BackwardResult src_backward_cpu(const Tensor& grad_spikes, const Tensor& grad_i_n,
                                 const Tensor& grad_h_n, const Tensor& grad_hs_n,
-                                const Tensor& bias, const Tensor& i_trace,
+                                const Tensor& u, const Tensor& bias,
                                 const Tensor& checkpoints, double alpha, double rho, double r,
                                 double r_s, double z, double z_hyp, double z_dep,
                                 double gate_slope, double gate_threshold, bool detach_recurrent,
                                 bool straight_through) {
   const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
   return src_backward_common(
-      grad_spikes, grad_i_n, grad_h_n, grad_hs_n, bias, i_trace, checkpoints, k,
+      grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints, k,
       detach_recurrent, straight_through,
       [&](const BackwardParams& p, at::ScalarType dt, bool detach, bool st) {
         auto fn = dt == at::kFloat      ? &backward_f32

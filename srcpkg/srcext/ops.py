@@ -46,7 +46,7 @@ def src_recurrence_fused(
         u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
         or hs0.requires_grad
     )
-    spikes, i_n, h_n, hs_n, _, _ = torch.ops.srcext.src_forward(
+    spikes, i_n, h_n, hs_n, _ = torch.ops.srcext.src_forward(
         u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save
     )
     return spikes, (i_n, h_n, hs_n)
@@ -60,18 +60,15 @@ def _register() -> None:
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
         if save_for_backward:
-            i_trace = u.new_empty((T, B, H), dtype=acc)
             checkpoints = u.new_empty(
-                ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL, 2, B, H), dtype=acc)
+                ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL, 3, B, H), dtype=acc)
         else:
-            i_trace = u.new_empty((0,), dtype=acc)
             checkpoints = u.new_empty((0,), dtype=acc)
         return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),
-                u.new_empty((B, H)), i_trace, checkpoints)
+                u.new_empty((B, H)), checkpoints)
 
     @torch.library.register_fake("srcext::src_backward")
-    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, bias, i_trace,
-                           checkpoints, alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope,
+    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints, alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope,
                            gate_threshold, detach_recurrent, straight_through):
         T, B, H = grad_spikes.shape
         g = grad_spikes
@@ -83,29 +80,28 @@ def _register() -> None:
         ctx.constants = inputs[5:14]
         ctx.detach_recurrent, ctx.straight_through, ctx.saved = inputs[14], inputs[15], inputs[16]
         ctx.shape = u.shape
-        i_trace, checkpoints = output[4], output[5]
-        ctx.save_for_backward(bias, i_trace, checkpoints)
-        ctx.mark_non_differentiable(i_trace, checkpoints)
+        checkpoints = output[4]
+        # u is kept anyway (it is the GEMM's output); the backward recomputes from it.
+        ctx.save_for_backward(u, bias, checkpoints)
+        ctx.mark_non_differentiable(checkpoints)
+        ctx.set_materialize_grads(False)  # no (T, B, H) zero-fill for unused outputs
 
-    def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gt, _gc):
-        bias, i_trace, checkpoints = ctx.saved_tensors
+    def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gc):
+        u, bias, checkpoints = ctx.saved_tensors
         if not ctx.saved and ctx.shape[0] > 0:
             raise RuntimeError(
                 "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
                 "differentiate; call it with save_for_backward=True when gradients are needed")
         T, B, H = ctx.shape
-        ref = i_trace if i_trace.numel() else bias
-        dtype = bias.dtype
-
         def zeros_if_none(g, shape):
-            return g if g is not None else ref.new_zeros(shape, dtype=dtype)
+            return g if g is not None else u.new_zeros(shape)
 
         grads = torch.ops.srcext.src_backward(
             zeros_if_none(grad_spikes, (T, B, H)),
             zeros_if_none(grad_i_n, (B, H)),
             zeros_if_none(grad_h_n, (B, H)),
             zeros_if_none(grad_hs_n, (B, H)),
-            bias, i_trace, checkpoints, *ctx.constants, ctx.detach_recurrent,
+            u, bias, checkpoints, *ctx.constants, ctx.detach_recurrent,
             ctx.straight_through)
         grad_u, grad_bias, grad_i0, grad_h0, grad_hs0 = grads
         return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * 12
