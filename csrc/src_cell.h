@@ -53,17 +53,34 @@ struct StepTrace {
   Acc dc;     // 1 - c^2, d c / d pre
 };
 
-// The nonlinear part of step t, given i[t] and the previous h, hs.
+// The equations of one step, one function each. cell_step composes them; the CPU kernels
+// call them phase by phase over a block of neurons (more independent work in flight).
+
+// i[t] = alpha i[t-1] + u[t]
 template <typename Acc>
-SRC_HD StepTrace<Acc> cell_trace(const CellConstants<Acc>& k, Acc i, Acc h_prev, Acc hs_prev,
-                                 Acc bias) {
-  StepTrace<Acc> tr;
+SRC_HD Acc cell_integrate(const CellConstants<Acc>& k, Acc i_prev, Acc u) {
+  return k.alpha * i_prev + u;
+}
+
+// x[t] = rho tanh(i[t] / rho); also d x / d i.
+template <typename Acc>
+SRC_HD void cell_input(const CellConstants<Acc>& k, Acc i, Acc& x, Acc& dx_di) {
   Acc th;
-  math::tanh_and_derivative(i * k.inv_rho, th, tr.dx_di);
-  const Acc x = k.rho * th;
-  tr.gate = math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
-  math::tanh_and_derivative(x + k.r * h_prev + k.r_s * hs_prev + bias, tr.c, tr.dc);
-  return tr;
+  math::tanh_and_derivative(i * k.inv_rho, th, dx_di);
+  x = k.rho * th;
+}
+
+// sigmoid(gate_slope (h[t-1] - gate_threshold)), the voltage dependence of zs[t].
+template <typename Acc>
+SRC_HD Acc cell_gate(const CellConstants<Acc>& k, Acc h_prev) {
+  return math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
+}
+
+// c[t] = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b); also d c / d pre.
+template <typename Acc>
+SRC_HD void cell_candidate(const CellConstants<Acc>& k, Acc x, Acc h_prev, Acc hs_prev, Acc bias,
+                           Acc& c, Acc& dc) {
+  math::tanh_and_derivative(x + k.r * h_prev + k.r_s * hs_prev + bias, c, dc);
 }
 
 template <typename Acc>
@@ -71,7 +88,7 @@ SRC_HD Acc slow_gate(const CellConstants<Acc>& k, Acc gate) {
   return k.z_hyp + k.z_dep_minus_z_hyp * gate;
 }
 
-// Update h and hs from the trace of step t.
+// h[t] = z h[t-1] + (1 - z) c[t];  hs[t] = zs[t] hs[t-1] + (1 - zs[t]) h[t-1]
 template <typename Acc>
 SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc& h, Acc& hs) {
   const Acc zs = slow_gate(k, tr.gate);
@@ -80,11 +97,15 @@ SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, 
   h = h_new;
 }
 
-// Advance the state by one step with drive u[t]; returns what the backward of this step needs.
+// One whole step with drive u[t]: advances the state, returns what its backward needs.
 template <typename Acc>
 SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, Acc bias, CellState<Acc>& s) {
-  s.i = k.alpha * s.i + u;
-  const StepTrace<Acc> tr = cell_trace(k, s.i, s.h, s.hs, bias);
+  StepTrace<Acc> tr;
+  Acc x;
+  s.i = cell_integrate(k, s.i, u);
+  cell_input(k, s.i, x, tr.dx_di);
+  tr.gate = cell_gate(k, s.h);
+  cell_candidate(k, x, s.h, s.hs, bias, tr.c, tr.dc);
   cell_advance(k, tr, s.h, s.hs);
   return tr;
 }

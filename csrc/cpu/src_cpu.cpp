@@ -65,6 +65,24 @@ SRC_HD void load_bias(const scalar_t* bias, int64_t H, int64_t n0, int n, Acc* d
   for (int l = 0; l < kLanes; ++l) dst[l] = l < n ? static_cast<Acc>(bias[(n0 + l) % H]) : Acc(0);
 }
 
+// cell_step for a block of lanes, one equation at a time over all lanes: each short loop
+// gives the out-of-order core many independent vectors, where one long step per vector
+// would leave it waiting on the chain exp -> reciprocal -> tanh. x is scratch space.
+template <typename Acc>
+SRC_HD void advance_block(const CellConstants<Acc>& k, const Acc* drive, const Acc* b, Acc* i,
+                          Acc* h, Acc* hs, Acc* x, Acc* dx_di, Acc* gate, Acc* cand, Acc* dcand) {
+  for (int l = 0; l < kLanes; ++l) {
+    i[l] = cell_integrate(k, i[l], drive[l]);
+    cell_input(k, i[l], x[l], dx_di[l]);
+  }
+  for (int l = 0; l < kLanes; ++l) gate[l] = cell_gate(k, h[l]);
+  for (int l = 0; l < kLanes; ++l) cell_candidate(k, x[l], h[l], hs[l], b[l], cand[l], dcand[l]);
+  for (int l = 0; l < kLanes; ++l) {
+    const StepTrace<Acc> tr{dx_di[l], gate[l], cand[l], dcand[l]};
+    cell_advance(k, tr, h[l], hs[l]);
+  }
+}
+
 template <typename scalar_t, typename Acc, bool kSave>
 SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
   const int64_t N = p.N;
@@ -73,6 +91,7 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
   Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
 
   alignas(64) Acc i[kLanes], h[kLanes], hs[kLanes], b[kLanes], drive[kLanes], s[kLanes];
+  alignas(64) Acc x[kLanes], dx_di[kLanes], gate[kLanes], cand[kLanes], dcand[kLanes];
   load_lanes(static_cast<const scalar_t*>(p.i0) + n0, n, i);
   load_lanes(static_cast<const scalar_t*>(p.h0) + n0, n, h);
   load_lanes(static_cast<const scalar_t*>(p.hs0) + n0, n, hs);
@@ -87,14 +106,9 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
     }
     if (t + kPrefetchSteps < p.T) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
     load_lanes(u + t * N + n0, n, drive);
-    for (int l = 0; l < kLanes; ++l) {
-      CellState<Acc> st{i[l], h[l], hs[l]};
-      cell_step(k, drive[l], b[l], st);
-      i[l] = st.i;
-      h[l] = st.h;
-      hs[l] = st.hs;
-      s[l] = spike(st.h);
-    }
+    // The step phase by phase across the block (see advance_block).
+    advance_block(k, drive, b, i, h, hs, x, dx_di, gate, cand, dcand);
+    for (int l = 0; l < kLanes; ++l) s[l] = spike(h[l]);
     store_lanes(s, n, spikes + t * N + n0);
   }
   store_lanes(i, n, static_cast<scalar_t*>(p.i_n) + n0);
@@ -141,16 +155,8 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
       for (int l = 0; l < kLanes; ++l) {
         h_prev[j][l] = h[l];
         hs_prev[j][l] = hs[l];
-        CellState<Acc> st{i[l], h[l], hs[l]};
-        const StepTrace<Acc> tr = cell_step(k, lane_in[l], b[l], st);
-        dx_di[j][l] = tr.dx_di;
-        gate[j][l] = tr.gate;
-        cand[j][l] = tr.c;
-        dcand[j][l] = tr.dc;
-        i[l] = st.i;
-        h[l] = st.h;
-        hs[l] = st.hs;
       }
+      advance_block(k, lane_in, b, i, h, hs, lane_out, dx_di[j], gate[j], cand[j], dcand[j]);
     }
     // Walk it backward.
     for (int j = len - 1; j >= 0; --j) {
