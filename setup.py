@@ -62,7 +62,7 @@ def extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
         print(f"srcext: building CPU and CUDA kernels ({why}; "
               f"archs {os.environ['TORCH_CUDA_ARCH_LIST']})")
-        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        sources += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/*.cu"))
         return [
             cpp_extension.CUDAExtension(
                 "srcext._C",
@@ -72,7 +72,7 @@ def extensions():
                 extra_link_args=link_flags,
                 extra_compile_args={
                     "cxx": cxx_flags,
-                    "nvcc": ["-O3", "-lineinfo", "--expt-relaxed-constexpr", "-std=c++17"],
+                    "nvcc": ["-O3", "-lineinfo", "--expt-relaxed-constexpr"],
                 },
             )
         ]

@@ -31,7 +31,7 @@ struct CellConstants {
   Acc alpha, rho, inv_rho, r, r_s, z, one_minus_z, z_hyp, z_dep_minus_z_hyp, gate_slope,
       gate_threshold;
 
-  static CellConstants from(const SRCConstants& k) {
+  SRC_HD static CellConstants from(const SRCConstants& k) {
     return {Acc(k.alpha), Acc(k.rho), Acc(1.0 / k.rho), Acc(k.r), Acc(k.r_s),
             Acc(k.z), Acc(1.0 - k.z), Acc(k.z_hyp), Acc(k.z_dep - k.z_hyp),
             Acc(k.gate_slope), Acc(k.gate_threshold)};

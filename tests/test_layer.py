@@ -265,12 +265,13 @@ def test_fused_unavailable_raises_with_reason(monkeypatch):
     assert out.shape == (2, 1, 4)
 
 
-def test_fused_on_cuda_requested_without_cuda_kernels_raises():
-    if srcext.fused_available("cuda"):
-        pytest.skip("this build has CUDA kernels")
+def test_fused_on_cuda_requested_without_cuda_kernels_raises(monkeypatch):
+    import srcext._extension as ext
     from srcext.layer import use_fused
-    with pytest.raises(RuntimeError, match="fused.*not available for cuda"):
+    monkeypatch.setattr(ext, "_FUSED_DEVICE_TYPES", frozenset({"cpu"}))
+    with pytest.raises(RuntimeError, match="fused.*not available for cuda.*without CUDA"):
         use_fused("fused", torch.device("cuda"))
+    assert use_fused("auto", torch.device("cuda")) is False
 
 
 def test_import_without_extension_still_gives_reference(tmp_path):

@@ -26,24 +26,28 @@ def make_inputs(T, B, H, k, dtype, seed, scale=1.0):
     return u, bias, state
 
 
-def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=False):
-    """Fused in `dtype` and reference in float64 on the same inputs and upstream gradients
-    (and, on request, the reference in `dtype` too: the accuracy that dtype allows)."""
+def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=False,
+             device="cpu"):
+    """Fused in `dtype` on `device` and reference in float64 on the CPU, on the same inputs and
+    upstream gradients (and, on request, the reference in `dtype` too: the accuracy that dtype
+    allows). Results come back on the CPU."""
     u64, b64, s64 = make_inputs(T, B, H, k, dtype, seed)
     results = []
-    runs = [(src_recurrence_fused, dtype), (src_recurrence_reference, torch.float64)]
+    runs = [(src_recurrence_fused, dtype, device), (src_recurrence_reference, torch.float64, "cpu")]
     if with_reference_in_dtype:
-        runs.append((src_recurrence_reference, dtype))
-    for fn, dt in runs:
-        leaves = [t.to(dt).requires_grad_() for t in (u64, b64) + s64]
+        runs.append((src_recurrence_reference, dtype, device))
+    for fn, dt, dev in runs:
+        leaves = [t.to(device=dev, dtype=dt).requires_grad_() for t in (u64, b64) + s64]
         u, b, i0, h0, hs0 = leaves
         spikes, final = fn(u, b, (i0, h0, hs0), k, detach, st)
         outs = (spikes,) + tuple(final)
         g = torch.Generator().manual_seed(seed + 1)
-        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dt) for o in outs]
+        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device=dev, dtype=dt)
+               for o in outs]
         loss = sum((o * c).sum() for o, c in zip(outs, cot))
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        results.append((outs, grads))
+        results.append((tuple(o.detach().cpu() for o in outs),
+                        tuple(None if g is None else g.cpu() for g in grads)))
     return results
 
 
