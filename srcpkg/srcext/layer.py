@@ -72,7 +72,7 @@ def src_layer(
 
 class _SRCBase(nn.Module):
     def __init__(self, input_size, hidden_size, backend, detach_recurrent, straight_through,
-                 constants, bias_init):
+                 constants, bias_init, weight_scale):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -85,10 +85,14 @@ class _SRCBase(nn.Module):
         self.constants = SRCConstants(**constants)
         validate_constants(self.constants)
         self.bias_init = float(bias_init)
+        if not (isinstance(weight_scale, (int, float)) and math.isfinite(weight_scale) and weight_scale > 0):
+            raise ValueError(f"{type(self).__name__}: weight_scale must be a positive number, got {weight_scale!r}")
+        self.weight_scale = float(weight_scale)
 
     def _init_layer(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        # Weights as torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)); biases at the spec's -6.
-        bound = 1.0 / math.sqrt(weight.shape[1])
+        # Weights as torch.nn.Linear, U(-1/sqrt(in), 1/sqrt(in)), times weight_scale; biases at
+        # the spec's -6.
+        bound = self.weight_scale / math.sqrt(weight.shape[1])
         with torch.no_grad():
             weight.uniform_(-bound, bound)
             bias.fill_(self.bias_init)
@@ -162,9 +166,12 @@ class SRC(_SRCBase):
         alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold, bias_max: the cell
             constants of the spec (paper defaults).
         bias_init: initial value of every bias (-6).
+        weight_scale: multiplies the initial weights (see below).
 
     Parameters ``weight_l{k}`` (hidden_size, in) are initialised as torch.nn.Linear does,
-    U(-1/sqrt(in), 1/sqrt(in)); ``bias_l{k}`` (hidden_size,) at ``bias_init``.
+    U(-1/sqrt(in), 1/sqrt(in)), times ``weight_scale``; ``bias_l{k}`` (hidden_size,) at
+    ``bias_init``. Sparse spike input needs weight_scale > 1 for the layer to fire at first
+    (srcext.models uses 4: a few percent of steps on rate-coded MNIST).
 
     ``forward(input, state=None) -> (output, (i_n, h_n, hs_n))``: input (T, B, input_size)
     (or (B, T, input_size) with batch_first, or (T, input_size) unbatched); output the spikes
@@ -178,11 +185,11 @@ class SRC(_SRCBase):
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, device=None, dtype=None):
+                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
         super().__init__(input_size, hidden_size, backend, detach_recurrent, straight_through,
-                         constants, bias_init)
+                         constants, bias_init, weight_scale)
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
             raise ValueError(f"SRC: num_layers must be a positive int, got {num_layers!r}")
         self.num_layers = num_layers
@@ -250,11 +257,11 @@ class SRCCell(_SRCBase):
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, device=None, dtype=None):
+                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
         super().__init__(input_size, hidden_size, backend, detach_recurrent, straight_through,
-                         constants, bias_init)
+                         constants, bias_init, weight_scale)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
         self.bias = nn.Parameter(torch.empty(hidden_size, **factory))

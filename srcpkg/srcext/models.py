@@ -1,0 +1,86 @@
+"""The paper's classification network built from SRC layers.
+
+input spikes -> N hidden SRC layers -> an output SRC layer with ``neurons_per_class`` neurons
+per class -> a fixed readout (+1 from a class's own neurons, -0.1 from every other neuron) ->
+a leaky integrator R[t] = a_ro R[t-1] + readout . s_out[t] -> logits R[T-1].
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .layer import SRC
+
+
+def fixed_readout(num_classes: int, neurons_per_class: int, own: float = 1.0,
+                  other: float = -0.1) -> torch.Tensor:
+    """(num_classes, num_classes * neurons_per_class): +own from a class's neurons, other elsewhere."""
+    m = torch.full((num_classes, num_classes * neurons_per_class), other)
+    for c in range(num_classes):
+        m[c, c * neurons_per_class:(c + 1) * neurons_per_class] = own
+    return m
+
+
+class SRCClassifier(nn.Module):
+    """The paper's classifier. ``forward(x)`` takes time-major spikes (T, B, input_size) and
+    returns logits (B, num_classes): the leaky integrator of the readout at the last step.
+
+    Args:
+        input_size: features per step (784 for MNIST, 2*34*34 for N-MNIST).
+        num_classes: classes.
+        hidden_layers: SRC layers between the input and the output layer (0 or more).
+        hidden_size: neurons per hidden layer.
+        neurons_per_class: output neurons per class.
+        readout_decay: a_ro of the leaky integrator (close to 1).
+        trainable_readout: learn the readout matrix (initialised to the fixed one).
+        weight_scale: initial weight scale of every layer (4: each layer fires at a few
+            percent of steps on rate-coded images at initialisation, the paper's regime).
+        **src_kwargs: passed to every :class:`srcext.SRC` layer (backend, constants, flags).
+    """
+
+    def __init__(self, input_size: int, num_classes: int = 10, hidden_layers: int = 1,
+                 hidden_size: int = 256, neurons_per_class: int = 10,
+                 readout_decay: float = 0.99, trainable_readout: bool = False,
+                 weight_scale: float = 4.0, **src_kwargs):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("num_classes", num_classes),
+                            ("hidden_size", hidden_size), ("neurons_per_class", neurons_per_class)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"SRCClassifier: {name} must be a positive int, got {value!r}")
+        if not isinstance(hidden_layers, int) or hidden_layers < 0:
+            raise ValueError(f"SRCClassifier: hidden_layers must be >= 0, got {hidden_layers!r}")
+        if not 0.0 < readout_decay <= 1.0:
+            raise ValueError(f"SRCClassifier: readout_decay must be in (0, 1], got {readout_decay}")
+        self.num_classes = num_classes
+        self.readout_decay = readout_decay
+        sizes = [input_size] + [hidden_size] * hidden_layers + [num_classes * neurons_per_class]
+        # One SRC module per layer, so that each layer's spikes can be observed.
+        self.layers = nn.ModuleList(SRC(a, b, weight_scale=weight_scale, **src_kwargs)
+                                    for a, b in zip(sizes[:-1], sizes[1:]))
+        readout = fixed_readout(num_classes, neurons_per_class)
+        if trainable_readout:
+            self.readout = nn.Parameter(readout)
+        else:
+            self.register_buffer("readout", readout)
+
+    def forward(self, x: torch.Tensor, return_spikes: bool = False):
+        spikes: List[torch.Tensor] = []
+        for layer in self.layers:
+            x, _ = layer(x)
+            spikes.append(x)
+        T = x.shape[0]
+        # R[T-1] = sum_t a^(T-1-t) readout . s[t]: the integrator in closed form, one GEMM.
+        steps = torch.arange(T - 1, -1, -1, device=x.device, dtype=x.dtype)
+        weights = torch.pow(torch.as_tensor(self.readout_decay, dtype=x.dtype, device=x.device), steps)
+        integrated = torch.einsum("t,tbn->bn", weights, x)
+        logits = integrated @ self.readout.to(x.dtype).t()
+        if return_spikes:
+            return logits, spikes
+        return logits
+
+    @staticmethod
+    def firing_rates(spikes: List[torch.Tensor]) -> List[float]:
+        """Per layer, the fraction of neuron-steps with h > 0 (a spike)."""
+        return [float((s > 0).float().mean()) for s in spikes]

@@ -1,0 +1,280 @@
+"""Data loading, spike encoding, the classifier and the training CLI (fast, no network)."""
+import gzip
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from srcext import data
+from srcext.data import DatasetNotFound, RateEncoder, load_idx_dataset, read_idx
+from srcext.models import SRCClassifier, fixed_readout
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "examples", "train.py")
+
+
+def write_idx(path, array, compress):
+    array = np.asarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.tobytes()
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(payload)
+
+
+def write_dataset(root, dataset="mnist", n_train=40, n_test=20, compress=True, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(root, dataset)
+    os.makedirs(folder, exist_ok=True)
+    ext = ".gz" if compress else ""
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        for k, label in enumerate(labels):  # a class-dependent bright stripe: learnable
+            images[k, 2 + 2 * label: 5 + 2 * label, 4:24] = 255
+            images[k] += rng.integers(0, 30, (28, 28), dtype=np.uint8)
+        write_idx(os.path.join(folder, f"{split}-images-idx3-ubyte{ext}"), images, compress)
+        write_idx(os.path.join(folder, f"{split}-labels-idx1-ubyte{ext}"), labels, compress)
+    return root
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_roundtrip(tmp_path, compress):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = str(tmp_path / ("x.idx" + (".gz" if compress else "")))
+    write_idx(path, arr, compress)
+    assert np.array_equal(read_idx(path), arr)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="unsigned-byte"):
+        read_idx(str(bad))
+    short = tmp_path / "short"
+    short.write_bytes(struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 10) + b"\x01\x02")
+    with pytest.raises(ValueError, match="expected 10 bytes"):
+        read_idx(str(short))
+
+
+@pytest.mark.parametrize("layout", ["subfolder", "flat"])
+def test_load_dataset_from_data_dir(tmp_path, layout):
+    write_dataset(str(tmp_path), "fashion-mnist", compress=layout == "flat")
+    root = str(tmp_path)
+    if layout == "flat":
+        root = str(tmp_path / "fashion-mnist")
+    images, labels = load_idx_dataset("fashion-mnist", "test", root, download_missing=False)
+    assert images.shape == (20, 28, 28) and images.dtype == torch.uint8
+    assert labels.tolist() == [k % 10 for k in range(20)]
+
+
+def test_missing_files_offline_say_where(tmp_path):
+    with pytest.raises(DatasetNotFound, match="train-images-idx3-ubyte.*not found"):
+        load_idx_dataset("mnist", "train", str(tmp_path), download_missing=False)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_idx_dataset("cifar", "train", str(tmp_path))
+
+
+def test_download_verifies_checksum(tmp_path, monkeypatch):
+    """A fake fetch: bytes whose MD5 is wrong are rejected (and deleted), and the error names
+    the file and the folder to put it in; correct bytes are accepted."""
+    good = np.arange(16, dtype=np.uint8)
+    src = tmp_path / "src.gz"
+    write_idx(str(src), good, True)
+    fetched = []
+
+    def fetch(url, dest):
+        fetched.append(url)
+        shutil.copy(src, dest)
+
+    with pytest.raises(DatasetNotFound, match=r"checksum mismatch.*train-labels-idx1-ubyte"):
+        data.download("mnist", "train-labels-idx1-ubyte", str(tmp_path / "d"), fetch)
+    assert len(fetched) == len(data.MIRRORS["mnist"])  # every mirror tried
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "d" / "mnist").iterdir())
+
+    monkeypatch.setitem(data.MD5["mnist"], "train-labels-idx1-ubyte", data._md5_uncompressed(str(src)))
+    path = data.download("mnist", "train-labels-idx1-ubyte", str(tmp_path / "d"), fetch)
+    assert np.array_equal(read_idx(path), good)
+
+
+def test_rate_encoder_statistics_and_determinism():
+    images = torch.tensor([[0, 64, 128, 255]], dtype=torch.uint8).repeat(500, 1)
+    enc = RateEncoder(gain=0.25, silent_steps=20, input_steps=200)
+    g = torch.Generator().manual_seed(3)
+    spikes = enc(images, generator=g)
+    assert spikes.shape == (220, 500, 4)
+    assert spikes[:20].sum() == 0                                    # silent prefix
+    rates = spikes[20:].mean(dim=(0, 1))
+    expected = 0.25 * torch.tensor([0, 64, 128, 255]) / 255
+    assert torch.allclose(rates, expected.float(), atol=0.005)      # rate = gain * intensity
+    again = enc(images, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(spikes, again)                               # seeded
+    other = enc(images, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(spikes, other)
+
+
+def test_fixed_readout_and_model_shapes():
+    r = fixed_readout(3, 2)
+    assert torch.equal(r, torch.tensor([[1, 1, -0.1, -0.1, -0.1, -0.1],
+                                        [-0.1, -0.1, 1, 1, -0.1, -0.1],
+                                        [-0.1, -0.1, -0.1, -0.1, 1, 1]]))
+    model = SRCClassifier(12, num_classes=3, hidden_layers=2, hidden_size=7, neurons_per_class=2)
+    assert not any(p is model.readout for p in model.parameters())
+    x = (torch.rand(15, 5, 12) < 0.3).float()
+    logits, spikes = model(x, return_spikes=True)
+    assert logits.shape == (5, 3)
+    assert [s.shape for s in spikes] == [(15, 5, 7), (15, 5, 7), (15, 5, 6)]
+    rates = SRCClassifier.firing_rates(spikes)
+    assert len(rates) == 3 and all(0 <= r <= 1 for r in rates)
+    # the logits are the leaky integrator of readout . s_out at the last step
+    a = model.readout_decay
+    R = torch.zeros(5, 3)
+    for t in range(15):
+        R = a * R + spikes[-1][t] @ model.readout.t()
+    assert torch.allclose(logits, R, atol=1e-5)
+
+
+def test_training_steps_lower_the_loss(tmp_path):
+    torch.manual_seed(0)
+    write_dataset(str(tmp_path), n_train=64)
+    images, labels = load_idx_dataset("mnist", "train", str(tmp_path), download_missing=False)
+    enc = RateEncoder(input_steps=40, silent_steps=5)
+    model = SRCClassifier(784, hidden_layers=1, hidden_size=32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(enc(images, generator=g)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+
+
+def run_cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_cli_end_to_end_and_resume(tmp_path):
+    root = write_dataset(str(tmp_path / "data"), n_train=48, n_test=20)
+    out = str(tmp_path / "run")
+    common = ["--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
+              "--steps", "20", "--silent-steps", "3", "--out", out, "--no-progress", "--threads", "1"]
+    res = run_cli(*common, "--epochs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "epoch 1/1" in res.stdout
+    for name in ("metrics.json", "curves.png", "raster.png", "checkpoint.pt"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    res = run_cli(*common, "--epochs", "2", "--resume")
+    assert res.returncode == 0, res.stderr
+    assert "epoch 2/2" in res.stdout and "epoch 1/2" not in res.stdout
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["epochs"] == 2 and len(m["train_loss"]) == 2 and len(m["test_accuracy_per_epoch"]) == 2
+    assert 0 <= m["test_accuracy"] <= 1 and m["wall_time_s"] > 0
+    assert len(m["firing_rate"]) == 2 and m["config"]["hidden_size"] == 16
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "cifar"], "invalid choice"),
+    (["--epochs", "0"], "--epochs must be positive"),
+    (["--hidden-size", "-3"], "--hidden-size must be positive"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--data-dir", "/nonexistent-srcext"], "not found|could not download"),
+])
+def test_cli_bad_options_exit_cleanly(args, message, tmp_path):
+    res = run_cli("--out", str(tmp_path / "o"), "--no-progress", *args)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    import re
+    assert re.search(message, res.stderr), res.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_torchrun_two_processes(tmp_path):
+    root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
+    out = str(tmp_path / "ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), TRAIN,
+           "--dataset", "mnist", "--data-dir", root, "--batch-size", "8", "--hidden-size", "8",
+           "--steps", "10", "--silent-steps", "2", "--epochs", "1", "--out", out,
+           "--no-progress", "--threads", "1", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["processes"] == 2 and m["epochs"] == 1
+
+
+# ---- N-MNIST through tonic's own loader, on recordings written in its on-disk format ----
+
+def write_nmnist_bin(path, events):
+    """N-MNIST's 40-bit event records: x, y, polarity bit 7 + timestamp (23 bits)."""
+    raw = bytearray()
+    for x, y, t, p in events:
+        raw += bytes([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF])
+    with open(path, "wb") as f:
+        f.write(raw)
+
+
+def write_synthetic_nmnist(root, per_class=1000, train=True, seed=0):
+    """A tree tonic.datasets.NMNIST accepts offline: the archive's name present and at least
+    10,000 recordings under NMNIST/Train (or Test)/<digit>/."""
+    rng = np.random.default_rng(seed)
+    base = os.path.join(root, "NMNIST")
+    folder = os.path.join(base, "Train" if train else "Test")
+    os.makedirs(base, exist_ok=True)
+    open(os.path.join(base, "train.zip" if train else "test.zip"), "wb").close()
+    for digit in range(10):
+        d = os.path.join(folder, str(digit))
+        os.makedirs(d, exist_ok=True)
+        for k in range(per_class):
+            n = 6
+            events = [(int(rng.integers(0, 34)), int(3 * digit + rng.integers(0, 3)),
+                       int(t), int(rng.integers(0, 2))) for t in np.sort(rng.integers(0, 300_000, n))]
+            write_nmnist_bin(os.path.join(d, f"{k:05d}.bin"), events)
+
+
+def test_nmnist_through_tonic_loader(tmp_path):
+    pytest.importorskip("tonic")
+    write_synthetic_nmnist(str(tmp_path))
+    ds = data.nmnist_dataset(str(tmp_path), train=True, n_time_bins=12)
+    assert len(ds) == 10_000
+    frames, label = ds[1234]
+    assert np.asarray(frames).shape == (12, 2, 34, 34) and label == 1
+    # every event lands in a frame (tonic's equal-count binning may leave out the very last)
+    assert np.asarray(frames).sum() in (5, 6)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(0, 10_000, 1000)),
+                                         batch_size=4, collate_fn=data.collate_frames)
+    x, y = next(iter(loader))
+    assert x.shape == (12, 4, 2 * 34 * 34) and y.tolist() == [0, 1, 2, 3]
+    model = SRCClassifier(2 * 34 * 34, hidden_layers=1, hidden_size=16)
+    assert model((x > 0).float()).shape == (4, 10)
+    windowed = data.nmnist_dataset(str(tmp_path), train=True, n_time_bins=None,
+                                   time_window_us=50_000, first_saccade_only=True)
+    f, _ = windowed[0]
+    assert np.asarray(f).shape[1:] == (2, 34, 34) and np.asarray(f).shape[0] <= 2
+
+
+def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
+    pytest.importorskip("tonic")
+    write_synthetic_nmnist(str(tmp_path / "nm"), train=True)
+    write_synthetic_nmnist(str(tmp_path / "nm"), train=False, seed=1)
+    out = str(tmp_path / "run")
+    res = run_cli("--dataset", "nmnist", "--data-dir", str(tmp_path / "nm"), "--epochs", "1",
+                  "--limit-train", "40", "--limit-test", "20", "--batch-size", "10",
+                  "--hidden-size", "8", "--steps", "10", "--out", out, "--no-progress",
+                  "--threads", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
