@@ -41,7 +41,7 @@ class Timer:
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
 
-    def __call__(self, fn, repeats: int, warmup: int = 1) -> float:
+    def __call__(self, fn, repeats: int, warmup: int = 2) -> float:
         for _ in range(warmup):
             fn()
         times = []
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
         for name, run in impls.items():
             fwd, fwd_bwd = make_step_runner(run, u, bias, state, k, detach)
             n = repeats if name == "fused" else ref_repeats
-            warm = 2 if name == "compiled" else 1
+            warm = 3 if name == "compiled" else 2
             tm[f"recurrence_forward_{tag}_{name}"] = timer(fwd, n, warm)
             tm[f"recurrence_fwd_bwd_{tag}_{name}"] = timer(fwd_bwd, n, warm)
     with torch.no_grad():

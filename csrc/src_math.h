@@ -25,9 +25,9 @@ namespace math {
 #if !defined(__CUDA_ARCH__)
 // exp(x) for float, vectorisable: x = n ln2 + r, |r| <= ln2/2, exp(r) by polynomial, 2^n by
 // exponent bits.
-// NaN propagates (comparisons with NaN are false, so the clamps leave it alone).
+// For x <= 80 (its callers bound x from above; 2^n must stay a normal number). Below, x is
+// clamped where exp underflows. NaN propagates (comparisons with NaN are false).
 SRC_HD float exp_vec(float x) {
-  x = x > 88.3762626647949f ? 88.3762626647949f : x;
   x = x < -87.3365447504f ? -87.3365447504f : x;
   // n = round(x / ln2) by the 1.5 * 2^23 trick (std::floor would not vectorise).
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
