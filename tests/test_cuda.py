@@ -10,8 +10,8 @@ from srcext import SRC
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
-from conftest import FLAG_IDS, FLAGS, assert_close, constants_cases, rel_err, tolerance
-from test_ops import SHAPES, run_both
+from conftest import FLAG_IDS, FLAGS, assert_close, constants_cases, tolerance
+from test_ops import SHAPES, assert_matches_reference, run_both
 
 pytestmark = [
     pytest.mark.cuda,
@@ -31,17 +31,7 @@ def cosine(a, b):
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_cuda_matches_reference(dtype, shape, name, k, detach, st):
-    (outs, grads), (ref_outs, ref_grads), (own_outs, own_grads) = run_both(
-        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device="cuda")
-
-    def bound(base, own, ref):
-        return base if ref is None or own is None else max(base, 4 * rel_err(own, ref))
-
-    for label, a, b, own in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs, own_outs):
-        assert a.dtype == dtype
-        assert_close(a, b, bound(tolerance(dtype, True), own, b), label)
-    for label, a, b, own in zip(("u", "bias", "i0", "h0", "hs0"), grads, ref_grads, own_grads):
-        assert_close(a, b, bound(tolerance(dtype, detach), own, b), f"grad {label}")
+    assert_matches_reference(dtype, shape, k, detach, st, device="cuda")
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])

@@ -56,11 +56,15 @@ def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=Fals
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_fused_matches_reference(dtype, shape, name, k, detach, st):
-    """Fused in `dtype` against the float64 reference, held to a fixed bound or to 4x the
-    error of the reference itself run in `dtype`, whichever is larger (a saturated neuron's
-    1 - tanh^2 has few significant bits in float32, in any implementation)."""
+    assert_matches_reference(dtype, shape, k, detach, st, device="cpu")
+
+
+def assert_matches_reference(dtype, shape, k, detach, st, device):
+    """Fused in `dtype` on `device` against the float64 reference, held to a fixed bound or
+    to 4x the error of the reference itself run in `dtype`, whichever is larger (a saturated
+    neuron's 1 - tanh^2 has few significant bits in float32, in any implementation)."""
     (outs, grads), (ref_outs, ref_grads), (own_outs, own_grads) = run_both(
-        *shape, k, dtype, detach, st, with_reference_in_dtype=True)
+        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device=device)
 
     def bound(base, own, ref):
         return base if ref is None or own is None else max(base, 4 * rel_err(own, ref))
