@@ -176,3 +176,30 @@ def test_cuda_index_beyond_int32():
     assert (ref > 0).any()
     assert_close(spikes[:, rows, cols].cpu(), ref.cpu(), 3e-2, "spikes")
     assert cosine(gu[:, rows, cols], gref) > 0.99
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_cuda_autocast_and_grad_scaler(dtype):
+    """Under CUDA autocast the GEMM and the recurrence's storage use the autocast dtype (float32
+    math inside); a GradScaler training step runs and produces finite float32 gradients."""
+    torch.manual_seed(0)
+    model = SRC(16, 32, 2, backend="fused", weight_scale=5.0).cuda()
+    ref = copy.deepcopy(model).double()
+    ref.backend = "reference"
+    x = (torch.rand(25, 8, 16, device="cuda") < 0.4).float()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda")
+    with torch.autocast("cuda", dtype=dtype):
+        out, _ = model(x)
+        loss = out.float().mean()
+    assert out.dtype == dtype
+    scaler.scale(loss).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    scaler.step(opt)
+    scaler.update()
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    rout, _ = ref(x.double())
+    rout.float().mean().backward()
+    for g, rp in zip(grads, ref.parameters()):
+        g = g / scaler.get_scale() if scaler.get_scale() else g
+        assert cosine(g, rp.grad) > 0.9
