@@ -125,14 +125,14 @@ struct CellGrad {
 };
 
 // Backward of step t. On entry g holds the gradients w.r.t. the state after step t; on exit
-// w.r.t. the state before it. Returns dL/du[t]; adds dL/dbias to *dbias.
+// w.r.t. the state before it. Returns dL/du[t]; adds this step's dL/dbias to dbias.
 //   kDetach: h[t-1], hs[t-1] are constants of step t (paper's training setting).
 //   kStraightThrough: d s / d h = 1 instead of the true relu derivative.
 template <bool kDetach, bool kStraightThrough, typename Acc>
 SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
                               Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
                               Acc& dbias) {
-  // s[t] = relu(h[t]); h[t] > 0 exactly where c-driven h is positive.
+  // s[t] = relu(h[t]), with h[t] recomputed for the relu mask.
   const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;
   const Acc dh = g.dh + (kStraightThrough ? grad_spike : (h_new > Acc(0) ? grad_spike : Acc(0)));
   // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b
