@@ -240,6 +240,11 @@ def test_rejects_unknown_backend():
         SRC(4, 5, backend="cudnn")
     with pytest.raises(ValueError, match="unknown backend"):
         SRCCell(4, 5, backend="")
+    model = SRC(4, 5)
+    model.backend = "reference"
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        model.backend = "gpu"
+    assert model.backend == "reference"
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -79,7 +79,7 @@ class _SRCBase(nn.Module):
                 raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.backend = validate_backend(backend)
+        self.backend = backend
         self.detach_recurrent = bool(detach_recurrent)
         self.straight_through = bool(straight_through)
         self.constants = SRCConstants(**constants)
@@ -88,6 +88,15 @@ class _SRCBase(nn.Module):
         if not (isinstance(weight_scale, (int, float)) and math.isfinite(weight_scale) and weight_scale > 0):
             raise ValueError(f"{type(self).__name__}: weight_scale must be a positive number, got {weight_scale!r}")
         self.weight_scale = float(weight_scale)
+
+    @property
+    def backend(self) -> str:
+        """"fused", "reference" or "auto"; may be changed after construction."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._backend = validate_backend(value)
 
     def _init_layer(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         # Weights as torch.nn.Linear, U(-1/sqrt(in), 1/sqrt(in)), times weight_scale; biases at
