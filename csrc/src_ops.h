@@ -1,6 +1,9 @@
-// src_ops.h — the tensor side of the srcext ops, shared by the CPU and CUDA backends:
-// argument checks, output allocation, and the params structs. Each backend supplies only
-// a launcher that runs its kernel on the params.
+// src_ops.h — the srcext ops as registered, shared by the CPU and CUDA backends: argument
+// checks, output allocation, the params structs. A backend supplies only a struct with
+//   Guard                                  (device guard, constructed from the device),
+//   static void forward(params, dtype, save_for_backward),
+//   static void backward(params, dtype, detach_recurrent, straight_through),
+// and registers src_forward_op<Backend> and src_backward_op<Backend>.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,10 +23,16 @@ inline at::ScalarType acc_dtype(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-inline SRCConstants make_constants(double alpha, double rho, double r, double r_s, double z,
-                                   double z_hyp, double z_dep, double gate_slope,
-                                   double gate_threshold) {
-  return {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
+// The kernel for a storage dtype, from one per dtype.
+template <typename Fn>
+Fn kernel_for(at::ScalarType dtype, Fn f32, Fn f64, Fn bf16, Fn f16) {
+  switch (dtype) {
+    case at::kFloat: return f32;
+    case at::kDouble: return f64;
+    case at::kBFloat16: return bf16;
+    case at::kHalf: return f16;
+    default: TORCH_CHECK(false, "srcext: unsupported dtype ", dtype);
+  }
 }
 
 inline void check_same(const Tensor& ref, const Tensor& t, const char* name) {
@@ -40,11 +49,15 @@ inline void check_state(const Tensor& u, const Tensor& s, const char* name) {
               s.sizes());
 }
 
-// Runs launch(params) after checking and allocating; launch picks the kernel for u's dtype.
-template <typename Launch>
-ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tensor& i0,
-                                 const Tensor& h0, const Tensor& hs0, const SRCConstants& k,
-                                 bool save_for_backward, Launch&& launch) {
+template <typename Backend>
+ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& i0,
+                             const Tensor& h0, const Tensor& hs0, double alpha, double rho,
+                             double r, double r_s, double z, double z_hyp, double z_dep,
+                             double gate_slope, double gate_threshold, bool detach_recurrent,
+                             bool straight_through, bool save_for_backward) {
+  (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
+  (void)straight_through;
+  const typename Backend::Guard guard(u.device());
   TORCH_CHECK(u.dim() == 3, "srcext: u must be (T, B, H), got ", u.sizes());
   TORCH_CHECK(at::isFloatingType(u.scalar_type()), "srcext: u must be floating point, got ",
               u.scalar_type());
@@ -78,7 +91,7 @@ ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tens
   p.T = T;
   p.N = B * H;
   p.H = H;
-  p.k = k;
+  p.k = {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
   p.u = uc.data_ptr();
   p.bias = bc.data_ptr();
   p.i0 = i0c.data_ptr();
@@ -89,17 +102,18 @@ ForwardResult src_forward_common(const Tensor& u, const Tensor& bias, const Tens
   p.h_n = h_n.data_ptr();
   p.hs_n = hs_n.data_ptr();
   p.checkpoints = save_for_backward ? checkpoints.data_ptr() : nullptr;
-  launch(p, u.scalar_type());
+  Backend::forward(p, u.scalar_type(), save_for_backward);
   return {spikes, i_n, h_n, hs_n, checkpoints};
 }
 
-template <typename Launch>
-BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad_i_n,
-                                   const Tensor& grad_h_n, const Tensor& grad_hs_n,
-                                   const Tensor& u, const Tensor& bias,
-                                   const Tensor& checkpoints, const SRCConstants& k,
-                                   bool detach_recurrent, bool straight_through,
-                                   Launch&& launch) {
+template <typename Backend>
+BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n,
+                               const Tensor& grad_h_n, const Tensor& grad_hs_n, const Tensor& u,
+                               const Tensor& bias, const Tensor& checkpoints, double alpha,
+                               double rho, double r, double r_s, double z, double z_hyp,
+                               double z_dep, double gate_slope, double gate_threshold,
+                               bool detach_recurrent, bool straight_through) {
+  const typename Backend::Guard guard(grad_spikes.device());
   const Tensor& g = grad_spikes;
   TORCH_CHECK(g.dim() == 3, "srcext: grad_spikes must be (T, B, H), got ", g.sizes());
   TORCH_CHECK(at::isFloatingType(g.scalar_type()), "srcext: grad_spikes must be floating point");
@@ -140,7 +154,7 @@ BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad
   p.T = T;
   p.N = B * H;
   p.H = H;
-  p.k = k;
+  p.k = {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
   p.grad_spikes = gc.data_ptr();
   p.grad_i_n = gi.data_ptr();
   p.grad_h_n = gh.data_ptr();
@@ -153,7 +167,7 @@ BackwardResult src_backward_common(const Tensor& grad_spikes, const Tensor& grad
   p.grad_i0 = grad_i0.data_ptr();
   p.grad_h0 = grad_h0.data_ptr();
   p.grad_hs0 = grad_hs0.data_ptr();
-  launch(p, g.scalar_type(), detach_recurrent, straight_through);
+  Backend::backward(p, g.scalar_type(), detach_recurrent, straight_through);
   // Sum the per-neuron partials over the batch in a fixed order: deterministic, no atomics.
   Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());
   return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0};

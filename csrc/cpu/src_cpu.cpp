@@ -235,57 +235,27 @@ namespace {
 
 int64_t num_blocks(int64_t N) { return (N + kLanes - 1) / kLanes; }
 
-ForwardResult src_forward_cpu(const Tensor& u, const Tensor& bias, const Tensor& i0,
-                              const Tensor& h0, const Tensor& hs0, double alpha, double rho,
-                              double r, double r_s, double z, double z_hyp, double z_dep,
-                              double gate_slope, double gate_threshold, bool detach_recurrent,
-                              bool straight_through, bool save_for_backward) {
-  (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
-  (void)straight_through;
-  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
-  return src_forward_common(
-      u, bias, i0, h0, hs0, k, save_for_backward, [&](const ForwardParams& p, at::ScalarType dt) {
-        auto fn = dt == at::kFloat      ? &forward_f32
-                  : dt == at::kDouble   ? &forward_f64
-                  : dt == at::kBFloat16 ? &forward_bf16
-                  : dt == at::kHalf     ? &forward_f16
-                                        : nullptr;
-        TORCH_CHECK(fn != nullptr, "srcext: unsupported dtype ", dt);
-        at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) {
-          fn(p, save_for_backward, b, e);
-        });
-      });
-}
+struct CpuBackend {
+  struct Guard {
+    explicit Guard(const at::Device&) {}
+  };
 
-BackwardResult src_backward_cpu(const Tensor& grad_spikes, const Tensor& grad_i_n,
-                                const Tensor& grad_h_n, const Tensor& grad_hs_n,
-                                const Tensor& u, const Tensor& bias,
-                                const Tensor& checkpoints, double alpha, double rho, double r,
-                                double r_s, double z, double z_hyp, double z_dep,
-                                double gate_slope, double gate_threshold, bool detach_recurrent,
-                                bool straight_through) {
-  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
-  return src_backward_common(
-      grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints, k,
-      detach_recurrent, straight_through,
-      [&](const BackwardParams& p, at::ScalarType dt, bool detach, bool st) {
-        auto fn = dt == at::kFloat      ? &backward_f32
-                  : dt == at::kDouble   ? &backward_f64
-                  : dt == at::kBFloat16 ? &backward_bf16
-                  : dt == at::kHalf     ? &backward_f16
-                                        : nullptr;
-        TORCH_CHECK(fn != nullptr, "srcext: unsupported dtype ", dt);
-        at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) {
-          fn(p, detach, st, b, e);
-        });
-      });
-}
+  static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
+    const auto fn = kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);
+    at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, save, b, e); });
+  }
+
+  static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
+    const auto fn = kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16, &backward_f16);
+    at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, detach, st, b, e); });
+  }
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(srcext, CPU, m) {
-  m.impl("src_forward", &src_forward_cpu);
-  m.impl("src_backward", &src_backward_cpu);
+  m.impl("src_forward", &src_forward_op<CpuBackend>);
+  m.impl("src_backward", &src_backward_op<CpuBackend>);
 }
 
 }  // namespace cpu

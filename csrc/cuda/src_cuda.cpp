@@ -1,5 +1,5 @@
-// src_cuda.cpp — the CUDA dispatch of the srcext ops: device guard, current stream, a
-// checked launch of the kernel for the input's dtype.
+// src_cuda.cpp — the CUDA backend of the srcext ops: device guard, current stream, a checked
+// launch of the kernel for the input's dtype (the rest is csrc/src_ops.h).
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -12,60 +12,35 @@ namespace srcext {
 namespace cuda {
 namespace {
 
-ForwardResult src_forward_cuda(const Tensor& u, const Tensor& bias, const Tensor& i0,
-                               const Tensor& h0, const Tensor& hs0, double alpha, double rho,
-                               double r, double r_s, double z, double z_hyp, double z_dep,
-                               double gate_slope, double gate_threshold, bool detach_recurrent,
-                               bool straight_through, bool save_for_backward) {
-  (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
-  (void)straight_through;
-  const c10::cuda::CUDAGuard guard(u.device());
-  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
-  return src_forward_common(
-      u, bias, i0, h0, hs0, k, save_for_backward, [&](const ForwardParams& p, at::ScalarType dt) {
-        TORCH_CHECK(p.N <= int64_t(INT32_MAX) * 256, "srcext: too many neurons (B * H) for one launch");
-        const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-        switch (dt) {
-          case at::kFloat: forward_f32(p, save_for_backward, stream); break;
-          case at::kDouble: forward_f64(p, save_for_backward, stream); break;
-          case at::kBFloat16: forward_bf16(p, save_for_backward, stream); break;
-          case at::kHalf: forward_f16(p, save_for_backward, stream); break;
-          default: TORCH_CHECK(false, "srcext: unsupported dtype ", dt);
-        }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
+// One thread per neuron: the grid must fit its x dimension (2^31 - 1 blocks).
+void check_grid(int64_t N) {
+  TORCH_CHECK((N + 255) / 256 <= int64_t(INT32_MAX), "srcext: B * H = ", N,
+              " neurons is more than one CUDA launch can hold");
 }
 
-BackwardResult src_backward_cuda(const Tensor& grad_spikes, const Tensor& grad_i_n,
-                                 const Tensor& grad_h_n, const Tensor& grad_hs_n,
-                                 const Tensor& u, const Tensor& bias, const Tensor& checkpoints,
-                                 double alpha, double rho, double r, double r_s, double z,
-                                 double z_hyp, double z_dep, double gate_slope,
-                                 double gate_threshold, bool detach_recurrent,
-                                 bool straight_through) {
-  const c10::cuda::CUDAGuard guard(grad_spikes.device());
-  const auto k = make_constants(alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold);
-  return src_backward_common(
-      grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints, k, detach_recurrent,
-      straight_through, [&](const BackwardParams& p, at::ScalarType dt, bool detach, bool st) {
-        TORCH_CHECK(p.N <= int64_t(INT32_MAX) * 256, "srcext: too many neurons (B * H) for one launch");
-        const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-        switch (dt) {
-          case at::kFloat: backward_f32(p, detach, st, stream); break;
-          case at::kDouble: backward_f64(p, detach, st, stream); break;
-          case at::kBFloat16: backward_bf16(p, detach, st, stream); break;
-          case at::kHalf: backward_f16(p, detach, st, stream); break;
-          default: TORCH_CHECK(false, "srcext: unsupported dtype ", dt);
-        }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
-}
+struct CudaBackend {
+  using Guard = c10::cuda::CUDAGuard;
+
+  static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
+    check_grid(p.N);
+    const auto fn = kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);
+    fn(p, save, c10::cuda::getCurrentCUDAStream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
+    check_grid(p.N);
+    const auto fn = kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16, &backward_f16);
+    fn(p, detach, st, c10::cuda::getCurrentCUDAStream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(srcext, CUDA, m) {
-  m.impl("src_forward", &src_forward_cuda);
-  m.impl("src_backward", &src_backward_cuda);
+  m.impl("src_forward", &src_forward_op<CudaBackend>);
+  m.impl("src_backward", &src_backward_op<CudaBackend>);
 }
 
 }  // namespace cuda
