@@ -68,8 +68,9 @@ def _register() -> None:
                 u.new_empty((B, H)), checkpoints)
 
     @torch.library.register_fake("srcext::src_backward")
-    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints, alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope,
-                           gate_threshold, detach_recurrent, straight_through):
+    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints,
+                           alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold,
+                           detach_recurrent, straight_through):
         T, B, H = grad_spikes.shape
         g = grad_spikes
         return (g.new_empty((T, B, H)), torch.empty_like(bias), g.new_empty((B, H)),
@@ -93,6 +94,7 @@ def _register() -> None:
                 "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
                 "differentiate; call it with save_for_backward=True when gradients are needed")
         T, B, H = ctx.shape
+
         def zeros_if_none(g, shape):
             return g if g is not None else u.new_zeros(shape)
 
