@@ -38,6 +38,11 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                    help="cosine: decay the learning rate to 0 over --epochs")
+    ap.add_argument("--val-size", type=int, default=0,
+                    help="hold out the last N training samples to report validation accuracy "
+                         "(tune on this, not on the test set)")
     ap.add_argument("--hidden-layers", type=int, default=1)
     ap.add_argument("--hidden-size", type=int, default=256)
     ap.add_argument("--neurons-per-class", type=int, default=10)
@@ -62,6 +67,8 @@ def parse_args(argv=None):
     for name in ("limit_train", "limit_test"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.val_size < 0:
+        raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
     if args.hidden_layers < 0:
         raise UsageError(f"--hidden-layers must be >= 0, got {args.hidden_layers}")
     if args.silent_steps < 0:
@@ -78,13 +85,20 @@ def parse_args(argv=None):
 # ---- data ---------------------------------------------------------------------------------
 
 class StaticImages:
-    """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device."""
+    """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device.
+    split "val" is the last --val-size images of the training set, "train" the rest."""
 
     def __init__(self, args, split, limit):
         try:
-            images, labels = load_idx_dataset(args.dataset, split, args.data_dir)
+            images, labels = load_idx_dataset(args.dataset, "test" if split == "test" else "train",
+                                              args.data_dir)
         except DatasetNotFound as exc:
             raise UsageError(str(exc)) from None
+        if split != "test" and args.val_size:
+            if args.val_size >= len(labels):
+                raise UsageError(f"--val-size {args.val_size} leaves no training data")
+            cut = len(labels) - args.val_size
+            images, labels = (images[cut:], labels[cut:]) if split == "val" else (images[:cut], labels[:cut])
         if limit:
             images, labels = images[:limit], labels[:limit]
         self.images, self.labels = images, labels
@@ -123,7 +137,11 @@ class NMNISTFrames:
 
 
 def make_data(args, split, limit):
-    return NMNISTFrames(args, split, limit) if args.dataset == "nmnist" else StaticImages(args, split, limit)
+    if args.dataset == "nmnist":
+        if split == "val":
+            raise UsageError("--val-size is not supported for nmnist")
+        return NMNISTFrames(args, split, limit)
+    return StaticImages(args, split, limit)
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -202,6 +220,7 @@ def run(args):
 
     train_data = make_data(args, "train", args.limit_train)
     test_data = make_data(args, "test", args.limit_test)
+    val_data = make_data(args, "val", None) if args.val_size else None
     model = SRCClassifier(train_data.input_size, hidden_layers=args.hidden_layers,
                           hidden_size=args.hidden_size, neurons_per_class=args.neurons_per_class,
                           readout_decay=args.readout_decay, weight_scale=args.weight_scale,
@@ -209,6 +228,8 @@ def run(args):
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+                 if args.lr_schedule == "cosine" else None)
 
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
@@ -219,6 +240,8 @@ def run(args):
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
         history, start_epoch, elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
     is_main = rank == 0
     if is_main:
@@ -250,17 +273,22 @@ def run(args):
         stats = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=device)
         if world > 1:
             dist.all_reduce(stats)
+        if scheduler is not None:
+            scheduler.step()
         test_acc = evaluate(model, test_data, args, device, rank, world)
+        val_acc = evaluate(model, val_data, args, device, rank, world) if val_data else None
         elapsed += time.time() - t0
         history.append({"epoch": epoch + 1, "train_loss": stats[0].item() / stats[2].item(),
                         "train_accuracy": stats[1].item() / stats[2].item(), "test_accuracy": test_acc,
-                        "epoch_time_s": time.time() - t0})
+                        "val_accuracy": val_acc, "epoch_time_s": time.time() - t0})
         if is_main:
             h = history[-1]
+            val = "" if val_acc is None else f"val acc {100 * val_acc:.2f}%, "
             print(f"epoch {h['epoch']}/{args.epochs}: train loss {h['train_loss']:.4f}, train acc "
-                  f"{100 * h['train_accuracy']:.2f}%, test acc {100 * test_acc:.2f}%, "
+                  f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * test_acc:.2f}%, "
                   f"{h['epoch_time_s']:.0f} s", flush=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": None if scheduler is None else scheduler.state_dict(),
                         "history": history, "epoch": epoch + 1, "wall_time_s": elapsed,
                         "config": vars(args)}, ckpt_path)
 
@@ -270,6 +298,7 @@ def run(args):
             "test_accuracy": history[-1]["test_accuracy"] if history else None,
             "train_loss": [h["train_loss"] for h in history],
             "test_accuracy_per_epoch": [h["test_accuracy"] for h in history],
+            "val_accuracy_per_epoch": [h.get("val_accuracy") for h in history],
             "epochs": len(history), "wall_time_s": elapsed, "firing_rate": rates,
             "parameters": n_params, "processes": world, "history": history,
             "config": vars(args), "torch": torch.__version__, "srcext": srcext.__version__,

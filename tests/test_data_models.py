@@ -167,7 +167,8 @@ def test_cli_end_to_end_and_resume(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=48, n_test=20)
     out = str(tmp_path / "run")
     common = ["--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
-              "--steps", "20", "--silent-steps", "3", "--out", out, "--no-progress", "--threads", "1"]
+              "--steps", "20", "--silent-steps", "3", "--out", out, "--no-progress", "--threads", "1",
+              "--lr-schedule", "cosine", "--val-size", "8"]
     res = run_cli(*common, "--epochs", "1")
     assert res.returncode == 0, res.stderr
     assert "epoch 1/1" in res.stdout
@@ -180,6 +181,8 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert m["epochs"] == 2 and len(m["train_loss"]) == 2 and len(m["test_accuracy_per_epoch"]) == 2
     assert 0 <= m["test_accuracy"] <= 1 and m["wall_time_s"] > 0
     assert len(m["firing_rate"]) == 2 and m["config"]["hidden_size"] == 16
+    assert all(0 <= v <= 1 for v in m["val_accuracy_per_epoch"])
+    assert "val acc" in res.stdout
 
 
 @pytest.mark.parametrize("args,message", [
@@ -188,6 +191,7 @@ def test_cli_end_to_end_and_resume(tmp_path):
     (["--hidden-size", "-3"], "--hidden-size must be positive"),
     (["--batch-size", "0"], "--batch-size must be positive"),
     (["--data-dir", "/nonexistent-srcext"], "not found|could not download"),
+    (["--val-size", "-1"], "--val-size must be >= 0"),
 ])
 def test_cli_bad_options_exit_cleanly(args, message, tmp_path):
     res = run_cli("--out", str(tmp_path / "o"), "--no-progress", *args)
