@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from srcext.ops import CHECKPOINT_INTERVAL, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
 from conftest import (FLAG_IDS, FLAGS, assert_close, constants_cases, rel_err, requires_fused,
@@ -124,8 +124,7 @@ def test_backward_without_saved_checkpoints_raises():
     u, b, s = make_inputs(5, 2, 3, k, torch.float32, seed=2)
     u = u.float().requires_grad_()
     out = torch.ops.srcext.src_forward(u, b.float(), *(x.float() for x in s),
-                                       *[float(v) for v in list(k.as_dict().values())[:9]],
-                                       True, True, False)
+                                       *constant_args(k), True, True, False)
     with pytest.raises(RuntimeError, match="save_for_backward"):
         out[0].sum().backward()
 
