@@ -1,6 +1,7 @@
 """Data loading, spike encoding, the classifier and the training CLI (fast, no network)."""
 import gzip
 import json
+import math
 import os
 import shutil
 import socket
@@ -119,6 +120,22 @@ def test_rate_encoder_statistics_and_determinism():
     assert not torch.equal(spikes, other)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_rate_encoder_dtypes_and_float_images(dtype):
+    # uint8 and float images give the same spikes for the same seed, in any output dtype
+    images = torch.randint(0, 256, (9, 5, 5), dtype=torch.uint8)
+    images[:, 0] = 0                                                  # a row that never spikes
+    enc = RateEncoder(gain=0.5, silent_steps=3, input_steps=40)
+    spikes = enc(images, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    assert spikes.dtype == dtype and spikes.shape == (43, 9, 25)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert spikes[:, :, :5].sum() == 0                                # zero intensity: no spike
+    as_float = enc(images.float() / 255, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(spikes.float(), as_float)
+    full = enc(torch.full((2, 3), 255, dtype=torch.uint8), generator=torch.Generator().manual_seed(0))
+    assert 0.4 < full[3:].mean() < 0.6                                # rate = gain at intensity 1
+
+
 def test_fixed_readout_and_model_shapes():
     r = fixed_readout(3, 2)
     assert torch.equal(r, torch.tensor([[1, 1, -0.1, -0.1, -0.1, -0.1],
@@ -185,6 +202,21 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert "val acc" in res.stdout
 
 
+def test_cli_mixed_precision_and_gradient_flags(tmp_path):
+    # bf16 autocast (the CPU speed path) with the non-default gradient settings, end to end
+    root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
+    out = str(tmp_path / "run")
+    res = run_cli("--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
+                  "--hidden-layers", "2", "--steps", "20", "--silent-steps", "3", "--out", out,
+                  "--no-progress", "--threads", "1", "--epochs", "1", "--device", "cpu",
+                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through")
+    assert res.returncode == 0, res.stderr
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["config"]["amp"] == "bf16"
+    assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
+    assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
+
+
 @pytest.mark.parametrize("args,message", [
     (["--dataset", "cifar"], "invalid choice"),
     (["--epochs", "0"], "--epochs must be positive"),
@@ -192,6 +224,8 @@ def test_cli_end_to_end_and_resume(tmp_path):
     (["--batch-size", "0"], "--batch-size must be positive"),
     (["--data-dir", "/nonexistent-srcext"], "not found|could not download"),
     (["--val-size", "-1"], "--val-size must be >= 0"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs --device cuda"),
+    (["--amp", "int8"], "invalid choice"),
 ])
 def test_cli_bad_options_exit_cleanly(args, message, tmp_path):
     res = run_cli("--out", str(tmp_path / "o"), "--no-progress", *args)

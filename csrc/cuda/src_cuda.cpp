@@ -14,7 +14,7 @@ namespace {
 
 // One thread per neuron: the grid must fit its x dimension (2^31 - 1 blocks).
 void check_grid(int64_t N) {
-  TORCH_CHECK((N + 255) / 256 <= int64_t(INT32_MAX), "srcext: B * H = ", N,
+  TORCH_CHECK((N + kThreads - 1) / kThreads <= int64_t(INT32_MAX), "srcext: B * H = ", N,
               " neurons is more than one CUDA launch can hold");
 }
 

@@ -8,6 +8,10 @@
 namespace srcext {
 namespace cuda {
 
+// Threads per block: one thread per neuron. Here, not in src_kernels.cuh, so that the host
+// code that checks the grid size (src_cuda.cpp) uses the same number as the launches.
+constexpr int kThreads = 256;
+
 #define SRCEXT_DECLARE_LAUNCHERS(NAME)                                                     \
   void forward_##NAME(const ForwardParams& p, bool save, cudaStream_t stream);             \
   void backward_##NAME(const BackwardParams& p, bool detach, bool st, cudaStream_t stream);

@@ -14,11 +14,11 @@
 #include <c10/util/Half.h>
 
 #include "../src_params.h"
+#include "src_cuda_launch.h"
 
 namespace srcext {
 namespace cuda {
 
-constexpr int kThreads = 256;
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 
 template <typename Acc, typename scalar_t>
