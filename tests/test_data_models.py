@@ -316,3 +316,25 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
                   "--threads", "1")
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
+
+
+def test_summarize_results_table(tmp_path, capsys):
+    import importlib.util
+    path = os.path.join(os.path.dirname(TRAIN), "summarize_results.py")
+    spec = importlib.util.spec_from_file_location("summarize_results", path)
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    for name, layers, acc in (("a", 1, 0.9712), ("deep/b", 10, 0.5)):
+        os.makedirs(tmp_path / name)
+        metrics = {"test_accuracy": acc, "epochs": 3, "wall_time_s": 600.0, "firing_rate": [0.03, 0.05],
+                   "parameters": 1234, "val_accuracy_per_epoch": [0.8, 0.81],
+                   "config": {"dataset": "mnist", "hidden_layers": layers, "hidden_size": 128}}
+        with open(tmp_path / name / "metrics.json", "w") as f:
+            json.dump(metrics, f)
+    assert summarize.main(["--root", str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
+    table = capsys.readouterr().out
+    assert "| a | mnist | hidden 1 x 128 | 3 | 97.12 % | 81.00 % | 10 min | 3.0, 5.0 % | 1,234 |" in table
+    assert "deep/b" in table
+    rows = json.load(open(tmp_path / "s.json"))
+    assert [r["run"] for r in rows] == ["a", "deep/b"] and rows[1]["hidden_layers"] == 10
+    assert summarize.main(["--root", str(tmp_path / "nothing")]) == 1
