@@ -157,6 +157,22 @@ def test_fixed_readout_and_model_shapes():
     assert torch.allclose(logits, R, atol=1e-5)
 
 
+def test_readout_integrator_is_float32_under_autocast():
+    # bfloat16 would round a = 0.99 to 0.988 and lose exact step counts beyond 256
+    torch.manual_seed(0)
+    model = SRCClassifier(12, num_classes=2, hidden_layers=0, neurons_per_class=3, weight_scale=8.0)
+    x = (torch.rand(300, 4, 12) < 0.3).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, spikes = model(x, return_spikes=True)
+    assert spikes[-1].dtype == torch.bfloat16 and logits.dtype == torch.float32
+    s = spikes[-1].double()
+    assert s.sum() > 0
+    R = torch.zeros(4, 2, dtype=torch.float64)
+    for t in range(300):
+        R = 0.99 * R + s[t] @ model.readout.double().t()
+    assert torch.allclose(logits.double(), R, rtol=1e-5, atol=1e-4)
+
+
 def test_training_steps_lower_the_loss(tmp_path):
     torch.manual_seed(0)
     write_dataset(str(tmp_path), n_train=64)

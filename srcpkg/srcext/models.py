@@ -72,10 +72,14 @@ class SRCClassifier(nn.Module):
             spikes.append(x)
         T = x.shape[0]
         # R[T-1] = sum_t a^(T-1-t) readout . s[t]: the integrator in closed form, one GEMM.
-        steps = torch.arange(T - 1, -1, -1, device=x.device, dtype=x.dtype)
-        weights = torch.pow(torch.as_tensor(self.readout_decay, dtype=x.dtype, device=x.device), steps)
-        integrated = torch.einsum("t,tbn->bn", weights, x)
-        logits = integrated @ self.readout.to(x.dtype).t()
+        # In float32 at least, also under autocast: in bfloat16, a = 0.99 would round to
+        # 0.988 and step counts above 256 would not be exact.
+        acc = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            steps = torch.arange(T - 1, -1, -1, device=x.device, dtype=acc)
+            weights = torch.pow(torch.as_tensor(self.readout_decay, dtype=acc, device=x.device), steps)
+            integrated = torch.einsum("t,tbn->bn", weights, x.to(acc))
+            logits = integrated @ self.readout.to(acc).t()
         if return_spikes:
             return logits, spikes
         return logits
