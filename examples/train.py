@@ -48,6 +48,9 @@ def parse_args(argv=None):
     ap.add_argument("--neurons-per-class", type=int, default=10)
     ap.add_argument("--readout-decay", type=float, default=0.99)
     ap.add_argument("--weight-scale", type=float, default=4.0, help="initial weight scale (see srcext.SRC)")
+    ap.add_argument("--hidden-init", default="uniform", choices=["uniform", "identity"],
+                    help="identity: hidden-to-hidden layers start as 3 x identity + 0.25 x the uniform "
+                         "init, which keeps the image information through deep stacks")
     ap.add_argument("--steps", type=int, default=200, help="input steps (static images) or time bins (N-MNIST)")
     ap.add_argument("--silent-steps", type=int, default=20, help="empty steps before the input (static images)")
     ap.add_argument("--gain", type=float, default=0.25, help="spike probability per unit intensity")
@@ -248,6 +251,7 @@ def run(args):
     model = SRCClassifier(train_data.input_size, hidden_layers=args.hidden_layers,
                           hidden_size=args.hidden_size, neurons_per_class=args.neurons_per_class,
                           readout_decay=args.readout_decay, weight_scale=args.weight_scale,
+                          hidden_init=args.hidden_init,
                           backend=args.backend, detach_recurrent=args.detach_recurrent,
                           straight_through=args.straight_through).to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

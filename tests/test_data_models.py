@@ -191,6 +191,15 @@ def test_training_steps_lower_the_loss(tmp_path):
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
 
 
+def load_example(name):
+    """Import examples/<name>.py as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -225,10 +234,10 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     res = run_cli("--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
                   "--hidden-layers", "2", "--steps", "20", "--silent-steps", "3", "--out", out,
                   "--no-progress", "--threads", "1", "--epochs", "1", "--device", "cpu",
-                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through")
+                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through", "--hidden-init", "identity")
     assert res.returncode == 0, res.stderr
     m = json.load(open(os.path.join(out, "metrics.json")))
-    assert m["config"]["amp"] == "bf16"
+    assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
 
@@ -335,11 +344,7 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
 
 
 def test_summarize_results_table(tmp_path, capsys):
-    import importlib.util
-    path = os.path.join(os.path.dirname(TRAIN), "summarize_results.py")
-    spec = importlib.util.spec_from_file_location("summarize_results", path)
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
+    summarize = load_example("summarize_results")
     for name, layers, acc in (("a", 1, 0.9712), ("deep/b", 10, 0.5)):
         os.makedirs(tmp_path / name)
         metrics = {"test_accuracy": acc, "epochs": 3, "wall_time_s": 600.0, "firing_rate": [0.03, 0.05],
@@ -354,3 +359,48 @@ def test_summarize_results_table(tmp_path, capsys):
     rows = json.load(open(tmp_path / "s.json"))
     assert [r["run"] for r in rows] == ["a", "deep/b"] and rows[1]["hidden_layers"] == 10
     assert summarize.main(["--root", str(tmp_path / "nothing")]) == 1
+
+
+def test_identity_hidden_init():
+    torch.manual_seed(0)
+    uniform = SRCClassifier(20, hidden_layers=3, hidden_size=16, weight_scale=4.0)
+    torch.manual_seed(0)
+    ident = SRCClassifier(20, hidden_layers=3, hidden_size=16, weight_scale=4.0, hidden_init="identity",
+                          identity_gain=3.0, identity_noise=0.25)
+    w_u = [layer.weight_l0 for layer in uniform.layers]
+    w_i = [layer.weight_l0 for layer in ident.layers]
+    # input -> hidden 1 and hidden 3 -> output keep the uniform init
+    assert torch.equal(w_u[0], w_i[0]) and torch.equal(w_u[3], w_i[3])
+    for k in (1, 2):                                   # the square hidden -> hidden layers
+        assert torch.allclose(w_i[k], 3.0 * torch.eye(16) + 0.25 * w_u[k])
+    with pytest.raises(ValueError, match="hidden_init"):
+        SRCClassifier(20, hidden_init="orthogonal")
+
+
+def test_identity_init_keeps_the_image_in_deep_layers():
+    # the property the option exists for, measured as examples/signal_propagation.py does
+    sp = load_example("signal_propagation")
+    torch.manual_seed(1)
+    images = torch.zeros(16, 64)
+    for b in range(16):                                 # 16 different bar images
+        images[b, (b * 4) % 64:(b * 4) % 64 + 12] = 1.0
+    images = (images * 255).to(torch.uint8)
+    enc = RateEncoder(input_steps=120)
+    result = {}
+    for init in ("uniform", "identity"):
+        torch.manual_seed(0)
+        model = SRCClassifier(64, hidden_layers=6, hidden_size=64, hidden_init=init)
+        rows = sp.count_statistics(model, images, enc, torch.Generator().manual_seed(0))
+        assert len(rows) == 7 and all(0 <= r["firing_rate"] <= 1 for r in rows)
+        result[init] = rows[5]["image_variance"]        # hidden layer 6
+    assert result["identity"] > 5 * result["uniform"], result
+
+
+def test_signal_propagation_cli(tmp_path, capsys):
+    root = write_dataset(str(tmp_path / "data"), n_train=8, n_test=8)
+    sp = load_example("signal_propagation")
+    out = tmp_path / "rows.json"
+    assert sp.main(["--data-dir", root, "--hidden-layers", "2", "--hidden-size", "8", "--images", "4",
+                    "--json", str(out)]) == 0
+    assert "hidden 2" in capsys.readouterr().out
+    assert len(json.load(open(out))) == 3

@@ -37,13 +37,21 @@ class SRCClassifier(nn.Module):
         trainable_readout: learn the readout matrix (initialised to the fixed one).
         weight_scale: initial weight scale of every layer (4: each layer fires at a few
             percent of steps on rate-coded images at initialisation, the paper's regime).
+        hidden_init: "uniform" (every layer as :class:`srcext.SRC` initialises it) or
+            "identity": each hidden-to-hidden layer starts as ``identity_gain`` times the
+            identity plus the uniform initialisation scaled by ``identity_noise``, so that
+            neuron k relays the spikes of neuron k of the layer below. With the uniform
+            initialisation the image information in the spike counts falls about 5x per
+            layer (examples/signal_propagation.py) and is gone after 4-5 hidden layers,
+            which stalls the training of deep networks; the identity start keeps it.
         **src_kwargs: passed to every :class:`srcext.SRC` layer (backend, constants, flags).
     """
 
     def __init__(self, input_size: int, num_classes: int = 10, hidden_layers: int = 1,
                  hidden_size: int = 256, neurons_per_class: int = 10,
                  readout_decay: float = 0.99, trainable_readout: bool = False,
-                 weight_scale: float = 4.0, **src_kwargs):
+                 weight_scale: float = 4.0, hidden_init: str = "uniform",
+                 identity_gain: float = 3.0, identity_noise: float = 0.25, **src_kwargs):
         super().__init__()
         for name, value in (("input_size", input_size), ("num_classes", num_classes),
                             ("hidden_size", hidden_size), ("neurons_per_class", neurons_per_class)):
@@ -53,12 +61,20 @@ class SRCClassifier(nn.Module):
             raise ValueError(f"SRCClassifier: hidden_layers must be >= 0, got {hidden_layers!r}")
         if not 0.0 < readout_decay <= 1.0:
             raise ValueError(f"SRCClassifier: readout_decay must be in (0, 1], got {readout_decay}")
+        if hidden_init not in ("uniform", "identity"):
+            raise ValueError(f"SRCClassifier: hidden_init must be 'uniform' or 'identity', got {hidden_init!r}")
         self.num_classes = num_classes
         self.readout_decay = readout_decay
         sizes = [input_size] + [hidden_size] * hidden_layers + [num_classes * neurons_per_class]
         # One SRC module per layer, so that each layer's spikes can be observed.
         self.layers = nn.ModuleList(SRC(a, b, weight_scale=weight_scale, **src_kwargs)
                                     for a, b in zip(sizes[:-1], sizes[1:]))
+        if hidden_init == "identity":
+            with torch.no_grad():
+                for layer in self.layers[1:hidden_layers]:          # hidden -> hidden, square
+                    weight = layer.weight_l0
+                    weight.mul_(identity_noise).add_(
+                        identity_gain * torch.eye(hidden_size, dtype=weight.dtype, device=weight.device))
         readout = fixed_readout(num_classes, neurons_per_class)
         if trainable_readout:
             self.readout = nn.Parameter(readout)
