@@ -13,6 +13,7 @@ spikes of every neuron over the sequence. Per layer we report:
 signal has to be built up by training before the deep layers can learn anything.
 
     python examples/signal_propagation.py --hidden-layers 10 --hidden-size 128
+    python examples/signal_propagation.py --hidden-layers 10 --hidden-init identity
     python examples/signal_propagation.py --checkpoint runs/deep/checkpoint.pt
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden-layers", type=int, default=10)
     ap.add_argument("--hidden-size", type=int, default=128)
     ap.add_argument("--weight-scale", type=float, default=4.0)
+    ap.add_argument("--hidden-init", default="uniform", choices=["uniform", "identity"])
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the rows to this file")
@@ -70,13 +72,14 @@ def main(argv=None) -> int:
         encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
     else:
         model = SRCClassifier(images[0].numel(), hidden_layers=args.hidden_layers,
-                              hidden_size=args.hidden_size, weight_scale=args.weight_scale)
+                              hidden_size=args.hidden_size, weight_scale=args.weight_scale,
+                              hidden_init=args.hidden_init)
         encoder = RateEncoder()
     rows = count_statistics(model, images, encoder, torch.Generator().manual_seed(args.seed))
-    print("layer  firing rate  image variance  noise variance")
+    print("    layer  firing rate  image variance  noise variance")
     for k, r in enumerate(rows):
         name = "output" if k == len(rows) - 1 else f"hidden {k + 1}"
-        print(f"{name:>8}  {100 * r['firing_rate']:9.2f} %  {r['image_variance']:14.2f}  {r['noise_variance']:14.2f}")
+        print(f"{name:>9}  {100 * r['firing_rate']:9.2f} %  {r['image_variance']:14.2f}  {r['noise_variance']:14.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
