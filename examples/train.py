@@ -46,6 +46,8 @@ def parse_args(argv=None):
     ap.add_argument("--hidden-layers", type=int, default=1)
     ap.add_argument("--hidden-size", type=int, default=256)
     ap.add_argument("--neurons-per-class", type=int, default=10)
+    ap.add_argument("--trainable-readout", action="store_true",
+                    help="learn the readout matrix (starts as the paper's fixed +1 / -0.1 one)")
     ap.add_argument("--readout-decay", type=float, default=0.99)
     ap.add_argument("--weight-scale", type=float, default=4.0, help="initial weight scale (see srcext.SRC)")
     ap.add_argument("--hidden-init", default="uniform", choices=["uniform", "identity"],
@@ -251,7 +253,7 @@ def run(args):
     model = SRCClassifier(train_data.input_size, hidden_layers=args.hidden_layers,
                           hidden_size=args.hidden_size, neurons_per_class=args.neurons_per_class,
                           readout_decay=args.readout_decay, weight_scale=args.weight_scale,
-                          hidden_init=args.hidden_init,
+                          hidden_init=args.hidden_init, trainable_readout=args.trainable_readout,
                           backend=args.backend, detach_recurrent=args.detach_recurrent,
                           straight_through=args.straight_through).to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

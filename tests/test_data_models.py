@@ -234,10 +234,13 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     res = run_cli("--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
                   "--hidden-layers", "2", "--steps", "20", "--silent-steps", "3", "--out", out,
                   "--no-progress", "--threads", "1", "--epochs", "1", "--device", "cpu",
-                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through", "--hidden-init", "identity")
+                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through", "--hidden-init", "identity",
+                  "--trainable-readout")
     assert res.returncode == 0, res.stderr
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
+    assert m["config"]["trainable_readout"] is True
+    assert m["parameters"] == (784 * 16 + 16) + (16 * 16 + 16) + (16 * 100 + 100) + 10 * 100
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
 
