@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import srcext
 from srcext.data import (DATASETS, DatasetNotFound, RateEncoder, collate_frames,
-                         load_idx_dataset, nmnist_dataset)
+                         load_idx_dataset, nmnist_dataset, random_shift)
 from srcext.models import SRCClassifier
 
 
@@ -40,6 +40,10 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                     help="cosine: decay the learning rate to 0 over --epochs")
+    ap.add_argument("--weight-decay", type=float, default=0.0,
+                    help="decoupled weight decay (AdamW); 0 = plain Adam")
+    ap.add_argument("--augment-shift", type=int, default=0,
+                    help="training images: random translation by up to N pixels (static images only)")
     ap.add_argument("--val-size", type=int, default=0,
                     help="hold out the last N training samples to report validation accuracy "
                          "(tune on this, not on the test set)")
@@ -83,6 +87,12 @@ def parse_args(argv=None):
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.val_size < 0:
         raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
+    if args.augment_shift < 0:
+        raise UsageError(f"--augment-shift must be >= 0, got {args.augment_shift}")
+    if args.augment_shift and args.dataset == "nmnist":
+        raise UsageError("--augment-shift applies to static images (mnist, fashion-mnist), not nmnist")
+    if args.weight_decay < 0:
+        raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
     if args.hidden_layers < 0:
         raise UsageError(f"--hidden-layers must be >= 0, got {args.hidden_layers}")
     if args.silent_steps < 0:
@@ -121,6 +131,7 @@ class StaticImages:
         self.encoder = RateEncoder(args.gain, args.silent_steps, args.steps)
         self.input_size = images[0].numel()
         self.dtype = amp_dtype(args) or torch.float32
+        self.shift = args.augment_shift if split == "train" else 0
 
     def __len__(self):
         return len(self.labels)
@@ -129,6 +140,8 @@ class StaticImages:
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
             images = self.images[idx].to(device)
+            if self.shift:
+                images = random_shift(images, self.shift, generator)
             yield (self.encoder(images, generator=generator, dtype=self.dtype),
                    self.labels[idx].to(device))
 
@@ -258,7 +271,8 @@ def run(args):
                           straight_through=args.straight_through).to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+                 if args.weight_decay else torch.optim.Adam(model.parameters(), lr=args.lr))
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
                  if args.lr_schedule == "cosine" else None)

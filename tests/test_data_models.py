@@ -136,6 +136,38 @@ def test_rate_encoder_dtypes_and_float_images(dtype):
     assert 0.4 < full[3:].mean() < 0.6                                # rate = gain at intensity 1
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_random_shift_translates_each_image_within_bounds(dtype):
+    B, s = 400, 2
+    images = torch.zeros((B, 9, 11), dtype=dtype)
+    images[:, 4, 5] = 200                                 # one bright pixel, far from the border
+    images[:, 3, 5] = 100
+    shifted = data.random_shift(images, s, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape and shifted.dtype == dtype
+    assert torch.equal(shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2)))   # nothing lost inside
+    pos = torch.stack([(img == 200).nonzero()[0] for img in shifted])       # (B, 2)
+    offsets = pos - torch.tensor([4, 5])
+    assert offsets.abs().max() <= s
+    assert torch.equal(pos - torch.tensor([1, 0]), torch.stack([(img == 100).nonzero()[0] for img in shifted]))
+    seen = {tuple(o) for o in offsets.tolist()}
+    assert len(seen) == (2 * s + 1) ** 2                  # every offset occurs, per image
+    again = data.random_shift(images, s, torch.Generator().manual_seed(0))
+    assert torch.equal(shifted, again)                    # seeded
+    # content pushed past the border is cut, the rest filled with zeros
+    edge = torch.zeros((50, 4, 4), dtype=dtype)
+    edge[:, 0, 0] = 1
+    cut = data.random_shift(edge, 1, torch.Generator().manual_seed(1))
+    assert cut.sum() < 50 and set(cut.unique().tolist()) <= {0, 1}
+    assert torch.equal(data.random_shift(images, 0), images)
+
+
+def test_random_shift_rejects_bad_input():
+    with pytest.raises(ValueError, match="images .B, H, W."):
+        data.random_shift(torch.zeros(3, 784), 2)
+    with pytest.raises(ValueError, match="max_shift must be >= 0"):
+        data.random_shift(torch.zeros(3, 5, 5), -1)
+
+
 def test_fixed_readout_and_model_shapes():
     r = fixed_readout(3, 2)
     assert torch.equal(r, torch.tensor([[1, 1, -0.1, -0.1, -0.1, -0.1],
@@ -235,11 +267,12 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
                   "--hidden-layers", "2", "--steps", "20", "--silent-steps", "3", "--out", out,
                   "--no-progress", "--threads", "1", "--epochs", "1", "--device", "cpu",
                   "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through", "--hidden-init", "identity",
-                  "--trainable-readout")
+                  "--trainable-readout", "--augment-shift", "2", "--weight-decay", "1e-4")
     assert res.returncode == 0, res.stderr
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
     assert m["config"]["trainable_readout"] is True
+    assert m["config"]["augment_shift"] == 2 and m["config"]["weight_decay"] == 1e-4
     assert m["parameters"] == (784 * 16 + 16) + (16 * 16 + 16) + (16 * 100 + 100) + 10 * 100
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
@@ -254,6 +287,9 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     (["--val-size", "-1"], "--val-size must be >= 0"),
     (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs --device cuda"),
     (["--amp", "int8"], "invalid choice"),
+    (["--augment-shift", "-1"], "--augment-shift must be >= 0"),
+    (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
 ])
 def test_cli_bad_options_exit_cleanly(args, message, tmp_path):
     res = run_cli("--out", str(tmp_path / "o"), "--no-progress", *args)

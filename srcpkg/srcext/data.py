@@ -200,6 +200,28 @@ class RateEncoder:
         return spikes.view(self.steps, B, F)
 
 
+def random_shift(images: torch.Tensor, max_shift: int,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Translate each image of a batch (B, H, W) by its own random whole-pixel offset in
+    [-max_shift, max_shift] along each axis, filling with zeros (training augmentation for
+    MNIST-like images; apply before the rate encoder). Offsets come from ``generator``,
+    which must live on the images' device. Any dtype; the result is a new tensor."""
+    if images.dim() != 3:
+        raise ValueError(f"random_shift expects images (B, H, W), got shape {tuple(images.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return images.clone()
+    B, H, W = images.shape
+    s = int(max_shift)
+    padded = torch.nn.functional.pad(images, (s, s, s, s))
+    offsets = torch.randint(0, 2 * s + 1, (2, B), generator=generator, device=images.device)
+    rows = offsets[0, :, None] + torch.arange(H, device=images.device)   # (B, H)
+    cols = offsets[1, :, None] + torch.arange(W, device=images.device)   # (B, W)
+    batch = torch.arange(B, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]
+
+
 # ---- N-MNIST (tonic) ---------------------------------------------------------------------
 
 NMNIST_SENSOR = (34, 34, 2)
