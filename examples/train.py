@@ -77,6 +77,9 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     ap.add_argument("--out", default="runs/train")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                    help="start from the weights of a checkpoint.pt (same architecture) with a fresh "
+                         "optimizer, schedule and history: fine-tuning or training on")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden_size", "steps", "neurons_per_class"):
@@ -91,6 +94,10 @@ def parse_args(argv=None):
         raise UsageError(f"--augment-shift must be >= 0, got {args.augment_shift}")
     if args.augment_shift and args.dataset == "nmnist":
         raise UsageError("--augment-shift applies to static images (mnist, fashion-mnist), not nmnist")
+    if args.init_from and args.resume:
+        raise UsageError("--init-from and --resume exclude each other (--resume continues OUT's own run)")
+    if args.init_from and not os.path.isfile(args.init_from):
+        raise UsageError(f"--init-from: no checkpoint at {args.init_from}")
     if args.weight_decay < 0:
         raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
     if args.hidden_layers < 0:
@@ -291,6 +298,13 @@ def run(args):
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         history, start_epoch, elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
+    elif args.init_from:
+        source = torch.load(args.init_from, map_location=device, weights_only=False)
+        try:
+            model.load_state_dict(source["model"])
+        except (KeyError, RuntimeError) as exc:
+            raise UsageError(f"--init-from {args.init_from} does not fit this model "
+                             f"(same --hidden-layers, --hidden-size, dataset?): {exc}") from None
     is_main = rank == 0
     if is_main:
         print(f"srcext {srcext.__version__}: {args.dataset}, {len(train_data)} train / {len(test_data)} test, "

@@ -259,6 +259,31 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert "val acc" in res.stdout
 
 
+def test_cli_init_from_checkpoint(tmp_path):
+    root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
+    common = ["--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
+              "--steps", "20", "--silent-steps", "3", "--no-progress", "--threads", "1", "--epochs", "1"]
+    first = str(tmp_path / "first")
+    assert run_cli(*common, "--out", first, "--seed", "1").returncode == 0
+    source = os.path.join(first, "checkpoint.pt")
+    # a different seed would start from other weights; a vanishing lr keeps the loaded ones
+    second = str(tmp_path / "second")
+    res = run_cli(*common, "--out", second, "--seed", "2", "--init-from", source, "--lr", "1e-12")
+    assert res.returncode == 0, res.stderr
+    a = torch.load(source, weights_only=False)["model"]
+    b = torch.load(os.path.join(second, "checkpoint.pt"), weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-6, atol=1e-9, msg=k)
+    m = json.load(open(os.path.join(second, "metrics.json")))
+    assert m["epochs"] == 1 and m["config"]["init_from"] == source
+    # a checkpoint of another architecture, or --resume alongside, is refused cleanly
+    res = run_cli(*common, "--out", str(tmp_path / "third"), "--hidden-size", "8", "--init-from", source)
+    assert res.returncode != 0 and "does not fit this model" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli(*common, "--out", second, "--init-from", source, "--resume")
+    assert res.returncode != 0 and "exclude each other" in res.stderr
+
+
 def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     # bf16 autocast (the CPU speed path) with the non-default gradient settings, end to end
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
@@ -290,6 +315,7 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     (["--augment-shift", "-1"], "--augment-shift must be >= 0"),
     (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
     (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
+    (["--init-from", "/nonexistent-srcext/checkpoint.pt"], "--init-from: no checkpoint"),
 ])
 def test_cli_bad_options_exit_cleanly(args, message, tmp_path):
     res = run_cli("--out", str(tmp_path / "o"), "--no-progress", *args)
