@@ -65,9 +65,7 @@ def main(argv=None) -> int:
     if args.checkpoint:
         ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
         cfg = ckpt["config"]
-        model = SRCClassifier(images[0].numel(), hidden_layers=cfg["hidden_layers"],
-                              hidden_size=cfg["hidden_size"], neurons_per_class=cfg["neurons_per_class"],
-                              readout_decay=cfg["readout_decay"])
+        model = SRCClassifier.from_config(images[0].numel(), cfg)
         model.load_state_dict(ckpt["model"])
         encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
     else:

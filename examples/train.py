@@ -270,12 +270,7 @@ def run(args):
     train_data = make_data(args, "train", args.limit_train)
     test_data = make_data(args, "test", args.limit_test)
     val_data = make_data(args, "val", None) if args.val_size else None
-    model = SRCClassifier(train_data.input_size, hidden_layers=args.hidden_layers,
-                          hidden_size=args.hidden_size, neurons_per_class=args.neurons_per_class,
-                          readout_decay=args.readout_decay, weight_scale=args.weight_scale,
-                          hidden_init=args.hidden_init, trainable_readout=args.trainable_readout,
-                          backend=args.backend, detach_recurrent=args.detach_recurrent,
-                          straight_through=args.straight_through).to(device)
+    model = SRCClassifier.from_config(train_data.input_size, vars(args)).to(device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)

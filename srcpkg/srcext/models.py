@@ -81,6 +81,19 @@ class SRCClassifier(nn.Module):
         else:
             self.register_buffer("readout", readout)
 
+    @classmethod
+    def from_config(cls, input_size: int, config: dict) -> "SRCClassifier":
+        """The classifier a configuration describes: the options dictionary that
+        ``examples/train.py`` stores in its checkpoints and metrics.json (``hidden_layers``,
+        ``hidden_size``, ``neurons_per_class``, ``readout_decay``, ``trainable_readout``,
+        ``weight_scale``, ``hidden_init``, ``backend``, ``detach_recurrent``,
+        ``straight_through``; missing keys take the defaults, other keys are ignored)."""
+        model_keys = ("hidden_layers", "hidden_size", "neurons_per_class", "readout_decay",
+                      "trainable_readout", "weight_scale", "hidden_init")
+        src_keys = ("backend", "detach_recurrent", "straight_through")
+        kwargs = {k: config[k] for k in model_keys + src_keys if k in config}
+        return cls(input_size, **kwargs)
+
     def forward(self, x: torch.Tensor, return_spikes: bool = False):
         spikes: List[torch.Tensor] = []
         for layer in self.layers:

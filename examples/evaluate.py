@@ -1,0 +1,100 @@
+"""Test accuracy of a trained classifier, with one or several rate codings per image.
+
+A rate-coded image is a random spike train, so one forward pass scores one draw of it; that
+is what the paper and ``train.py`` report. Averaging the logits of K independent codings of
+each test image removes part of the encoding noise, at K times the inference cost. This
+script reports the accuracy for each K asked for (the first K codings of the same draws, so
+the numbers are comparable).
+
+    python examples/evaluate.py --checkpoint runs/mnist/checkpoint.pt --data-dir DATA --encodings 1 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from srcext.data import DatasetNotFound, RateEncoder, load_idx_dataset
+from srcext.models import SRCClassifier
+
+
+def accuracy_by_encodings(model, images, labels, encoder, encodings, batch_size, generator,
+                          dtype=None):
+    """{K: accuracy} where the logits of the first K codings of each image are averaged."""
+    model.eval()
+    most = max(encodings)
+    correct = {k: 0 for k in encodings}
+    device = next(model.parameters()).device
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                                         enabled=dtype is not None):
+        for start in range(0, len(labels), batch_size):
+            x = images[start:start + batch_size].to(device)
+            y = labels[start:start + batch_size].to(device)
+            total = None
+            for k in range(1, most + 1):
+                logits = model(encoder(x, generator=generator, dtype=dtype or torch.float32)).float()
+                total = logits if total is None else total + logits
+                if k in correct:
+                    correct[k] += int((total.argmax(1) == y).sum())
+    return {k: correct[k] / len(labels) for k in encodings}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by examples/train.py")
+    ap.add_argument("--data-dir", default=None, help="default: the one the run was trained with")
+    ap.add_argument("--encodings", type=int, nargs="+", default=[1, 5], help="values of K")
+    ap.add_argument("--limit-test", type=int, default=None, help="only the first N test images")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--amp", default=None, choices=["none", "bf16"], help="default: as trained")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", help="write the result to this file")
+    args = ap.parse_args(argv)
+    if any(k <= 0 for k in args.encodings) or args.batch_size <= 0:
+        print("evaluate.py: error: --encodings and --batch-size must be positive", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        cfg = ckpt["config"]
+    except (OSError, KeyError, RuntimeError) as exc:
+        print(f"evaluate.py: error: cannot read a train.py checkpoint from {args.checkpoint}: {exc}",
+              file=sys.stderr)
+        return 2
+    if cfg.get("dataset") not in ("mnist", "fashion-mnist"):
+        print(f"evaluate.py: error: static-image datasets only, the run used {cfg.get('dataset')!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        images, labels = load_idx_dataset(cfg["dataset"], "test", args.data_dir or cfg["data_dir"])
+    except DatasetNotFound as exc:
+        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit_test:
+        images, labels = images[:args.limit_test], labels[:args.limit_test]
+    model = SRCClassifier.from_config(images[0].numel(), cfg)
+    model.load_state_dict(ckpt["model"])
+    amp = args.amp or cfg.get("amp", "none")
+    dtype = torch.bfloat16 if amp == "bf16" else None
+    encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
+    t0 = time.time()
+    result = accuracy_by_encodings(model, images, labels, encoder, sorted(set(args.encodings)),
+                                   args.batch_size, torch.Generator().manual_seed(args.seed), dtype)
+    for k, acc in result.items():
+        print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: "
+              f"{100 * acc:.2f} %")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"checkpoint": args.checkpoint, "epoch": ckpt.get("epoch"), "images": len(labels),
+                       "amp": amp, "seed": args.seed, "wall_time_s": time.time() - t0,
+                       "accuracy_by_encodings": {str(k): v for k, v in result.items()}}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
