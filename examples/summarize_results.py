@@ -5,7 +5,10 @@
 
 One row per run: dataset, network, epochs, test accuracy at the last epoch (the number we
 report; never the best test epoch), the validation accuracy it was chosen on when a
-validation split was used, wall time, firing rate per layer and parameter count.
+validation split was used, wall time, firing rate per layer and parameter count. A run
+started with ``--init-from`` shows its epochs as "earlier + its own"; a run folder with an
+``evaluate_encodings.json`` (written by ``examples/evaluate.py --json``) also shows the test
+accuracy with the logits of several rate codings averaged.
 """
 from __future__ import annotations
 
@@ -16,6 +19,28 @@ import os
 import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def earlier_epochs(init_from, metrics):
+    """Epochs the starting checkpoint of an --init-from run had been trained for (or None)."""
+    if not init_from:
+        return None
+    if metrics.get("init_from_epochs") is not None:
+        return metrics["init_from_epochs"]
+    for base in ("", REPO):
+        source = _json(os.path.join(base, os.path.dirname(init_from), "metrics.json"))
+        if source is not None:
+            return source.get("epochs")
+    return None
 
 
 def load_runs(root: str = RESULTS):
@@ -25,6 +50,8 @@ def load_runs(root: str = RESULTS):
             m = json.load(f)
         cfg = m.get("config", {})
         val = [v for v in m.get("val_accuracy_per_epoch", []) if v is not None]
+        codings = (_json(os.path.join(os.path.dirname(path), "evaluate_encodings.json")) or {}).get(
+            "accuracy_by_encodings", {})
         runs.append({
             "run": os.path.relpath(os.path.dirname(path), root),
             "dataset": cfg.get("dataset"),
@@ -39,6 +66,9 @@ def load_runs(root: str = RESULTS):
             "amp": cfg.get("amp", "none"),
             "lr_schedule": cfg.get("lr_schedule", "constant"),
             "threads": cfg.get("threads"),
+            "augment_shift": cfg.get("augment_shift", 0),
+            "earlier_epochs": earlier_epochs(cfg.get("init_from"), m),
+            "accuracy_by_encodings": {int(k): v for k, v in codings.items()},
         })
     return runs
 
@@ -50,14 +80,16 @@ def network(run) -> str:
 
 def markdown(runs) -> str:
     lines = ["| run | dataset | network | epochs | test accuracy | val accuracy | wall time | "
-             "firing rate per layer | parameters |", "|---" * 9 + "|"]
+             "firing rate per layer | parameters | codings averaged |", "|---" * 10 + "|"]
     for r in runs:
         pct = lambda v: "" if v is None else f"{100 * v:.2f} %"
         rates = ", ".join(f"{100 * v:.1f}" for v in r["firing_rate"]) + " %"
         wall = "" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.0f} min"
-        lines.append(f"| {r['run']} | {r['dataset']} | {network(r)} | {r['epochs']} | "
+        epochs = r["epochs"] if r["earlier_epochs"] is None else f"{r['earlier_epochs']} + {r['epochs']}"
+        codings = ", ".join(f"{pct(v)} ({k})" for k, v in sorted(r["accuracy_by_encodings"].items()) if k > 1)
+        lines.append(f"| {r['run']} | {r['dataset']} | {network(r)} | {epochs} | "
                      f"{pct(r['test_accuracy'])} | {pct(r['val_accuracy'])} | {wall} | {rates} | "
-                     f"{r['parameters']:,} |")
+                     f"{r['parameters']:,} | {codings} |")
     return "\n".join(lines)
 
 

@@ -282,6 +282,7 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     history, start_epoch, elapsed = [], 0, 0.0
+    init_from_epochs = None
     if args.resume:
         if not os.path.exists(ckpt_path):
             raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
@@ -293,8 +294,10 @@ def run(args):
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         history, start_epoch, elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
+        init_from_epochs = ckpt.get("init_from_epochs")
     elif args.init_from:
         source = torch.load(args.init_from, map_location=device, weights_only=False)
+        init_from_epochs = source.get("epoch")
         try:
             model.load_state_dict(source["model"])
         except (KeyError, RuntimeError) as exc:
@@ -350,6 +353,7 @@ def run(args):
                         "scheduler": None if scheduler is None else scheduler.state_dict(),
                         "scaler": scaler.state_dict(),
                         "history": history, "epoch": epoch + 1, "wall_time_s": elapsed,
+                        "init_from_epochs": init_from_epochs,
                         "config": vars(args)}, ckpt_path)
 
     if is_main:
@@ -361,6 +365,7 @@ def run(args):
             "val_accuracy_per_epoch": [h.get("val_accuracy") for h in history],
             "epochs": len(history), "wall_time_s": elapsed, "firing_rate": rates,
             "parameters": n_params, "processes": world, "history": history,
+            "init_from_epochs": init_from_epochs,
             "config": vars(args), "torch": torch.__version__, "srcext": srcext.__version__,
         }
         with open(os.path.join(args.out, "metrics.json"), "w") as f:

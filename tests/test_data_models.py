@@ -276,7 +276,7 @@ def test_cli_init_from_checkpoint(tmp_path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-6, atol=1e-9, msg=k)
     m = json.load(open(os.path.join(second, "metrics.json")))
-    assert m["epochs"] == 1 and m["config"]["init_from"] == source
+    assert m["epochs"] == 1 and m["config"]["init_from"] == source and m["init_from_epochs"] == 1
     # a checkpoint of another architecture, or --resume alongside, is refused cleanly
     res = run_cli(*common, "--out", str(tmp_path / "third"), "--hidden-size", "8", "--init-from", source)
     assert res.returncode != 0 and "does not fit this model" in res.stderr and "Traceback" not in res.stderr
@@ -417,12 +417,21 @@ def test_summarize_results_table(tmp_path, capsys):
                    "config": {"dataset": "mnist", "hidden_layers": layers, "hidden_size": 128}}
         with open(tmp_path / name / "metrics.json", "w") as f:
             json.dump(metrics, f)
+    # a run trained on from run a's checkpoint, with several codings evaluated
+    os.makedirs(tmp_path / "a_on")
+    metrics["config"] = {"dataset": "mnist", "hidden_layers": 1, "hidden_size": 128,
+                         "init_from": str(tmp_path / "a" / "checkpoint.pt")}
+    with open(tmp_path / "a_on" / "metrics.json", "w") as f:
+        json.dump(metrics, f)
+    with open(tmp_path / "a_on" / "evaluate_encodings.json", "w") as f:
+        json.dump({"accuracy_by_encodings": {"1": 0.5, "5": 0.98765}}, f)
     assert summarize.main(["--root", str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
     table = capsys.readouterr().out
-    assert "| a | mnist | hidden 1 x 128 | 3 | 97.12 % | 81.00 % | 10 min | 3.0, 5.0 % | 1,234 |" in table
+    assert "| a | mnist | hidden 1 x 128 | 3 | 97.12 % | 81.00 % | 10 min | 3.0, 5.0 % | 1,234 |  |" in table
+    assert "| a_on | mnist | hidden 1 x 128 | 3 + 3 | 50.00 % |" in table and "| 98.77 % (5) |" in table
     assert "deep/b" in table
     rows = json.load(open(tmp_path / "s.json"))
-    assert [r["run"] for r in rows] == ["a", "deep/b"] and rows[1]["hidden_layers"] == 10
+    assert [r["run"] for r in rows] == ["a", "a_on", "deep/b"] and rows[2]["hidden_layers"] == 10
     assert summarize.main(["--root", str(tmp_path / "nothing")]) == 1
 
 
