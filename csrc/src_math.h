@@ -19,10 +19,16 @@
 #define SRC_HD inline
 #endif
 
+// The device branches below are taken by the CUDA kernels, on the GPU and in their host
+// emulation (csrc/cuda/emulation), which must run the same math as the device.
+#if defined(__CUDA_ARCH__) || defined(SRCEXT_CUDA_EMULATION)
+#define SRC_DEVICE_MATH 1
+#endif
+
 namespace srcext {
 namespace math {
 
-#if !defined(__CUDA_ARCH__)
+#if !defined(SRC_DEVICE_MATH)
 // exp(x) for float, vectorisable: x = n ln2 + r, |r| <= ln2/2, exp(r) by polynomial, 2^n by
 // exponent bits.
 // For x <= 80 (its callers bound x from above; 2^n must stay a normal number). Below, x is
@@ -63,7 +69,7 @@ SRC_HD float reciprocal_vec(float d) {
 #endif
 
 SRC_HD float reciprocal(float d) {
-#if defined(__CUDA_ARCH__)
+#if defined(SRC_DEVICE_MATH)
   return 1.0f / d;
 #else
   return reciprocal_vec(d);
@@ -73,7 +79,7 @@ SRC_HD float reciprocal(float d) {
 SRC_HD double reciprocal(double d) { return 1.0 / d; }
 
 SRC_HD float exp(float x) {
-#if defined(__CUDA_ARCH__)
+#if defined(SRC_DEVICE_MATH)
   return ::expf(x);
 #else
   return exp_vec(x);

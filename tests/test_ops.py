@@ -27,13 +27,13 @@ def make_inputs(T, B, H, k, dtype, seed, scale=1.0):
 
 
 def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=False,
-             device="cpu"):
-    """Fused in `dtype` on `device` and reference in float64 on the CPU, on the same inputs and
-    upstream gradients (and, on request, the reference in `dtype` too: the accuracy that dtype
-    allows). Results come back on the CPU."""
+             device="cpu", fused=src_recurrence_fused):
+    """Fused (the function `fused`) in `dtype` on `device` and reference in float64 on the CPU,
+    on the same inputs and upstream gradients (and, on request, the reference in `dtype` too:
+    the accuracy that dtype allows). Results come back on the CPU."""
     u64, b64, s64 = make_inputs(T, B, H, k, dtype, seed)
     results = []
-    runs = [(src_recurrence_fused, dtype, device), (src_recurrence_reference, torch.float64, "cpu")]
+    runs = [(fused, dtype, device), (src_recurrence_reference, torch.float64, "cpu")]
     if with_reference_in_dtype:
         runs.append((src_recurrence_reference, dtype, device))
     for fn, dt, dev in runs:
@@ -59,12 +59,12 @@ def test_fused_matches_reference(dtype, shape, name, k, detach, st):
     assert_matches_reference(dtype, shape, k, detach, st, device="cpu")
 
 
-def assert_matches_reference(dtype, shape, k, detach, st, device):
+def assert_matches_reference(dtype, shape, k, detach, st, device, fused=src_recurrence_fused):
     """Fused in `dtype` on `device` against the float64 reference, held to a fixed bound or
     to 4x the error of the reference itself run in `dtype`, whichever is larger (a saturated
     neuron's 1 - tanh^2 has few significant bits in float32, in any implementation)."""
     (outs, grads), (ref_outs, ref_grads), (own_outs, own_grads) = run_both(
-        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device=device)
+        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device=device, fused=fused)
 
     def bound(base, own, ref):
         return base if ref is None or own is None else max(base, 4 * rel_err(own, ref))

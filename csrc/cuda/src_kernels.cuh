@@ -15,6 +15,7 @@
 
 #include "../src_params.h"
 #include "src_cuda_launch.h"
+#include "src_launch_kernel.cuh"
 
 namespace srcext {
 namespace cuda {
@@ -115,10 +116,11 @@ inline dim3 grid_for(int64_t N) {
 // Runtime flags become template switches here.
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
+  const dim3 grid = grid_for(p.N);
   if (save) {
-    src_forward_kernel<scalar_t, Acc, true><<<grid_for(p.N), kThreads, 0, stream>>>(p);
+    launch_kernel<&src_forward_kernel<scalar_t, Acc, true>>(grid, kThreads, stream, p);
   } else {
-    src_forward_kernel<scalar_t, Acc, false><<<grid_for(p.N), kThreads, 0, stream>>>(p);
+    launch_kernel<&src_forward_kernel<scalar_t, Acc, false>>(grid, kThreads, stream, p);
   }
 }
 
@@ -127,13 +129,13 @@ void launch_backward(const BackwardParams& p, bool detach, bool straight_through
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
   if (detach && straight_through) {
-    src_backward_kernel<scalar_t, Acc, true, true><<<grid, kThreads, 0, stream>>>(p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, true>>(grid, kThreads, stream, p);
   } else if (detach) {
-    src_backward_kernel<scalar_t, Acc, true, false><<<grid, kThreads, 0, stream>>>(p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, false>>(grid, kThreads, stream, p);
   } else if (straight_through) {
-    src_backward_kernel<scalar_t, Acc, false, true><<<grid, kThreads, 0, stream>>>(p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, true>>(grid, kThreads, stream, p);
   } else {
-    src_backward_kernel<scalar_t, Acc, false, false><<<grid, kThreads, 0, stream>>>(p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, false>>(grid, kThreads, stream, p);
   }
 }
 

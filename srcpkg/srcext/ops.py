@@ -41,19 +41,34 @@ def src_recurrence_fused(
     straight_through: bool = True,
 ) -> Tuple[torch.Tensor, State]:
     """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`."""
+    return run_forward_op(torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent,
+                          straight_through)
+
+
+def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through):
+    """Call a ``src_forward`` op (srcext's, or the CUDA emulation's in the tests), keeping the
+    checkpoints only when a gradient will be asked for."""
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
         or hs0.requires_grad
     )
-    spikes, i_n, h_n, hs_n, _ = torch.ops.srcext.src_forward(
+    spikes, i_n, h_n, hs_n, _ = forward_op(
         u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save
     )
     return spikes, (i_n, h_n, hs_n)
 
 
-def _register() -> None:
-    @torch.library.register_fake("srcext::src_forward")
+def register_op_formulas(namespace: str = "srcext") -> None:
+    """Register the fake (meta) implementations and the autograd formula of the ops
+    ``{namespace}::src_forward`` and ``{namespace}::src_backward``.
+
+    Done for ``srcext`` at import. The tests call it once more for the host emulation of the
+    CUDA kernels, which defines the same ops in a namespace of its own.
+    """
+    ops = getattr(torch.ops, namespace)
+
+    @torch.library.register_fake(f"{namespace}::src_forward")
     def _src_forward_fake(u, bias, i0, h0, hs0, alpha, rho, r, r_s, z, z_hyp, z_dep,
                           gate_slope, gate_threshold, detach_recurrent, straight_through,
                           save_for_backward):
@@ -67,7 +82,7 @@ def _register() -> None:
         return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),
                 u.new_empty((B, H)), checkpoints)
 
-    @torch.library.register_fake("srcext::src_backward")
+    @torch.library.register_fake(f"{namespace}::src_backward")
     def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints,
                            alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold,
                            detach_recurrent, straight_through):
@@ -98,7 +113,7 @@ def _register() -> None:
         def zeros_if_none(g, shape):
             return g if g is not None else u.new_zeros(shape)
 
-        grads = torch.ops.srcext.src_backward(
+        grads = ops.src_backward(
             zeros_if_none(grad_spikes, (T, B, H)),
             zeros_if_none(grad_i_n, (B, H)),
             zeros_if_none(grad_h_n, (B, H)),
@@ -109,15 +124,15 @@ def _register() -> None:
         return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * 12
 
     torch.library.register_autograd(
-        "srcext::src_forward", _src_forward_backward, setup_context=_setup_context)
+        f"{namespace}::src_forward", _src_forward_backward, setup_context=_setup_context)
 
     def _no_double_backward(ctx, *grads):
         raise RuntimeError(
             "srcext: double backward (a gradient of the SRC gradient) is not supported; "
             "use backend='reference' for higher-order derivatives")
 
-    torch.library.register_autograd("srcext::src_backward", _no_double_backward)
+    torch.library.register_autograd(f"{namespace}::src_backward", _no_double_backward)
 
 
 if extension_loaded():
-    _register()
+    register_op_formulas("srcext")

@@ -1,0 +1,41 @@
+// src_cuda_backend.h — the CUDA backend of the srcext ops (the part csrc/src_ops.h asks of a
+// backend), over a Runtime that supplies the device guard, the current stream and the
+// post-launch error check: the CUDA runtime in src_cuda.cpp, the host emulation in
+// csrc/cuda/emulation/src_cuda_emulation.cpp. Both run the same launchers.
+#pragma once
+
+#include <c10/util/Exception.h>
+
+#include "../src_ops.h"
+#include "src_cuda_launch.h"
+
+namespace srcext {
+namespace cuda {
+
+// One thread per neuron: the grid must fit its x dimension (2^31 - 1 blocks).
+inline void check_grid(int64_t N) {
+  TORCH_CHECK((N + kThreads - 1) / kThreads <= int64_t(INT32_MAX), "srcext: B * H = ", N,
+              " neurons is more than one CUDA launch can hold");
+}
+
+template <typename Runtime>
+struct CudaBackend {
+  using Guard = typename Runtime::Guard;
+
+  static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
+    check_grid(p.N);
+    const auto fn = kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);
+    fn(p, save, Runtime::stream());
+    Runtime::check_launch();
+  }
+
+  static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
+    check_grid(p.N);
+    const auto fn = kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16, &backward_f16);
+    fn(p, detach, st, Runtime::stream());
+    Runtime::check_launch();
+  }
+};
+
+}  // namespace cuda
+}  // namespace srcext

@@ -1,0 +1,29 @@
+// src_schemas.h — the schemas of the srcext ops, written once. csrc/src_library.cpp defines
+// them in the `srcext` namespace; the CUDA host emulation (csrc/cuda/emulation) defines the
+// same ops in a namespace of its own so that the tests can run both side by side.
+#pragma once
+
+namespace srcext {
+
+// The SRC time loop for one layer. u is the drive W_s s_in of every step, (T, B, H);
+// bias is the effective bias min(b, bias_max), (H,); (i0, h0, hs0) the initial state.
+// detach_recurrent and straight_through only matter to the autograd formula.
+// Returns spikes (T, B, H), the final state (i_n, h_n, hs_n), and what the backward needs
+// besides u: the state (i, h, hs) before every 16th step, checkpoints (ceil(T / 16), 3, B, H)
+// in float32 (float64 for float64 inputs), empty unless save_for_backward.
+constexpr const char* kForwardSchema =
+    "src_forward(Tensor u, Tensor bias, Tensor i0, Tensor h0, Tensor hs0, float alpha, "
+    "float rho, float r, float r_s, float z, float z_hyp, float z_dep, float gate_slope, "
+    "float gate_threshold, bool detach_recurrent, bool straight_through, "
+    "bool save_for_backward) -> (Tensor, Tensor, Tensor, Tensor, Tensor)";
+
+// Backward of src_forward from its drive u and checkpoints. Returns the gradients of
+// u, bias, i0, h0, hs0.
+constexpr const char* kBackwardSchema =
+    "src_backward(Tensor grad_spikes, Tensor grad_i_n, Tensor grad_h_n, Tensor grad_hs_n, "
+    "Tensor u, Tensor bias, Tensor checkpoints, float alpha, float rho, float r, "
+    "float r_s, float z, float z_hyp, float z_dep, float gate_slope, float gate_threshold, "
+    "bool detach_recurrent, bool straight_through) "
+    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)";
+
+}  // namespace srcext

@@ -1,0 +1,226 @@
+"""The CUDA kernels, executed on the CPU through their host emulation (tests/cuda_emulation.py):
+every kernel instance against the CPU op and the float64 reference, the launches they make,
+and the checks of the CUDA suite that make sense without a device."""
+import math
+
+import pytest
+import torch
+
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, run_forward_op, src_recurrence_fused
+from srcext.reference import SRCConstants, src_recurrence_reference
+
+import cuda_emulation
+from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
+from test_ops import assert_matches_reference, make_inputs, run_both
+
+pytestmark = requires_fused
+
+# T: empty, one step, exactly one checkpoint chunk, one past it, two chunks and one; B * H not
+# a multiple of the 256-thread block; H = 1.
+SHAPES = [(0, 2, 3), (1, 1, 1), (CHECKPOINT_INTERVAL, 3, 100), (CHECKPOINT_INTERVAL + 1, 2, 1),
+          (2 * CHECKPOINT_INTERVAL + 1, 3, 97)]
+CONSTANTS = [("default", SRCConstants())] + [(f"random{s}", random_constants(s)) for s in (4, 5)]
+DTYPE_NAMES = {torch.float32: ("float", "float"), torch.float64: ("double", "double"),
+               torch.bfloat16: ("c10::BFloat16", "float"), torch.float16: ("c10::Half", "float")}
+ALL_DTYPES = list(DTYPE_NAMES)
+DTYPE_IDS = ["f32", "f64", "bf16", "f16"]
+
+
+@pytest.fixture(scope="module")
+def emu():
+    return cuda_emulation.load()
+
+
+def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True):
+    """src_recurrence_fused, on the emulated CUDA kernels."""
+    return run_forward_op(cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent,
+                          straight_through)
+
+
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("name,k", CONSTANTS, ids=[c[0] for c in CONSTANTS])
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_emulated_kernels_match_reference(emu, dtype, shape, name, k, detach, st):
+    assert_matches_reference(dtype, shape, k, detach, st, device="cpu", fused=emulated)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_emulated_half_storage_matches_reference(emu, dtype, detach, st):
+    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st,
+                                                     fused=emulated)
+    for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
+        assert a.dtype == dtype
+        assert_close(a, b, tolerance(dtype, True), label)
+    for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):
+        assert_close(a, b, tolerance(dtype, detach), f"grad {label}")
+
+
+# The emulated device math (expf, 1/d) and the CPU kernels' vectorised math differ by an ulp or
+# two per operation; over a run that stays at the level of the storage precision.
+CPU_AGREEMENT = {torch.float64: 1e-12, torch.float32: 2e-5, torch.bfloat16: 1e-2,
+                 torch.float16: 2e-3}
+
+
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=DTYPE_IDS)
+def test_emulated_kernels_match_cpu_op(emu, dtype, detach, st):
+    """Every storage dtype and flag combination, training and inference forward: the emulated
+    CUDA kernels and the CPU kernels agree to the storage precision."""
+    k = random_constants(7)
+    T, B, H = 2 * CHECKPOINT_INTERVAL + 5, 3, 91
+    u64, b64, s64 = make_inputs(T, B, H, k, dtype, seed=3)
+    results = []
+    for fn in (emulated, src_recurrence_fused):
+        leaves = [t.to(dtype).requires_grad_() for t in (u64, b64) + s64]
+        spikes, final = fn(leaves[0], leaves[1], tuple(leaves[2:]), k, detach, st)
+        outs = (spikes,) + tuple(final)
+        g = torch.Generator().manual_seed(11)
+        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype) for o in outs]
+        grads = torch.autograd.grad(sum((o * c).sum() for o, c in zip(outs, cot)), leaves)
+        with torch.no_grad():  # the inference instance (no checkpoints)
+            inference = fn(*(t.detach() for t in leaves[:2]), tuple(t.detach() for t in leaves[2:]),
+                           k, detach, st)
+        results.append((outs, grads, (inference[0],) + tuple(inference[1])))
+    (outs, grads, inf), (cpu_outs, cpu_grads, _) = results
+    # Exact BPTT through the bistable cell amplifies any rounding difference, as against the
+    # reference.
+    tol = CPU_AGREEMENT[dtype] if detach else max(CPU_AGREEMENT[dtype], tolerance(dtype, False))
+    for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, cpu_outs):
+        assert a.dtype == dtype and rel_err(a, b) <= CPU_AGREEMENT[dtype], label
+    for label, a, b in zip(("u", "bias", "i0", "h0", "hs0"), grads, cpu_grads):
+        assert a.dtype == dtype and rel_err(a, b) <= tol, f"grad {label}: {rel_err(a, b):.3g}"
+    for a, b in zip(inf, outs):  # inference runs the same math as training
+        assert torch.equal(a, b.detach())
+
+
+def test_launch_record_names_the_instance_grid_and_stream(emu):
+    """Each op launches one kernel: the template instance for the dtype and flags, one thread
+    per neuron in blocks of 256, on the current stream."""
+    T, B, H = 20, 3, 101
+    N = B * H
+    for dtype, (storage, math_type) in DTYPE_NAMES.items():
+        for detach, st in FLAGS:
+            u64, b64, s64 = make_inputs(T, B, H, SRCConstants(), dtype, seed=1)
+            leaves = [t.to(dtype).requires_grad_() for t in (u64, b64) + s64]
+            emu.clear_launches()
+            spikes, _ = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
+            spikes.sum().backward()
+            with torch.no_grad():
+                emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
+            launches = emu.launches()
+            flags = f"{str(detach).lower()}, {str(st).lower()}"
+            expected = [
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true>",
+                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}>",
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false>",
+            ]
+            assert [r["kernel"] for r in launches] == expected
+            for r in launches:
+                assert r["grid"] == (math.ceil(N / emu.threads_per_block), 1, 1)
+                assert r["block"] == (emu.threads_per_block, 1, 1)
+                assert r["stream"] == emu.stream_token()
+                assert r["blocks_run"] == math.ceil(N / emu.threads_per_block)
+
+
+def test_empty_problems_launch_nothing(emu):
+    for T, B, H in [(0, 2, 3), (5, 0, 3)]:
+        u64, b64, s64 = make_inputs(T, B, H, SRCConstants(), torch.float32, seed=1)
+        emu.clear_launches()
+        emulated(u64.float(), b64.float(), tuple(s.float() for s in s64), SRCConstants())
+        assert emu.launches() == []
+
+
+@pytest.mark.parametrize("grid,block", [((3, 1, 1), (5, 1, 1)), ((2, 3, 2), (4, 2, 3)),
+                                        ((1, 1, 1), (1024, 1, 1))])
+def test_emulated_grid_runs_every_thread_once(emu, grid, block):
+    out = emu.probe_launch(grid, block)
+    threads = block[0] * block[1] * block[2]
+    blocks = grid[0] * grid[1] * grid[2]
+    expected = torch.tensor([b * 100000 + t for b in range(blocks) for t in range(threads)])
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("grid,block", [((1, 1, 1), (1025, 1, 1)), ((1, 1, 1), (1, 1, 65)),
+                                        ((1, 65536, 1), (32, 1, 1)), ((0, 1, 1), (32, 1, 1)),
+                                        ((1, 1, 1), (0, 1, 1))])
+def test_emulated_launch_rejects_what_the_runtime_rejects(emu, grid, block):
+    with pytest.raises(RuntimeError, match="invalid configuration argument"):
+        emu.probe_launch(grid, block)
+
+
+def test_emulated_backward_is_deterministic(emu):
+    u64, b64, s64 = make_inputs(70, 4, 300, SRCConstants(), torch.float32, seed=2)
+    results = []
+    for _ in range(2):
+        leaves = [t.float().requires_grad_() for t in (u64, b64) + s64]
+        spikes, final = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants())
+        results.append(torch.autograd.grad(spikes.square().sum() + final[0].sum(), leaves))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_emulated_non_finite_input_stays_in_its_neuron(emu, bad):
+    u = torch.randn(12, 2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    u[4, 1, 3] = bad
+    state = tuple(torch.zeros(2, 5, dtype=torch.float64) for _ in range(3))
+    bias = torch.full((5,), -5.0, dtype=torch.float64)
+    spikes, (i_n, _, _) = emulated(u, bias, state, SRCConstants())
+    ref, _ = src_recurrence_reference(u, bias, state, SRCConstants())
+    assert torch.equal(torch.isnan(spikes), torch.isnan(ref))
+    if bad != bad:
+        assert torch.isnan(spikes[4:, 1, 3]).all() and torch.isnan(i_n[1, 3])
+    clean = torch.ones_like(spikes, dtype=torch.bool)
+    clean[:, 1, 3] = False
+    assert torch.allclose(spikes[clean], ref[clean], atol=1e-12)
+
+
+def test_emulated_long_sequence(emu):
+    """T = 20,000 steps: the chunked backward walks all of it. In float64 both backends run the
+    same math, so they agree closely; in float32 an ulp can move a spike by a step somewhere
+    in 20,000, so there only finiteness and the spike count are compared."""
+    T, B, H = 20_000, 1, 7
+    for dtype, tol in ((torch.float64, 1e-9), (torch.float32, None)):
+        u64, b64, s64 = make_inputs(T, B, H, SRCConstants(), dtype, seed=4)
+        results = []
+        for fn in (emulated, src_recurrence_fused):
+            leaves = [t.to(dtype).requires_grad_() for t in (u64, b64) + s64]
+            spikes, _ = fn(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants())
+            grads = torch.autograd.grad(spikes.sum(), leaves[:3])
+            assert all(torch.isfinite(g).all() for g in grads)
+            results.append((spikes.detach(), grads))
+        (spikes, grads), (cpu_spikes, cpu_grads) = results
+        count, cpu_count = (spikes > 0.5).sum().item(), (cpu_spikes > 0.5).sum().item()
+        assert count > 100 and abs(count - cpu_count) <= 0.01 * cpu_count
+        if tol is not None:
+            assert rel_err(spikes, cpu_spikes) < tol
+            for a, b in zip(grads, cpu_grads):
+                assert rel_err(a, b) < tol
+
+
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_emulated_opcheck(emu, detach, st):
+    ops = cuda_emulation.ops()
+    c = list(constant_args(SRCConstants()))
+    u64, b64, s64 = make_inputs(CHECKPOINT_INTERVAL + 5, 2, 3, SRCConstants(), torch.float64, 0)
+    args = [t.clone().requires_grad_() for t in (u64, b64) + s64]
+    torch.library.opcheck(ops.src_forward.default, args + c + [detach, st, True])
+    u, bias, i0, h0, hs0 = (a.detach() for a in args)
+    out = ops.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
+    grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
+    torch.library.opcheck(ops.src_backward.default, grads + [u, bias, out[4]] + c + [detach, st],
+                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+
+
+def test_emulated_gradcheck_exact_bptt_float64(emu):
+    k = SRCConstants(z=0.2)
+    u, b, s = make_inputs(CHECKPOINT_INTERVAL + 3, 2, 3, k, torch.float64, seed=5)
+    leaves = tuple(t.clone().requires_grad_() for t in (u, b) + s)
+
+    def fn(u, b, i0, h0, hs0):
+        spikes, final = emulated(u, b, (i0, h0, hs0), k, False, False)
+        return (spikes,) + final
+
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5)
