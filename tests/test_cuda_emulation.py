@@ -224,3 +224,70 @@ def test_emulated_gradcheck_exact_bptt_float64(emu):
         return (spikes,) + final
 
     assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def neuron_slice(t, n0, n1):
+    """Neurons n0..n1-1 of a (..., B, H) tensor, as (..., 1, n1 - n0)."""
+    flat = t.reshape(t.shape[:-2] + (-1,))
+    return flat[..., n0:n1].unsqueeze(-2).clone()
+
+
+def fill_neurons(t, n0, n1, values):
+    t.view(t.shape[:-2] + (-1,))[..., n0:n1] = values.reshape(values.shape[:-2] + (-1,))
+
+
+@pytest.mark.parametrize("case", ["neurons_beyond_2^31", "elements_beyond_2^32"])
+def test_emulated_indexing_is_64_bit(emu, case):
+    """Launches over buffers too large to hold, of which only the first and last blocks' pages
+    are ever touched (the emulation runs just those blocks; the rest of each buffer stays
+    unbacked memory): the forward with more than 2^31 neurons, and the forward and backward
+    with T * N beyond 2^32 elements. The last block's neurons must give what the CPU kernels
+    give on them alone."""
+    if case == "neurons_beyond_2^31":
+        T, B, H, backward = 2, 2**21 + 1, 1024, False
+    else:
+        T, B, H, backward = 17, 2**18, 1024, True
+    N = B * H
+    threads = emu.threads_per_block
+    last = (N + threads - 1) // threads - 1
+    n0, n1 = last * threads, N
+    k = SRCConstants()
+    c = constant_args(k)
+    dt = torch.bfloat16
+    small = make_inputs(T, 1, n1 - n0, k, dt, seed=8)  # the last block's inputs
+    u, i0, h0, hs0 = (torch.empty(shape, dtype=dt) for shape in [(T, B, H)] + [(B, H)] * 3)
+    for big, values in zip((u, i0, h0, hs0), (small[0],) + small[2]):
+        fill_neurons(big, n0, n1, values.to(dt))
+        fill_neurons(big, 0, threads, values.to(dt))  # block 0 runs too (bias index n % H)
+    bias = torch.full((H,), -5.0, dtype=dt)
+    bias[n0 % H:] = small[1].to(dt)
+    ops = cuda_emulation.ops()
+    emu.set_block_subset([0, last])
+    try:
+        emu.clear_launches()
+        spikes, i_n, h_n, hs_n, ck = ops.src_forward(u, bias, i0, h0, hs0, *c, True, True, backward)
+        assert emu.launches()[0]["grid"] == (last + 1, 1, 1)
+        assert emu.launches()[0]["blocks_run"] == 2
+        if backward:
+            g = make_inputs(T, 1, n1 - n0, k, dt, seed=9)
+            grad_spikes, gi, gh, ghs = (torch.empty_like(t) for t in (u, i0, h0, hs0))
+            for big, values in zip((grad_spikes, gi, gh, ghs), (g[0],) + g[2]):
+                fill_neurons(big, n0, n1, values.to(dt))
+                fill_neurons(big, 0, threads, values.to(dt))
+            grads = ops.src_backward(grad_spikes, gi, gh, ghs, u, bias, ck, *c, False, True)
+    finally:
+        emu.set_block_subset([])
+    sl = [neuron_slice(t, n0, n1) for t in (u, i0, h0, hs0)]
+    b_small = bias[n0 % H:].clone()
+    expected = torch.ops.srcext.src_forward(sl[0], b_small, *sl[1:], *c, True, True, backward)
+    for a, b in zip((spikes, i_n, h_n, hs_n), expected[:4]):
+        assert torch.equal(neuron_slice(a, n0, n1), b) or rel_err(neuron_slice(a, n0, n1), b) < 1e-2
+    assert (expected[0] > 0).any()
+    if backward:
+        gsl = [neuron_slice(t, n0, n1) for t in (grad_spikes, gi, gh, ghs)]
+        expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c,
+                                                       False, True)
+        got = [neuron_slice(grads[0], n0, n1)] + [neuron_slice(t, n0, n1) for t in grads[2:]]
+        want = [expected_grads[0]] + list(expected_grads[2:])
+        for a, b in zip(got, want):
+            assert rel_err(a, b) < 3e-2
