@@ -49,6 +49,14 @@ the MUFU.EX2/MUFU.TANH count of the iteration divided by TRANSCENDENTALS_PER_STE
 three exponentials; the backward reuses the forward's, recomputed once per step), for the
 float-math instances (f64 has no MUFU exp).
 
+Kinds (disjoint; `total` is their sum): memory = global/local/shared loads and stores
+(LDG, STG, LD, ST, LDL, STL, LDS, STS, atomics; constant-bank LDC/ULDC are `other`); mufu =
+MUFU.* (EX2, RCP, TANH, RCP64H); double = D* arithmetic and any instruction with an F64
+operand, the F2F.F32.F64 / F2F.F64.F32 conversions included (these are also counted on their
+own as `double_conversions_in_loop`, per step); conversion = the other F2F, F2I, I2F, F2FP,
+I2I, FRND; float_arith = FFMA, FADD, FMUL, FMNMX, FSEL, FSETP, HFMA2 ...; control = BRA,
+BSSY, BSYNC, CALL, RET, EXIT, WARPSYNC ...; other = integer, moves, predicates, uniform ops.
+
 Loads ahead of use: for every global load of the iteration, the distance, in instructions of
 the steady-state path, to the first instruction that consumes its value (register copies are
 followed; the search wraps over the back edge into the next iteration), and that distance in
