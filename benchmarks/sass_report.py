@@ -44,7 +44,8 @@ Steps per iteration: every step writes exactly one per-step output (spikes in th
 grad_u in the backward) with one global store, so steps = the number of unpredicated STG with
 frequency 1 in the iteration (periodic stores excluded; a predicated store is a conditional
 one, e.g. checkpoint stores the compiler turned into `@!P STG`: those count as issued
-instructions every step, which they are, but not as steps). Independent check (`steps_by_transcendentals`):
+instructions every step, which they are, but not as steps; should every store of the loop be
+predicated, steps fall back on the exponentials below, and `step_detection.method` says so). Independent check (`steps_by_transcendentals`):
 the MUFU.EX2/MUFU.TANH count of the iteration divided by TRANSCENDENTALS_PER_STEP (the cell's
 three exponentials; the backward reuses the forward's, recomputed once per step), for the
 float-math instances (f64 has no MUFU exp).
@@ -461,7 +462,14 @@ def analyse_loop(instrs, blocks, head, tail, K):
     stores_full = sum(1 for i, w in weighted
                       if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
     transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
-    return {"weighted": weighted, "steps": stores_full, "transcendentals": transc,
+    steps, method = stores_full, "output stores"
+    if steps == 0:  # every store predicated: fall back on the exponentials, then on all stores
+        steps, method = round(transc / TRANSCENDENTALS_PER_STEP), "transcendentals"
+        if steps == 0:
+            steps = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999)
+            method = "all stores"
+    return {"weighted": weighted, "steps": steps, "steps_by_stores": stores_full,
+            "step_method": method, "transcendentals": transc,
             "periodic": periodic, "nested": nested}
 
 
@@ -545,7 +553,8 @@ def analyse_function(name, instrs, K):
     return {
         "steps_per_iteration": main["steps"],
         "step_detection": {
-            "by_output_stores": main["steps"],
+            "method": main["step_method"],
+            "by_output_stores": main["steps_by_stores"],
             "by_transcendentals": (round(main["transcendentals"] / TRANSCENDENTALS_PER_STEP, 2)
                                    if main["transcendentals"] else None),
         },
