@@ -73,7 +73,8 @@ def test_loop_model_on_a_listing():
 
 
 def test_store_only_guard_is_periodic_and_data_guards_run():
-    listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT", "ISETP.NE.AND P0, PT, R9, RZ, PT")
+    listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT",
+                              "ISETP.NE.AND P0, PT, R9, RZ, PT")
     (name, instrs), = sr.parse_sass(listing).items()
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["periodic_blocks"][0]["by"] == "store-only"
