@@ -1,0 +1,718 @@
+"""SASS report of the CUDA kernels (sm_90): registers, spills, stack, and the instructions per
+neuron-step of each kernel instance's steady-state time loop, split by kind.
+
+    python benchmarks/sass_report.py                  # all dtypes; JSON + table
+    python benchmarks/sass_report.py --check          # also compare with TARGETS; exit 1 on a miss
+    python benchmarks/sass_report.py --dtypes f32 --out /tmp/s.json
+
+Needs nvcc (sm_90) and cuobjdump; without them it prints why and exits 0 (a skip).
+Tools: nvcc from $CUDA_HOME/bin, else the `nvcc` on PATH (a wrapper script that `exec`s the
+real one is followed to it); cuobjdump next to that nvcc, else on PATH, else the copy that the
+`triton` wheel bundles (the toolkit in this project's CI image ships none). Names are
+demangled with cu++filt or c++filt.
+
+Method
+------
+Compilation: each csrc/cuda/src_cuda_{dtype}.cu to a cubin with `nvcc -cubin -arch=sm_90`, the
+flags setup.py passes to nvcc (-O3 -lineinfo --expt-relaxed-constexpr) and the ones torch's
+CUDAExtension adds that matter for code generation (-std=c++20, the __CUDA_NO_HALF*/BFLOAT16
+conversion macros, TORCH_API_INCLUDE_EXTENSION_H, TORCH_EXTENSION_NAME, SRCEXT_WITH_CUDA),
+at most two in parallel. Registers, stack and spills come from `ptxas -v` (cross-checked with
+`cuobjdump -res-usage`).
+
+Time loop: a backward branch (target <= its own address) whose range [target, branch] holds a
+global store is a time loop; the kernel's steady-state loop is the one covering the most
+steps per iteration (a compiler remainder loop covers fewer). Nested loops inside it are
+flagged (`nested_loops`), not weighed.
+
+Steady-state path: the basic blocks of the loop body get execution frequencies per iteration,
+propagated in address order from the loop head (frequency 1) along the branch edges:
+  * a successor block holding a CALL (the slow path of an IEEE division or of a library
+    function, taken only for out-of-range operands) gets 0, the other successor all;
+  * a block guarded by a test of the low bits of a counter (`LOP3.LUT P, RZ, R, K-1, ...`,
+    i.e. `t % K == 0` with K = kCheckpointInterval read from csrc/src_params.h), or a guarded
+    region holding only stores and integer work (no float math, MUFU or loads), is periodic:
+    it runs once every K steps and gets 1/K (the checkpoint stores of the training forward).
+    These are weighed in (not reported separately), and listed under `periodic_blocks`;
+  * any other conditional branch: the fall-through (the guarded code: `j < len`, `t + 1 < T`)
+    runs, the skip is not taken -- the steady state of a full chunk / long sequence;
+  * edges leaving the loop are ignored.
+Predicated instructions count as executed (they issue either way). The counts per step are
+the frequency-weighted instruction counts of the iteration divided by steps per iteration.
+
+Steps per iteration: every step writes exactly one per-step output (spikes in the forward,
+grad_u in the backward) with one global store, so steps = the number of unpredicated STG with
+frequency 1 in the iteration (periodic stores excluded; a predicated store is a conditional
+one, e.g. checkpoint stores the compiler turned into `@!P STG`: those count as issued
+instructions every step, which they are, but not as steps; should every store of the loop be
+predicated, steps fall back on the exponentials below, and `step_detection.method` says so).
+Independent check (`step_detection.by_transcendentals`):
+the MUFU.EX2/MUFU.TANH count of the iteration divided by TRANSCENDENTALS_PER_STEP (the cell's
+three exponentials; the backward reuses the forward's, recomputed once per step), for the
+float-math instances (f64 has no MUFU exp). It agrees to within one exponential per iteration
+(the detached backward has 47 of 48: the compiler drops one whose result is unused).
+
+Kinds (disjoint; `total` is their sum): memory = global/local/shared loads and stores
+(LDG, STG, LD, ST, LDL, STL, LDS, STS, atomics; constant-bank LDC/ULDC are `other`); mufu =
+MUFU.* (EX2, RCP, TANH, RCP64H); double = D* arithmetic and any instruction with an F64
+operand, the F2F.F32.F64 / F2F.F64.F32 conversions included (these are also counted on their
+own as `double_conversions_in_loop`, per step); conversion = the other F2F, F2I, I2F, F2FP,
+I2I, FRND; float_arith = FFMA, FADD, FMUL, FMNMX, FSEL, FSETP, HFMA2 ...; control = BRA,
+BSSY, BSYNC, CALL, RET, EXIT, WARPSYNC ...; other = integer, moves, predicates, uniform ops.
+
+Loads ahead of use: for every global load of the iteration, the distance, in instructions of
+the steady-state path, to the first instruction that consumes its value (register copies are
+followed; the search wraps over the back edge into the next iteration), and that distance in
+steps (divided by the instructions per step; a value that stalls the thread at its first
+use -- a bf16 widening included -- counts there). `after_store` marks loads issued after a global
+store of the same iteration: without `__restrict__` the compiler cannot move them above the
+store, so they are serialised behind it. Summaries: `loads.min_steps_ahead`,
+`loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. Checked
+on variants of the kernels (not committed): a 4-deep register ring of `u` loads reads 4.06
+steps ahead; `#pragma unroll 4` gives 4 steps per iteration (and its remainder loop is
+skipped); a backward loading its chunk's `u` and `grad_spikes` up front reads 0 after stores.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DTYPES = ("f32", "f64", "bf16", "f16")
+DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "sass_sm90.json")
+ARCH = "sm_90"
+TRANSCENDENTALS_PER_STEP = 3  # the cell's exp(2 x) of tanh, and its two sigmoids
+MAX_ITERATIONS_AHEAD = 32  # how far the load-to-use search follows a value
+KINDS = ("memory", "mufu", "float_arith", "conversion", "double", "control", "other")
+
+# The issue's targets (issue 17), checked by --check. One row per target:
+# (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
+TARGETS = [
+    ("forward <= 60 instructions/step", ("f32", "bf16"), "forward", None,
+     "instructions_per_step.total", 60),
+    ("backward, detached states <= 90 instructions/step", ("f32", "bf16"), "backward",
+     {"detach_recurrent": True}, "instructions_per_step.total", 90),
+    ("backward, exact BPTT <= 110 instructions/step", ("f32", "bf16"), "backward",
+     {"detach_recurrent": False}, "instructions_per_step.total", 110),
+    ("no double-precision conversion in a time loop", ("f32", "bf16"), None, None,
+     "double_conversions_in_loop", 0),
+    ("backward <= 128 registers", ("f32", "bf16", "f16"), "backward", None, "registers", 128),
+    ("backward without spills", ("f32", "bf16", "f16"), "backward", None, "spills_bytes", 0),
+]
+
+
+class ToolsMissing(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+def _real_nvcc(path: str) -> str:
+    """Follow a wrapper script (`exec /real/nvcc "$@"`) to the binary it runs."""
+    path = os.path.realpath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return path
+    if head.startswith(b"#!"):
+        m = re.search(rb"exec\s+(\S*nvcc)\b", head)
+        if m and os.path.isfile(m.group(1).decode()):
+            return os.path.realpath(m.group(1).decode())
+    return path
+
+
+def find_tools() -> dict:
+    nvcc = None
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if home and os.path.isfile(os.path.join(home, "bin", "nvcc")):
+        nvcc = os.path.join(home, "bin", "nvcc")
+    elif shutil.which("nvcc"):
+        nvcc = _real_nvcc(shutil.which("nvcc"))
+    if nvcc is None:
+        raise ToolsMissing("no nvcc (set CUDA_HOME or put nvcc on PATH)")
+    bindir = os.path.dirname(nvcc)
+    candidates = [os.path.join(bindir, "cuobjdump"), shutil.which("cuobjdump")]
+    spec = importlib.util.find_spec("triton")
+    if spec is not None and spec.origin:
+        candidates.append(os.path.join(os.path.dirname(spec.origin), "backends", "nvidia", "bin",
+                                       "cuobjdump"))
+    cuobjdump = next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)),
+                     None)
+    if cuobjdump is None:
+        raise ToolsMissing(f"no cuobjdump (looked in {bindir}, on PATH and in triton's wheel)")
+    filt = (shutil.which("cu++filt", path=bindir) or shutil.which("cu++filt")
+            or shutil.which("c++filt"))
+    return {"nvcc": nvcc, "cuobjdump": cuobjdump, "filt": filt}
+
+
+def _run(cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def tool_version(exe: str) -> str:
+    out = _run([exe, "--version"]).stdout.strip().splitlines()
+    rel = [line for line in out if "release" in line]
+    return (rel[-1] if rel else (out[-1] if out else "?")).strip()
+
+
+def checkpoint_interval() -> int:
+    try:
+        with open(os.path.join(ROOT, "csrc", "src_params.h")) as f:
+            m = re.search(r"kCheckpointInterval\s*=\s*(\d+)", f.read())
+        return int(m.group(1)) if m else 16
+    except OSError:
+        return 16
+
+
+def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
+    from torch.utils import cpp_extension  # noqa: PLC0415 (torch is slow to import)
+    includes = [f"-I{p}" for p in cpp_extension.include_paths()]
+    includes.append(f"-I{os.path.join(ROOT, 'csrc')}")
+    return [nvcc, "-cubin", f"-arch={ARCH}", "-O3", "--expt-relaxed-constexpr", "-lineinfo",
+            "-std=c++20", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+            "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+            "-DSRCEXT_WITH_CUDA=1", "-DTORCH_API_INCLUDE_EXTENSION_H", "-DTORCH_EXTENSION_NAME=_C",
+            *includes, "-Xptxas", "-v", "-o", cubin, src]
+
+
+def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
+    src = os.path.join(ROOT, "csrc", "cuda", f"src_cuda_{dtype}.cu")
+    cubin = os.path.join(workdir, f"src_cuda_{dtype}.cubin")
+    p = _run(nvcc_command(tools["nvcc"], src, cubin))
+    if p.returncode != 0:
+        raise RuntimeError(f"nvcc failed on {src}:\n{p.stderr[-4000:]}")
+    sass = _run([tools["cuobjdump"], "-sass", cubin])
+    res = _run([tools["cuobjdump"], "-res-usage", cubin])
+    if sass.returncode != 0:
+        raise RuntimeError(f"cuobjdump -sass failed on {cubin}:\n{sass.stderr}")
+    return {"ptxas": p.stderr, "sass": sass.stdout, "res_usage": res.stdout}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+INSTR_RE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+TARGET_RE = re.compile(r"(0x[0-9a-f]+)")
+REG_RE = re.compile(r"(?<![A-Za-z0-9_])R(\d+)(\.64|\.128)?")
+
+
+@dataclass
+class Instr:
+    addr: int
+    pred: str
+    op: str
+    args: str
+
+    @property
+    def base(self) -> str:
+        return self.op.split(".")[0]
+
+    def regs(self):
+        """(destination registers, source registers) as sets of register numbers."""
+        parts = [a.strip() for a in self.args.split(",")] if self.args else []
+
+        def expand(text, width=None):
+            out = set()
+            for m in REG_RE.finditer(text):
+                r = int(m.group(1))
+                w = width or {"": 1, ".64": 2, ".128": 4}[m.group(2) or ""]
+                out.update(range(r, r + w))
+            return out
+
+        wide = self.base.startswith("D") or self.op.startswith(("F2F.F64", "I2F.F64"))
+        if self.base in ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY",
+                         "BSYNC") or not parts:
+            dest, srcs = set(), expand(",".join(parts))
+        else:
+            width = 1
+            if self.base in ("LDG", "LD", "LDL", "LDS", "LDC") or wide:
+                width = 4 if ".128" in self.op else 2 if (".64" in self.op or wide) else 1
+            dest, srcs = expand(parts[0], width), expand(",".join(parts[1:]))
+        if self.base.startswith("D") or ".F64" in self.op:  # double operands are register pairs
+            srcs |= {r + 1 for r in srcs}
+        dest.discard(255)  # RZ
+        srcs.discard(255)
+        return dest, srcs
+
+
+def kind_of(ins: Instr) -> str:
+    b, op = ins.base, ins.op
+    if b in ("LDG", "STG", "LD", "ST", "LDL", "STL", "LDS", "STS", "ATOM", "ATOMG", "RED", "LDGSTS",
+             "LDSM", "ATOMS", "CCTL", "LDGDEPBAR", "DEPBAR"):
+        return "memory"
+    if b == "MUFU":
+        return "mufu"
+    if b in ("DADD", "DFMA", "DMUL", "DSETP", "DMNMX", "DMMA") or ".F64" in op:
+        return "double"
+    if b in ("F2F", "F2I", "I2F", "F2FP", "I2I", "FRND", "F2IP", "I2FP"):
+        return "conversion"
+    if b in ("FFMA", "FADD", "FMUL", "FMNMX", "FSEL", "FSETP", "FCHK", "FSWZADD", "HFMA2", "HADD2",
+             "HMUL2", "HMNMX2", "HSETP2", "FSET", "HSET2"):
+        return "float_arith"
+    if b in ("BRA", "BRX", "JMP", "JMX", "BSSY", "BSYNC", "CALL", "RET", "EXIT", "WARPSYNC", "BREAK",
+             "BMOV", "YIELD", "KILL", "BPT", "NANOSLEEP"):
+        return "control"
+    return "other"
+
+
+def is_double_conversion(ins: Instr) -> bool:
+    return ins.base in ("F2F", "F2I", "I2F") and ".F64" in ins.op
+
+
+def branch_target(ins: Instr):
+    if ins.base not in ("BRA", "CALL"):
+        return None
+    m = TARGET_RE.search(ins.args)
+    return int(m.group(1), 16) if m else None
+
+
+def parse_sass(text: str) -> dict:
+    funcs, cur = {}, None
+    for line in text.splitlines():
+        m = re.search(r"Function\s*:\s*(\S+)", line)
+        if m:
+            cur = funcs.setdefault(m.group(1), [])
+            continue
+        m = INSTR_RE.search(line)
+        if m and cur is not None:
+            cur.append(Instr(int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3),
+                             m.group(4).strip()))
+    return funcs
+
+
+def parse_ptxas(text: str) -> dict:
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.search(r"Function properties for (\S+)", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads",
+                      line)
+        if m and cur is not None:
+            cur.update(stack_bytes=int(m.group(1)), spill_store_bytes=int(m.group(2)),
+                       spill_load_bytes=int(m.group(3)))
+        m = re.search(r"Compiling entry function '(\S+)'", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+        m = re.search(r"Used (\d+) registers", line)
+        if m and cur is not None:
+            cur["registers"] = int(m.group(1))
+    return out
+
+
+def parse_res_usage(text: str) -> dict:
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.search(r"Function (\S+):", line)
+        if m:
+            cur = m.group(1)
+            continue
+        m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", line)
+        if m and cur:
+            out[cur] = {"registers": int(m.group(1)), "stack_bytes": int(m.group(2)),
+                        "local_bytes": int(m.group(3))}
+    return out
+
+
+def demangle(names, filt):
+    if not filt or not names:
+        return {n: n for n in names}
+    p = _run([filt], input="\n".join(names) + "\n")
+    lines = p.stdout.splitlines()
+    return dict(zip(names, lines)) if len(lines) == len(names) else {n: n for n in names}
+
+
+def instance_of(demangled: str):
+    """(direction, flags) from `srcext::cuda::src_backward_kernel<float, float, true, false>(..)`."""
+    m = re.search(r"src_(forward|backward)_kernel<(.*)>\s*\(", demangled)
+    if not m:
+        return None
+    bools = [a.strip() == "true" for a in m.group(2).split(",") if a.strip() in ("true", "false")]
+    if m.group(1) == "forward":
+        return "forward", {"save": bools[0]}
+    return "backward", {"detach_recurrent": bools[0], "straight_through": bools[1]}
+
+
+def variant_name(direction, flags) -> str:
+    if direction == "forward":
+        return "training" if flags["save"] else "inference"
+    name = ("detach" if flags["detach_recurrent"] else "exact") + (
+        "+st" if flags["straight_through"] else "")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Control flow and the steady-state path
+
+@dataclass
+class Block:
+    start: int  # index into the instruction list
+    end: int  # exclusive
+    succ: list = field(default_factory=list)  # (block index, kind) kind: 'taken' | 'fall'
+
+
+def basic_blocks(instrs):
+    addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
+    leaders = {0}
+    for i, ins in enumerate(instrs):
+        t = branch_target(ins)
+        if ins.base == "BRA" and t in addr_idx:
+            leaders.add(addr_idx[t])
+        if ins.base in ("BRA", "EXIT", "RET", "BRX", "JMP") and i + 1 < len(instrs):
+            leaders.add(i + 1)
+    starts = sorted(leaders)
+    blocks = [Block(s, e) for s, e in zip(starts, starts[1:] + [len(instrs)])]
+    start_block = {b.start: k for k, b in enumerate(blocks)}
+    for k, b in enumerate(blocks):
+        last = instrs[b.end - 1]
+        conditional = bool(last.pred) and last.pred not in ("@PT", "@UPT")
+        if last.base == "BRA":
+            t = branch_target(last)
+            if t in addr_idx:
+                b.succ.append((start_block[addr_idx[t]], "taken"))
+            if conditional and k + 1 < len(blocks):
+                b.succ.append((k + 1, "fall"))
+        elif last.base in ("EXIT", "RET") and not conditional:
+            pass
+        elif k + 1 < len(blocks):
+            b.succ.append((k + 1, "fall"))
+    return blocks
+
+
+def _pred_setter(instrs, i, lo, pred):
+    """The instruction in [lo, i) that last sets predicate `pred` (e.g. 'P0')."""
+    for j in range(i - 1, lo - 1, -1):
+        parts = [a.strip() for a in instrs[j].args.split(",")]
+        if parts and parts[0] == pred:
+            return instrs[j]
+    return None
+
+
+def _is_periodic_test(ins, K) -> bool:
+    if ins is None or ins.base not in ("LOP3", "ULOP3"):
+        return False
+    imms = re.findall(r"0x[0-9a-f]+|\b\d+\b", ins.args.split(",", 2)[-1])
+    return any(int(x, 0) == K - 1 for x in imms[:2])
+
+
+def _store_only(instrs, lo, hi) -> bool:
+    kinds = [kind_of(ins) for ins in instrs[lo:hi]]
+    return ("memory" in kinds and not any(ins.base in ("LDG", "LD", "LDL") for ins in instrs[lo:hi])
+            and not any(k in ("mufu", "float_arith", "double") for k in kinds))
+
+
+def block_frequencies(instrs, blocks, head, tail, K):
+    """Per-iteration execution frequency of the blocks in [head, tail] (block indices)."""
+    freq = {k: 0.0 for k in range(head, tail + 1)}
+    freq[head] = 1.0
+    periodic, nested = [], False
+    for k in range(head, tail + 1):
+        b = blocks[k]
+        f = freq[k]
+        succ = [(s, kind) for s, kind in b.succ if head <= s <= tail]
+        if any(s <= k for s, _ in succ):
+            if k != tail:
+                nested = True
+            succ = [(s, kind) for s, kind in succ if s > k]
+        if not succ or f == 0.0:
+            continue
+        if len(succ) == 1:
+            freq[succ[0][0]] += f
+            continue
+        (a, ka), (c, kc) = succ
+        taken, fall = (a, c) if ka == "taken" else (c, a)
+        cold = [s for s in (taken, fall) if any(ins.base == "CALL"
+                                                for ins in instrs[blocks[s].start:blocks[s].end])]
+        if len(cold) == 1:
+            freq[fall if cold[0] == taken else taken] += f
+            continue
+        last = instrs[b.end - 1]
+        pred = last.pred.lstrip("@").lstrip("!")
+        setter = _pred_setter(instrs, b.end - 1, blocks[head].start, pred)
+        skipped_lo, skipped_hi = blocks[fall].start, blocks[taken].start
+        if taken > fall and (_is_periodic_test(setter, K) or _store_only(instrs, skipped_lo,
+                                                                          skipped_hi)):
+            freq[fall] += f / K
+            freq[taken] += f * (1 - 1 / K)
+            periodic.append({"from": f"0x{instrs[skipped_lo].addr:x}",
+                             "to": f"0x{instrs[skipped_hi - 1].addr:x}",
+                             "instructions": skipped_hi - skipped_lo,
+                             "by": "counter mask" if _is_periodic_test(setter, K) else "store-only"})
+        else:
+            freq[fall] += f
+    return freq, periodic, nested
+
+
+def analyse_loop(instrs, blocks, head, tail, K):
+    freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K)
+    weighted = []  # (index, weight) in address order
+    for k in range(head, tail + 1):
+        if freq[k] > 0:
+            weighted += [(i, freq[k]) for i in range(blocks[k].start, blocks[k].end)]
+    # A predicated store is conditional (e.g. checkpoint stores the compiler if-converted).
+    stores_full = sum(1 for i, w in weighted
+                      if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
+    transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
+    steps, method = stores_full, "output stores"
+    if steps == 0:  # every store predicated: fall back on the exponentials, then on all stores
+        steps, method = round(transc / TRANSCENDENTALS_PER_STEP), "transcendentals"
+        if steps == 0:
+            steps = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999)
+            method = "all stores"
+    return {"weighted": weighted, "steps": steps, "steps_by_stores": stores_full,
+            "step_method": method, "transcendentals": transc,
+            "periodic": periodic, "nested": nested}
+
+
+def time_loops(instrs, blocks, K):
+    addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
+    block_of = {}
+    for k, b in enumerate(blocks):
+        for i in range(b.start, b.end):
+            block_of[i] = k
+    loops = []
+    for i, ins in enumerate(instrs):
+        t = branch_target(ins)
+        if ins.base != "BRA" or t is None or t > ins.addr or t not in addr_idx:
+            continue
+        lo = addr_idx[t]
+        if not any(x.base == "STG" for x in instrs[lo:i + 1]):
+            continue
+        loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K)
+        loop.update(head=t, tail=ins.addr)
+        loops.append(loop)
+    return loops
+
+
+def load_distances(instrs, weighted, per_step):
+    """Distance from each global load to the first consumer of its value, along the path."""
+    path = [i for i, _ in weighted]
+    n = len(path)
+    regs = {i: instrs[i].regs() for i in path}
+    out, seen_store = [], False
+    for pos, i in enumerate(path):
+        ins = instrs[i]
+        if ins.base == "STG":
+            seen_store = True
+        if ins.base != "LDG":
+            continue
+        live = set(regs[i][0])
+        dist = None
+        for d in range(1, MAX_ITERATIONS_AHEAD * n):  # a prefetch may be iterations ahead
+            j = path[(pos + d) % n]
+            other = instrs[j]
+            dst, src = regs[j]
+            if live & src:
+                is_copy = other.base == "MOV" or (other.op.startswith("IMAD.MOV") and
+                                                 other.args.count("RZ") >= 2)
+                if not is_copy:
+                    dist = d
+                    break
+                live |= dst
+                continue
+            if not other.pred:
+                live -= dst
+            if not live:
+                break
+        out.append({"addr": f"0x{ins.addr:x}", "op": ins.op,
+                    "instructions_to_use": dist,
+                    "steps_ahead": None if dist is None else round(dist / per_step, 2),
+                    "after_store": seen_store})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def analyse_function(name, instrs, K):
+    blocks = basic_blocks(instrs)
+    loops = time_loops(instrs, blocks, K)
+    if not loops:
+        return {"error": "no time loop found"}
+    main = max(loops, key=lambda lp: (lp["steps"], lp["tail"] - lp["head"]))
+    steps = max(main["steps"], 1)
+    weighted = main["weighted"]
+    counts = {k: 0.0 for k in KINDS}
+    for i, w in weighted:
+        counts[kind_of(instrs[i])] += w
+    total = sum(counts.values())
+    per_step = {k: round(v / steps, 2) for k, v in counts.items()}
+    per_step["total"] = round(total / steps, 2)
+    dconv = sum(w for i, w in weighted if is_double_conversion(instrs[i]))
+    loads = load_distances(instrs, weighted, total / steps)
+    ahead = [ld["steps_ahead"] for ld in loads if ld["steps_ahead"] is not None]
+    return {
+        "steps_per_iteration": main["steps"],
+        "step_detection": {
+            "method": main["step_method"],
+            "by_output_stores": main["steps_by_stores"],
+            "by_transcendentals": (round(main["transcendentals"] / TRANSCENDENTALS_PER_STEP, 2)
+                                   if main["transcendentals"] else None),
+        },
+        "instructions_per_step": {"total": per_step["total"],
+                                  **{k: per_step[k] for k in KINDS}},
+        "instructions_per_iteration": round(total, 2),
+        "double_conversions_in_loop": round(dconv / steps, 3),
+        "double_conversions_in_loop_per_iteration": round(dconv, 3),
+        "mufu_ex2_tanh_per_step": round(main["transcendentals"] / steps, 2),
+        "global_loads_per_step": round(
+            sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
+        "global_stores_per_step": round(
+            sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
+        "loop": {"head": f"0x{main['head']:x}", "tail": f"0x{main['tail']:x}",
+                 "static_instructions": (main["tail"] - main["head"]) // 16 + 1,
+                 "periodic_blocks": main["periodic"], "nested_loops": main["nested"],
+                 "time_loops_found": len(loops)},
+        "loads": {
+            "min_steps_ahead": min(ahead) if ahead else None,
+            "mean_steps_ahead": round(sum(ahead) / len(ahead), 2) if ahead else None,
+            "median_steps_ahead": sorted(ahead)[len(ahead) // 2] if ahead else None,
+            "fraction_after_store": round(sum(ld["after_store"] for ld in loads) / len(loads), 3)
+            if loads else None,
+            "per_load": loads,
+        },
+    }
+
+
+def git_commit():
+    p = _run(["git", "-C", ROOT, "rev-parse", "HEAD"])
+    commit = p.stdout.strip() or None
+    dirty = _run(["git", "-C", ROOT, "status", "--porcelain", "--", "csrc"]).stdout.strip()
+    return commit, bool(dirty)
+
+
+def build_report(tools, dtypes, workdir) -> dict:
+    K = checkpoint_interval()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, len(dtypes))) as pool:
+        compiled = dict(zip(dtypes, pool.map(lambda d: compile_dtype(tools, d, workdir), dtypes)))
+    kernels = {}
+    for dtype in dtypes:
+        c = compiled[dtype]
+        funcs = parse_sass(c["sass"])
+        ptxas = parse_ptxas(c["ptxas"])
+        res = parse_res_usage(c["res_usage"])
+        names = demangle(sorted(funcs), tools["filt"])
+        for mangled in sorted(funcs):
+            inst = instance_of(names[mangled])
+            if inst is None:
+                continue
+            direction, flags = inst
+            px, ru = ptxas.get(mangled, {}), res.get(mangled, {})
+            entry = {
+                "dtype": dtype, "direction": direction, "variant": variant_name(direction, flags),
+                "flags": flags, "name": names[mangled],
+                "registers": px.get("registers", ru.get("registers")),
+                "spills_bytes": px.get("spill_store_bytes", 0) + px.get("spill_load_bytes", 0),
+                "stack_bytes": px.get("stack_bytes", ru.get("stack_bytes")),
+                "local_bytes": ru.get("local_bytes"),
+                "registers_res_usage": ru.get("registers"),
+            }
+            entry.update(analyse_function(mangled, funcs[mangled], K))
+            kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
+    commit, dirty = git_commit()
+    return {"arch": ARCH, "nvcc": tool_version(tools["nvcc"]),
+            "cuobjdump": tool_version(tools["cuobjdump"]), "git_commit": commit,
+            "csrc_modified": dirty, "checkpoint_interval": K,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "kernels": kernels}
+
+
+def _metric(entry, metric):
+    v = entry
+    for part in metric.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return v
+
+
+def check(report) -> list:
+    misses = []
+    for name, dtypes, direction, flt, metric, limit in TARGETS:
+        for key, e in report["kernels"].items():
+            if e["dtype"] not in dtypes or (direction and e["direction"] != direction):
+                continue
+            if flt and any(e["flags"].get(k) != v for k, v in flt.items()):
+                continue
+            value = _metric(e, metric)
+            if value is None or value > limit:
+                misses.append(f"{key}: {metric} = {value} > {limit}  ({name})")
+    return misses
+
+
+def table(report) -> str:
+    head = (f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
+            f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
+            f"{'f64cv':>5} {'ldAhd':>5} {'ld>st':>5}")
+    lines = [f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
+             f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
+             " of the steady-state loop", head, "-" * len(head)]
+    for key, e in report["kernels"].items():
+        ips = e.get("instructions_per_step")
+        if not ips:
+            lines.append(f"{key:<28} {e['registers']:>4} {e.get('error')}")
+            continue
+        ld = e["loads"]
+        lines.append(
+            f"{key:<28} {e['registers']:>4} {e['spills_bytes']:>5} {e['stack_bytes']:>5} "
+            f"{e['steps_per_iteration']:>5} {ips['total']:>6.1f} {ips['memory']:>5.1f} "
+            f"{ips['mufu']:>5.1f} {ips['float_arith']:>5.1f} {ips['conversion']:>5.1f} "
+            f"{ips['double']:>5.1f} {ips['control']:>5.1f} {ips['other']:>5.1f} "
+            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['min_steps_ahead']):>5} "
+            f"{str(ld['fraction_after_store']):>5}")
+    lines.append("f64cv: double<->float conversions per step in the loop; ldAhd: fewest steps a "
+                 "global load is issued ahead of its first use; ld>st: fraction of loads issued "
+                 "after a store of the same iteration")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dtypes", default=",".join(DTYPES),
+                    help="comma-separated subset of " + ",".join(DTYPES))
+    ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
+    ap.add_argument("--workdir", default=None, help="keep cubins here (default: a temp folder)")
+    ap.add_argument("--check", action="store_true", help="exit 1 listing every missed target")
+    args = ap.parse_args(argv)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad:
+        ap.error(f"unknown dtype(s) {bad}; choose from {DTYPES}")
+    try:
+        tools = find_tools()
+    except ToolsMissing as e:
+        print(f"sass_report: skipped: {e}")
+        return 0
+    import tempfile  # noqa: PLC0415
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or tmp
+        os.makedirs(workdir, exist_ok=True)
+        report = build_report(tools, dtypes, workdir)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1, sort_keys=False)
+        f.write("\n")
+    print(table(report))
+    print(f"wrote {args.out}")
+    if args.check:
+        misses = check(report)
+        if misses:
+            print(f"\n{len(misses)} target(s) missed:")
+            print("\n".join("  " + m for m in misses))
+            return 1
+        print("\nall targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

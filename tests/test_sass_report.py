@@ -1,0 +1,178 @@
+"""benchmarks/sass_report.py: the loop analysis on a hand-written SASS listing (always), and the
+report of the current f32 kernels (where nvcc and cuobjdump are present; about 10 s). The
+tuning targets are not asserted here: `sass_report.py --check` does that."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "sass_report.py")
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("sass_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sass_report"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+sr = load()
+
+# A time loop (0x20..0xe0) with: a load of the next step's input (R3, copied to R2, used by the
+# next iteration's FFMA), a checkpoint block guarded by `t % 16` (periodic), a division whose
+# slow path is a CALL (cold), and one per-step output store.
+LISTING = """
+	Function : _ZN6srcext4cuda18src_forward_kernelIffLb1EEEvNS_13ForwardParamsE
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   LDG.E R2, desc[UR4][R4.64] ;
+        /*0020*/                   LDG.E R3, desc[UR4][R6.64] ;
+        /*0030*/                   LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT ;
+        /*0040*/               @P0 BRA 0x70 ;
+        /*0050*/                   STG.E desc[UR4][R10.64], R5 ;
+        /*0060*/                   STG.E desc[UR4][R12.64], R5 ;
+        /*0070*/                   FFMA R2, R2, R2, R2 ;
+        /*0080*/               @P1 BRA 0xb0 ;
+        /*0090*/                   CALL.REL.NOINC 0x100 ;
+        /*00a0*/                   BRA 0xc0 ;
+        /*00b0*/                   MUFU.EX2 R2, R2 ;
+        /*00c0*/                   STG.E desc[UR4][R14.64], R2 ;
+        /*00d0*/                   MOV R2, R3 ;
+        /*00e0*/              @!P2 BRA 0x20 ;
+        /*00f0*/                   EXIT ;
+        /*0100*/                   RET.REL.NODEC R0 0x0 ;
+        /*0110*/                   BRA 0x110;
+"""
+
+
+def test_loop_model_on_a_listing():
+    funcs = sr.parse_sass(LISTING)
+    (name, instrs), = funcs.items()
+    assert sr.instance_of("void srcext::cuda::src_forward_kernel<float, float, true>"
+                          "(srcext::ForwardParams)") == ("forward", {"save": True})
+    r = sr.analyse_function(name, instrs, 16)
+    assert r["loop"]["head"] == "0x20" and r["loop"]["tail"] == "0xe0"
+    assert r["loop"]["time_loops_found"] == 1  # the trailing `BRA self` holds no store
+    assert r["steps_per_iteration"] == 1
+    (periodic,) = r["loop"]["periodic_blocks"]
+    assert periodic["instructions"] == 2 and periodic["by"] == "counter mask"
+    # always: LDG LOP3 BRA FFMA BRA MUFU STG MOV BRA = 9; two stores at 1/16; the CALL path 0
+    ips = r["instructions_per_step"]
+    assert ips["total"] == pytest.approx(9 + 2 / 16, abs=0.01)
+    assert ips["memory"] == pytest.approx(2 + 2 / 16, abs=0.01)
+    assert ips["control"] == 3 and ips["mufu"] == 1 and ips["float_arith"] == 1
+    assert sum(ips[k] for k in sr.KINDS) == pytest.approx(ips["total"], abs=0.05)
+    # The load reaches its consumer through the copy, in the next iteration: 16 instructions.
+    (load_info,) = r["loads"]["per_load"]
+    assert load_info["instructions_to_use"] == 16 and load_info["after_store"] is False
+    assert r["loads"]["min_steps_ahead"] == pytest.approx(16 / (9 + 2 / 16), abs=0.01)
+
+
+def test_store_only_guard_is_periodic_and_data_guards_run():
+    listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT",
+                              "ISETP.NE.AND P0, PT, R9, RZ, PT")
+    (name, instrs), = sr.parse_sass(listing).items()
+    r = sr.analyse_function(name, instrs, 16)
+    assert r["loop"]["periodic_blocks"][0]["by"] == "store-only"
+    # A guard around math (e.g. `j < len`) is taken as executed in the steady state.
+    listing = listing.replace("STG.E desc[UR4][R10.64], R5", "FADD R5, R5, R5").replace(
+        "STG.E desc[UR4][R12.64], R5", "FMUL R5, R5, R5")
+    (name, instrs), = sr.parse_sass(listing).items()
+    r = sr.analyse_function(name, instrs, 16)
+    assert r["loop"]["periodic_blocks"] == []
+    assert r["instructions_per_step"]["total"] == pytest.approx(11, abs=0.01)
+
+
+def test_check_lists_each_miss():
+    def entry(dtype, direction, flags, total, regs=64, dconv=0):
+        return {"dtype": dtype, "direction": direction, "flags": flags, "registers": regs,
+                "spills_bytes": 0, "double_conversions_in_loop": dconv,
+                "instructions_per_step": {"total": total}}
+    good = {"kernels": {
+        "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
+        "bf16/backward/detach": entry("bf16", "backward",
+                                      {"detach_recurrent": True, "straight_through": False}, 90),
+        "f32/backward/exact": entry("f32", "backward",
+                                    {"detach_recurrent": False, "straight_through": False}, 110),
+        "f64/backward/exact": entry("f64", "backward",  # f64 has no targets
+                                    {"detach_recurrent": False, "straight_through": False}, 300,
+                                    regs=236, dconv=3),
+    }}
+    assert sr.check(good) == []
+    bad = json.loads(json.dumps(good))
+    bad["kernels"]["f32/forward/training"]["instructions_per_step"]["total"] = 61
+    bad["kernels"]["f32/forward/training"]["double_conversions_in_loop"] = 3
+    bad["kernels"]["bf16/backward/detach"]["registers"] = 130
+    misses = sr.check(bad)
+    assert len(misses) == 3
+    assert any("f32/forward/training: instructions_per_step.total = 61" in m for m in misses)
+    assert any("bf16/backward/detach: registers = 130 > 128" in m for m in misses)
+
+
+def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):
+    def missing():
+        raise sr.ToolsMissing("no nvcc (test)")
+    monkeypatch.setattr(sr, "find_tools", missing)
+    assert sr.main(["--dtypes", "f32", "--out", str(tmp_path / "x.json"), "--check"]) == 0
+    assert "skipped: no nvcc (test)" in capsys.readouterr().out
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_report_of_the_f32_kernels(tmp_path):
+    try:
+        sr.find_tools()
+    except sr.ToolsMissing as e:
+        pytest.skip(f"sass_report needs the CUDA toolkit: {e}")
+    out = tmp_path / "sass.json"
+    p = subprocess.run([sys.executable, SCRIPT, "--dtypes", "f32", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["arch"] == "sm_90" and "release" in report["nvcc"]
+    assert report["git_commit"] and report["checkpoint_interval"] >= 1
+    K = report["checkpoint_interval"]
+    kernels = report["kernels"]
+    assert sorted(kernels) == sorted(
+        ["f32/forward/inference", "f32/forward/training", "f32/backward/detach",
+         "f32/backward/detach+st", "f32/backward/exact", "f32/backward/exact+st"])
+    assert "f32/backward/exact+st" in p.stdout  # the table
+    for key, e in kernels.items():
+        assert e["dtype"] == "f32" and key.split("/")[1] == e["direction"]
+        assert 16 <= e["registers"] <= 255 and e["registers"] == e["registers_res_usage"]
+        assert e["spills_bytes"] >= 0 and e["stack_bytes"] >= 0
+        ips = e["instructions_per_step"]
+        assert set(ips) == {"total", *sr.KINDS}
+        assert all(v >= 0 for v in ips.values())
+        assert sum(ips[k] for k in sr.KINDS) == pytest.approx(ips["total"], abs=0.1)
+        assert 20 <= ips["total"] <= 400, key
+        # Each step: the cell's three exponentials (MUFU.EX2 in float), float math, memory.
+        assert ips["mufu"] >= 3 and e["mufu_ex2_tanh_per_step"] == pytest.approx(3, abs=0.1)
+        assert ips["float_arith"] >= 10 and ips["memory"] >= 2
+        assert e["global_stores_per_step"] >= 1
+        assert e["double_conversions_in_loop"] >= 0
+        # Step detection: per-step output stores against the count of exponentials.
+        steps = e["steps_per_iteration"]
+        det = e["step_detection"]
+        assert det["by_output_stores"] == steps >= 1
+        assert det["by_transcendentals"] == pytest.approx(steps, abs=0.5), (key, det)
+        assert e["loads"]["per_load"], key
+        assert all(ld["instructions_to_use"] is None or ld["instructions_to_use"] > 0
+                   for ld in e["loads"]["per_load"])
+    # The forward walks one step per iteration (or an unrolled few) and loads u once a step;
+    # the backward recomputes and walks back whole chunks, loading u and grad_spikes a step.
+    for v in ("inference", "training"):
+        e = kernels[f"f32/forward/{v}"]
+        assert 1 <= e["global_loads_per_step"] <= 1.5
+        assert K % e["steps_per_iteration"] == 0
+    train, infer = kernels["f32/forward/training"], kernels["f32/forward/inference"]
+    assert train["global_stores_per_step"] >= 1 + 3 / K - 0.01  # + the checkpoint, 1 in K steps
+    assert infer["global_stores_per_step"] == pytest.approx(1, abs=0.01)
+    for v in ("detach", "detach+st", "exact", "exact+st"):
+        e = kernels[f"f32/backward/{v}"]
+        assert e["steps_per_iteration"] == K
+        assert 2 + 3 / K - 0.01 <= e["global_loads_per_step"] <= 2.5  # + the checkpoint
+        assert e["global_stores_per_step"] == pytest.approx(1, abs=0.01)
