@@ -291,3 +291,54 @@ def test_emulated_indexing_is_64_bit(emu, case):
         want = [expected_grads[0]] + list(expected_grads[2:])
         for a, b in zip(got, want):
             assert rel_err(a, b) < 3e-2
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda_emulation"])
+def test_float16_gradients_are_the_float32_math_rounded(emu, backend):
+    """float16 storage, float32 math: every gradient is the float32-storage gradient rounded
+    once to float16, so it overflows to inf exactly where the float32 value exceeds 65504 and
+    nowhere else (nothing overflows inside). Exact BPTT through the bistable cell grows with T;
+    at T = 400 here one drive gradient is ~1e5. That inf is float16's answer, and what
+    torch.amp.GradScaler expects to see (it skips the step and lowers the scale); the README
+    recommends bfloat16 for exact BPTT."""
+    fn = src_recurrence_fused if backend == "cpu" else emulated
+    k = SRCConstants()
+    u64, b64, s64 = make_inputs(400, 1, 33, k, torch.float16, seed=400)
+    grads = {}
+    for dtype in (torch.float16, torch.float32):
+        leaves = [t.to(dtype).requires_grad_() for t in (u64, b64) + s64]
+        spikes, final = fn(leaves[0], leaves[1], tuple(leaves[2:]), k, False, True)
+        grads[dtype] = torch.autograd.grad(spikes.sum() + final[2].sum(), leaves)
+    overflowed = 0
+    for g16, g32 in zip(grads[torch.float16], grads[torch.float32]):
+        assert torch.equal(g16, g32.half())
+        assert torch.equal(torch.isinf(g16), g32.abs() > 65504)
+        overflowed += int(torch.isinf(g16).sum())
+    assert overflowed > 0  # the case does reach the float16 limit
+
+
+def test_grad_scaler_recovers_from_float16_overflow():
+    """Exact BPTT in float16 autocast under torch.amp.GradScaler: the overflowing step is
+    skipped and the scale lowered until the gradients fit, after which steps go through."""
+    from srcext import SRC
+
+    torch.manual_seed(0)
+    model = SRC(8, 33, backend="fused", detach_recurrent=False, weight_scale=6.0)
+    x = (torch.rand(400, 2, 8) < 0.3).float()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    scales, finite = [], []
+    for _ in range(40):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.float16):
+            out, _ = model(x)
+        assert out.dtype == torch.float16
+        scaler.scale(out.float().mean()).backward()
+        finite.append(all(torch.isfinite(p.grad).all() for p in model.parameters()))
+        scaler.step(opt)
+        scaler.update()
+        scales.append(scaler.get_scale())
+        if finite[-1]:
+            break
+    assert not finite[0] and finite[-1]
+    assert scales[-1] < 2.0**16
