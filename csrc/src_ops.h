@@ -1,6 +1,7 @@
 // src_ops.h — the srcext ops as registered, shared by the CPU and CUDA backends: argument
 // checks, output allocation, the params structs. A backend supplies only a struct with
 //   Guard                                  (device guard, constructed from the device),
+//   static Tensor empty(sizes, options)    (allocation of the large (T, B, H) outputs),
 //   static void forward(params, dtype, save_for_backward),
 //   static void backward(params, dtype, detach_recurrent, straight_through),
 // and registers src_forward_op<Backend> and src_backward_op<Backend>.
@@ -73,11 +74,11 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   const Tensor uc = u.contiguous(), bc = bias.contiguous();
   const Tensor i0c = i0.contiguous(), h0c = h0.contiguous(), hs0c = hs0.contiguous();
 
-  Tensor spikes = at::empty({T, B, H}, u.options());
+  Tensor spikes = Backend::empty({T, B, H}, u.options());
   Tensor i_n = at::empty({B, H}, u.options());
   Tensor h_n = at::empty({B, H}, u.options());
   Tensor hs_n = at::empty({B, H}, u.options());
-  Tensor checkpoints = save_for_backward ? at::empty({num_checkpoints(T), 3, B, H}, acc)
+  Tensor checkpoints = save_for_backward ? Backend::empty({num_checkpoints(T), 3, B, H}, acc)
                                          : at::empty({0}, acc);
   if (T == 0 || B * H == 0) {
     // Nothing to run: the final state is the initial one (copies: outputs never alias inputs).
@@ -134,7 +135,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
               "srcext: checkpoints must be (", num_checkpoints(T), ", 3, B, H), got ",
               checkpoints.sizes(), " (was the forward run with save_for_backward?)");
 
-  Tensor grad_u = at::empty({T, B, H}, g.options());
+  Tensor grad_u = Backend::empty({T, B, H}, g.options());
   Tensor grad_i0 = at::empty({B, H}, g.options());
   Tensor grad_h0 = at::empty({B, H}, g.options());
   Tensor grad_hs0 = at::empty({B, H}, g.options());

@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "../src_ops.h"
+#include "src_cpu_buffers.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
 #define SRC_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -239,6 +240,10 @@ struct CpuBackend {
   struct Guard {
     explicit Guard(const at::Device&) {}
   };
+
+  static at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    return empty_cached(sizes, options);
+  }
 
   static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
     const auto fn = kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);

@@ -22,6 +22,11 @@ template <typename Runtime>
 struct CudaBackend {
   using Guard = typename Runtime::Guard;
 
+  // The CUDA caching allocator already reuses memory.
+  static at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    return at::empty(sizes, options);
+  }
+
   static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
     check_grid(p.N);
     const auto fn = kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);

@@ -97,6 +97,10 @@ struct EmulatedBackend {
   using Guard = EmulatedRuntime::Guard;
   using Kernels = CudaBackend<EmulatedRuntime>;
 
+  static at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    return Kernels::empty(sizes, options);
+  }
+
   static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
     const size_t s = storage_size(dtype);
     run_checked({{"spikes", p.spikes, p.T * p.N, s},
