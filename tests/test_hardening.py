@@ -1,7 +1,6 @@
 """Drop-in behaviour: special values, serialization, determinism, mixed precision, dynamic
 shapes and export, long sequences, threads, and property-based fuzzing against the reference."""
 import copy
-import io
 import os
 import threading
 
@@ -14,7 +13,7 @@ from srcext import SRC
 from srcext.ops import src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
-from conftest import FLAGS, assert_close, rel_err, requires_fused
+from conftest import rel_err, requires_fused
 
 pytestmark = requires_fused
 
