@@ -8,7 +8,7 @@ The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cud
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -39,8 +39,11 @@ def src_recurrence_fused(
     k: SRCConstants,
     detach_recurrent: bool = True,
     straight_through: bool = True,
+    lengths: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, State]:
     """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`."""
+    if lengths is not None:
+        raise NotImplementedError("srcext: lengths in the fused ops are not implemented yet")
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
