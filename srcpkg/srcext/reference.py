@@ -76,9 +76,9 @@ def src_cell_step(
 def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
     """Raise a clear error unless ``lengths`` is None or an integer (B,) tensor in [0, T].
 
-    Reading the values needs them on the host; for CUDA tensors that is a device sync, so the
-    fused path checks the values only on the CPU (its kernels clamp them, never reading out of
-    bounds) and this check is for the reference and the CPU.
+    The values are checked only where ``lengths`` lies on the CPU and not under torch.compile:
+    elsewhere reading them would need a device sync or break the graph. (The fused kernels
+    clamp them, so that no value makes them read out of bounds.)
     """
     if lengths is None:
         return
@@ -89,7 +89,7 @@ def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
     T, B = u.shape[0], u.shape[1]
     if lengths.shape != (B,):
         raise ValueError(f"srcext: lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-    if lengths.device.type == "cpu" and B > 0:
+    if lengths.device.type == "cpu" and B > 0 and not torch.compiler.is_compiling():
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > T:
             raise ValueError(
@@ -120,11 +120,15 @@ def src_recurrence_reference(
         lengths = lengths.to(u.device)
     outputs = []
     for t in range(u.shape[0]):
-        s_t, new_state = src_cell_step(u[t], state, bias, k, detach_recurrent, straight_through)
+        u_t = u[t]
+        if lengths is not None:
+            active = (lengths > t).unsqueeze(1)                                         # (B, 1)
+            # The padding's values must not matter, not even a NaN: a step not taken sees 0.
+            u_t = torch.where(active, u_t, torch.zeros_like(u_t))
+        s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through)
         if lengths is not None:
             # torch.where, not a product with the mask: the skipped step's values (and their
             # gradients) are dropped exactly, and the old state passes through unchanged.
-            active = (lengths > t).unsqueeze(1)                                         # (B, 1)
             s_t = torch.where(active, s_t, torch.zeros_like(s_t))
             new_state = tuple(torch.where(active, new, old) for new, old in zip(new_state, state))
         state = new_state
