@@ -25,11 +25,15 @@ CASES = [
     (5, 3, 0, [1, 2, 5]),
 ]
 CASE_IDS = [f"T{c[0]}-B{c[1]}-H{c[2]}" for c in CASES]
+# The fused kernels of both backends (the CUDA ones where a GPU and srcext's CUDA kernels are).
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not (torch.cuda.is_available() and srcext.fused_available("cuda")),
+                       reason="no CUDA device or srcext built without CUDA kernels")])]
 
 
-def make_inputs(T, B, H, k, dtype, seed, pad=0.0):
-    """Inputs (float64 holding values the storage dtype can represent) that make neurons fire;
-    the drive past each sample's length is replaced by `pad`, which must not matter."""
+def make_inputs(T, B, H, k, dtype, seed):
+    """Inputs (float64 holding values the storage dtype can represent) that make neurons fire."""
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(T, B, H, generator=g, dtype=torch.float64) * 0.8 + 0.25
     bias = torch.full((H,), k.bias_max, dtype=torch.float64) - torch.rand(H, generator=g) * 1.5
@@ -39,6 +43,7 @@ def make_inputs(T, B, H, k, dtype, seed, pad=0.0):
 
 
 def pad_after(u, lengths, value):
+    """u with the drive past each sample's length set to `value` (which must not matter)."""
     steps = torch.arange(u.shape[0]).unsqueeze(1)                                    # (T, 1)
     return torch.where((steps >= lengths).unsqueeze(-1), torch.full_like(u, value), u)
 
@@ -49,18 +54,19 @@ def cotangents(T, B, H, seed):
             for shape in ((T, B, H), (B, H), (B, H), (B, H))]
 
 
-def run(fn, u, bias, state, k, detach, st, lengths, cot, dtype):
-    """Outputs and gradients of sum(output * cotangent) w.r.t. (u, bias, i0, h0, hs0), in
-    float64 on the CPU (a gradient the function does not define comes back as zeros)."""
-    leaves = [t.to(dtype).requires_grad_() for t in (u, bias) + tuple(state)]
+def run(fn, u, bias, state, k, detach, st, lengths, cot, dtype, device="cpu"):
+    """fn in `dtype` on `device`: its outputs (in `dtype`) and the gradients of
+    sum(output * cotangent) w.r.t. (u, bias, i0, h0, hs0) in float64 (zeros where fn defines
+    none), all back on the CPU. lengths stays on the CPU, as PackedSequence keeps them."""
+    leaves = [t.to(device=device, dtype=dtype).requires_grad_() for t in (u, bias) + tuple(state)]
     spikes, final = fn(leaves[0], leaves[1], tuple(leaves[2:]), k, detach, st, lengths=lengths)
     outs = (spikes,) + tuple(final)
-    loss = sum((o.double() * c).sum() for o, c in zip(outs, cot))
+    loss = sum((o.double() * c.to(device)).sum() for o, c in zip(outs, cot))
     grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else \
         [None] * len(leaves)
     grads = [torch.zeros_like(x, dtype=torch.float64) if g is None else g.double()
              for g, x in zip(grads, leaves)]
-    return [o.detach() for o in outs], grads
+    return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]
 
 
 def each_sample_alone(u, bias, state, k, detach, st, lengths, cot, dtype=torch.float64):
@@ -92,14 +98,15 @@ OUT_NAMES = ("spikes", "i_n", "h_n", "hs_n")
 GRAD_NAMES = ("u", "bias", "i0", "h0", "hs0")
 
 
-def check_against_alone(fn, case, k, dtype, detach, st, seed=0, out_tol=None, grad_tol=None):
+def check_against_alone(fn, case, k, dtype, detach, st, seed=0, out_tol=None, grad_tol=None,
+                        device="cpu"):
     T, B, H, lengths = case
     lengths = torch.tensor(lengths, dtype=torch.int64)
     u, bias, state = make_inputs(T, B, H, k, dtype, seed)
     # Large padding: it would change every result were it read.
     u = pad_after(u, lengths, 5.0)
     cot = cotangents(T, B, H, seed + 1)
-    outs, grads = run(fn, u, bias, state, k, detach, st, lengths, cot, dtype)
+    outs, grads = run(fn, u, bias, state, k, detach, st, lengths, cot, dtype, device)
     want_outs, want_grads = each_sample_alone(u, bias, state, k, detach, st, lengths, cot)
     # As in test_ops: a fixed bound, or 4x the error of the reference itself run in `dtype`
     # where that is larger (exact BPTT through the bistable cell amplifies rounding).
@@ -135,10 +142,10 @@ def test_reference_matches_each_sample_alone(case, detach, st):
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_fused_matches_each_sample_alone(dtype, case, detach, st):
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_matches_each_sample_alone(device, dtype, case, detach, st):
     outs, grads = check_against_alone(src_recurrence_fused, case, SRCConstants(), dtype,
-                                      detach, st)
-    T, B, H, lengths = case
+                                      detach, st, device=device)
     if case is CASES[0] and dtype == torch.float64:
         # Not vacuous: neurons fire, and every gradient is there.
         assert (outs[0] > 0).any()
@@ -148,52 +155,59 @@ def test_fused_matches_each_sample_alone(dtype, case, detach, st):
 @requires_fused
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
-def test_fused_half_storage_matches_each_sample_alone(dtype, detach, st):
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_half_storage_matches_each_sample_alone(device, dtype, detach, st):
     # Short T, as in test_ops: 8-bit rounding can move a spike by a step in a long run.
     check_against_alone(src_recurrence_fused, (12, 5, 70, [12, 0, 3, 7, 11]), SRCConstants(),
-                        dtype, detach, st)
+                        dtype, detach, st, device=device)
 
 
 @requires_fused
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn", [src_recurrence_fused, src_recurrence_reference],
                          ids=["fused", "reference"])
-def test_non_finite_padding_does_not_matter(fn):
+def test_non_finite_padding_does_not_matter(fn, device):
     T, B, H, lengths = CASES[0]
     lengths = torch.tensor(lengths)
     k = SRCConstants()
     u, bias, state = make_inputs(T, B, H, k, torch.float64, seed=3)
     cot = cotangents(T, B, H, seed=4)
     clean = run(fn, pad_after(u, lengths, 0.0), bias, state, k, False, False, lengths, cot,
-                torch.float64)
+                torch.float64, device)
     for value in (float("nan"), float("inf")):
         dirty = run(fn, pad_after(u, lengths, value), bias, state, k, False, False, lengths, cot,
-                    torch.float64)
+                    torch.float64, device)
         for a, b in zip(clean[0] + clean[1], dirty[0] + dirty[1]):
             assert torch.equal(a, b)
 
 
 @requires_fused
 @pytest.mark.parametrize("ldtype", [torch.int64, torch.int32], ids=["int64", "int32"])
-def test_full_lengths_equal_no_lengths_bitwise(ldtype):
+@pytest.mark.parametrize("device", DEVICES)
+def test_full_lengths_equal_no_lengths_bitwise(device, ldtype):
     """lengths == T everywhere (int64 or int32) gives exactly what no lengths gives."""
     T, B, H = 2 * K + 3, 3, 70
     k = SRCConstants()
     u, bias, state = make_inputs(T, B, H, k, torch.float32, seed=6)
     cot = cotangents(T, B, H, seed=7)
     lengths = torch.full((B,), T, dtype=ldtype)
-    a = run(src_recurrence_fused, u, bias, state, k, False, True, None, cot, torch.float32)
-    b = run(src_recurrence_fused, u, bias, state, k, False, True, lengths, cot, torch.float32)
+    a = run(src_recurrence_fused, u, bias, state, k, False, True, None, cot, torch.float32, device)
+    b = run(src_recurrence_fused, u, bias, state, k, False, True, lengths.to(device), cot,
+            torch.float32, device)
     for x, y in zip(a[0] + a[1], b[0] + b[1]):
         assert torch.equal(x, y)
 
 
 @requires_fused
-def test_checkpoints_past_a_length_hold_the_frozen_state():
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpoints_past_a_length_hold_the_frozen_state(device):
     T, B, H = 3 * K + 2, 4, 3
     lengths = torch.tensor([0, K, K + 1, T])
-    u, bias, state = make_inputs(T, B, H, SRCConstants(), torch.float64, seed=8)
-    spikes, i_n, h_n, hs_n, ck = torch.ops.srcext.src_forward(
-        u, bias, *state, *constant_args(SRCConstants()), True, True, True, lengths)
+    u, bias, state = (x.to(device) if isinstance(x, torch.Tensor) else
+                      tuple(s.to(device) for s in x)
+                      for x in make_inputs(T, B, H, SRCConstants(), torch.float64, seed=8))
+    spikes, i_n, h_n, hs_n, ck = (x.cpu() for x in torch.ops.srcext.src_forward(
+        u, bias, *state, *constant_args(SRCConstants()), True, True, True, lengths.to(device)))
     final = torch.stack([i_n, h_n, hs_n])                                            # (3, B, H)
     for c in range(ck.shape[0]):
         past = lengths <= c * K
