@@ -11,6 +11,7 @@ from srcext.reference import SRCConstants, src_recurrence_reference
 
 import cuda_emulation
 from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
+from test_lengths import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
 from test_ops import assert_matches_reference, make_inputs, run_both
 
 pytestmark = requires_fused
@@ -31,10 +32,10 @@ def emu():
     return cuda_emulation.load()
 
 
-def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True):
+def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
     """src_recurrence_fused, on the emulated CUDA kernels."""
     return run_forward_op(cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent,
-                          straight_through)
+                          straight_through, lengths)
 
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
@@ -342,3 +343,35 @@ def test_grad_scaler_recovers_from_float16_overflow():
             break
     assert not finite[0] and finite[-1]
     assert scales[-1] < 2.0**16
+
+
+# ---- variable lengths (tests/test_lengths.py's oracle: each sample run alone) ----------------
+
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("case", LENGTH_CASES, ids=LENGTH_CASE_IDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_emulated_lengths_match_each_sample_alone(emu, dtype, case, detach, st):
+    outs, grads = check_against_alone(emulated, case, SRCConstants(), dtype, detach, st)
+    if case is LENGTH_CASES[0] and dtype == torch.float64:
+        assert (outs[0] > 0).any() and all(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
+def test_emulated_lengths_half_storage(emu, dtype):
+    check_against_alone(emulated, (12, 4, 40, [12, 0, 5, 7]), SRCConstants(), dtype, True, True)
+
+
+def test_emulated_lengths_agree_with_cpu_op(emu):
+    """Same lengths, same inputs: the emulated CUDA kernels and the CPU kernels agree, and
+    full lengths give exactly the no-lengths result."""
+    T, B, H = 2 * CHECKPOINT_INTERVAL + 3, 5, 77
+    u64, b64, s64 = make_inputs(T, B, H, SRCConstants(), torch.float64, seed=6)
+    lengths = torch.tensor([T, 0, 1, CHECKPOINT_INTERVAL, 20])
+    emu_out = emulated(u64, b64, s64, SRCConstants(), lengths=lengths)
+    cpu_out = src_recurrence_fused(u64, b64, s64, SRCConstants(), lengths=lengths)
+    for a, b in zip((emu_out[0],) + emu_out[1], (cpu_out[0],) + cpu_out[1]):
+        assert rel_err(a, b) < 1e-12
+    full = emulated(u64, b64, s64, SRCConstants(), lengths=torch.full((B,), T))
+    plain = emulated(u64, b64, s64, SRCConstants())
+    for a, b in zip((full[0],) + full[1], (plain[0],) + plain[1]):
+        assert torch.equal(a, b)
