@@ -119,8 +119,9 @@ def src_recurrence_reference(
     if lengths is not None:
         lengths = lengths.to(u.device)
     outputs = []
-    for t in range(u.shape[0]):
-        u_t = u[t]
+    # unbind, not u[t]: the backward of each u[t] would zero-fill a whole (T, B, H) gradient,
+    # making the loop quadratic in T; unbind's backward stacks the steps' gradients once.
+    for t, u_t in enumerate(u.unbind(0)):
         if lengths is not None:
             active = (lengths > t).unsqueeze(1)                                         # (B, 1)
             # The padding's values must not matter, not even a NaN: a step not taken sees 0.
