@@ -112,10 +112,10 @@ def test_launch_record_names_the_instance_grid_and_stream(emu):
                 emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
             launches = emu.launches()
             flags = f"{str(detach).lower()}, {str(st).lower()}"
-            expected = [
-                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true>",
-                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}>",
-                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false>",
+            expected = [  # <storage, math, save, lengths> and <storage, math, flags, lengths>
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false>",
+                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false>",
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false, false>",
             ]
             assert [r["kernel"] for r in launches] == expected
             for r in launches:
@@ -123,6 +123,18 @@ def test_launch_record_names_the_instance_grid_and_stream(emu):
                 assert r["block"] == (emu.threads_per_block, 1, 1)
                 assert r["stream"] == emu.stream_token()
                 assert r["blocks_run"] == math.ceil(N / emu.threads_per_block)
+
+
+def test_launch_record_with_lengths(emu):
+    u64, b64, s64 = make_inputs(9, 2, 5, SRCConstants(), torch.float32, seed=1)
+    leaves = [t.float().requires_grad_() for t in (u64, b64) + s64]
+    emu.clear_launches()
+    spikes, _ = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(),
+                         lengths=torch.tensor([9, 4]))
+    spikes.sum().backward()
+    assert [r["kernel"] for r in emu.launches()] == [
+        "srcext::cuda::src_forward_kernel<float, float, true, true>",
+        "srcext::cuda::src_backward_kernel<float, float, true, true, true>"]
 
 
 def test_empty_problems_launch_nothing(emu):

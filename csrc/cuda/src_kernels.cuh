@@ -14,6 +14,7 @@
 #include <c10/util/Half.h>
 
 #include "../src_params.h"
+#include "../src_switch.h"
 #include "src_cuda_launch.h"
 #include "src_launch_kernel.cuh"
 
@@ -22,12 +23,12 @@ namespace cuda {
 
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 
-// The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
-// bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
-// is frozen (see csrc/src_params.h).
+// With lengths (kLengths), the steps neuron n runs: lengths[n / H] clamped to [0, T], so that
+// no value can index out of bounds. Past them its spikes and grad_u are 0 and its state is
+// frozen (see csrc/src_params.h). Without, kLengths is false and the kernels are as they were
+// (a per-thread trip count costs registers, hence the template flag).
 __device__ __forceinline__ int64_t steps_of(const int64_t* lengths, int64_t n, int64_t H,
                                             int64_t T) {
-  if (lengths == nullptr) return T;
   const int64_t len = lengths[n / H];
   return len < 0 ? 0 : (len > T ? T : len);
 }
@@ -37,13 +38,13 @@ __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
 }
 
-template <typename scalar_t, typename Acc, bool kSave>
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
 src_forward_kernel(const ForwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own number of steps (p.T without lengths).
-  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
+  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -67,28 +68,30 @@ src_forward_kernel(const ForwardParams p) {
     spikes[t * N + n] = static_cast<scalar_t>(spike(s.h));
     drive = next;
   }
-  // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
-  for (int64_t t = T; t < p.T; ++t) {
-    if (kSave && t % kChunk == 0) {
-      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
-      ck[0] = s.i;
-      ck[N] = s.h;
-      ck[2 * N] = s.hs;
+  if (kLengths) {
+    // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
+    for (int64_t t = T; t < p.T; ++t) {
+      if (kSave && t % kChunk == 0) {
+        Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
+        ck[0] = s.i;
+        ck[N] = s.h;
+        ck[2 * N] = s.hs;
+      }
+      spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
     }
-    spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
   }
   static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
   static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
   static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
 src_backward_kernel(const BackwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own length; the final state's gradients enter at its last step.
-  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
+  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
@@ -99,7 +102,9 @@ src_backward_kernel(const BackwardParams p) {
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
-  for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
+  if (kLengths) {
+    for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
+  }
 
   for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunk;
@@ -139,27 +144,19 @@ inline dim3 grid_for(int64_t N) {
 // Runtime flags become template switches here.
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
-  const dim3 grid = grid_for(p.N);
-  if (save) {
-    launch_kernel<&src_forward_kernel<scalar_t, Acc, true>>(grid, kThreads, stream, p);
-  } else {
-    launch_kernel<&src_forward_kernel<scalar_t, Acc, false>>(grid, kThreads, stream, p);
-  }
+  SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+      launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths>>(grid_for(p.N), kThreads,
+                                                                          stream, p)));
 }
 
 template <typename scalar_t, typename Acc>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
-  if (detach && straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, true>>(grid, kThreads, stream, p);
-  } else if (detach) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, false>>(grid, kThreads, stream, p);
-  } else if (straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, true>>(grid, kThreads, stream, p);
-  } else {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, false>>(grid, kThreads, stream, p);
-  }
+  SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
+      SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+          launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough, kLengths>>(
+              grid, kThreads, stream, p))));
 }
 
 }  // namespace cuda
