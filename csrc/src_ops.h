@@ -181,7 +181,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
     grad_hs0.copy_(grad_hs_n);
     return {grad_u, at::zeros_like(bias), grad_i0, grad_h0, grad_hs0};
   }
-  const Tensor gc = g.contiguous(), bc = bias.contiguous();
+  const Tensor bc = bias.contiguous();
   const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
   const Tensor uc = u.contiguous(), ck = checkpoints.contiguous();
   Tensor grad_bias_partial = at::empty({B, H}, g.options().dtype(acc));
@@ -191,7 +191,10 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   p.N = B * H;
   p.H = H;
   p.k = {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
-  p.grad_spikes = gc.data_ptr();
+  p.grad_spikes = g.data_ptr();  // any strides: the kernels read it through them
+  p.grad_spikes_stride_t = g.stride(0);
+  p.grad_spikes_stride_b = g.stride(1);
+  p.grad_spikes_stride_h = g.stride(2);
   p.grad_i_n = gi.data_ptr();
   p.grad_h_n = gh.data_ptr();
   p.grad_hs_n = ghs.data_ptr();

@@ -48,7 +48,9 @@ struct ForwardParams {
 struct BackwardParams {
   int64_t T, N, H;
   SRCConstants k;
-  const void* grad_spikes;  // (T, N)
+  const void* grad_spikes;  // (T, B, H), read through its strides (below): an upstream gradient
+                            // that is broadcast (stride 0) or transposed is not copied
+  int64_t grad_spikes_stride_t, grad_spikes_stride_b, grad_spikes_stride_h;  // in elements
   const void* grad_i_n;     // (N,)
   const void* grad_h_n;
   const void* grad_hs_n;

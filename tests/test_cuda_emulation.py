@@ -12,7 +12,7 @@ from srcext.reference import SRCConstants, src_recurrence_reference
 import cuda_emulation
 from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
 from test_lengths import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
-from test_ops import assert_matches_reference, make_inputs, run_both
+from test_ops import assert_matches_reference, make_inputs, run_both, upstream_layouts
 
 pytestmark = requires_fused
 
@@ -387,3 +387,22 @@ def test_emulated_lengths_agree_with_cpu_op(emu):
     plain = emulated(u64, b64, s64, SRCConstants())
     for a, b in zip((full[0],) + full[1], (plain[0],) + plain[1]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["scalar", "over_T", "transposed", "strided"])
+def test_emulated_backward_reads_any_upstream_layout(emu, layout):
+    """The CUDA backward reads grad_spikes through its strides: every layout gives bitwise the
+    gradients of its contiguous copy."""
+    T, B, H = CHECKPOINT_INTERVAL + 5, 3, 70
+    k = SRCConstants()
+    u, b, s = make_inputs(T, B, H, k, torch.float32, seed=4)
+    u, b, s = u.float(), b.float(), tuple(x.float() for x in s)
+    c = constant_args(k)
+    ops = cuda_emulation.ops()
+    out = ops.src_forward(u, b, *s, *c, True, True, True)
+    strided, contiguous = upstream_layouts(T, B, H, torch.float32)[layout]
+    zeros = [torch.zeros(B, H) for _ in range(3)]
+    expected = ops.src_backward(contiguous, *zeros, u, b, out[4], *c, False, False)
+    got = ops.src_backward(strided, *zeros, u, b, out[4], *c, False, False)
+    for a, e in zip(got, expected):
+        assert torch.equal(a, e)

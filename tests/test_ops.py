@@ -137,3 +137,46 @@ def test_bias_gradient_is_deterministic():
         grads.append(g)
     for a, b in zip(*grads):
         assert torch.equal(a, b)
+
+
+def upstream_layouts(T, B, H, dtype):
+    """Upstream gradients of the same values in the layouts autograd hands over: contiguous,
+    broadcast from a scalar (.sum()), broadcast over T (.mean(0)), transposed (batch_first),
+    strided (a slice)."""
+    g = torch.Generator().manual_seed(3)
+    full = torch.randn(T, B, H, generator=g, dtype=dtype)
+    row = torch.randn(1, B, H, generator=g, dtype=dtype)
+    big = torch.zeros(T, B, 2 * H, dtype=dtype)
+    big[..., ::2] = full
+    return {
+        "scalar": (torch.tensor(0.7, dtype=dtype).expand(T, B, H), torch.full((T, B, H), 0.7, dtype=dtype)),
+        "over_T": (row.expand(T, B, H), row.expand(T, B, H).contiguous()),
+        "transposed": (full.transpose(0, 1).contiguous().transpose(0, 1), full),
+        "strided": (big[..., ::2], full),
+    }
+
+
+@pytest.mark.parametrize("layout", ["scalar", "over_T", "transposed", "strided"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=["f64", "f32", "bf16"])
+def test_backward_reads_any_upstream_layout_without_copying(dtype, layout):
+    """The backward gives bitwise the same gradients for any layout of the upstream gradient,
+    and reads it in place: no clone or copy of it is made (a broadcast gradient from .sum()
+    used to be copied to a full (T, B, H) tensor)."""
+    T, B, H = 2 * CHECKPOINT_INTERVAL + 3, 3, 70
+    k = SRCConstants()
+    u, b, s = (t.to(dtype) if isinstance(t, torch.Tensor) else tuple(x.to(dtype) for x in t)
+               for t in make_inputs(T, B, H, k, dtype, seed=4))
+    c = constant_args(k)
+    out = torch.ops.srcext.src_forward(u, b, *s, *c, True, True, True)
+    strided, contiguous = upstream_layouts(T, B, H, dtype)[layout]
+    state_grads = [torch.zeros(B, H, dtype=dtype) for _ in range(3)]
+    expected = torch.ops.srcext.src_backward(contiguous, *state_grads, u, b, out[4], *c, False, True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                record_shapes=True) as prof:
+        got = torch.ops.srcext.src_backward(strided, *state_grads, u, b, out[4], *c, False, True)
+    copies = [(e.key, e.input_shapes) for e in prof.key_averages(group_by_input_shape=True)
+              if e.key in ("aten::clone", "aten::copy_", "aten::contiguous")
+              and [T, B, H] in e.input_shapes]
+    assert copies == []
+    for a, e in zip(got, expected):
+        assert torch.equal(a, e)

@@ -180,6 +180,35 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
   store_lanes(hs, n, static_cast<scalar_t*>(p.hs_n) + n0);
 }
 
+// Where each lane of a block reads a tensor given by its (T, B, H) strides: whole rows when
+// (B, H) is contiguous (the usual case, and a gradient broadcast over T), else a gather.
+struct LaneStrides {
+  int64_t step;       // stride of t
+  bool rows;          // lane l of step t is at t * step + n0 + l
+  int64_t lane[kLanes];
+};
+
+SRC_HD void lane_strides(int64_t st, int64_t sb, int64_t sh, int64_t H, int64_t n0, int n,
+                         LaneStrides& out) {
+  out.step = st;
+  out.rows = sb == H && sh == 1;
+  for (int l = 0; l < kLanes; ++l) {
+    const int64_t m = n0 + (l < n ? l : 0);  // padding lanes read a valid element, then zeroed
+    out.lane[l] = out.rows ? m : (m / H) * sb + (m % H) * sh;
+  }
+}
+
+template <typename Acc, typename scalar_t>
+SRC_HD void load_lanes_strided(const scalar_t* base, const LaneStrides& s, int64_t t, int64_t n0,
+                               int n, Acc* dst) {
+  if (s.rows) {
+    load_lanes(base + t * s.step + n0, n, dst);
+  } else {
+    for (int l = 0; l < kLanes; ++l)
+      dst[l] = l < n ? static_cast<Acc>(base[t * s.step + s.lane[l]]) : Acc(0);
+  }
+}
+
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
 SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
@@ -200,6 +229,9 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   load_lanes(static_cast<const scalar_t*>(p.grad_hs_n) + n0, n, dhs);
   load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
   for (int l = 0; l < kLanes; ++l) dbias[l] = Acc(0);
+  LaneStrides gs;
+  lane_strides(p.grad_spikes_stride_t, p.grad_spikes_stride_b, p.grad_spikes_stride_h, p.H, n0,
+               n, gs);
   LaneLengths lens;
   int64_t shortest = T, longest = T;
   if constexpr (kLengths) {
@@ -218,7 +250,7 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
     // While this chunk is computed, fetch the inputs of the one before it.
     for (int64_t t = std::max<int64_t>(0, t0 - kChunk); t < t0; ++t) {
       prefetch_row(u + t * N + n0, n);
-      prefetch_row(grad_spikes + t * N + n0, n);
+      if (gs.rows) prefetch_row(grad_spikes + t * gs.step + n0, n);
     }
     // Recompute the chunk forward from its checkpoint, exactly as the forward ran it. (Lanes
     // past their length run on unmasked here; their steps are dropped below and no earlier
@@ -238,7 +270,7 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
     // Walk it backward.
     for (int j = len - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
-      load_lanes(grad_spikes + t * N + n0, n, lane_in);
+      load_lanes_strided(grad_spikes, gs, t, n0, n, lane_in);
       if (!kLengths || t < shortest) {
         for (int l = 0; l < kLanes; ++l) {
           const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};

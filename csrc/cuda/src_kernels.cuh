@@ -95,6 +95,8 @@ src_backward_kernel(const BackwardParams p) {
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
+  // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as before).
+  const int64_t gs_offset = (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
   const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
   scalar_t* grad_u = static_cast<scalar_t*>(p.grad_u);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
@@ -124,7 +126,7 @@ src_backward_kernel(const BackwardParams p) {
 #pragma unroll
     for (int j = kChunk - 1; j >= 0; --j) {
       if (j < len) {
-        const Acc gs = load<Acc>(grad_spikes, (t0 + j) * N + n);
+        const Acc gs = load<Acc>(grad_spikes, (t0 + j) * p.grad_spikes_stride_t + gs_offset);
         const Acc du = cell_step_backward<kDetach, kStraightThrough>(k, trace[j], h_prev[j],
                                                                      hs_prev[j], gs, g, dbias);
         grad_u[(t0 + j) * N + n] = static_cast<scalar_t>(du);
