@@ -27,13 +27,15 @@ __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
 }
 
+// The constants reach the kernels already in the precision of the math (converted once, on
+// the host, by the launchers): a conversion from double inside the time loop costs an F2F per
+// constant and step.
 template <typename scalar_t, typename Acc, bool kSave>
 __global__ void __launch_bounds__(kThreads)
-src_forward_kernel(const ForwardParams p) {
+src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const int64_t N = p.N, T = p.T;
-  const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
   Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
@@ -63,11 +65,10 @@ src_forward_kernel(const ForwardParams p) {
 
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
 __global__ void __launch_bounds__(kThreads)
-src_backward_kernel(const BackwardParams p) {
+src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const int64_t N = p.N, T = p.T;
-  const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
@@ -117,10 +118,11 @@ inline dim3 grid_for(int64_t N) {
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
+  const auto k = CellConstants<Acc>::from(p.k);
   if (save) {
-    launch_kernel<&src_forward_kernel<scalar_t, Acc, true>>(grid, kThreads, stream, p);
+    launch_kernel<&src_forward_kernel<scalar_t, Acc, true>>(grid, kThreads, stream, p, k);
   } else {
-    launch_kernel<&src_forward_kernel<scalar_t, Acc, false>>(grid, kThreads, stream, p);
+    launch_kernel<&src_forward_kernel<scalar_t, Acc, false>>(grid, kThreads, stream, p, k);
   }
 }
 
@@ -128,14 +130,15 @@ template <typename scalar_t, typename Acc>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
+  const auto k = CellConstants<Acc>::from(p.k);
   if (detach && straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, true>>(grid, kThreads, stream, p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, true>>(grid, kThreads, stream, p, k);
   } else if (detach) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, false>>(grid, kThreads, stream, p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, false>>(grid, kThreads, stream, p, k);
   } else if (straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, true>>(grid, kThreads, stream, p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, true>>(grid, kThreads, stream, p, k);
   } else {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, false>>(grid, kThreads, stream, p);
+    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, false>>(grid, kThreads, stream, p, k);
   }
 }
 
