@@ -7,17 +7,17 @@
 // Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
 // needs ~3 MB of loads in flight (4.8 TB/s x ~600 ns), which the ~100-200k resident threads
 // reach when each has its loads issued about four steps before their use (Little's law;
-// benchmarks/GPU_NOTES.md has the numbers). The forward's streamed pointers are kernel
-// arguments marked __restrict__, so that the compiler may move loads above the stores of
-// earlier steps (pointers in the params struct, or local copies of them, do not carry that
-// promise).
+// benchmarks/GPU_NOTES.md has the numbers). The streamed pointers are kernel arguments
+// marked __restrict__, so that the compiler may move loads above the stores of earlier steps
+// (pointers in the params struct, or local copies of them, do not carry that promise).
 //
-// The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint
-// into registers (the chunk loops are fully unrolled so the arrays stay in registers, and the
-// arrays a flag combination does not read are removed by the compiler), then walks it back.
+// The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint,
+// keeping each step's Jacobian (src_cell.h: StepJacobian) in registers (the chunk loops are
+// fully unrolled so the arrays stay in registers; the fields a flag combination does not
+// read are removed by the compiler), then walks the chunk back.
 //
-// Each thread's loop bound is T; a per-thread length would replace it without changing the
-// structure.
+// Each thread's loop bound is T; a per-thread length would replace it (and the number and
+// length of the backward's chunks) without changing the structure.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -38,9 +38,13 @@ constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
 // Loads in flight per thread. Forward: the drive of the next kForwardAhead steps, in a
-// register ring (one register each).
+// register ring (one register each). Backward: each step of a chunk is visited twice (the
+// recompute loads u, the walk loads grad_spikes), so kBackwardAhead loads cover
+// kBackwardAhead / 2 steps of the chunk's work.
 constexpr int kForwardAhead = 4;
+constexpr int kBackwardAhead = 8;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+static_assert(kBackwardAhead <= kChunk, "the backward prefetches at most a chunk ahead");
 
 template <typename Acc, typename scalar_t>
 __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
@@ -113,45 +117,121 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
   static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
 }
 
+// One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
+// checkpoint `s`, then walked back. The chunk's loads form one stream, in the order they are
+// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
+// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
+// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
+// consumption issues the load kBackwardAhead places further on.
+template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_chunk(
+    const K& k, Acc bias, int64_t N, int64_t t0, bool has_next,
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
+    scalar_t (&fifo)[kBackwardAhead], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
+  // On the last chunk there is no next one: its loads re-read this chunk's first steps and
+  // checkpoint, unused (unconditional loads are issued where they are written).
+  const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead).
+  const auto fetch = [&](int i) -> scalar_t {
+    if (i < kChunk) return u[(t0 + i) * N];
+    if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * N];
+    return u[(next_t0 + (i - 2 * kChunk)) * N];
+  };
+
+  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
+  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  uint32_t spiking = 0;
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) {
+    const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead]);
+    fifo[j % kBackwardAhead] = fetch(j + kBackwardAhead);
+    const Acc h_prev = s.h, hs_prev = s.hs;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  }
+  // Walk back; the next chunk's checkpoint is loaded with its first drives.
+#pragma unroll
+  for (int m = 0; m < kChunk; ++m) {
+    const int j = kChunk - 1 - m;
+    const int i = kChunk + m;
+    const Acc gs = static_cast<Acc>(fifo[i % kBackwardAhead]);
+    fifo[i % kBackwardAhead] = fetch(i + kBackwardAhead);
+    if (i + kBackwardAhead == 2 * kChunk) {
+      const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
+      s = {ck[0], ck[N], ck[2 * N]};
+    }
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
+                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias);
+    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The last chunk in time when it is shorter than kChunk (steps t0 .. t0 + len - 1), walked
+// first, once per thread: a rolled loop with its Jacobians in local memory, so that it adds
+// nothing to the registers of the unrolled steady state above.
+template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_partial_chunk(
+    const K& k, Acc bias, int64_t N, int64_t t0, int len, const scalar_t* __restrict__ u,
+    const scalar_t* __restrict__ grad_spikes, const Acc* __restrict__ checkpoints,
+    scalar_t* __restrict__ grad_u, CellGrad<Acc>& g, Acc& dbias) {
+  const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
+  CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
+  StepJacobian<Acc> jac[kChunk];
+#pragma unroll 1
+  for (int j = 0; j < len; ++j) {
+    const Acc h_prev = s.h, hs_prev = s.hs;
+    const StepTrace<Acc> tr = cell_step(k, load<Acc>(u, (t0 + j) * N), bias, s);
+    jac[j] = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+  }
+#pragma unroll 1
+  for (int j = len - 1; j >= 0; --j) {
+    const Acc du = step_backward<kDetach, kStraightThrough>(
+        k, jac[j], load<Acc>(grad_spikes, (t0 + j) * N), g, dbias);
+    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+  }
+}
+
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
 __global__ void __launch_bounds__(kThreads)
-src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k) {
+src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
+                    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+                    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const int64_t N = p.N, T = p.T;
-  const scalar_t* u = static_cast<const scalar_t*>(p.u);
-  const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
-  const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
-  scalar_t* grad_u = static_cast<scalar_t*>(p.grad_u);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
   CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
+  u += n;
+  grad_spikes += n;
+  grad_u += n;
+  checkpoints += n;
 
-  for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
-    const int64_t t0 = c * kChunk;
-    const int len = static_cast<int>(T - t0 < kChunk ? T - t0 : kChunk);
-    const Acc* ck = checkpoints + c * 3 * N + n;
+  int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
+  if (c >= 0 && T - c * kChunk < kChunk) {
+    backward_partial_chunk<kDetach, kStraightThrough>(k, bias, N, c * kChunk,
+                                                      static_cast<int>(T - c * kChunk), u,
+                                                      grad_spikes, checkpoints, grad_u, g, dbias);
+    --c;
+  }
+  if (c >= 0) {  // full chunks from here on
+    scalar_t fifo[kBackwardAhead];
+#pragma unroll
+    for (int j = 0; j < kBackwardAhead; ++j) fifo[j] = u[(c * kChunk + j) * N];
+    const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
-    Acc h_prev[kChunk], hs_prev[kChunk];
-    StepTrace<Acc> trace[kChunk];
-#pragma unroll
-    for (int j = 0; j < kChunk; ++j) {
-      if (j < len) {
-        h_prev[j] = s.h;
-        hs_prev[j] = s.hs;
-        trace[j] = cell_step(k, load<Acc>(u, (t0 + j) * N + n), bias, s);
-      }
-    }
-#pragma unroll
-    for (int j = kChunk - 1; j >= 0; --j) {
-      if (j < len) {
-        const Acc gs = load<Acc>(grad_spikes, (t0 + j) * N + n);
-        const Acc du = cell_step_backward<kDetach, kStraightThrough>(k, trace[j], h_prev[j],
-                                                                     hs_prev[j], gs, g, dbias);
-        grad_u[(t0 + j) * N + n] = static_cast<scalar_t>(du);
-      }
+    for (; c >= 0; --c) {
+      backward_chunk<kDetach, kStraightThrough>(k, bias, N, c * kChunk, c > 0, u, grad_spikes,
+                                                checkpoints, grad_u, fifo, s, g, dbias);
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
@@ -187,15 +267,24 @@ void launch_backward(const BackwardParams& p, bool detach, bool straight_through
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
   const auto k = CellConstants<Acc>::from(p.k);
+  const auto* u = static_cast<const scalar_t*>(p.u);
+  const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
+  const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
+  auto* grad_u = static_cast<scalar_t*>(p.grad_u);
+#define SRCEXT_LAUNCH_BACKWARD(DETACH, ST)                                                    \
+  launch_kernel<&src_backward_kernel<scalar_t, Acc, DETACH, ST>>(grid, kThreads, stream, p, k, \
+                                                                 u, grad_spikes, checkpoints, \
+                                                                 grad_u)
   if (detach && straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, true>>(grid, kThreads, stream, p, k);
+    SRCEXT_LAUNCH_BACKWARD(true, true);
   } else if (detach) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, true, false>>(grid, kThreads, stream, p, k);
+    SRCEXT_LAUNCH_BACKWARD(true, false);
   } else if (straight_through) {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, true>>(grid, kThreads, stream, p, k);
+    SRCEXT_LAUNCH_BACKWARD(false, true);
   } else {
-    launch_kernel<&src_backward_kernel<scalar_t, Acc, false, false>>(grid, kThreads, stream, p, k);
+    SRCEXT_LAUNCH_BACKWARD(false, false);
   }
+#undef SRCEXT_LAUNCH_BACKWARD
 }
 
 }  // namespace cuda
