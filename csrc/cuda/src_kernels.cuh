@@ -38,13 +38,17 @@ constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
 // Loads in flight per thread. Forward: the drive of the next kForwardAhead steps, in a
-// register ring (one register each). Backward: each step of a chunk is visited twice (the
-// recompute loads u, the walk loads grad_spikes), so kBackwardAhead loads cover
-// kBackwardAhead / 2 steps of the chunk's work.
+// register ring (one register each). Backward: a FIFO of 8 loads (4 for double, whose
+// registers are scarcer); each step of a chunk is visited twice (the recompute loads u, the
+// walk loads grad_spikes), so 8 loads cover 4 steps. Its depth divides a chunk's 2 kChunk
+// loads, so that every chunk starts at slot 0. (16 halves would double the bytes in flight of
+// bfloat16 / float16, but cost the exact straight-through variant 130 registers.)
 constexpr int kForwardAhead = 4;
-constexpr int kBackwardAhead = 8;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
-static_assert(kBackwardAhead <= kChunk, "the backward prefetches at most a chunk ahead");
+template <typename scalar_t>
+constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : 8;
+static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0,
+              "a chunk's loads fill the FIFO a whole number of times");
 
 template <typename Acc, typename scalar_t>
 __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
@@ -128,11 +132,11 @@ __device__ __forceinline__ void backward_chunk(
     const K& k, Acc bias, int64_t N, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
-    scalar_t (&fifo)[kBackwardAhead], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
+    scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
   // On the last chunk there is no next one: its loads re-read this chunk's first steps and
   // checkpoint, unused (unconditional loads are issued where they are written).
   const int64_t next_t0 = has_next ? t0 - kChunk : t0;
-  // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead).
+  // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
   const auto fetch = [&](int i) -> scalar_t {
     if (i < kChunk) return u[(t0 + i) * N];
     if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * N];
@@ -144,8 +148,8 @@ __device__ __forceinline__ void backward_chunk(
   uint32_t spiking = 0;
 #pragma unroll
   for (int j = 0; j < kChunk; ++j) {
-    const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead]);
-    fifo[j % kBackwardAhead] = fetch(j + kBackwardAhead);
+    const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead<scalar_t>]);
+    fifo[j % kBackwardAhead<scalar_t>] = fetch(j + kBackwardAhead<scalar_t>);
     const Acc h_prev = s.h, hs_prev = s.hs;
     const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
     const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
@@ -160,9 +164,9 @@ __device__ __forceinline__ void backward_chunk(
   for (int m = 0; m < kChunk; ++m) {
     const int j = kChunk - 1 - m;
     const int i = kChunk + m;
-    const Acc gs = static_cast<Acc>(fifo[i % kBackwardAhead]);
-    fifo[i % kBackwardAhead] = fetch(i + kBackwardAhead);
-    if (i + kBackwardAhead == 2 * kChunk) {
+    const Acc gs = static_cast<Acc>(fifo[i % kBackwardAhead<scalar_t>]);
+    fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
+    if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
       s = {ck[0], ck[N], ck[2 * N]};
     }
@@ -224,9 +228,9 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
     --c;
   }
   if (c >= 0) {  // full chunks from here on
-    scalar_t fifo[kBackwardAhead];
+    scalar_t fifo[kBackwardAhead<scalar_t>];
 #pragma unroll
-    for (int j = 0; j < kBackwardAhead; ++j) fifo[j] = u[(c * kChunk + j) * N];
+    for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
     const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
     for (; c >= 0; --c) {
