@@ -340,17 +340,20 @@ def instance_of(demangled: str):
     if not m:
         return None
     bools = [a.strip() == "true" for a in m.group(2).split(",") if a.strip() in ("true", "false")]
-    if m.group(1) == "forward":
-        return "forward", {"save": bools[0]}
-    return "backward", {"detach_recurrent": bools[0], "straight_through": bools[1]}
+    if m.group(1) == "forward":  # <scalar_t, Acc, kSave[, kLengths]>
+        return "forward", {"save": bools[0], "lengths": len(bools) > 1 and bools[1]}
+    # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths]>
+    return "backward", {"detach_recurrent": bools[0], "straight_through": bools[1],
+                        "lengths": len(bools) > 2 and bools[2]}
 
 
 def variant_name(direction, flags) -> str:
+    lengths = "+lengths" if flags.get("lengths") else ""
     if direction == "forward":
-        return "training" if flags["save"] else "inference"
+        return ("training" if flags["save"] else "inference") + lengths
     name = ("detach" if flags["detach_recurrent"] else "exact") + (
         "+st" if flags["straight_through"] else "")
-    return name
+    return name + lengths
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,7 +544,10 @@ def analyse_function(name, instrs, K):
     loops = time_loops(instrs, blocks, K)
     if not loops:
         return {"error": "no time loop found"}
-    main = max(loops, key=lambda lp: (lp["steps"], lp["tail"] - lp["head"]))
+    # The time loop does the cell math (exponentials on the MUFU); a loop that only stores
+    # (e.g. the zero spikes past a sample's length) is not it, however unrolled.
+    main = max(loops, key=lambda lp: (any(kind_of(instrs[i]) == "mufu" for i, _ in lp["weighted"]),
+                                      lp["steps"], lp["tail"] - lp["head"]))
     steps = max(main["steps"], 1)
     weighted = main["weighted"]
     counts = {k: 0.0 for k in KINDS}

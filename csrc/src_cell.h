@@ -25,7 +25,8 @@ struct SRCConstants {
   double alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold;
 };
 
-// The constants in the precision of the math, with the derived ones precomputed.
+// The constants in the precision of the math, with the derived ones precomputed. Built once
+// on the host (from() is also callable on the device, but a kernel should receive them ready).
 template <typename Acc>
 struct CellConstants {
   Acc alpha, rho, inv_rho, r, r_s, z, one_minus_z, z_hyp, z_dep_minus_z_hyp, gate_slope,
@@ -124,37 +125,65 @@ struct CellGrad {
   Acc dh, dhs, di;
 };
 
-// Backward of step t. On entry g holds the gradients w.r.t. the state after step t; on exit
-// w.r.t. the state before it. Returns dL/du[t]; adds this step's dL/dbias to dbias.
+// The local derivatives of step t that its backward needs: everything the backward walk
+// reads from the forward, so that a kernel can compute them while recomputing the step and
+// keep only these (the GPU keeps a whole chunk of them in registers).
+template <typename Acc>
+struct StepJacobian {
+  bool spiking;        // h[t] > 0: the relu passes dL/ds[t] on
+  Acc dh_dpre;         // (1 - z) (1 - c^2): d h[t] / d pre-activation of c[t]
+  Acc dx_di;           // d x[t] / d i[t]
+  Acc dhs_dh_prev;     // d hs[t] / d h[t-1]: (1 - zs) + (hs[t-1] - h[t-1]) d zs / d h[t-1]
+  Acc dhs_dhs_prev;    // d hs[t] / d hs[t-1]: zs
+};
+
+// h_new is h[t], as cell_step left it.
+template <typename Acc>
+SRC_HD StepJacobian<Acc> step_jacobian(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                                       Acc h_prev, Acc hs_prev, Acc h_new) {
+  const Acc zs = slow_gate(k, tr.gate);
+  const Acc dzs_dh = k.z_dep_minus_z_hyp * k.gate_slope * tr.gate * (Acc(1) - tr.gate);
+  return {h_new > Acc(0), k.one_minus_z * tr.dc, tr.dx_di,
+          (Acc(1) - zs) + (hs_prev - h_prev) * dzs_dh, zs};
+}
+
+// Backward of step t from its Jacobian. On entry g holds the gradients w.r.t. the state after
+// step t; on exit w.r.t. the state before it. Returns dL/du[t]; adds this step's dL/dbias to
+// dbias.
 //   kDetach: h[t-1], hs[t-1] are constants of step t (paper's training setting).
 //   kStraightThrough: d s / d h = 1 instead of the true relu derivative.
 template <bool kDetach, bool kStraightThrough, typename Acc>
-SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
-                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
-                              Acc& dbias) {
-  // s[t] = relu(h[t]), with h[t] recomputed for the relu mask.
-  const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;
-  const Acc dh = g.dh + (kStraightThrough ? grad_spike : (h_new > Acc(0) ? grad_spike : Acc(0)));
-  // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b
-  const Acc dpre = dh * k.one_minus_z * tr.dc;
+SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac,
+                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias) {
+  // s[t] = relu(h[t])
+  const Acc dh = g.dh + (kStraightThrough || jac.spiking ? grad_spike : Acc(0));
+  // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b;  h[t] = z h[t-1] + (1 - z) c[t]
+  const Acc dpre = dh * jac.dh_dpre;
   dbias += dpre;
   // x = rho tanh(i / rho); i[t] = alpha i[t-1] + u[t]
-  const Acc di = g.di + dpre * tr.dx_di;
+  const Acc di = g.di + dpre * jac.dx_di;
   g.di = k.alpha * di;
   if (kDetach) {
     g.dh = Acc(0);
     g.dhs = Acc(0);
   } else {
-    // h[t]  depends on h[t-1] through z and through c (r);
-    // hs[t] depends on h[t-1] through (1 - zs) and through zs's sigmoid, on hs[t-1] through zs;
-    // c depends on hs[t-1] through r_s.
-    const Acc zs = slow_gate(k, tr.gate);
-    const Acc dzs_dh = k.z_dep_minus_z_hyp * k.gate_slope * tr.gate * (Acc(1) - tr.gate);
+    // h[t] depends on h[t-1] through z and through c (r); hs[t] on h[t-1] and hs[t-1] through
+    // the Jacobian's two entries; c on hs[t-1] through r_s.
     const Acc dhs = g.dhs;
-    g.dh = dh * k.z + dpre * k.r + dhs * ((Acc(1) - zs) + (hs_prev - h_prev) * dzs_dh);
-    g.dhs = dpre * k.r_s + dhs * zs;
+    g.dh = dh * k.z + dpre * k.r + dhs * jac.dhs_dh_prev;
+    g.dhs = dpre * k.r_s + dhs * jac.dhs_dhs_prev;
   }
   return di;
+}
+
+// Backward of step t from its trace and the state before it (h[t] recomputed for the relu).
+template <bool kDetach, bool kStraightThrough, typename Acc>
+SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
+                              Acc& dbias) {
+  const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;  // as cell_advance computes it
+  return step_backward<kDetach, kStraightThrough>(
+      k, step_jacobian(k, tr, h_prev, hs_prev, h_new), grad_spike, g, dbias);
 }
 
 }  // namespace srcext

@@ -1,10 +1,16 @@
 // src_math.h — the transcendental functions of the cell, per backend and precision.
 //
-// The cell needs tanh (with its derivative) and sigmoid, both built on exp. On CUDA exp is
-// the device library's accurate expf/exp. On the CPU, double uses <cmath>; float uses a branch-free exp (Cephes-style range
-// reduction and a degree-6 polynomial, about 1 ulp) so that the compiler can vectorise the
-// lane loops of the CPU kernels (std::tanh calls do not vectorise). Both stay within a few
-// ulp of torch.tanh / torch.sigmoid in absolute terms; the tests bound the difference.
+// The cell needs tanh (with its derivative) and sigmoid, both built on exp. On the CPU,
+// double uses <cmath>; float uses a branch-free exp (Cephes-style range reduction and a
+// degree-6 polynomial, about 1 ulp) so that the compiler can vectorise the lane loops of the
+// CPU kernels (std::tanh calls do not vectorise). On CUDA, double uses the device library's
+// exp and IEEE division; float uses the special-function unit directly: one MUFU.EX2
+// (ex2.approx.ftz, 2 ulp) per exponential and one MUFU.RCP (rcp.approx.ftz, 1 ulp) per
+// reciprocal, where expf and 1.0f / d cost 9 and ~10 instructions with a range-check branch
+// (benchmarks/GPU_NOTES.md). All stay within a few ulp of torch.tanh / torch.sigmoid in
+// absolute terms; the tests bound the difference. (tanh.approx.f32, one MUFU.TANH, was
+// measured and left out: at its documented error the bfloat16 gradients miss their tolerance;
+// GPU_NOTES.md.)
 #pragma once
 
 #include <cmath>
@@ -23,6 +29,10 @@
 // emulation (csrc/cuda/emulation), which must run the same math as the device.
 #if defined(__CUDA_ARCH__) || defined(SRCEXT_CUDA_EMULATION)
 #define SRC_DEVICE_MATH 1
+#endif
+
+#if defined(SRCEXT_CUDA_EMULATION) && !defined(__CUDA_ARCH__)
+#include <cuda_runtime.h>  // the emulation's stand-in: approx_result, the error model below
 #endif
 
 namespace srcext {
@@ -68,9 +78,41 @@ SRC_HD float reciprocal_vec(float d) {
 }
 #endif
 
+#if defined(SRC_DEVICE_MATH)
+// The special-function unit's approximations, one MUFU instruction each (inline PTX: the
+// CUDA intrinsics add range checks the cell does not need). `.ftz`: subnormal inputs and
+// results are zero, which changes nothing here (exp2 of less than -126 is 0 instead of
+// 2^-127; the cell only takes reciprocals of numbers >= 1). Documented maximum errors (PTX
+// ISA): ex2 2 ulp, rcp 1 ulp.
+// The host emulation runs the correctly rounded host functions instead, through the
+// emulation's error model (csrc/cuda/emulation/cuda_runtime.h), which the tests can set to put
+// every result at the documented bound: the emulation's approximations differ from the
+// device's by up to that bound.
+SRC_HD float exp2_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return cuda::emulation::approx_result(std::exp2(x), cuda::emulation::kEx2ApproxError);
+#endif
+}
+
+SRC_HD float reciprocal_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return cuda::emulation::approx_result(1.0f / x, cuda::emulation::kRcpApproxError);
+#endif
+}
+
+#endif  // SRC_DEVICE_MATH
+
 SRC_HD float reciprocal(float d) {
 #if defined(SRC_DEVICE_MATH)
-  return 1.0f / d;
+  return reciprocal_approx(d);
 #else
   return reciprocal_vec(d);
 #endif
@@ -80,7 +122,7 @@ SRC_HD double reciprocal(double d) { return 1.0 / d; }
 
 SRC_HD float exp(float x) {
 #if defined(SRC_DEVICE_MATH)
-  return ::expf(x);
+  return exp2_approx(x * 1.44269504088896341f);
 #else
   return exp_vec(x);
 #endif
@@ -108,6 +150,25 @@ SRC_HD Acc sigmoid(Acc x) {
   minus_x = minus_x > Acc(80) ? Acc(80) : minus_x;  // keeps 1 + e a normal number
   return reciprocal(Acc(1) + exp(minus_x));
 }
+
+#if defined(SRC_DEVICE_MATH)
+// The same on the special-function unit, with the scalings folded: e = 2^(2x log2 e),
+// p = 2 / (e + 1) = 1 / (e/2 + 1/2), tanh = 1 - p, 1 - tanh^2 = e p^2.
+SRC_HD void tanh_and_derivative(float x, float& value, float& derivative) {
+  float a = x * 2.88539008177792681f;  // 2 x log2(e)
+  a = a > 115.415603f ? 115.415603f : a;  // 2x <= 80, as above: keeps e p^2 finite
+  const float e = exp2_approx(a);
+  const float p = reciprocal_approx(0.5f * e + 0.5f);
+  value = 1.0f - p;
+  derivative = (e * p) * p;
+}
+
+// 1 / (1 + 2^(-x log2 e)): an infinite exponential gives 1 / inf = 0, so no clamp.
+SRC_HD float sigmoid(float x) {
+  return reciprocal_approx(1.0f + exp2_approx(x * -1.44269504088896341f));
+}
+
+#endif  // SRC_DEVICE_MATH
 
 }  // namespace math
 }  // namespace srcext

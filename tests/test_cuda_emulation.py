@@ -406,3 +406,45 @@ def test_emulated_backward_reads_any_upstream_layout(emu, layout):
     got = ops.src_backward(strided, *zeros, u, b, out[4], *c, False, False)
     for a, e in zip(got, expected):
         assert torch.equal(a, e)
+
+# The device computes exp2, 1/x and (bfloat16 storage) tanh with the special-function unit's
+# approximate instructions (src_math.h), which the emulation runs correctly rounded. Its error
+# model (csrc/cuda/emulation/cuda_runtime.h) can put every such result at the instruction's
+# documented error bound instead: +1 / -1 all with that sign, 2 with a sign hashed from the
+# value. The emulation's approximations otherwise differ from the device's by up to that bound.
+@pytest.mark.parametrize("mode", [1, -1, 2], ids=["plus", "minus", "hashed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16],
+                         ids=["f32", "bf16", "f16"])
+def test_tolerances_hold_at_the_approximations_error_bound(emu, dtype, mode):
+    emu.set_approx_error(mode)
+    try:
+        for detach, st in FLAGS:
+            if dtype == torch.float32:
+                assert_matches_reference(dtype, (2 * CHECKPOINT_INTERVAL + 1, 3, 97),
+                                         random_constants(4), detach, st, device="cpu",
+                                         fused=emulated)
+                continue
+            (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype,
+                                                             detach, st, fused=emulated)
+            for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
+                assert_close(a, b, tolerance(dtype, True), label)
+            for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):
+                assert_close(a, b, tolerance(dtype, detach), f"grad {label}")
+    finally:
+        emu.set_approx_error(0)
+
+
+def test_error_model_moves_results_by_the_bound(emu):
+    """The error model is live (a test of the test above): results move, by about the bound."""
+    u64, b64, s64 = make_inputs(20, 2, 30, SRCConstants(), torch.float32, seed=6)
+    args = (u64.float(), b64.float(), tuple(s.float() for s in s64), SRCConstants())
+    with torch.no_grad():
+        exact = emulated(*args)[0]
+        emu.set_approx_error(1)
+        try:
+            moved = emulated(*args)[0]
+        finally:
+            emu.set_approx_error(0)
+    assert 0 < rel_err(moved, exact) < 1e-4
+    with pytest.raises(RuntimeError, match="mode"):
+        emu.set_approx_error(3)

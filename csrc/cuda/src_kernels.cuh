@@ -2,16 +2,31 @@
 // the cell math is src_cell.h, shared with the CPU kernels.
 //
 // One thread per neuron (b, h) walks time. Per-step tensors are time-major (T, N), so at
-// each step a warp reads and writes 32 consecutive values: every access is coalesced. The
-// backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint into
-// registers (the chunk loops are fully unrolled so the arrays stay in registers, and the
-// arrays a flag combination does not read are removed by the compiler), then walks it back.
+// each step a warp reads and writes 32 consecutive values: every access is coalesced.
+//
+// Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
+// needs ~3 MB of loads in flight (4.8 TB/s x ~600 ns), which the ~100-200k resident threads
+// reach when each has its loads issued about four steps before their use (Little's law;
+// benchmarks/GPU_NOTES.md has the numbers). The streamed pointers are kernel arguments
+// marked __restrict__, so that the compiler may move loads above the stores of earlier steps
+// (pointers in the params struct, or local copies of them, do not carry that promise).
+//
+// The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint,
+// keeping each step's Jacobian (src_cell.h: StepJacobian) in registers (the chunk loops are
+// fully unrolled so the arrays stay in registers; the fields a flag combination does not
+// read are removed by the compiler), then walks the chunk back.
+//
+// Variable lengths (kLengths): each thread's loop bound is its sample's own length, which
+// also sets the number and length of the backward's chunks; past it the thread writes zero
+// spikes / grad_u and (forward) its frozen state into the remaining checkpoints.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
+
+#include <cstdint>
 
 #include "../src_params.h"
 #include "../src_switch.h"
@@ -22,13 +37,28 @@ namespace srcext {
 namespace cuda {
 
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
+static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
-// With lengths (kLengths), the steps neuron n runs: lengths[n / H] clamped to [0, T], so that
-// no value can index out of bounds. Past them its spikes and grad_u are 0 and its state is
-// frozen (see csrc/src_params.h). Without, kLengths is false and the kernels are as they were
-// (a per-thread trip count costs registers, hence the template flag).
+// Loads in flight per thread. Forward: the drive of the next kForwardAhead steps, in a
+// register ring (one register each). Backward: a FIFO of 8 loads (4 for double, whose
+// registers are scarcer); each step of a chunk is visited twice (the recompute loads u, the
+// walk loads grad_spikes), so 8 loads cover 4 steps. Its depth divides a chunk's 2 kChunk
+// loads, so that every chunk starts at slot 0. (16 halves would double the bytes in flight of
+// bfloat16 / float16, but cost the exact straight-through variant 130 registers.)
+constexpr int kForwardAhead = 4;
+static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+template <typename scalar_t>
+constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : 8;
+static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0,
+              "a chunk's loads fill the FIFO a whole number of times");
+
+// The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
+// bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
+// is frozen (see csrc/src_params.h).
+template <bool kLengths>
 __device__ __forceinline__ int64_t steps_of(const int64_t* lengths, int64_t n, int64_t H,
                                             int64_t T) {
+  if (!kLengths) return T;
   const int64_t len = lengths[n / H];
   return len < 0 ? 0 : (len > T ? T : len);
 }
@@ -38,99 +68,202 @@ __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
 }
 
+template <typename Acc>
+__device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellState<Acc>& s) {
+  ck[0] = s.i;
+  ck[N] = s.h;
+  ck[2 * N] = s.hs;
+}
+
+// The constants reach the kernels already in the precision of the math (converted once, on
+// the host, by the launchers): a conversion from double inside the time loop costs an F2F per
+// constant and step.
 template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
-src_forward_kernel(const ForwardParams p) {
+src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
+                   const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
+                   Acc* __restrict__ checkpoints) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own number of steps (p.T without lengths).
-  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
-  const auto k = CellConstants<Acc>::from(p.k);
-  const scalar_t* u = static_cast<const scalar_t*>(p.u);
-  scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
-  Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
   CellState<Acc> s{load<Acc>(static_cast<const scalar_t*>(p.i0), n),
                    load<Acc>(static_cast<const scalar_t*>(p.h0), n),
                    load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
+  u += n;
+  spikes += n;
+  Acc* ck = kSave ? checkpoints + n : nullptr;
 
-  Acc drive = T > 0 ? load<Acc>(u, n) : Acc(0);
-  for (int64_t t = 0; t < T; ++t) {
-    // Issue the next step's load before this step's math (it does not depend on it).
-    const Acc next = t + 1 < T ? load<Acc>(u, (t + 1) * N + n) : Acc(0);
-    if (kSave && t % kChunk == 0) {
-      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
-      ck[0] = s.i;
-      ck[N] = s.h;
-      ck[2 * N] = s.hs;
+  // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
+  // thread waits for a load only there).
+  scalar_t ring[kForwardAhead];
+#pragma unroll
+  for (int j = 0; j < kForwardAhead; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+
+  int64_t t = 0;
+  // Steady state: kForwardAhead steps per iteration, each loading the drive kForwardAhead
+  // steps ahead (always inside the sequence here, so unguarded).
+  for (; t + 2 * kForwardAhead <= T; t += kForwardAhead) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
     }
-    cell_step(k, drive, bias, s);
-    spikes[t * N + n] = static_cast<scalar_t>(spike(s.h));
-    drive = next;
+#pragma unroll
+    for (int j = 0; j < kForwardAhead; ++j) {
+      const Acc drive = static_cast<Acc>(ring[j]);
+      ring[j] = u[(t + j + kForwardAhead) * N];
+      cell_step(k, drive, bias, s);
+      spikes[(t + j) * N] = static_cast<scalar_t>(spike(s.h));
+    }
   }
-  if (kLengths) {
-    // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
-    for (int64_t t = T; t < p.T; ++t) {
-      if (kSave && t % kChunk == 0) {
-        Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
-        ck[0] = s.i;
-        ck[N] = s.h;
-        ck[2 * N] = s.hs;
-      }
-      spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
+  // The last steps (fewer than 2 kForwardAhead): the ring drains.
+  for (; t < T; ++t) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
     }
+    const Acc drive = static_cast<Acc>(ring[0]);
+#pragma unroll
+    for (int j = 0; j + 1 < kForwardAhead; ++j) ring[j] = ring[j + 1];
+    ring[kForwardAhead - 1] = t + kForwardAhead < T ? u[(t + kForwardAhead) * N] : scalar_t(0);
+    cell_step(k, drive, bias, s);
+    spikes[t * N] = static_cast<scalar_t>(spike(s.h));
+  }
+  // Past its length: no spikes; the remaining checkpoints hold the frozen state.
+  for (; kLengths && t < p.T; ++t) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
+    }
+    spikes[t * N] = scalar_t(0);
   }
   static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
   static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
   static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
 }
 
+// One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
+// checkpoint `s`, then walked back. The chunk's loads form one stream, in the order they are
+// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
+// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
+// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
+// consumption issues the load kBackwardAhead places further on.
+template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
+    scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
+  // On the last chunk there is no next one: its loads re-read this chunk's first steps and
+  // checkpoint, unused (unconditional loads are issued where they are written).
+  const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
+  const auto fetch = [&](int i) -> scalar_t {
+    if (i < kChunk) return u[(t0 + i) * N];
+    if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * gs_step];
+    return u[(next_t0 + (i - 2 * kChunk)) * N];
+  };
+
+  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
+  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  uint32_t spiking = 0;
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) {
+    const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead<scalar_t>]);
+    fifo[j % kBackwardAhead<scalar_t>] = fetch(j + kBackwardAhead<scalar_t>);
+    const Acc h_prev = s.h, hs_prev = s.hs;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  }
+  // Walk back; the next chunk's checkpoint is loaded with its first drives.
+#pragma unroll
+  for (int m = 0; m < kChunk; ++m) {
+    const int j = kChunk - 1 - m;
+    const int i = kChunk + m;
+    const Acc gs = static_cast<Acc>(fifo[i % kBackwardAhead<scalar_t>]);
+    fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
+    if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
+      const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
+      s = {ck[0], ck[N], ck[2 * N]};
+    }
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
+                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias);
+    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The last chunk in time when it is shorter than kChunk (steps t0 .. t0 + len - 1), walked
+// first, once per thread: a rolled loop with its Jacobians in local memory, so that it adds
+// nothing to the registers of the unrolled steady state above.
+template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_partial_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, int len,
+    const scalar_t* __restrict__ u,
+    const scalar_t* __restrict__ grad_spikes, const Acc* __restrict__ checkpoints,
+    scalar_t* __restrict__ grad_u, CellGrad<Acc>& g, Acc& dbias) {
+  const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
+  CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
+  StepJacobian<Acc> jac[kChunk];
+#pragma unroll 1
+  for (int j = 0; j < len; ++j) {
+    const Acc h_prev = s.h, hs_prev = s.hs;
+    const StepTrace<Acc> tr = cell_step(k, load<Acc>(u, (t0 + j) * N), bias, s);
+    jac[j] = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+  }
+#pragma unroll 1
+  for (int j = len - 1; j >= 0; --j) {
+    const Acc du = step_backward<kDetach, kStraightThrough>(
+        k, jac[j], load<Acc>(grad_spikes, (t0 + j) * gs_step), g, dbias);
+    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+  }
+}
+
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
-src_backward_kernel(const BackwardParams p) {
+src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
+                    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+                    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own length; the final state's gradients enter at its last step.
-  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
-  const auto k = CellConstants<Acc>::from(p.k);
-  const scalar_t* u = static_cast<const scalar_t*>(p.u);
-  const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
-  // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as before).
-  const int64_t gs_offset = (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
-  const Acc* checkpoints = static_cast<const Acc*>(p.checkpoints);
-  scalar_t* grad_u = static_cast<scalar_t*>(p.grad_u);
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
   CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
-  if (kLengths) {
-    for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
-  }
+  u += n;
+  // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as u).
+  grad_spikes += (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
+  const int64_t gs_step = p.grad_spikes_stride_t;
+  grad_u += n;
+  checkpoints += n;
+  for (int64_t t = T; kLengths && t < p.T; ++t) grad_u[t * N] = scalar_t(0);  // no step
 
-  for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
-    const int64_t t0 = c * kChunk;
-    const int len = static_cast<int>(T - t0 < kChunk ? T - t0 : kChunk);
-    const Acc* ck = checkpoints + c * 3 * N + n;
+  int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
+  if (c >= 0 && T - c * kChunk < kChunk) {
+    backward_partial_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk,
+                                                      static_cast<int>(T - c * kChunk), u,
+                                                      grad_spikes, checkpoints, grad_u, g, dbias);
+    --c;
+  }
+  if (c >= 0) {  // full chunks from here on
+    scalar_t fifo[kBackwardAhead<scalar_t>];
+#pragma unroll
+    for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
+    const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
-    Acc h_prev[kChunk], hs_prev[kChunk];
-    StepTrace<Acc> trace[kChunk];
-#pragma unroll
-    for (int j = 0; j < kChunk; ++j) {
-      if (j < len) {
-        h_prev[j] = s.h;
-        hs_prev[j] = s.hs;
-        trace[j] = cell_step(k, load<Acc>(u, (t0 + j) * N + n), bias, s);
-      }
-    }
-#pragma unroll
-    for (int j = kChunk - 1; j >= 0; --j) {
-      if (j < len) {
-        const Acc gs = load<Acc>(grad_spikes, (t0 + j) * p.grad_spikes_stride_t + gs_offset);
-        const Acc du = cell_step_backward<kDetach, kStraightThrough>(k, trace[j], h_prev[j],
-                                                                     hs_prev[j], gs, g, dbias);
-        grad_u[(t0 + j) * N + n] = static_cast<scalar_t>(du);
-      }
+    for (; c >= 0; --c) {
+      backward_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0, u,
+                                                grad_spikes,
+                                                checkpoints, grad_u, fifo, s, g, dbias);
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
@@ -143,22 +276,33 @@ inline dim3 grid_for(int64_t N) {
   return dim3(static_cast<unsigned int>((N + kThreads - 1) / kThreads));
 }
 
-// Runtime flags become template switches here.
+// Runtime flags become template switches here; the constants are converted to the math's
+// precision here, once.
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
+  const dim3 grid = grid_for(p.N);
+  const auto k = CellConstants<Acc>::from(p.k);
+  const auto* u = static_cast<const scalar_t*>(p.u);
+  auto* spikes = static_cast<scalar_t*>(p.spikes);
+  auto* checkpoints = static_cast<Acc*>(p.checkpoints);
   SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
-      launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths>>(grid_for(p.N), kThreads,
-                                                                          stream, p)));
+      launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths>>(
+          grid, kThreads, stream, p, k, u, spikes, checkpoints)));
 }
 
 template <typename scalar_t, typename Acc>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
+  const auto k = CellConstants<Acc>::from(p.k);
+  const auto* u = static_cast<const scalar_t*>(p.u);
+  const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
+  const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
+  auto* grad_u = static_cast<scalar_t*>(p.grad_u);
   SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
       SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
           launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough, kLengths>>(
-              grid, kThreads, stream, p))));
+              grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u))));
 }
 
 }  // namespace cuda

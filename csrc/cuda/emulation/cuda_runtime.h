@@ -10,8 +10,10 @@
 #error "csrc/cuda/emulation/cuda_runtime.h is for the host emulation build only"
 #endif
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #define __global__
 #define __device__
@@ -55,3 +57,32 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+
+namespace srcext {
+namespace cuda {
+namespace emulation {
+// The device's approximate instructions (ex2 / rcp .approx.ftz.f32, see src_math.h) run
+// here as the host's correctly rounded functions. Their documented maximum errors (PTX ISA),
+// relative:
+inline constexpr float kEx2ApproxError = 0x1p-22f;      // 2 ulp
+inline constexpr float kRcpApproxError = 0x1p-23f;      // 1 ulp
+// The error model the tests can set (set_approx_error): 0 none (the default); +1 / -1 every
+// result off by the whole bound, with that sign; 2 by the whole bound with a sign drawn from
+// the result's bits (deterministic). The tolerances must hold for any error the device makes
+// within the bound.
+inline std::atomic<int> approx_error_mode{0};
+
+inline float approx_result(float exact, float bound) {
+  const int mode = approx_error_mode.load(std::memory_order_relaxed);
+  if (mode == 0 || !std::isfinite(exact)) return exact;
+  float sign = mode > 0 ? 1.0f : -1.0f;
+  if (mode == 2) {
+    uint32_t bits;
+    std::memcpy(&bits, &exact, sizeof(bits));
+    sign = ((bits * 0x9E3779B1u) >> 31) ? -1.0f : 1.0f;
+  }
+  return exact * (1.0f + sign * bound);
+}
+}  // namespace emulation
+}  // namespace cuda
+}  // namespace srcext

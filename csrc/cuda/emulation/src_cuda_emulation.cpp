@@ -206,4 +206,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return reinterpret_cast<std::uintptr_t>(srcext::cuda::emulation::stream_token());
   });
   m.attr("threads_per_block") = srcext::cuda::kThreads;
+  m.def("set_approx_error", [](int mode) {
+    TORCH_CHECK(mode >= -1 && mode <= 2, "set_approx_error: mode is -1, 0, 1 or 2");
+    srcext::cuda::emulation::approx_error_mode.store(mode);
+  }, "error model of the device's approximate instructions (cuda_runtime.h): 0 none, "
+     "+1 / -1 the documented bound with that sign, 2 the bound with a hashed sign");
 }
