@@ -52,8 +52,13 @@ LISTING = """
 def test_loop_model_on_a_listing():
     funcs = sr.parse_sass(LISTING)
     (name, instrs), = funcs.items()
-    assert sr.instance_of("void srcext::cuda::src_forward_kernel<float, float, true>"
-                          "(srcext::ForwardParams)") == ("forward", {"save": True})
+    assert sr.instance_of("void srcext::cuda::src_forward_kernel<float, float, true, false>"
+                          "(srcext::ForwardParams)") == ("forward", {"save": True, "lengths": False})
+    assert sr.instance_of("void srcext::cuda::src_backward_kernel<float, float, true, false, true>"
+                          "(srcext::BackwardParams)") == (
+        "backward", {"detach_recurrent": True, "straight_through": False, "lengths": True})
+    assert sr.variant_name("backward", {"detach_recurrent": False, "straight_through": True,
+                                        "lengths": True}) == "exact+st+lengths"
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["head"] == "0x20" and r["loop"]["tail"] == "0xe0"
     assert r["loop"]["time_loops_found"] == 1  # the trailing `BRA self` holds no store
@@ -136,9 +141,9 @@ def test_report_of_the_f32_kernels(tmp_path):
     assert report["git_commit"] and report["checkpoint_interval"] >= 1
     K = report["checkpoint_interval"]
     kernels = report["kernels"]
-    assert sorted(kernels) == sorted(
-        ["f32/forward/inference", "f32/forward/training", "f32/backward/detach",
-         "f32/backward/detach+st", "f32/backward/exact", "f32/backward/exact+st"])
+    variants = ["f32/forward/inference", "f32/forward/training", "f32/backward/detach",
+                "f32/backward/detach+st", "f32/backward/exact", "f32/backward/exact+st"]
+    assert sorted(kernels) == sorted(variants + [v + "+lengths" for v in variants])
     assert "f32/backward/exact+st" in p.stdout  # the table
     for key, e in kernels.items():
         assert e["dtype"] == "f32" and key.split("/")[1] == e["direction"]
