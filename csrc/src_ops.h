@@ -8,6 +8,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <optional>
 #include <tuple>
 
 #include "src_params.h"
@@ -49,12 +51,41 @@ inline void check_state(const Tensor& u, const Tensor& s, const char* name) {
               s.sizes());
 }
 
+// The optional per-sample lengths as the kernels read them: int64, contiguous, on u's device;
+// undefined when absent. The values must lie in [0, T]; they are checked here only on the CPU
+// (on a GPU that would need a device sync), and the kernels clamp them, so that no value can
+// make them read or write out of bounds.
+inline Tensor checked_lengths(const std::optional<Tensor>& lengths, const Tensor& u) {
+  if (!lengths.has_value() || !lengths->defined()) return Tensor();
+  const Tensor& l = *lengths;
+  const int64_t T = u.size(0), B = u.size(1);
+  TORCH_CHECK_TYPE(l.scalar_type() == at::kInt || l.scalar_type() == at::kLong,
+                   "srcext: lengths must have dtype int32 or int64, got ", l.scalar_type());
+  TORCH_CHECK_VALUE(l.dim() == 1 && l.size(0) == B, "srcext: lengths must have shape (B,) = (",
+                    B, ",), got ", l.sizes());
+  TORCH_CHECK_VALUE(l.device() == u.device(), "srcext: lengths is on ", l.device(),
+                    " but u is on ", u.device());
+  Tensor l64 = l.to(at::kLong).contiguous();
+  if (l64.is_cpu() && B > 0) {
+    const int64_t* v = l64.const_data_ptr<int64_t>();
+    const auto [lo, hi] = std::minmax_element(v, v + B);
+    TORCH_CHECK_VALUE(*lo >= 0 && *hi <= T, "srcext: lengths must lie in [0, T] = [0, ", T,
+                      "], got values in [", *lo, ", ", *hi, "]");
+  }
+  return l64;
+}
+
+inline const int64_t* lengths_ptr(const Tensor& l64) {
+  return l64.defined() ? l64.const_data_ptr<int64_t>() : nullptr;
+}
+
 template <typename Backend>
 ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& i0,
                              const Tensor& h0, const Tensor& hs0, double alpha, double rho,
                              double r, double r_s, double z, double z_hyp, double z_dep,
                              double gate_slope, double gate_threshold, bool detach_recurrent,
-                             bool straight_through, bool save_for_backward) {
+                             bool straight_through, bool save_for_backward,
+                             const std::optional<Tensor>& lengths) {
   (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
   (void)straight_through;
   const typename Backend::Guard guard(u.device());
@@ -67,6 +98,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   check_state(u, i0, "i0");
   check_state(u, h0, "h0");
   check_state(u, hs0, "hs0");
+  const Tensor lengths64 = checked_lengths(lengths, u);
 
   const int64_t T = u.size(0), B = u.size(1), H = u.size(2);
   const auto acc = u.options().dtype(acc_dtype(u.scalar_type()));
@@ -102,6 +134,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   p.h_n = h_n.data_ptr();
   p.hs_n = hs_n.data_ptr();
   p.checkpoints = save_for_backward ? checkpoints.data_ptr() : nullptr;
+  p.lengths = lengths_ptr(lengths64);
   Backend::forward(p, u.scalar_type(), save_for_backward);
   return {spikes, i_n, h_n, hs_n, checkpoints};
 }
@@ -112,7 +145,8 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
                                const Tensor& bias, const Tensor& checkpoints, double alpha,
                                double rho, double r, double r_s, double z, double z_hyp,
                                double z_dep, double gate_slope, double gate_threshold,
-                               bool detach_recurrent, bool straight_through) {
+                               bool detach_recurrent, bool straight_through,
+                               const std::optional<Tensor>& lengths) {
   const typename Backend::Guard guard(grad_spikes.device());
   const Tensor& g = grad_spikes;
   TORCH_CHECK(g.dim() == 3, "srcext: grad_spikes must be (T, B, H), got ", g.sizes());
@@ -133,6 +167,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
                   checkpoints.size(1) == 3 && checkpoints.size(2) == B && checkpoints.size(3) == H,
               "srcext: checkpoints must be (", num_checkpoints(T), ", 3, B, H), got ",
               checkpoints.sizes(), " (was the forward run with save_for_backward?)");
+  const Tensor lengths64 = checked_lengths(lengths, g);
 
   Tensor grad_u = at::empty({T, B, H}, g.options());
   Tensor grad_i0 = at::empty({B, H}, g.options());
@@ -167,6 +202,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   p.grad_i0 = grad_i0.data_ptr();
   p.grad_h0 = grad_h0.data_ptr();
   p.grad_hs0 = grad_hs0.data_ptr();
+  p.lengths = lengths_ptr(lengths64);
   Backend::backward(p, g.scalar_type(), detach_recurrent, straight_through);
   // Sum the per-neuron partials over the batch in a fixed order: deterministic, no atomics.
   Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());

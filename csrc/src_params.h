@@ -4,6 +4,12 @@
 // kernels as (T, N) with N = B * H neurons; each state is (B, H) = (N,). Pointers are
 // untyped here; a kernel instantiated for storage type `scalar_t` (and math type Acc)
 // casts them. The saved trace and checkpoints are always in Acc.
+//
+// Variable lengths: when `lengths` is set, sample b = n / H runs only steps
+// [0, lengths[b]) (values clamped to [0, T] by the kernels, so none can index out of bounds;
+// the op checks them where that needs no device sync). Past its length a neuron's spikes
+// and grad_u are 0, its state is frozen (the checkpoints there hold the frozen state), and
+// the final state and its gradient belong to its last step.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +42,7 @@ struct ForwardParams {
   void* h_n;
   void* hs_n;
   void* checkpoints;   // (num_checkpoints(T), 3, N) Acc, (i, h, hs) before step c*K; null in inference
+  const int64_t* lengths;  // (B,) steps of each sample, or null: all run T steps
 };
 
 struct BackwardParams {
@@ -53,6 +60,7 @@ struct BackwardParams {
   void* grad_i0;            // (N,)
   void* grad_h0;
   void* grad_hs0;
+  const int64_t* lengths;   // (B,) or null, as in ForwardParams
 };
 
 }  // namespace srcext

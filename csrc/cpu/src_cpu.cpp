@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "../src_ops.h"
+#include "../src_switch.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
 #define SRC_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -65,6 +66,40 @@ SRC_HD void load_bias(const scalar_t* bias, int64_t H, int64_t n0, int n, Acc* d
   for (int l = 0; l < kLanes; ++l) dst[l] = l < n ? static_cast<Acc>(bias[(n0 + l) % H]) : Acc(0);
 }
 
+// The state (i, h, hs) of a block's lanes into checkpoint c.
+template <typename Acc>
+SRC_HD void store_checkpoint(const Acc* i, const Acc* h, const Acc* hs, int64_t c, int64_t N,
+                             int64_t n0, int n, Acc* checkpoints) {
+  Acc* ck = checkpoints + c * 3 * N + n0;
+  store_lanes(i, n, ck);
+  store_lanes(h, n, ck + N);
+  store_lanes(hs, n, ck + 2 * N);
+}
+
+// Variable lengths. A block's lanes may belong to several samples (rows b = neuron / H) of
+// different lengths, so each lane has its own step count len[l] (clamped to [0, T]); the
+// block runs unmasked up to the shortest, lane-masked up to the longest, and only writes
+// zeros (and the frozen state's checkpoints) after that. Without lengths (kLengths false)
+// shortest = longest = T and the masked code is not compiled in.
+struct LaneLengths {
+  int64_t len[kLanes];
+  int64_t shortest, longest;  // over the block's n real lanes
+};
+
+SRC_HD void load_lane_lengths(const int64_t* lengths, int64_t H, int64_t T, int64_t n0, int n,
+                              LaneLengths& out) {
+  out.shortest = T;
+  out.longest = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    const int64_t v = l < n ? std::min<int64_t>(std::max<int64_t>(lengths[(n0 + l) / H], 0), T) : 0;
+    out.len[l] = v;
+    if (l < n) {
+      out.shortest = std::min(out.shortest, v);
+      out.longest = std::max(out.longest, v);
+    }
+  }
+}
+
 // cell_step for a block of lanes, one equation at a time over all lanes: each short loop
 // gives the out-of-order core many independent vectors, where one long step per vector
 // would leave it waiting on the chain exp -> reciprocal -> tanh. x is scratch space.
@@ -83,9 +118,9 @@ SRC_HD void advance_block(const CellConstants<Acc>& k, const Acc* drive, const A
   }
 }
 
-template <typename scalar_t, typename Acc, bool kSave>
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
 SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
-  const int64_t N = p.N;
+  const int64_t N = p.N, T = p.T;
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
   Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
@@ -96,27 +131,55 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
   load_lanes(static_cast<const scalar_t*>(p.h0) + n0, n, h);
   load_lanes(static_cast<const scalar_t*>(p.hs0) + n0, n, hs);
   load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
+  LaneLengths lens;
+  int64_t shortest = T, longest = T;
+  if constexpr (kLengths) {
+    load_lane_lengths(p.lengths, p.H, T, n0, n, lens);
+    shortest = lens.shortest;
+    longest = lens.longest;
+  }
 
-  for (int64_t t = 0; t < p.T; ++t) {
-    if (kSave && t % kChunk == 0) {
-      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n0;
-      store_lanes(i, n, ck);
-      store_lanes(h, n, ck + N);
-      store_lanes(hs, n, ck + 2 * N);
-    }
-    if (t + kPrefetchSteps < p.T) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
+  for (int64_t t = 0; t < longest; ++t) {
+    if (kSave && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
+    if (t + kPrefetchSteps < longest) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
     load_lanes(u + t * N + n0, n, drive);
-    // The step phase by phase across the block (see advance_block).
-    advance_block(k, drive, b, i, h, hs, x, dx_di, gate, cand, dcand);
-    for (int l = 0; l < kLanes; ++l) s[l] = spike(h[l]);
+    if (!kLengths || t < shortest) {
+      // The step phase by phase across the block (see advance_block).
+      advance_block(k, drive, b, i, h, hs, x, dx_di, gate, cand, dcand);
+      for (int l = 0; l < kLanes; ++l) s[l] = spike(h[l]);
+    } else {
+      // Some lanes are past their length: step all, keep the old state where finished.
+      alignas(64) Acc i_old[kLanes], h_old[kLanes], hs_old[kLanes];
+      for (int l = 0; l < kLanes; ++l) {
+        i_old[l] = i[l];
+        h_old[l] = h[l];
+        hs_old[l] = hs[l];
+      }
+      advance_block(k, drive, b, i, h, hs, x, dx_di, gate, cand, dcand);
+      for (int l = 0; l < kLanes; ++l) {
+        const bool active = t < lens.len[l];
+        i[l] = active ? i[l] : i_old[l];
+        h[l] = active ? h[l] : h_old[l];
+        hs[l] = active ? hs[l] : hs_old[l];
+        s[l] = active ? spike(h[l]) : Acc(0);
+      }
+    }
     store_lanes(s, n, spikes + t * N + n0);
+  }
+  if constexpr (kLengths) {
+    // Every lane is done: no spikes, and the checkpoints hold the frozen state.
+    for (int l = 0; l < kLanes; ++l) s[l] = Acc(0);
+    for (int64_t t = longest; t < T; ++t) {
+      if (kSave && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
+      store_lanes(s, n, spikes + t * N + n0);
+    }
   }
   store_lanes(i, n, static_cast<scalar_t*>(p.i_n) + n0);
   store_lanes(h, n, static_cast<scalar_t*>(p.h_n) + n0);
   store_lanes(hs, n, static_cast<scalar_t*>(p.hs_n) + n0);
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
 SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
@@ -136,16 +199,29 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   load_lanes(static_cast<const scalar_t*>(p.grad_hs_n) + n0, n, dhs);
   load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
   for (int l = 0; l < kLanes; ++l) dbias[l] = Acc(0);
+  LaneLengths lens;
+  int64_t shortest = T, longest = T;
+  if constexpr (kLengths) {
+    load_lane_lengths(p.lengths, p.H, T, n0, n, lens);
+    shortest = lens.shortest;
+    longest = lens.longest;
+    // No lane takes a step from `longest` on: its drive gets no gradient.
+    for (int l = 0; l < kLanes; ++l) lane_out[l] = Acc(0);
+    for (int64_t t = longest; t < T; ++t) store_lanes(lane_out, n, grad_u + t * N + n0);
+  }
 
-  for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
+  // Chunks from the last one any lane reaches (the final state's gradients enter there).
+  for (int64_t c = num_checkpoints(longest) - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunk;
-    const int len = static_cast<int>(std::min<int64_t>(kChunk, T - t0));
+    const int len = static_cast<int>(std::min<int64_t>(kChunk, longest - t0));
     // While this chunk is computed, fetch the inputs of the one before it.
     for (int64_t t = std::max<int64_t>(0, t0 - kChunk); t < t0; ++t) {
       prefetch_row(u + t * N + n0, n);
       prefetch_row(grad_spikes + t * N + n0, n);
     }
-    // Recompute the chunk forward from its checkpoint, exactly as the forward ran it.
+    // Recompute the chunk forward from its checkpoint, exactly as the forward ran it. (Lanes
+    // past their length run on unmasked here; their steps are dropped below and no earlier
+    // step depends on them.)
     const Acc* ck = checkpoints + c * 3 * N + n0;
     load_lanes(ck, n, i);
     load_lanes(ck + N, n, h);
@@ -160,17 +236,36 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
     }
     // Walk it backward.
     for (int j = len - 1; j >= 0; --j) {
-      load_lanes(grad_spikes + (t0 + j) * N + n0, n, lane_in);
-      for (int l = 0; l < kLanes; ++l) {
-        const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
-        CellGrad<Acc> g{dh[l], dhs[l], di[l]};
-        lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
-            k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l]);
-        dh[l] = g.dh;
-        dhs[l] = g.dhs;
-        di[l] = g.di;
+      const int64_t t = t0 + j;
+      load_lanes(grad_spikes + t * N + n0, n, lane_in);
+      if (!kLengths || t < shortest) {
+        for (int l = 0; l < kLanes; ++l) {
+          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
+          CellGrad<Acc> g{dh[l], dhs[l], di[l]};
+          lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
+              k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l]);
+          dh[l] = g.dh;
+          dhs[l] = g.dhs;
+          di[l] = g.di;
+        }
+      } else {
+        // Lanes past their length took no step t: their gradients pass it unchanged (the
+        // final state's enter at the last step taken) and their drive gets none.
+        for (int l = 0; l < kLanes; ++l) {
+          const bool active = t < lens.len[l];
+          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
+          CellGrad<Acc> g{dh[l], dhs[l], di[l]};
+          Acc db = dbias[l];
+          const Acc du = cell_step_backward<kDetach, kStraightThrough>(
+              k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, db);
+          lane_out[l] = active ? du : Acc(0);
+          dh[l] = active ? g.dh : dh[l];
+          dhs[l] = active ? g.dhs : dhs[l];
+          di[l] = active ? g.di : di[l];
+          dbias[l] = active ? db : dbias[l];
+        }
       }
-      store_lanes(lane_out, n, grad_u + (t0 + j) * N + n0);
+      store_lanes(lane_out, n, grad_u + t * N + n0);
     }
   }
   store_lanes(di, n, static_cast<scalar_t*>(p.grad_i0) + n0);
@@ -185,11 +280,8 @@ SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int
   for (int64_t blk = begin; blk < end; ++blk) {
     const int64_t n0 = blk * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
-    if (save) {
-      forward_block<scalar_t, Acc, true>(p, k, n0, n);
-    } else {
-      forward_block<scalar_t, Acc, false>(p, k, n0, n);
-    }
+    SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+        forward_block<scalar_t, Acc, kSave, kLengths>(p, k, n0, n)));
   }
 }
 
@@ -200,16 +292,9 @@ SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_
   for (int64_t blk = begin; blk < end; ++blk) {
     const int64_t n0 = blk * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
-    // Runtime flags become compile-time switches.
-    if (detach && straight_through) {
-      backward_block<scalar_t, Acc, true, true>(p, k, n0, n);
-    } else if (detach) {
-      backward_block<scalar_t, Acc, true, false>(p, k, n0, n);
-    } else if (straight_through) {
-      backward_block<scalar_t, Acc, false, true>(p, k, n0, n);
-    } else {
-      backward_block<scalar_t, Acc, false, false>(p, k, n0, n);
-    }
+    SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
+        SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+            backward_block<scalar_t, Acc, kDetach, kStraightThrough, kLengths>(p, k, n0, n))));
   }
 }
 

@@ -21,6 +21,16 @@ namespace cuda {
 
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 
+// The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
+// bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
+// is frozen (see csrc/src_params.h).
+__device__ __forceinline__ int64_t steps_of(const int64_t* lengths, int64_t n, int64_t H,
+                                            int64_t T) {
+  if (lengths == nullptr) return T;
+  const int64_t len = lengths[n / H];
+  return len < 0 ? 0 : (len > T ? T : len);
+}
+
 template <typename Acc, typename scalar_t>
 __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
@@ -31,7 +41,8 @@ __global__ void __launch_bounds__(kThreads)
 src_forward_kernel(const ForwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
-  const int64_t N = p.N, T = p.T;
+  // T: this neuron's own number of steps (p.T without lengths).
+  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -55,6 +66,16 @@ src_forward_kernel(const ForwardParams p) {
     spikes[t * N + n] = static_cast<scalar_t>(spike(s.h));
     drive = next;
   }
+  // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
+  for (int64_t t = T; t < p.T; ++t) {
+    if (kSave && t % kChunk == 0) {
+      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
+      ck[0] = s.i;
+      ck[N] = s.h;
+      ck[2 * N] = s.hs;
+    }
+    spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
+  }
   static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
   static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
   static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
@@ -65,7 +86,8 @@ __global__ void __launch_bounds__(kThreads)
 src_backward_kernel(const BackwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
-  const int64_t N = p.N, T = p.T;
+  // T: this neuron's own length; the final state's gradients enter at its last step.
+  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
@@ -76,6 +98,7 @@ src_backward_kernel(const BackwardParams p) {
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
+  for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
 
   for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunk;

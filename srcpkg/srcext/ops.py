@@ -8,12 +8,12 @@ The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cud
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
 from ._extension import extension_loaded
-from .reference import SRCConstants
+from .reference import SRCConstants, check_lengths
 
 # Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
@@ -39,16 +39,21 @@ def src_recurrence_fused(
     k: SRCConstants,
     detach_recurrent: bool = True,
     straight_through: bool = True,
+    lengths: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, State]:
-    """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`."""
+    """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`, lengths
+    included (int32 or int64 (B,), on any device: it is moved to u's)."""
+    if lengths is not None:
+        check_lengths(lengths, u)
+        lengths = lengths.to(u.device)
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
         or hs0.requires_grad
     )
     spikes, i_n, h_n, hs_n, _ = torch.ops.srcext.src_forward(
-        u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save
-    )
+        u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save,
+        lengths)
     return spikes, (i_n, h_n, hs_n)
 
 
@@ -56,7 +61,7 @@ def _register() -> None:
     @torch.library.register_fake("srcext::src_forward")
     def _src_forward_fake(u, bias, i0, h0, hs0, alpha, rho, r, r_s, z, z_hyp, z_dep,
                           gate_slope, gate_threshold, detach_recurrent, straight_through,
-                          save_for_backward):
+                          save_for_backward, lengths=None):
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
         if save_for_backward:
@@ -70,25 +75,28 @@ def _register() -> None:
     @torch.library.register_fake("srcext::src_backward")
     def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints,
                            alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold,
-                           detach_recurrent, straight_through):
+                           detach_recurrent, straight_through, lengths=None):
         T, B, H = grad_spikes.shape
         g = grad_spikes
         return (g.new_empty((T, B, H)), torch.empty_like(bias), g.new_empty((B, H)),
                 g.new_empty((B, H)), g.new_empty((B, H)))
 
     def _setup_context(ctx, inputs, output):
-        u, bias = inputs[0], inputs[1]
-        ctx.constants = inputs[5:14]
-        ctx.detach_recurrent, ctx.straight_through, ctx.saved = inputs[14], inputs[15], inputs[16]
+        (u, bias, _i0, _h0, _hs0, *constants, detach_recurrent, straight_through,
+         save_for_backward, lengths) = inputs
+        assert len(constants) == len(_CONSTANT_NAMES), "src_forward's schema changed"
+        ctx.constants = tuple(constants)
+        ctx.detach_recurrent, ctx.straight_through = detach_recurrent, straight_through
+        ctx.saved = save_for_backward
         ctx.shape = u.shape
         checkpoints = output[4]
         # u is kept anyway (it is the GEMM's output); the backward recomputes from it.
-        ctx.save_for_backward(u, bias, checkpoints)
+        ctx.save_for_backward(u, bias, checkpoints, lengths)
         ctx.mark_non_differentiable(checkpoints)
         ctx.set_materialize_grads(False)  # no (T, B, H) zero-fill for unused outputs
 
     def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gc):
-        u, bias, checkpoints = ctx.saved_tensors
+        u, bias, checkpoints, lengths = ctx.saved_tensors
         if not ctx.saved and ctx.shape[0] > 0:
             raise RuntimeError(
                 "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
@@ -104,9 +112,11 @@ def _register() -> None:
             zeros_if_none(grad_h_n, (B, H)),
             zeros_if_none(grad_hs_n, (B, H)),
             u, bias, checkpoints, *ctx.constants, ctx.detach_recurrent,
-            ctx.straight_through)
+            ctx.straight_through, lengths)
         grad_u, grad_bias, grad_i0, grad_h0, grad_hs0 = grads
-        return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * 12
+        # No gradient for the constants, the three flags and lengths.
+        return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * (
+            len(_CONSTANT_NAMES) + 4)
 
     torch.library.register_autograd(
         "srcext::src_forward", _src_forward_backward, setup_context=_setup_context)

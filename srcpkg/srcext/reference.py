@@ -73,6 +73,29 @@ def src_cell_step(
     return s_out, (i, h, hs)
 
 
+def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
+    """Raise a clear error unless ``lengths`` is None or an integer (B,) tensor in [0, T].
+
+    The values are checked only where ``lengths`` lies on the CPU and not under torch.compile:
+    elsewhere reading them would need a device sync or break the graph. (The fused kernels
+    clamp them, so that no value makes them read out of bounds.)
+    """
+    if lengths is None:
+        return
+    if not isinstance(lengths, torch.Tensor):
+        raise TypeError(f"srcext: lengths must be a tensor or None, got {type(lengths).__name__}")
+    if lengths.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"srcext: lengths must have dtype int32 or int64, got {lengths.dtype}")
+    T, B = u.shape[0], u.shape[1]
+    if lengths.shape != (B,):
+        raise ValueError(f"srcext: lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
+    if lengths.device.type == "cpu" and B > 0 and not torch.compiler.is_compiling():
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 0 or hi > T:
+            raise ValueError(
+                f"srcext: lengths must lie in [0, T] = [0, {T}], got values in [{lo}, {hi}]")
+
+
 def src_recurrence_reference(
     u: torch.Tensor,
     bias: torch.Tensor,
@@ -80,14 +103,35 @@ def src_recurrence_reference(
     k: SRCConstants = DEFAULTS,
     detach_recurrent: bool = True,
     straight_through: bool = True,
+    lengths: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, State]:
     """Run the cell over all steps of ``u`` (T, B, H) from ``state`` = (i0, h0, hs0), each (B, H).
 
     ``bias`` (H,) is the effective bias. Returns the spikes (T, B, H) and the final state.
+
+    ``lengths`` (B,), integer, values in [0, T], gives each sample its own number of steps:
+    sample b runs steps 0 .. lengths[b] - 1 only. Past them its spikes are 0, its state is
+    frozen (no step is taken, so u[t, b] gets no gradient) and the returned final state is
+    the state after its own last step (the initial state when lengths[b] == 0). Outputs and
+    gradients equal running each sample alone on u[:lengths[b], b].
     """
+    check_lengths(lengths, u)
+    if lengths is not None:
+        lengths = lengths.to(u.device)
     outputs = []
     for t in range(u.shape[0]):
-        s_t, state = src_cell_step(u[t], state, bias, k, detach_recurrent, straight_through)
+        u_t = u[t]
+        if lengths is not None:
+            active = (lengths > t).unsqueeze(1)                                         # (B, 1)
+            # The padding's values must not matter, not even a NaN: a step not taken sees 0.
+            u_t = torch.where(active, u_t, torch.zeros_like(u_t))
+        s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through)
+        if lengths is not None:
+            # torch.where, not a product with the mask: the skipped step's values (and their
+            # gradients) are dropped exactly, and the old state passes through unchanged.
+            s_t = torch.where(active, s_t, torch.zeros_like(s_t))
+            new_state = tuple(torch.where(active, new, old) for new, old in zip(new_state, state))
+        state = new_state
         outputs.append(s_t)
     if outputs:
         s = torch.stack(outputs)
