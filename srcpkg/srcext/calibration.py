@@ -74,7 +74,7 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
 
 
 def _call(model: nn.Module, sample_input):
-    if isinstance(sample_input, tuple):
+    if type(sample_input) is tuple:          # not a PackedSequence (a named tuple)
         return model(*sample_input)
     if isinstance(sample_input, dict):
         return model(**sample_input)
@@ -83,7 +83,7 @@ def _call(model: nn.Module, sample_input):
 
 def firing_rates(model: nn.Module, sample_input) -> FiringRates:
     """The firing rate of every SRC layer of ``model`` on one forward pass of
-    ``sample_input`` (a tensor or PackedSequence; a tuple is unpacked as positional
+    ``sample_input`` (a tensor or PackedSequence; a plain tuple is unpacked as positional
     arguments, a dict as keywords), without gradient, in the model's current mode."""
     with torch.no_grad(), record_firing_rates(model) as rates:
         _call(model, sample_input)

@@ -139,6 +139,14 @@ class _SRCBase(nn.Module):
         self.state: Optional[SRCState] = None       # the carried state of the stateful form
         self._spike_recorder = None                 # set by srcext.calibration while recording
 
+    def __getstate__(self) -> dict:
+        # A copy or a saved module carries the values of the carried state, not its autograd
+        # graph (copy.deepcopy refuses non-leaf tensors).
+        state = dict(super().__getstate__())
+        if state.get("state") is not None:
+            state["state"] = state["state"].detach()
+        return state
+
     def __setstate__(self, state: dict) -> None:
         for key, value in self._PICKLE_DEFAULTS.items():
             state.setdefault(key, value)
