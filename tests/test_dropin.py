@@ -114,6 +114,9 @@ def test_state_forms_accepted(backend):
     assert torch.equal(out_h, m(x, SRCState(torch.zeros_like(h), h, h))[0])
     out_z, _ = m(x, torch.zeros(2, 2, 5, dtype=F64))
     assert torch.equal(out_z, m(x, m.initial_state(2, kind="zeros"))[0])
+    assert torch.equal(m(x, hx=h)[0], out_h)         # nn.GRU's keyword
+    with pytest.raises(TypeError, match="both state and hx"):
+        m(x, h, hx=h)
 
 
 def test_lstm_pair_and_wrong_shapes_get_clear_errors():

@@ -93,6 +93,15 @@ def src_layer(
     return spikes, SRCState(*final)
 
 
+def _state_or_hx(state, hx, owner: str):
+    """``hx=`` is torch.nn.GRU's name for the state argument; accepted as an alias."""
+    if hx is not None:
+        if state is not None:
+            raise TypeError(f"{owner}: got both state and hx (hx is an alias of state)")
+        return hx
+    return state
+
+
 def _positive_int(owner: str, name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
@@ -365,7 +374,8 @@ class SRC(_SRCBase):
     U(-1/sqrt(in), 1/sqrt(in)), times ``weight_scale``; ``bias_l{k}`` (hidden_size,) at
     ``bias_init``; the reverse direction's are ``weight_l{k}_reverse``, ``bias_l{k}_reverse``.
 
-    ``forward(input, state=None, lengths=None) -> (output, SRCState(i, h, hs))``: input
+    ``forward(input, state=None, lengths=None) -> (output, SRCState(i, h, hs))`` (``hx=`` is
+    accepted for ``state``, as torch.nn.GRU names it): input
     (T, B, input_size) (or (B, T, input_size) with batch_first, or (T, input_size)
     unbatched, or a PackedSequence); output the spikes of the last layer (T, B,
     num_directions * hidden_size), or a PackedSequence for a PackedSequence; each state field
@@ -439,7 +449,9 @@ class SRC(_SRCBase):
     def _state_rows(self) -> int:
         return self.num_layers * self.num_directions
 
-    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None):
+    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *,
+                hx=None):
+        state = _state_or_hx(state, hx, "SRC")
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
@@ -532,7 +544,8 @@ class SRCCell(_SRCBase):
     def _state_rows(self) -> None:
         return None
 
-    def forward(self, input: torch.Tensor, state=None):
+    def forward(self, input: torch.Tensor, state=None, *, hx=None):
+        state = _state_or_hx(state, hx, "SRCCell")
         x = self._prepare_input(input, 2)
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
