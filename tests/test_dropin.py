@@ -119,6 +119,20 @@ def test_state_forms_accepted(backend):
         m(x, h, hx=h)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cell_state_forms(backend):
+    torch.manual_seed(1)
+    cell = SRCCell(3, 5, backend=backend, dtype=F64, weight_scale=6.0)
+    x = spikes(1, 4, 3, seed=2)[0]
+    h = cell.initial_state(4).h + 0.3
+    out, state = cell(x, h)
+    assert isinstance(state, SRCState) and state.h.shape == (4, 5)
+    ref, _ = cell(x, SRCState(torch.zeros_like(h), h, h))
+    assert torch.equal(out, ref) and torch.equal(cell(x, hx=h)[0], out)
+    with pytest.raises(TypeError, match="LSTM"):
+        cell(x, (h, h))
+
+
 def test_lstm_pair_and_wrong_shapes_get_clear_errors():
     m = SRC(3, 5, 2)
     x = torch.zeros(4, 2, 3)

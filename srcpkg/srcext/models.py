@@ -6,7 +6,7 @@ a leaky integrator R[t] = a_ro R[t-1] + readout . s_out[t] -> logits R[T-1].
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch
 from torch import nn
