@@ -3,9 +3,10 @@
 //   SRC_BOOL_SWITCH(save, kSave, forward_block<scalar_t, Acc, kSave>(p, k, n0, n));
 //
 // expands to an if/else whose branches each declare `constexpr bool kSave` (true / false)
-// and then run the statement, so nested switches give every combination. It is a plain
-// statement, not a lambda: the code stays in the calling function, which matters for the
-// CPU kernels' multi-versioned (target_clones) entry points, whose callees must all inline.
+// and then run the statement, so nested switches give every combination (the CPU block
+// loops, the CUDA launchers). It is a plain statement, not a lambda: the code stays in the
+// calling function, which matters for the CPU kernels' multi-versioned (target_clones)
+// entry points, whose callees must all inline.
 #pragma once
 
 #define SRC_BOOL_SWITCH(COND, NAME, ...)   \

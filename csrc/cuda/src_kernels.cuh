@@ -14,6 +14,7 @@
 #include <c10/util/Half.h>
 
 #include "../src_params.h"
+#include "../src_switch.h"
 #include "src_cuda_launch.h"
 
 namespace srcext {
@@ -21,12 +22,12 @@ namespace cuda {
 
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 
-// The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
-// bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
-// is frozen (see csrc/src_params.h).
+// With lengths (kLengths), the steps neuron n runs: lengths[n / H] clamped to [0, T], so that
+// no value can index out of bounds. Past them its spikes and grad_u are 0 and its state is
+// frozen (see csrc/src_params.h). Without, kLengths is false and the kernels are as they were
+// (a per-thread trip count costs registers, hence the template flag).
 __device__ __forceinline__ int64_t steps_of(const int64_t* lengths, int64_t n, int64_t H,
                                             int64_t T) {
-  if (lengths == nullptr) return T;
   const int64_t len = lengths[n / H];
   return len < 0 ? 0 : (len > T ? T : len);
 }
@@ -36,13 +37,13 @@ __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
 }
 
-template <typename scalar_t, typename Acc, bool kSave>
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
 src_forward_kernel(const ForwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own number of steps (p.T without lengths).
-  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
+  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -66,28 +67,30 @@ src_forward_kernel(const ForwardParams p) {
     spikes[t * N + n] = static_cast<scalar_t>(spike(s.h));
     drive = next;
   }
-  // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
-  for (int64_t t = T; t < p.T; ++t) {
-    if (kSave && t % kChunk == 0) {
-      Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
-      ck[0] = s.i;
-      ck[N] = s.h;
-      ck[2 * N] = s.hs;
+  if (kLengths) {
+    // Past its length (T here): no spikes; the remaining checkpoints hold the frozen state.
+    for (int64_t t = T; t < p.T; ++t) {
+      if (kSave && t % kChunk == 0) {
+        Acc* ck = checkpoints + (t / kChunk) * 3 * N + n;
+        ck[0] = s.i;
+        ck[N] = s.h;
+        ck[2 * N] = s.hs;
+      }
+      spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
     }
-    spikes[t * N + n] = static_cast<scalar_t>(Acc(0));
   }
   static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
   static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
   static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough>
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
 __global__ void __launch_bounds__(kThreads)
 src_backward_kernel(const BackwardParams p) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   // T: this neuron's own length; the final state's gradients enter at its last step.
-  const int64_t N = p.N, T = steps_of(p.lengths, n, p.H, p.T);
+  const int64_t N = p.N, T = kLengths ? steps_of(p.lengths, n, p.H, p.T) : p.T;
   const auto k = CellConstants<Acc>::from(p.k);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
@@ -98,7 +101,9 @@ src_backward_kernel(const BackwardParams p) {
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
-  for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
+  if (kLengths) {
+    for (int64_t t = T; t < p.T; ++t) grad_u[t * N + n] = static_cast<scalar_t>(Acc(0));  // no step
+  }
 
   for (int64_t c = num_checkpoints(T) - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunk;
@@ -138,26 +143,18 @@ inline dim3 grid_for(int64_t N) {
 // Runtime flags become template switches here.
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
-  if (save) {
-    src_forward_kernel<scalar_t, Acc, true><<<grid_for(p.N), kThreads, 0, stream>>>(p);
-  } else {
-    src_forward_kernel<scalar_t, Acc, false><<<grid_for(p.N), kThreads, 0, stream>>>(p);
-  }
+  SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+      src_forward_kernel<scalar_t, Acc, kSave, kLengths><<<grid_for(p.N), kThreads, 0, stream>>>(p)));
 }
 
 template <typename scalar_t, typename Acc>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
-  if (detach && straight_through) {
-    src_backward_kernel<scalar_t, Acc, true, true><<<grid, kThreads, 0, stream>>>(p);
-  } else if (detach) {
-    src_backward_kernel<scalar_t, Acc, true, false><<<grid, kThreads, 0, stream>>>(p);
-  } else if (straight_through) {
-    src_backward_kernel<scalar_t, Acc, false, true><<<grid, kThreads, 0, stream>>>(p);
-  } else {
-    src_backward_kernel<scalar_t, Acc, false, false><<<grid, kThreads, 0, stream>>>(p);
-  }
+  SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
+      SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
+          src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough, kLengths>
+              <<<grid, kThreads, 0, stream>>>(p))));
 }
 
 }  // namespace cuda
