@@ -1,19 +1,33 @@
-"""The SRC layers: ``SRC`` (a stack of layers over a sequence, like torch.nn.GRU) and
-``SRCCell`` (one step at a time, for streaming)."""
+"""The SRC layers: ``SRC`` (a stack of layers over a sequence, used like torch.nn.GRU) and
+``SRCCell`` (one step at a time, used like torch.nn.GRUCell).
+
+What they share (construction checks, parameters, the start state, the stored state of the
+stateful form, input casting) is in ``_SRCBase``; the state itself is in ``state.py``, the
+variable-length helpers in ``sequences.py``, the bias's gradient in ``bias.py``.
+"""
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+import numbers
+import warnings
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from ._extension import fused_available, fused_unavailable_reason
+from .bias import cell_bias
 from .ops import src_recurrence_fused
-from .reference import BIAS_INIT, SRCConstants, effective_bias, src_recurrence_reference
+from .reference import BIAS_INIT, SRCConstants, src_recurrence_reference
+from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
+from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, zero_state
 
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BACKENDS = ("auto", "fused", "reference")
+# Spike tensors of these dtypes are cast to the parameters' dtype; other non-float dtypes
+# are refused (an int64 tensor is more likely indices than spikes).
+SPIKE_DTYPES = (torch.bool, torch.uint8)
 
 
 def validate_constants(k: SRCConstants) -> None:
@@ -61,33 +75,91 @@ def src_layer(
     detach_recurrent: bool,
     straight_through: bool,
     fused: bool,
-) -> Tuple[torch.Tensor, State]:
-    """One layer on time-major input (T, B, in): the GEMM in ATen, then the time loop."""
+    lengths: Optional[torch.Tensor] = None,
+    bias_straight_through: bool = True,
+) -> Tuple[torch.Tensor, SRCState]:
+    """One layer on time-major input (T, B, in): the GEMM in ATen, then the time loop.
+
+    ``lengths`` (B,) int64 on x's device, or None: see the ops. ``bias_straight_through``:
+    see :mod:`srcext.bias`."""
     u = nn.functional.linear(x, weight)  # (T, B, H), one GEMM for all steps
-    bias = effective_bias(b, k.bias_max).to(u.dtype)
+    bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
-    return run(u, bias, state, k, detach_recurrent, straight_through)
+    if lengths is None:
+        spikes, final = run(u, bias, state, k, detach_recurrent, straight_through)
+    else:
+        spikes, final = run(u, bias, state, k, detach_recurrent, straight_through, lengths=lengths)
+    return spikes, SRCState(*final)
+
+
+def _state_or_hx(state, hx, owner: str):
+    """``hx=`` is torch.nn.GRU's name for the state argument; accepted as an alias."""
+    if hx is not None:
+        if state is not None:
+            raise TypeError(f"{owner}: got both state and hx (hx is an alias of state)")
+        return hx
+    return state
+
+
+def _positive_int(owner: str, name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return value
 
 
 class _SRCBase(nn.Module):
-    def __init__(self, input_size, hidden_size, backend, detach_recurrent, straight_through,
-                 constants, bias_init, weight_scale):
+    # Attributes added after the first release, with the values that keep a module pickled
+    # by that release (torch.save(model)) behaving as it did: zero start, clamp gradient.
+    _PICKLE_DEFAULTS = dict(
+        initial_state_kind="zeros", bias_straight_through=False, stateful=False,
+        return_state=True, state=None, _spike_recorder=None, _bias_trainable=True,
+        dropout=0.0, bidirectional=False, num_directions=1)
+
+    def __init__(self, input_size, hidden_size, bias, backend, detach_recurrent,
+                 straight_through, bias_straight_through, constants, bias_init, weight_scale,
+                 initial_state, stateful, return_state):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
+        name = type(self).__name__
+        self.input_size = _positive_int(name, "input_size", input_size)
+        self.hidden_size = _positive_int(name, "hidden_size", hidden_size)
         self.backend = backend
         self.detach_recurrent = bool(detach_recurrent)
         self.straight_through = bool(straight_through)
+        self.bias_straight_through = bool(bias_straight_through)
         self.constants = SRCConstants(**constants)
         validate_constants(self.constants)
+        if not isinstance(bias_init, numbers.Real) or not math.isfinite(bias_init):
+            raise ValueError(f"{name}: bias_init must be a finite number, got {bias_init!r}")
         self.bias_init = float(bias_init)
-        if not (isinstance(weight_scale, (int, float)) and math.isfinite(weight_scale) and weight_scale > 0):
-            raise ValueError(f"{type(self).__name__}: weight_scale must be a positive number, got {weight_scale!r}")
+        if not (isinstance(weight_scale, numbers.Real) and math.isfinite(weight_scale)
+                and weight_scale > 0):
+            raise ValueError(f"{name}: weight_scale must be a positive number, got {weight_scale!r}")
         self.weight_scale = float(weight_scale)
+        if not isinstance(bias, bool):
+            raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
+        self._bias_trainable = bias
+        if initial_state not in INITIAL_STATES:
+            raise ValueError(f"{name}: initial_state must be one of {INITIAL_STATES}, got "
+                             f"{initial_state!r}")
+        self.initial_state_kind = initial_state
+        self.stateful = bool(stateful)
+        self.return_state = bool(return_state)
+        self.state: Optional[SRCState] = None       # the carried state of the stateful form
+        self._spike_recorder = None                 # set by srcext.calibration while recording
+
+    def __getstate__(self) -> dict:
+        # A copy or a saved module carries the values of the carried state, not its autograd
+        # graph (copy.deepcopy refuses non-leaf tensors).
+        state = dict(super().__getstate__())
+        if state.get("state") is not None:
+            state["state"] = state["state"].detach()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in self._PICKLE_DEFAULTS.items():
+            state.setdefault(key, value)
+        super().__setstate__(state)
 
     @property
     def backend(self) -> str:
@@ -98,7 +170,18 @@ class _SRCBase(nn.Module):
     def backend(self, value: str) -> None:
         self._backend = validate_backend(value)
 
-    def _init_layer(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    # ---- parameters -----------------------------------------------------------------------
+
+    def _register_unit(self, weight_name: str, bias_name: str, fan_in: int, factory) -> None:
+        self.register_parameter(
+            weight_name, nn.Parameter(torch.empty(self.hidden_size, fan_in, **factory)))
+        bias = torch.empty(self.hidden_size, **factory)
+        if self._bias_trainable:
+            self.register_parameter(bias_name, nn.Parameter(bias))
+        else:  # bias=False: b stays at bias_init; a buffer, so it moves with .to() and saves
+            self.register_buffer(bias_name, bias)
+
+    def _init_unit(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         # Weights as torch.nn.Linear, U(-1/sqrt(in), 1/sqrt(in)), times weight_scale; biases at
         # the spec's -6.
         bound = self.weight_scale / math.sqrt(weight.shape[1])
@@ -106,13 +189,115 @@ class _SRCBase(nn.Module):
             weight.uniform_(-bound, bound)
             bias.fill_(self.bias_init)
 
-    def _check_input(self, input: torch.Tensor, batched_dim: int) -> None:
+    def _units(self) -> List[Tuple[str, nn.Parameter, torch.Tensor]]:
+        """(name suffix, weight, bias) of each layer-direction, in the order they run."""
+        raise NotImplementedError
+
+    def _first_weight(self) -> nn.Parameter:
+        return self._units()[0][1]
+
+    def flatten_parameters(self) -> None:
+        """A no-op, for code written for torch.nn.GRU (SRC keeps no cuDNN weight buffer)."""
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def _state_rows(self) -> Optional[int]:
+        """Leading dimension of the state (num_layers * num_directions), None for a cell."""
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: Optional[int] = None, *, kind: Optional[str] = None
+                      ) -> SRCState:
+        """The state a call with ``state=None`` starts from, for ``batch_size`` samples
+        (None: unbatched), on the parameters' device and dtype, without gradient.
+
+        ``kind``: ``"rest"`` (the default unless the layer was built with
+        ``initial_state="zeros"``): per neuron the cell's fixed point with zero input for its
+        bias min(b, bias_max): i = 0, hs = h, h the root of h = tanh((r + r_s) h + b) (the
+        lowest one if the constants make the cell bistable), found by Newton's method in
+        float64 (:func:`srcext.state.rest_voltage`). A neuron at rest stays there without
+        input and a strong input makes it spike at once. ``"zeros"``: the spec's all-zero
+        start (the paper's): the neuron first relaxes to rest and cannot spike for about 11
+        steps whatever its input.
+        """
+        kind = self.initial_state_kind if kind is None else kind
+        owner = type(self).__name__
+        if kind not in INITIAL_STATES:
+            raise ValueError(f"{owner}: kind must be one of {INITIAL_STATES}, got {kind!r}")
+        if batch_size is not None and (not isinstance(batch_size, int)
+                                       or isinstance(batch_size, bool) or batch_size < 0):
+            raise ValueError(f"{owner}: batch_size must be a non-negative int or None, got "
+                             f"{batch_size!r}")
+        weight = self._first_weight()
+        rows = self._state_rows()
+        if kind == "zeros":
+            shape = ((rows,) if rows is not None else ()) + (
+                (batch_size,) if batch_size is not None else ()) + (self.hidden_size,)
+            return zero_state(shape, weight.device, weight.dtype)
+        biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False)
+                              for _, _, b in self._units()])
+        if rows is None:
+            biases = biases[0]
+        return rest_state(biases, self.constants, batch_size, weight.dtype)
+
+    def reset_state(self) -> None:
+        """Forget the carried state (stateful form): the next call starts from
+        :meth:`initial_state`. Call it between independent sequences."""
+        self.state = None
+
+    def detach_state(self) -> None:
+        """Cut the carried state from the autograd graph (truncated BPTT): the next call
+        continues from the same values, but no gradient flows back into earlier calls."""
+        if self.state is not None:
+            self.state = self.state.detach()
+
+    # spikingjelly.activation_based.functional.reset_net / detach_net call these.
+    reset = reset_state
+    detach = detach_state
+
+    def _start_state(self, state, batch: int, unbatched: bool, x: torch.Tensor) -> SRCState:
+        """The checked start state, batched: fields (rows, B, H) for SRC, (B, H) for a cell."""
+        owner = type(self).__name__
+        rows = self._state_rows()
+        shape = ((rows,) if rows is not None else ()) + (() if unbatched else (batch,)) + (
+            self.hidden_size,)
+        weight = self._first_weight()
+        expected = None if torch.is_autocast_enabled(x.device.type) else weight.dtype
+        if state is None and self.stateful and self.state is not None:
+            stored = self.state
+            if tuple(stored[0].shape) != shape:
+                raise ValueError(
+                    f"{owner}: the carried state (stateful=True) has shape "
+                    f"{tuple(stored[0].shape)} but this input needs {shape}; call "
+                    f"reset_state() between sequences of different batch sizes")
+            state = stored
+        if state is None:
+            start = self.initial_state(None if unbatched else batch)
+        else:
+            start = coerce_state(state, owner, shape, expected, x.device)
+        if unbatched:
+            dim = 0 if rows is None else 1
+            start = SRCState(*(s.unsqueeze(dim) for s in start))
+        return start
+
+    def _finish(self, output, final: SRCState):
+        if self.stateful:
+            self.state = final
+        return (output, final) if self.return_state else output
+
+    # ---- input ----------------------------------------------------------------------------
+
+    def _prepare_input(self, input, batched_dim: int) -> torch.Tensor:
+        """The input checked, with bool/uint8 spikes cast to the parameters' dtype."""
         name = type(self).__name__
         if not isinstance(input, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
+            raise TypeError(f"{name}: input must be a torch.Tensor or a PackedSequence, got "
+                            f"{type(input).__name__}")
+        weight = self._first_weight()
+        if input.dtype in SPIKE_DTYPES:
+            input = input.to(weight.dtype)
         if not input.dtype.is_floating_point:
-            raise TypeError(f"{name}: input must be a floating point tensor (spikes as 0./1.), "
-                            f"got dtype {input.dtype}")
+            raise TypeError(f"{name}: input must be a floating point tensor, or bool/uint8 "
+                            f"spikes, got dtype {input.dtype}")
         if input.dim() not in (batched_dim, batched_dim - 1):
             raise ValueError(
                 f"{name}: expected input with {batched_dim} dimensions (batched) or "
@@ -120,182 +305,256 @@ class _SRCBase(nn.Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input_size {self.input_size} in the last "
                              f"dimension, got {input.shape[-1]} (shape {tuple(input.shape)})")
-        param = next(self.parameters())
-        if input.device != param.device:
+        if input.device != weight.device:
             raise ValueError(f"{name}: input is on {input.device} but the parameters are on "
-                             f"{param.device}")
-        if input.dtype != param.dtype and not torch.is_autocast_enabled(input.device.type):
+                             f"{weight.device}")
+        if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
             raise TypeError(f"{name}: input dtype {input.dtype} does not match the parameters' "
-                            f"dtype {param.dtype}")
+                            f"dtype {weight.dtype}")
+        return input
 
-    def _check_state(self, state, input: torch.Tensor, shape: Tuple[int, ...]) -> State:
-        name = type(self).__name__
-        if not isinstance(state, (tuple, list)) or len(state) != 3:
-            raise TypeError(f"{name}: state must be a tuple (i, h, hs) of 3 tensors, got "
-                            f"{type(state).__name__}"
-                            + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else ""))
-        for label, s in zip(("i", "h", "hs"), state):
-            if not isinstance(s, torch.Tensor):
-                raise TypeError(f"{name}: state {label} must be a tensor, got {type(s).__name__}")
-            if tuple(s.shape) != shape:
-                raise ValueError(f"{name}: state {label} must have shape {shape}, got {tuple(s.shape)}")
-            if not s.dtype.is_floating_point:
-                raise TypeError(f"{name}: state {label} must be floating point, got {s.dtype}")
-            if s.dtype != input.dtype and not torch.is_autocast_enabled(input.device.type):
-                raise TypeError(f"{name}: state {label} has dtype {s.dtype} but input has {input.dtype}")
-            if s.device != input.device:
-                raise ValueError(f"{name}: state {label} is on {s.device} but input is on {input.device}")
-        return tuple(state)
+    def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused):
+        spikes, final = src_layer(x, weight, bias, state, self.constants, self.detach_recurrent,
+                                  self.straight_through, fused, lengths,
+                                  self.bias_straight_through)
+        if self._spike_recorder is not None:
+            self._spike_recorder(self, suffix, spikes, lengths)
+        return spikes, final
+
+    # ---- repr -----------------------------------------------------------------------------
+
+    def _config(self) -> List[Tuple[str, object]]:
+        return [("backend", self.backend), ("detach_recurrent", self.detach_recurrent),
+                ("straight_through", self.straight_through),
+                ("bias_straight_through", self.bias_straight_through),
+                ("initial_state", self.initial_state_kind), ("stateful", self.stateful),
+                ("return_state", self.return_state)] + list(self.constants.as_dict().items()) + [
+                ("bias_init", self.bias_init), ("weight_scale", self.weight_scale)]
 
     def extra_repr(self) -> str:
-        changed = {n: v for n, v in self.constants.as_dict().items()
-                   if v != getattr(SRCConstants(), n)}
-        parts = [f"{self.input_size}, {self.hidden_size}"]
-        parts += [f"backend={self.backend!r}"]
-        if not self.detach_recurrent:
-            parts.append("detach_recurrent=False")
-        if not self.straight_through:
-            parts.append("straight_through=False")
-        parts += [f"{n}={v}" for n, v in changed.items()]
-        return ", ".join(parts)
+        return ", ".join([f"{self.input_size}, {self.hidden_size}"]
+                         + [f"{n}={v!r}" for n, v in self._config()])
 
 
 class SRC(_SRCBase):
     r"""A stack of Spiking Recurrent Cell layers, used like :class:`torch.nn.GRU`.
 
+    Positional arguments as torch.nn.GRU: ``input_size, hidden_size, num_layers=1, bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False``; the rest keyword-only.
+
     Args:
         input_size: features of the input (the spikes of the previous layer).
-        hidden_size: neurons per layer.
+        hidden_size: neurons per layer (and per direction).
         num_layers: stacked layers; layer l+1 receives the spikes of layer l.
-        batch_first: input and output are (B, T, F) instead of (T, B, F).
+        bias: False keeps each b fixed at ``bias_init`` (a buffer, not a parameter).
+        batch_first: input and output are (B, T, F) instead of (T, B, F). The state is
+            (num_layers * num_directions, B, H) either way, as in torch.nn.GRU.
+        dropout: dropout on the spikes between layers (not after the last), in training only.
+        bidirectional: a second stack runs on each sample's sequence reversed (within its
+            length); the outputs of both directions are concatenated on the feature axis, and
+            layer l+1 takes 2 * hidden_size inputs.
+        proj_size: only 0 (torch.nn.LSTM's projection has no meaning for SRC).
         backend: ``"fused"`` (compiled kernels), ``"reference"`` (pure PyTorch) or
             ``"auto"`` (fused where available for the input's device).
         detach_recurrent: the paper's training setting: no gradient through time via h, hs.
         straight_through: relu forward, identity backward (the paper's surrogate).
+        bias_straight_through: the bias is never frozen above bias_max (see
+            :mod:`srcext.bias`); False gives the spec's clamp (zero gradient above bias_max).
+        initial_state: ``"rest"`` (the default start is the rest state, see
+            :meth:`initial_state`) or ``"zeros"`` (the spec's zero state, as in the paper).
+        stateful: carry the final state over to the next call (streaming; see
+            :meth:`reset_state`, :meth:`detach_state`).
+        return_state: False returns only the output, for use inside torch.nn.Sequential.
         alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold, bias_max: the cell
             constants of the spec (paper defaults).
         bias_init: initial value of every bias (-6).
-        weight_scale: multiplies the initial weights (see below).
+        weight_scale: multiplies the initial weights (or use :func:`srcext.calibrate_`).
 
     Parameters ``weight_l{k}`` (hidden_size, in) are initialised as torch.nn.Linear does,
     U(-1/sqrt(in), 1/sqrt(in)), times ``weight_scale``; ``bias_l{k}`` (hidden_size,) at
-    ``bias_init``. Sparse spike input needs weight_scale > 1 for the layer to fire at first
-    (srcext.models uses 4: a few percent of steps on rate-coded MNIST).
+    ``bias_init``; the reverse direction's are ``weight_l{k}_reverse``, ``bias_l{k}_reverse``.
 
-    ``forward(input, state=None) -> (output, (i_n, h_n, hs_n))``: input (T, B, input_size)
-    (or (B, T, input_size) with batch_first, or (T, input_size) unbatched); output the spikes
-    of the last layer, (T, B, hidden_size); each state tensor (num_layers, B, hidden_size)
-    ((num_layers, hidden_size) unbatched). The state defaults to zeros.
+    ``forward(input, state=None, lengths=None) -> (output, SRCState(i, h, hs))`` (``hx=`` is
+    accepted for ``state``, as torch.nn.GRU names it): input
+    (T, B, input_size) (or (B, T, input_size) with batch_first, or (T, input_size)
+    unbatched, or a PackedSequence); output the spikes of the last layer (T, B,
+    num_directions * hidden_size), or a PackedSequence for a PackedSequence; each state field
+    (num_layers * num_directions, B, hidden_size). ``state``: an SRCState or (i, h, hs), a
+    single h tensor (i = 0, hs = h), or None for :meth:`initial_state`. ``lengths`` (B,):
+    sample b runs its first lengths[b] steps only; its output is 0 after them and its final
+    state is the one after its own last step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 batch_first: bool = False, backend: str = "auto",
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, proj_size: int = 0, backend: str = "auto",
                  detach_recurrent: bool = True, straight_through: bool = True,
+                 bias_straight_through: bool = True, initial_state: str = "rest",
+                 stateful: bool = False, return_state: bool = True,
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
                  bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
-        super().__init__(input_size, hidden_size, backend, detach_recurrent, straight_through,
-                         constants, bias_init, weight_scale)
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
-            raise ValueError(f"SRC: num_layers must be a positive int, got {num_layers!r}")
-        self.num_layers = num_layers
+        super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
+                         straight_through, bias_straight_through, constants, bias_init,
+                         weight_scale, initial_state, stateful, return_state)
+        self.num_layers = _positive_int("SRC", "num_layers", num_layers)
+        self.bias = bias
         self.batch_first = bool(batch_first)
+        if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
+                or not 0.0 <= dropout <= 1.0):
+            raise ValueError(f"SRC: dropout must be a number in [0, 1] (the probability of "
+                             f"zeroing a spike between layers), got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"SRC: dropout acts between layers (not after the last), so "
+                          f"dropout={dropout} does nothing with num_layers=1", stacklevel=2)
+        self.dropout = float(dropout)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"SRC: bidirectional must be True or False, got {bidirectional!r}")
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        if proj_size != 0:
+            raise ValueError(f"SRC: proj_size={proj_size!r} is not supported: the projection "
+                             "of torch.nn.LSTM has no counterpart in SRC (its output is its "
+                             "spikes); use a torch.nn.Linear on the output instead")
         factory = {"device": device, "dtype": dtype}
-        for layer in range(num_layers):
-            fan_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(
-                f"weight_l{layer}", nn.Parameter(torch.empty(hidden_size, fan_in, **factory)))
-            self.register_parameter(
-                f"bias_l{layer}", nn.Parameter(torch.empty(hidden_size, **factory)))
+        for layer in range(self.num_layers):
+            fan_in = input_size if layer == 0 else hidden_size * self.num_directions
+            for direction in range(self.num_directions):
+                suffix = self._suffix(layer, direction)
+                self._register_unit(f"weight_{suffix}", f"bias_{suffix}", fan_in, factory)
         self.reset_parameters()
 
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"l{layer}" + ("_reverse" if direction else "")
+
     def reset_parameters(self) -> None:
-        for layer in range(self.num_layers):
-            self._init_layer(self.layer_weight(layer), self.layer_bias(layer))
+        for _, weight, bias in self._units():
+            self._init_unit(weight, bias)
 
-    def layer_weight(self, layer: int) -> nn.Parameter:
-        return getattr(self, f"weight_l{layer}")
+    def layer_weight(self, layer: int, reverse: bool = False) -> nn.Parameter:
+        return getattr(self, f"weight_{self._suffix(layer, int(reverse))}")
 
-    def layer_bias(self, layer: int) -> nn.Parameter:
-        return getattr(self, f"bias_l{layer}")
+    def layer_bias(self, layer: int, reverse: bool = False) -> torch.Tensor:
+        return getattr(self, f"bias_{self._suffix(layer, int(reverse))}")
 
-    def forward(self, input: torch.Tensor, state: Optional[Sequence[torch.Tensor]] = None
-                ) -> Tuple[torch.Tensor, State]:
-        self._check_input(input, 3)
-        unbatched = input.dim() == 2
-        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
-        batch = x.shape[1]
-        shape = (self.num_layers, self.hidden_size) if unbatched else (
-            self.num_layers, batch, self.hidden_size)
-        if state is None:
-            zeros = x.new_zeros((self.num_layers, batch, self.hidden_size),
-                                dtype=self.layer_weight(0).dtype)
-            state = (zeros, zeros, zeros)
+    def _units(self):
+        return [(self._suffix(layer, d), self.layer_weight(layer, bool(d)),
+                 self.layer_bias(layer, bool(d)))
+                for layer in range(self.num_layers) for d in range(self.num_directions)]
+
+    def _state_rows(self) -> int:
+        return self.num_layers * self.num_directions
+
+    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *,
+                hx=None):
+        state = _state_or_hx(state, hx, "SRC")
+        packed = input if isinstance(input, PackedSequence) else None
+        if packed is not None:
+            if lengths is not None:
+                raise ValueError("SRC: lengths must be None for a PackedSequence input (it "
+                                 "carries its own lengths)")
+            padded, lengths = unpack(packed)
+            x = self._prepare_input(padded, 3)
+            unbatched = False
         else:
-            state = self._check_state(state, input, shape)
+            x = self._prepare_input(input, 3)
+            unbatched = x.dim() == 2
             if unbatched:
-                state = tuple(s.unsqueeze(1) for s in state)
+                if lengths is not None:
+                    raise ValueError("SRC: lengths needs batched input (T, B, F); for one "
+                                     "sequence, slice it to its length instead")
+                x = x.unsqueeze(1)
+            elif self.batch_first:
+                x = x.transpose(0, 1)
+        steps, batch = x.shape[0], x.shape[1]
+        lengths = check_lengths(lengths, batch, steps, x.device, "SRC")
+        start = self._start_state(state, batch, unbatched, x)
         fused = use_fused(self.backend, x.device)
         finals = []
         for layer in range(self.num_layers):
-            layer_state = (state[0][layer], state[1][layer], state[2][layer])
-            x, final = src_layer(x, self.layer_weight(layer), self.layer_bias(layer), layer_state,
-                                 self.constants, self.detach_recurrent, self.straight_through,
-                                 fused)
-            finals.append(final)
-        i_n, h_n, hs_n = (torch.stack([f[j] for f in finals]) for j in range(3))
+            outputs = []
+            for direction in range(self.num_directions):
+                row = layer * self.num_directions + direction
+                xin = reverse_within_lengths(x, lengths) if direction else x
+                spikes, final = self._run_unit(
+                    self._suffix(layer, direction), xin, self.layer_weight(layer, bool(direction)),
+                    self.layer_bias(layer, bool(direction)),
+                    (start.i[row], start.h[row], start.hs[row]), lengths, fused)
+                outputs.append(reverse_within_lengths(spikes, lengths) if direction else spikes)
+                finals.append(final)
+            x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+        final = SRCState(*(torch.stack([f[j] for f in finals]) for j in range(3)))
         if unbatched:
-            return x.squeeze(1), (i_n.squeeze(1), h_n.squeeze(1), hs_n.squeeze(1))
-        output = x.transpose(0, 1) if self.batch_first else x
-        return output, (i_n, h_n, hs_n)
+            return self._finish(x.squeeze(1), SRCState(*(s.squeeze(1) for s in final)))
+        if packed is not None:
+            return self._finish(pack_like(x, lengths, packed), final)
+        return self._finish(x.transpose(0, 1) if self.batch_first else x, final)
+
+    def _config(self):
+        return [("num_layers", self.num_layers), ("bias", self.bias),
+                ("batch_first", self.batch_first), ("dropout", self.dropout),
+                ("bidirectional", self.bidirectional)] + super()._config()
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("bias", True)
+        super().__setstate__(state)
 
 
 class SRCCell(_SRCBase):
-    r"""One Spiking Recurrent Cell layer, one time step per call (streaming inference).
+    r"""One Spiking Recurrent Cell layer, one time step per call, used like
+    :class:`torch.nn.GRUCell` (streaming inference, step loops).
 
-    Same arguments and constants as :class:`SRC` (one layer). ``forward(input, state=None)
-    -> (spikes, (i, h, hs))``: input (B, input_size) or (input_size,); every tensor of the
-    state (B, hidden_size). Running it over T steps gives the same result as ``SRC``.
+    Positional arguments as torch.nn.GRUCell: ``input_size, hidden_size, bias=True``; the
+    rest keyword-only, as :class:`SRC`'s. Parameters ``weight`` (hidden_size, input_size)
+    and ``bias`` (a buffer with ``bias=False``). ``forward(input, state=None) -> (spikes,
+    SRCState(i, h, hs))``: input (B, input_size) or (input_size,); every field of the state
+    (B, hidden_size). Running it over T steps gives the same result as :class:`SRC`.
+    With ``stateful=True, return_state=False`` it is a spiking neuron layer for a step loop
+    inside torch.nn.Sequential (as snnTorch's ``init_hidden=True``).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, backend: str = "auto",
-                 detach_recurrent: bool = True, straight_through: bool = True,
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 backend: str = "auto", detach_recurrent: bool = True,
+                 straight_through: bool = True, bias_straight_through: bool = True,
+                 initial_state: str = "rest", stateful: bool = False, return_state: bool = True,
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
                  bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
-        super().__init__(input_size, hidden_size, backend, detach_recurrent, straight_through,
-                         constants, bias_init, weight_scale)
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
-        self.bias = nn.Parameter(torch.empty(hidden_size, **factory))
+        super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
+                         straight_through, bias_straight_through, constants, bias_init,
+                         weight_scale, initial_state, stateful, return_state)
+        self._register_unit("weight", "bias", input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._init_layer(self.weight, self.bias)
+        self._init_unit(self.weight, self.bias)
 
-    def forward(self, input: torch.Tensor, state: Optional[Sequence[torch.Tensor]] = None
-                ) -> Tuple[torch.Tensor, State]:
-        self._check_input(input, 2)
-        unbatched = input.dim() == 1
-        x = input.reshape(1, 1, -1) if unbatched else input.unsqueeze(0)
-        batch = x.shape[1]
-        shape = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
-        if state is None:
-            zeros = x.new_zeros((batch, self.hidden_size), dtype=self.weight.dtype)
-            state = (zeros, zeros, zeros)
-        else:
-            state = self._check_state(state, input, shape)
-            if unbatched:
-                state = tuple(s.unsqueeze(0) for s in state)
-        spikes, final = src_layer(x, self.weight, self.bias, state, self.constants,
-                                  self.detach_recurrent, self.straight_through,
-                                  use_fused(self.backend, x.device))
+    def _units(self):
+        return [("", self.weight, self.bias)]
+
+    def _state_rows(self) -> None:
+        return None
+
+    def forward(self, input: torch.Tensor, state=None, *, hx=None):
+        state = _state_or_hx(state, hx, "SRCCell")
+        x = self._prepare_input(input, 2)
+        unbatched = x.dim() == 1
+        x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
+        start = self._start_state(state, x.shape[1], unbatched, x)
+        spikes, final = self._run_unit("", x, self.weight, self.bias, start, None,
+                                       use_fused(self.backend, x.device))
         if unbatched:
-            return spikes.reshape(-1), tuple(s.reshape(-1) for s in final)
-        return spikes[0], final
+            return self._finish(spikes.reshape(-1), SRCState(*(s.reshape(-1) for s in final)))
+        return self._finish(spikes[0], final)
+
+    def _config(self):
+        return [("bias", self._bias_trainable)] + super()._config()

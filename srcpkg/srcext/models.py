@@ -6,7 +6,7 @@ a leaky integrator R[t] = a_ro R[t-1] + readout . s_out[t] -> logits R[T-1].
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch
 from torch import nn
@@ -45,6 +45,9 @@ class SRCClassifier(nn.Module):
             layer (examples/signal_propagation.py) and is gone after 4-5 hidden layers,
             which stalls the training of deep networks; the identity start keeps it.
         **src_kwargs: passed to every :class:`srcext.SRC` layer (backend, constants, flags).
+            The paper's setting is the default here: ``initial_state="zeros"`` (the spec's
+            zero start) and ``bias_straight_through=False`` (the spec's clamp of the bias),
+            so that the reproductions keep their results.
     """
 
     def __init__(self, input_size: int, num_classes: int = 10, hidden_layers: int = 1,
@@ -53,6 +56,8 @@ class SRCClassifier(nn.Module):
                  weight_scale: float = 4.0, hidden_init: str = "uniform",
                  identity_gain: float = 3.0, identity_noise: float = 0.25, **src_kwargs):
         super().__init__()
+        src_kwargs.setdefault("initial_state", "zeros")
+        src_kwargs.setdefault("bias_straight_through", False)
         for name, value in (("input_size", input_size), ("num_classes", num_classes),
                             ("hidden_size", hidden_size), ("neurons_per_class", neurons_per_class)):
             if not isinstance(value, int) or value <= 0:
