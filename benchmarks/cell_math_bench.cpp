@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "src_cell.h"
+#include "src_params.h"
 
 // As SRC_CPU_CLONES in csrc/cpu/src_cpu.cpp: the loader picks AVX-512, AVX2+FMA or baseline.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -33,7 +34,7 @@ using srcext::CellGrad;
 using srcext::StepTrace;
 
 constexpr int kLanes = 64;   // neurons per block, as in the CPU kernels
-constexpr int kChunk = 16;   // steps per checkpoint chunk (kCheckpointInterval)
+constexpr int kChunk = static_cast<int>(srcext::kCheckpointInterval);  // steps per chunk
 
 // Keep the compiler from dropping stores that nothing reads afterwards.
 inline void clobber(const void* p) { asm volatile("" : : "r"(p) : "memory"); }

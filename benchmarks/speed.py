@@ -546,6 +546,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--select-loop", action="store_true",
                     help="also the shipped reference loop (indexes u[t]; its backward is quadratic in T)")
     ap.add_argument("--skip-compile", action="store_true", help="skip the torch.compile baseline")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend (tests: eager)")
     ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/cell-math/copy roofline")
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
@@ -574,14 +575,15 @@ def main(argv=None) -> dict:
         "commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "T": T, "B": B, "H": H, "dtype": "float32", "checkpoint_interval": CHECKPOINT_INTERVAL,
-        "rounds": args.rounds, "warmup_rounds": args.warmup,
+        "rounds": args.rounds, "warmup_rounds": args.warmup, "compile_backend": args.compile_backend,
         "timings_s": {}, "ratios": {}, "ratio_spread": {}, "stats": {},
     }
     u, bias, state = recurrence_inputs(T, B, H, device, dtype)
 
     impls = {"fused": src_recurrence_fused, "reference": src_recurrence_unbind}
     if not args.skip_compile:
-        impls["compiled"] = compiled_reference(torch.compile(src_cell_step, dynamic=False))
+        impls["compiled"] = compiled_reference(
+            torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend))
     if args.select_loop:
         impls["reference_select"] = src_recurrence_reference
     bench_recurrence(session, results, u, bias, state, k, impls)
