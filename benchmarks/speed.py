@@ -317,6 +317,8 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
         blocks = (B * H + math_bench.lanes - 1) // math_bench.lanes
         contenders["math_forward"] = lambda: math_bench.forward(list(c), blocks, T)
         contenders["math_backward"] = lambda: math_bench.backward(list(c), blocks, T, True)
+        # The whole fused forward+backward as a user runs it (autograd, allocations).
+        contenders["recurrence_fwd_bwd"] = make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1]
     group = "kernels"
     session.compare(group, contenders)
     stats = results["stats"]
@@ -350,12 +352,10 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
         "backward_fraction_of_copy": roof["kernels"]["backward_detached"]["fraction_of_copy"]["median"],
     }
     if math_bench is not None:
-        # The whole fused forward+backward (through autograd) against its math alone.
-        tm = results["timings_s"]
-        if "recurrence_fwd_bwd_detached_fused" in tm:
-            roof["recurrence_fwd_bwd_cell_math_fraction"] = (
-                (tm["kernel_math_forward"] + tm["kernel_math_backward"])
-                / tm["recurrence_fwd_bwd_detached_fused"])
+        # Per round: (cell math forward + backward) / the fused forward+backward through autograd.
+        math = [f + b for f, b in zip(session.seconds(group, "math_forward"), session.seconds(group, "math_backward"))]
+        whole = session.seconds(group, "recurrence_fwd_bwd")
+        roof["recurrence_fwd_bwd_cell_math_fraction"] = spread([m / w for m, w in zip(math, whole)])
 
 
 def bench_bf16(session, results, u, bias, state, k):
@@ -551,7 +551,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    ap.add_argument("--markdown", metavar="JSON", default=None,
+                    help="print the README's tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            results = json.load(f)
+        print(markdown(results))
+        return results
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -639,8 +646,8 @@ def print_report(results):
                 line += f", of its cell math {fmt_spread(e['cell_math_fraction'])}"
             print(line)
         if "recurrence_fwd_bwd_cell_math_fraction" in roof:
-            print(f"  fused recurrence fwd+bwd: cell math is "
-                  f"{roof['recurrence_fwd_bwd_cell_math_fraction']:.0%} of its time")
+            print(f"  fused recurrence fwd+bwd (autograd): of its cell math "
+                  f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}")
     if "bf16_speedup_vs_fp32" in results:
         print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
     if "layers" in results:
@@ -661,6 +668,60 @@ def print_report(results):
               f"max drift {c['probe_max_drift']:.0%}; {c['flagged_rounds']}/{c['rounds']} rounds above "
               f"+{c['drift_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
                                              if c["flagged"] else ""))
+
+
+def markdown(results) -> str:
+    """The README's tables (Markdown) from a run's results."""
+    tm, sp = results["timings_s"], results["ratio_spread"]
+
+    def ms(key):
+        return f"{tm[key] * 1e3:.1f} ms" if key in tm else ""
+
+    def ratio(key):
+        if key not in sp:
+            return ""
+        s = sp[key]
+        return f"**{s['median']:.1f}x** ({s['q1']:.1f}-{s['q3']:.1f})"
+
+    lines = [f"| recurrence (T={results['T']}, B={results['B']}, H={results['H']}) | fused | eager loop "
+             "| fused speedup | torch.compile(step) | speedup vs compiled |", "|---|---|---|---|---|---|"]
+    for what, label in (("forward", "forward"), ("fwd_bwd", "forward + backward")):
+        for tag, flag in (("detached", "detach_recurrent=True"), ("bptt", "exact BPTT")):
+            g = f"recurrence_{what}_{tag}"
+            lines.append(f"| {label}, {flag} | {ms(g + '_fused')} | {ms(g + '_reference')} | "
+                         f"{ratio(f'{what}_{tag}_vs_reference')} | {ms(g + '_compiled')} | "
+                         f"{ratio(f'{what}_{tag}_vs_compiled')} |")
+    lines.append(f"| inference (no grad) | {ms('recurrence_inference_fused')} | "
+                 f"{ms('recurrence_inference_reference')} | {ratio('inference_vs_reference')} | | |")
+    roof = results.get("roofline")
+    if roof:
+        lines += ["", "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
+                  "share of its time that is cell math |", "|---|---|---|---|---|---|"]
+        for name, e in roof["kernels"].items():
+            math_key = "kernel_math_backward" if name.startswith("backward") else "kernel_math_forward"
+            frac = e.get("cell_math_fraction")
+            lines.append(f"| {name.replace('_', ' ')} | {e['time_s'] * 1e3:.1f} ms | "
+                         f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
+                         f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
+                         + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "") + " |")
+        if "recurrence_fwd_bwd_cell_math_fraction" in roof:
+            frac = roof["recurrence_fwd_bwd_cell_math_fraction"]
+            lines.append(f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
+                         f"{(tm['kernel_math_forward'] + tm['kernel_math_backward']) * 1e3:.1f} ms | "
+                         f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |")
+        lines.append(f"| copy ({roof['copy_bytes'] / 2**20:.0f} MiB moved) | {ms('kernel_copy')} | | "
+                     f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s | | |")
+    if "layers" in results:
+        lines += ["", f"| layer, {results['H']} -> {results['H']}, T={results['T']}, B={results['B']} | "
+                  "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
+                  "| firing rate |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in results["layers"].items():
+            rate = "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}"
+            lines.append(f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
+                         f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
+                         f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
+                         f"| {rate} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

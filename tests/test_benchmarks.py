@@ -143,8 +143,11 @@ def test_speed_script_runs_and_writes_json(speed, tmp_path):
     for name in ("forward_train", "forward_inference", "backward_detached"):
         assert roof["kernels"][name]["cell_math_fraction"]["median"] > 0
         assert roof["kernels"][name]["fraction_of_copy"]["median"] > 0
-    assert roof["recurrence_fwd_bwd_cell_math_fraction"] > 0
+    assert roof["recurrence_fwd_bwd_cell_math_fraction"]["median"] > 0
     assert results["timings_s"]["recurrence_inference_fused"] > 0
+    table = speed.markdown(data)
+    assert "| forward + backward, exact BPTT |" in table and "| backward detached |" in table
+    assert "| nn.GRU |" in table
     # benchmarks/gpu_summary.py finds every figure it reports but bf16 (a CUDA-only group).
     load("gpu_summary").main(str(tmp_path))
     summary = json.loads((tmp_path / "gpu_summary.json").read_text())
