@@ -202,7 +202,7 @@ class Session:
         per_group = {name: sum(p > limit for p in g["probes"]) for name, g in self.groups.items()}
         flagged = sum(per_group.values())
         return {"flagged": flagged > 0, "drift_limit": self.drift, "rounds": len(every),
-                "flagged_rounds": flagged,
+                "flagged_rounds": flagged, "flagged_fraction": flagged / len(every),
                 "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
                 "probe_min_s": fastest, "probe_median_s": statistics.median(every),
                 "probe_max_drift": max(every) / fastest - 1}
