@@ -165,6 +165,7 @@ class Session:
         names = list(contenders)
         samples = {name: [] for name in names}
         probes = []
+        began = time.perf_counter()
         for r in range(self.warmup + self.rounds):
             shift = r % len(names)
             probe = self.probe()
@@ -175,6 +176,8 @@ class Session:
             if r >= self.warmup:
                 probes.append(probe)
         self.groups[group] = {"samples": samples, "probes": probes}
+        print(f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
+              f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
         return samples
 
     def seconds(self, group: str, name: str) -> List[float]:
