@@ -719,7 +719,8 @@ def markdown(results) -> str:
                   "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
                   "| firing rate |", "|---|---|---|---|---|---|---|---|"]
         for name, r in results["layers"].items():
-            rate = "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}"
+            rate = ("-" if r["firing_rate"] is None else "0" if r["firing_rate"] == 0
+                    else f"{100 * r['firing_rate']:.2g} %")
             lines.append(f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
                          f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
                          f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
