@@ -122,12 +122,13 @@ def test_clock_counts_page_faults(speed):
 @requires_fused
 def test_speed_script_runs_and_writes_json(speed, tmp_path):
     out = tmp_path / "speed_cuda.json"  # named as gpu_check.sh names it, for gpu_summary below
-    results = speed.main(TINY + ["--compile-backend", "eager", "--copy-mib", "8", "--out", str(out)])
+    results = speed.main(TINY + ["--compile-backend", "eager", "--copy-mib", "8", "--select-loop",
+                                 "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["T"] == 6 and data["rounds"] == 2
     for tag in ("detached", "bptt"):
         for what in ("forward", "fwd_bwd"):
-            for base in ("reference", "compiled"):
+            for base in ("reference", "compiled", "reference_select"):
                 key = f"{what}_{tag}_vs_{base}"
                 assert data["ratios"][key] == data["ratio_spread"][key]["median"] > 0
                 assert data["ratio_spread"][key]["n"] == 2
@@ -217,7 +218,7 @@ def test_peers_measured_where_installed(peers_run, library):
     module, layers = PEERS[library]
     if importlib.util.find_spec(module) is None:
         assert library in peers_run["peers_missing"]
-        pytest.skip(f"{module} is not installed (see README, Performance)")
+        pytest.skip(f"{module} is not installed (README, Speed on the CPU, says how)")
     for name in layers:
         row = peers_run["layers"][name]
         assert row["train_s"] > 0 and row["inference_s"] > 0 and row["train_vs_src"]["median"] > 0
