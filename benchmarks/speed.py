@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
+import importlib.util
 import json
 import math
 import os
@@ -395,7 +395,7 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
     try:
         import snntorch as snn  # the tutorials: a Linear then the neuron, looped over steps with mem
         fc1 = torch.nn.Linear(F, H, device=device, dtype=dtype)
-        lif1 = snn.Leaky(beta=0.95)
+        lif1 = snn.Leaky(beta=0.95).to(device=device, dtype=dtype)
 
         def leaky(x):
             mem = lif1.init_leaky()
@@ -473,7 +473,9 @@ def firing(name, out):
 
 
 def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
-    x = (torch.rand(T, B, H, device=device, generator=None) < density).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, B, H, generator=g) < density).to(device=device, dtype=dtype)
+    torch.manual_seed(0)  # the layers' initialisations, hence their firing rates
     layers, missing = peer_layers(H, H, device, dtype, with_peers)
 
     def train(module, fwd):
