@@ -130,6 +130,7 @@ class Probe:
             self()
 
     def __call__(self) -> float:
+        torch.mm(self.a, self.b, out=self.c)  # wakes the thread pool and warms the caches, untimed
         t0 = time.perf_counter()
         for _ in range(self.repeats):
             torch.mm(self.a, self.b, out=self.c)
@@ -208,7 +209,8 @@ class Session:
                 "flagged_rounds": flagged, "flagged_fraction": flagged / len(every),
                 "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
                 "probe_min_s": fastest, "probe_median_s": statistics.median(every),
-                "probe_max_drift": max(every) / fastest - 1}
+                "probe_max_drift": max(every) / fastest - 1,
+                "probes_s": {name: g["probes"] for name, g in self.groups.items()}}
 
 
 # --------------------------------------------------------------------------------------------
