@@ -1,64 +1,233 @@
-"""Speed of the fused SRC kernels against the pure-PyTorch reference, its torch.compile, and
-torch.nn.GRU, measured side by side in one run.
+"""Speed of the fused SRC kernels against the best plain-PyTorch loop, its torch.compile, the
+cell math alone, a memory copy, and (with --peers) other spiking and recurrent layers.
 
     python benchmarks/speed.py                   # CPU: T=220, B=128, H=256, float32, 2 threads
+    python benchmarks/speed.py --peers           # + snnTorch, SpikingJelly, Norse, GRU, LSTM
     python benchmarks/speed.py --device cuda     # GPU: T=500, B=256, H=1024 (CUDA events)
 
-What is timed (medians after warm-up; CUDA events on GPU):
-  * recurrence: the time loop alone on a given drive u (T, B, H): the fused op vs the reference
-    loop (srcext.reference), forward (training mode, saving for backward) and forward+backward;
-  * compiled reference: the reference's cell step under torch.compile, looped in Python
-    (compiling the unrolled 220-step loop takes minutes; one compiled step is what a user gets);
-  * layer: a training step (forward + backward) of SRC(H, H) vs torch.nn.GRU(H, H);
-  * on CUDA also: achieved bandwidth of each kernel against a device-to-device copy, bfloat16
-    vs float32, and peak memory of the layer step.
-Prints a table and writes JSON to benchmarks/results/speed_<device>.json (or --out).
+How it measures (so that a shared, noisy machine cannot fake a ratio):
+  * the contenders of one comparison run interleaved, round-robin, in a rotating order, for
+    --warmup rounds and then --rounds timed rounds; each call is timed alone (CUDA: events
+    around it, synchronised);
+  * per contender: median, minimum and interquartile range of its calls, and the page faults
+    per call (minor/major, getrusage around the call);
+  * ratios are paired: per round, baseline time / fused time; reported as the median of the
+    rounds with their interquartile range and extremes;
+  * each round first times a contention probe (a fixed small matrix product on the benchmark's
+    threads). A round whose probe took more than --drift (10 %) above the run's fastest probe
+    is flagged, and so is the run: its figures were taken while something else ran.
+
+What is compared:
+  * recurrence, the time loop alone on a drive u (T, B, H): the fused op against the
+    reference cell step looped in Python over ``u.unbind(0)`` (the best eager loop; indexing
+    ``u[t]`` makes every step's backward zero-fill a whole (T, B, H) gradient) and against
+    that step under torch.compile; forward (training mode), forward+backward, inference;
+  * roofline: each fused kernel against the same cell math on L1-resident data
+    (benchmarks/cell_math_bench.cpp, CPU only) and against a large tensor copy;
+  * layer: a training step (forward + backward of the sum of the outputs) and inference of
+    SRC(H, H) against nn.GRU(H, H), and with --peers the other libraries' layers.
+Prints tables and writes JSON to benchmarks/results/speed_<device>.json (or --out).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
+import math
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import time
+from typing import Callable, Dict, List, Optional
 
 import torch
 
 import srcext
-from srcext.ops import CHECKPOINT_INTERVAL, src_recurrence_fused
-from srcext.reference import SRCConstants, src_cell_step, src_recurrence_reference
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
+from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 
-class Timer:
-    """Median wall time of fn() after warm-up; CUDA events and synchronisation on GPU."""
+# --------------------------------------------------------------------------------------------
+# The eager baseline
+
+
+def src_recurrence_unbind(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True,
+                          straight_through=True, step=src_cell_step):
+    """The loop of src_recurrence_reference (over ``u.unbind(0)``) with a pluggable cell step,
+    for the compiled baseline; with the eager step it is bitwise the reference
+    (tests/test_benchmarks.py)."""
+    outputs = []
+    for u_t in u.unbind(0):
+        s_t, state = step(u_t, state, bias, k, detach_recurrent, straight_through)
+        outputs.append(s_t)
+    if outputs:
+        return torch.stack(outputs), state
+    return u.new_empty((0,) + tuple(state[0].shape)), state
+
+
+def src_recurrence_indexed(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True,
+                           straight_through=True):
+    """The reference as it was before it walked u with unbind: indexing ``u[t]``, whose
+    backward zero-fills a whole (T, B, H) gradient per step (quadratic in T). --select-loop."""
+    outputs = []
+    for t in range(u.shape[0]):
+        s_t, state = src_cell_step(u[t], state, bias, k, detach_recurrent, straight_through)
+        outputs.append(s_t)
+    if outputs:
+        return torch.stack(outputs), state
+    return u.new_empty((0,) + tuple(state[0].shape)), state
+
+
+def compiled_reference(step):
+    """The eager loop around a compiled cell step (compiling the unrolled 220-step loop takes
+    minutes; one compiled step is what a user gets)."""
+    def run(u, bias, state, k=DEFAULTS, detach_recurrent=True, straight_through=True):
+        return src_recurrence_unbind(u, bias, state, k, detach_recurrent, straight_through, step)
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement
+
+
+def page_faults():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_minflt, ru.ru_majflt
+
+
+class Clock:
+    """Times one call alone: wall clock on the CPU, CUDA events (synchronised) on the GPU; and
+    the page faults the process took during it."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
 
-    def __call__(self, fn, repeats: int, warmup: int = 2) -> float:
-        for _ in range(warmup):
+    def __call__(self, fn):
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            f0 = page_faults()
+            start.record()
             fn()
-        times = []
-        for _ in range(repeats):
-            if self.cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                torch.cuda.synchronize()
-                start.record()
-                fn()
-                end.record()
-                torch.cuda.synchronize()
-                times.append(start.elapsed_time(end) / 1e3)
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+            end.record()
+            torch.cuda.synchronize()
+            f1 = page_faults()
+            seconds = start.elapsed_time(end) / 1e3
+        else:
+            f0 = page_faults()
+            t0 = time.perf_counter()
+            fn()
+            seconds = time.perf_counter() - t0
+            f1 = page_faults()
+        return seconds, f1[0] - f0[0], f1[1] - f0[1]
+
+
+class Probe:
+    """The contention probe: a fixed small workload on the benchmark's threads (CPU matrix
+    products, a few milliseconds). Its time only changes when something else takes the cores."""
+
+    def __init__(self, size: int = 256, repeats: int = 8):
+        g = torch.Generator().manual_seed(0)
+        self.a = torch.randn(size, size, generator=g)
+        self.b = torch.randn(size, size, generator=g)
+        self.c = torch.empty(size, size)
+        self.repeats = repeats
+        for _ in range(3):
+            self()
+
+    def __call__(self) -> float:
+        torch.mm(self.a, self.b, out=self.c)  # wakes the thread pool and warms the caches, untimed
+        t0 = time.perf_counter()
+        for _ in range(self.repeats):
+            torch.mm(self.a, self.b, out=self.c)
+        return time.perf_counter() - t0
+
+
+def quartiles(xs: List[float]):
+    """(q1, median, q3); a single value is its own quartiles."""
+    if len(xs) == 1:
+        return xs[0], xs[0], xs[0]
+    q1, med, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return q1, med, q3
+
+
+def spread(xs: List[float]) -> dict:
+    q1, med, q3 = quartiles(xs)
+    return {"median": med, "q1": q1, "q3": q3, "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+class Session:
+    """All the comparisons of one run, and the contention probe of every round."""
+
+    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float):
+        if rounds < 1 or warmup < 0:
+            raise ValueError("speed.py: --rounds must be >= 1 and --warmup >= 0")
+        self.clock = Clock(device)
+        self.rounds, self.warmup, self.drift = rounds, warmup, drift
+        self.probe = Probe()
+        self.groups: Dict[str, dict] = {}
+
+    def compare(self, group: str, contenders: Dict[str, Callable[[], object]]) -> dict:
+        """Run the contenders round-robin; returns {name: [(seconds, minflt, majflt), ...]}."""
+        names = list(contenders)
+        samples = {name: [] for name in names}
+        probes = []
+        began = time.perf_counter()
+        for r in range(self.warmup + self.rounds):
+            shift = r % len(names)
+            probe = self.probe()
+            for name in names[shift:] + names[:shift]:
+                sample = self.clock(contenders[name])
+                if r >= self.warmup:
+                    samples[name].append(sample)
+            if r >= self.warmup:
+                probes.append(probe)
+        self.groups[group] = {"samples": samples, "probes": probes}
+        print(f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
+              f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+        return samples
+
+    def seconds(self, group: str, name: str) -> List[float]:
+        return [s[0] for s in self.groups[group]["samples"][name]]
+
+    def stats(self, group: str, name: str) -> dict:
+        samples = self.groups[group]["samples"][name]
+        secs = [s[0] for s in samples]
+        q1, med, q3 = quartiles(secs)
+        return {"median_s": med, "min_s": min(secs), "q1_s": q1, "q3_s": q3,
+                "minor_faults_per_call": statistics.median(s[1] for s in samples),
+                "major_faults_per_call": statistics.median(s[2] for s in samples)}
+
+    def paired(self, group: str, num: str, den: str, scale: float = 1.0) -> dict:
+        """Per round scale * time(num) / time(den), summarised."""
+        a, b = self.seconds(group, num), self.seconds(group, den)
+        return spread([scale * x / y for x, y in zip(a, b)])
+
+    def contention(self) -> dict:
+        every = [p for g in self.groups.values() for p in g["probes"]]
+        if not every:
+            return {"flagged": False, "rounds": 0}
+        fastest = min(every)
+        limit = fastest * (1 + self.drift)
+        per_group = {name: sum(p > limit for p in g["probes"]) for name, g in self.groups.items()}
+        flagged = sum(per_group.values())
+        return {"flagged": flagged > 0, "drift_limit": self.drift, "rounds": len(every),
+                "flagged_rounds": flagged, "flagged_fraction": flagged / len(every),
+                "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
+                "probe_min_s": fastest, "probe_median_s": statistics.median(every),
+                "probe_max_drift": max(every) / fastest - 1,
+                "probes_s": {name: g["probes"] for name, g in self.groups.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrence
 
 
 def recurrence_inputs(T, B, H, device, dtype, seed=0):
@@ -84,14 +253,292 @@ def make_step_runner(run, u, bias, state, k, detach):
     return forward, forward_backward
 
 
-def compiled_reference(step):
-    def run(u, bias, state, k, detach, st):
-        outs = []
-        for t in range(u.shape[0]):
-            s, state = step(u[t], state, bias, k, detach, st)
-            outs.append(s)
-        return torch.stack(outs), state
-    return run
+def bench_recurrence(session, results, u, bias, state, k, impls):
+    """Every (forward | forward+backward) x (detached | bptt) comparison, and inference."""
+    tm, ratios, spreads, stats = (results[key] for key in ("timings_s", "ratios", "ratio_spread", "stats"))
+    for detach in (True, False):
+        tag = "detached" if detach else "bptt"
+        runners = {name: make_step_runner(run, u, bias, state, k, detach) for name, run in impls.items()}
+        for what, idx in (("forward", 0), ("fwd_bwd", 1)):
+            group = f"recurrence_{what}_{tag}"
+            session.compare(group, {name: r[idx] for name, r in runners.items()})
+            for name in impls:
+                stats[f"{group}_{name}"] = session.stats(group, name)
+                tm[f"{group}_{name}"] = stats[f"{group}_{name}"]["median_s"]
+                if name != "fused":
+                    spreads[f"{what}_{tag}_vs_{name}"] = session.paired(group, name, "fused")
+                    ratios[f"{what}_{tag}_vs_{name}"] = spreads[f"{what}_{tag}_vs_{name}"]["median"]
+    ud, bd = u.detach(), bias.detach()
+
+    def inference(run):
+        def go():
+            with torch.no_grad():
+                run(ud, bd, state, k)
+        return go
+
+    group = "recurrence_inference"
+    session.compare(group, {name: inference(run) for name, run in impls.items()
+                            if name in ("fused", "reference")})
+    for name in ("fused", "reference"):
+        stats[f"{group}_{name}"] = session.stats(group, name)
+        tm[f"{group}_{name}"] = stats[f"{group}_{name}"]["median_s"]
+    spreads["inference_vs_reference"] = session.paired(group, "reference", "fused")
+    ratios["inference_vs_reference"] = spreads["inference_vs_reference"]["median"]
+
+
+# --------------------------------------------------------------------------------------------
+# The roofline: each kernel against the cell math alone and against a copy
+
+
+def load_cell_math_bench(verbose: bool = False):
+    """benchmarks/cell_math_bench.cpp, compiled (once, cached) into the checkout's build/."""
+    from torch.utils.cpp_extension import load
+    build = os.path.join(ROOT, "build", "cell_math_bench")
+    os.makedirs(build, exist_ok=True)
+    # The kernels' flags (setup.py): the same code generation for the same math, and the
+    # same OpenMP thread pool.
+    omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+    return load(name="srcext_cell_math_bench", sources=[os.path.join(HERE, "cell_math_bench.cpp")],
+                extra_include_paths=[os.path.join(ROOT, "csrc")], build_directory=build,
+                extra_cflags=["-O3", "-fno-math-errno", "-fno-trapping-math"] + omp,
+                extra_ldflags=omp, verbose=verbose)
+
+
+def kernel_bytes(T, B, H, itemsize=4):
+    """Bytes each kernel must move at least (float32 math and checkpoints)."""
+    N = T * B * H
+    ckpt = 3 * 4 * B * H * ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL)
+    return {"forward_train": 2 * itemsize * N + ckpt,          # read u, write spikes, checkpoints
+            "forward_inference": 2 * itemsize * N,             # read u, write spikes
+            "backward_detached": 3 * itemsize * N + ckpt}      # read grad and u, checkpoints; write grad_u
+
+
+def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
+    """The ops themselves (no autograd), the cell math alone (CPU) and a large copy, interleaved."""
+    T, B, H = u.shape
+    c = constant_args(k)
+    ud, bd = u.detach(), bias.detach()
+    i0, h0, hs0 = (s.detach() for s in state)
+    zeros = [torch.zeros_like(i0) for _ in range(3)]  # dL/d(final state): none
+    ckpt = torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True)[4]
+    grad = torch.ones_like(ud)
+    src = torch.empty(copy_elements, device=u.device, dtype=torch.float32).fill_(1.0)
+    dst = torch.empty_like(src).fill_(0.0)
+    contenders = {
+        "forward_train": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True),
+        "forward_inference": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, False),
+        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True),
+        "copy": lambda: dst.copy_(src),
+    }
+    if math_bench is not None:
+        # The kernels' blocks and steps, over the same threads, minus the memory.
+        blocks = (B * H + math_bench.lanes - 1) // math_bench.lanes
+        contenders["math_forward"] = lambda: math_bench.forward(list(c), blocks, T)
+        contenders["math_backward"] = lambda: math_bench.backward(list(c), blocks, T, True)
+        # The whole fused forward+backward as a user runs it (autograd, allocations).
+        contenders["recurrence_fwd_bwd"] = make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1]
+    group = "kernels"
+    session.compare(group, contenders)
+    stats = results["stats"]
+    for name in contenders:
+        stats[f"kernel_{name}"] = session.stats(group, name)
+        results["timings_s"][f"kernel_{name}"] = stats[f"kernel_{name}"]["median_s"]
+    copy_bytes = 2 * 4 * copy_elements
+    copy_bw = copy_bytes / stats["kernel_copy"]["median_s"]
+    need = kernel_bytes(T, B, H, u.element_size())
+    roof = {"copy_bytes": copy_bytes, "copy_bytes_per_s": copy_bw, "kernels": {}}
+    if math_bench is not None:
+        roof["cell_math_ns_per_neuron_step"] = {
+            what: stats[f"kernel_math_{what}"]["median_s"] / (T * B * H) * 1e9
+            for what in ("forward", "backward")}
+    for name, nbytes in need.items():
+        entry = {"time_s": stats[f"kernel_{name}"]["median_s"], "bytes": nbytes,
+                 "bytes_per_s": nbytes / stats[f"kernel_{name}"]["median_s"],
+                 # per round: (bytes / kernel time) / (copy bytes / copy time)
+                 "fraction_of_copy": session.paired(group, "copy", name, nbytes / copy_bytes)}
+        if math_bench is not None:
+            math_name = "math_backward" if name.startswith("backward") else "math_forward"
+            entry["cell_math_fraction"] = session.paired(group, math_name, name)
+        roof["kernels"][name] = entry
+    results["roofline"] = roof
+    # The keys benchmarks/gpu_summary.py reads.
+    results["bandwidth"] = {
+        "copy_bytes_per_s": copy_bw,
+        "forward_bytes_per_s": roof["kernels"]["forward_train"]["bytes_per_s"],
+        "backward_bytes_per_s": roof["kernels"]["backward_detached"]["bytes_per_s"],
+        "forward_fraction_of_copy": roof["kernels"]["forward_train"]["fraction_of_copy"]["median"],
+        "backward_fraction_of_copy": roof["kernels"]["backward_detached"]["fraction_of_copy"]["median"],
+    }
+    if math_bench is not None:
+        # Per round: (cell math forward + backward) / the fused forward+backward through autograd.
+        math = [f + b for f, b in zip(session.seconds(group, "math_forward"), session.seconds(group, "math_backward"))]
+        whole = session.seconds(group, "recurrence_fwd_bwd")
+        roof["recurrence_fwd_bwd_cell_math_fraction"] = spread([m / w for m, w in zip(math, whole)])
+
+
+def bench_bf16(session, results, u, bias, state, k):
+    """bfloat16 against float32 storage, fused forward+backward (CUDA)."""
+    ub = u.detach().to(torch.bfloat16).requires_grad_()
+    bb = bias.detach().to(torch.bfloat16).requires_grad_()
+    sb = tuple(s.to(torch.bfloat16) for s in state)
+    group = "bf16"
+    session.compare(group, {"float32": make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1],
+                            "bfloat16": make_step_runner(src_recurrence_fused, ub, bb, sb, k, True)[1]})
+    results["stats"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")
+    results["timings_s"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")["median_s"]
+    results["ratio_spread"]["bf16_vs_fp32"] = session.paired(group, "float32", "bfloat16")
+    results["bf16_speedup_vs_fp32"] = results["ratio_spread"]["bf16_vs_fp32"]["median"]
+
+
+# --------------------------------------------------------------------------------------------
+# Layers: SRC against GRU/LSTM and (with --peers) the spiking libraries
+
+
+def peer_layers(F, H, device, dtype, with_peers: bool):
+    """{name: (module, forward(x) -> outputs, description)} for every layer available.
+    Each peer is used as its own documentation shows; missing libraries are listed apart."""
+    layers, missing = {}, {}
+    src = srcext.SRC(F, H, backend="fused", device=device, dtype=dtype)
+    layers["srcext SRC"] = (src, lambda x: src(x)[0], "srcext.SRC(F, H), fused kernels")
+    gru = torch.nn.GRU(F, H, device=device, dtype=dtype)
+    layers["nn.GRU"] = (gru, lambda x: gru(x)[0], "torch.nn.GRU(F, H)")
+    if not with_peers:
+        return layers, missing
+    lstm = torch.nn.LSTM(F, H, device=device, dtype=dtype)
+    layers["nn.LSTM"] = (lstm, lambda x: lstm(x)[0], "torch.nn.LSTM(F, H)")
+
+    try:
+        import snntorch as snn  # the tutorials: a Linear then the neuron, looped over steps with mem
+        fc1 = torch.nn.Linear(F, H, device=device, dtype=dtype)
+        lif1 = snn.Leaky(beta=0.95).to(device=device, dtype=dtype)
+
+        def leaky(x):
+            mem = lif1.init_leaky()
+            spikes = []
+            for step in range(x.shape[0]):
+                spk, mem = lif1(fc1(x[step]), mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+        layers["snnTorch Leaky"] = (torch.nn.ModuleList([fc1, lif1]), leaky,
+                                    f"snntorch {snn.__version__}: Linear + Leaky(beta=0.95), loop over steps")
+        fc2 = torch.nn.Linear(F, H, device=device, dtype=dtype)
+        rlif = snn.RLeaky(beta=0.95, linear_features=H).to(device=device, dtype=dtype)
+
+        def rleaky(x):
+            spk, mem = rlif.init_rleaky()
+            spikes = []
+            for step in range(x.shape[0]):
+                spk, mem = rlif(fc2(x[step]), spk, mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+        layers["snnTorch RLeaky"] = (torch.nn.ModuleList([fc2, rlif]), rleaky,
+                                     f"snntorch {snn.__version__}: Linear + RLeaky(beta=0.95, "
+                                     "linear_features=H), loop over steps")
+    except ImportError as e:
+        missing["snnTorch"] = str(e)
+
+    try:
+        import inspect
+
+        import spikingjelly
+        from spikingjelly.activation_based import functional, layer, neuron
+        kwargs = {"step_mode": "m"}
+        backend = "torch"
+        if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
+            # Older SpikingJelly: cupy on CUDA when installed, else torch.
+            backend = "cupy" if device.type == "cuda" and importlib.util.find_spec("cupy") else "torch"
+            kwargs["backend"] = backend
+        net = torch.nn.Sequential(layer.Linear(F, H), neuron.LIFNode(**kwargs)).to(device=device, dtype=dtype)
+        functional.set_step_mode(net, "m")
+
+        def sj(x):
+            functional.reset_net(net)
+            return net(x)
+        version = getattr(spikingjelly, "__version__", "")
+        layers["SpikingJelly LIFNode"] = (net, sj, f"spikingjelly {version}: Sequential(layer.Linear, "
+                                          f"neuron.LIFNode(step_mode='m')), reset_net; {backend} backend")
+    except ImportError as e:
+        missing["SpikingJelly"] = str(e)
+
+    try:
+        import norse
+        import norse.torch as nt
+        lif_net = nt.SequentialState(torch.nn.Linear(F, H), nt.LIF()).to(device=device, dtype=dtype)
+        layers["Norse LIF"] = (lif_net, lambda x: lif_net(x)[0],
+                               f"norse {norse.__version__}: SequentialState(Linear, LIF()) on (T, B, F)")
+        lifr = nt.LIFRecurrent(F, H).to(device=device, dtype=dtype)
+        layers["Norse LIFRecurrent"] = (lifr, lambda x: lifr(x)[0],
+                                        f"norse {norse.__version__}: LIFRecurrent(F, H) on (T, B, F)")
+    except ImportError as e:
+        missing["Norse"] = str(e)
+    return layers, missing
+
+
+def firing(name, out):
+    """Spikes per neuron-step. SRC's spike is a pulse of several steps of relu(h) > 0: count
+    its onsets. Binary neurons: the fraction of ones. Non-spiking layers: None."""
+    if name.startswith("nn."):
+        return None, None
+    active = (out != 0).float().mean().item()
+    if name == "srcext SRC":
+        on = out > 0
+        onsets = on[:1].sum() + (on[1:] & ~on[:-1]).sum()
+        return onsets.item() / out.numel(), active
+    return active, active
+
+
+def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, B, H, generator=g) < density).to(device=device, dtype=dtype)
+    torch.manual_seed(0)  # the layers' initialisations, hence their firing rates
+    layers, missing = peer_layers(H, H, device, dtype, with_peers)
+
+    def train(module, fwd):
+        def go():
+            module.zero_grad(set_to_none=True)
+            fwd(x).sum().backward()
+        return go
+
+    def infer(fwd):
+        def go():
+            with torch.no_grad():
+                fwd(x)
+        return go
+
+    session.compare("layer_train_step", {n: train(m, f) for n, (m, f, _) in layers.items()})
+    session.compare("layer_inference", {n: infer(f) for n, (m, f, _) in layers.items()})
+    stats, tm = results["stats"], results["timings_s"]
+    neuron_steps = T * B * H
+    table = {}
+    for name, (module, fwd, how) in layers.items():
+        with torch.no_grad():
+            rate, active = firing(name, fwd(x))
+        row = {"how": how, "firing_rate": rate, "active_fraction": active}
+        for group, what in (("layer_train_step", "train"), ("layer_inference", "inference")):
+            st = session.stats(group, name)
+            stats[f"{group}_{name}"] = st
+            row[f"{what}_s"] = st["median_s"]
+            row[f"{what}_min_s"] = st["min_s"]
+            row[f"{what}_ns_per_neuron_step"] = st["median_s"] / neuron_steps * 1e9
+            row[f"{what}_vs_src"] = session.paired(group, name, "srcext SRC")
+        table[name] = row
+    tm["layer_train_step_src"] = table["srcext SRC"]["train_s"]
+    tm["layer_train_step_gru"] = table["nn.GRU"]["train_s"]
+    results["ratio_spread"]["layer_step_vs_gru"] = table["nn.GRU"]["train_vs_src"]
+    results["ratios"]["layer_step_vs_gru"] = table["nn.GRU"]["train_vs_src"]["median"]
+    results["layers"] = table
+    results["layer_input_density"] = density
+    if missing:
+        results["peers_missing"] = missing
+    if device.type == "cuda":
+        for name, key in (("srcext SRC", "src"), ("nn.GRU", "gru")):
+            module, fwd, _ = layers[name]
+            torch.cuda.reset_peak_memory_stats(device)
+            train(module, fwd)()
+            results[f"peak_memory_bytes_{key}_layer_step"] = torch.cuda.max_memory_allocated(device)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def git_commit() -> str:
@@ -109,11 +556,29 @@ def main(argv=None) -> dict:
     ap.add_argument("--B", type=int, default=None, help="batch (cpu 128, cuda 256)")
     ap.add_argument("--H", type=int, default=None, help="neurons (cpu 256, cuda 1024)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per case (median)")
+    ap.add_argument("--rounds", type=int, default=11, help="timed rounds of each comparison (>= 7 for a report)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    ap.add_argument("--drift", type=float, default=0.10,
+                    help="flag rounds whose contention probe is this much above its fastest")
+    ap.add_argument("--peers", action="store_true",
+                    help="also snnTorch, SpikingJelly, Norse (where installed) and nn.LSTM")
+    ap.add_argument("--density", type=float, default=0.05, help="fraction of ones in the layer input")
+    ap.add_argument("--select-loop", action="store_true",
+                    help="also the reference loop as it was, indexing u[t] (its backward is quadratic in T)")
     ap.add_argument("--skip-compile", action="store_true", help="skip the torch.compile baseline")
-    ap.add_argument("--skip-gru", action="store_true", help="skip the torch.nn.GRU baseline")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend (tests: eager)")
+    ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/cell-math/copy roofline")
+    ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
+    ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    ap.add_argument("--markdown", metavar="JSON", default=None,
+                    help="print the README's tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            results = json.load(f)
+        print(markdown(results))
+        return results
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -124,10 +589,10 @@ def main(argv=None) -> dict:
     T = args.T or (500 if cuda else 220)
     B = args.B or (256 if cuda else 128)
     H = args.H or (1024 if cuda else 256)
-    repeats = args.repeats or (10 if cuda else 5)
-    ref_repeats = max(1, min(repeats, 3))
     torch.set_num_threads(args.threads)
-    timer = Timer(device)
+    # A fresh dynamo per size: its recompile limit would otherwise fall back to eager silently.
+    torch._dynamo.reset()
+    session = Session(device, args.rounds, args.warmup, args.drift)
     k = SRCConstants()
     dtype = torch.float32
     results = {
@@ -135,67 +600,37 @@ def main(argv=None) -> dict:
         "device_type": device.type, "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cuda": torch.version.cuda, "srcext": srcext.__version__,
         "commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "T": T, "B": B, "H": H, "dtype": "float32", "checkpoint_interval": CHECKPOINT_INTERVAL,
-        "timings_s": {},
+        "rounds": args.rounds, "warmup_rounds": args.warmup, "compile_backend": args.compile_backend,
+        "timings_s": {}, "ratios": {}, "ratio_spread": {}, "stats": {},
     }
-    tm = results["timings_s"]
     u, bias, state = recurrence_inputs(T, B, H, device, dtype)
+
+    if not args.skip_roofline:
+        # First, in a fresh process: the eager contenders leave a large free heap behind, which
+        # later big allocations reuse without the page faults a fused-only program takes.
+        math_bench = None if cuda else load_cell_math_bench()
+        bench_kernels(session, results, u, bias, state, k, math_bench, args.copy_mib * 2**20 // 8)
 
     impls = {"fused": src_recurrence_fused, "reference": src_recurrence_reference}
     if not args.skip_compile:
-        impls["compiled"] = compiled_reference(torch.compile(src_cell_step, dynamic=False))
-    for detach in (True, False):
-        tag = "detached" if detach else "bptt"
-        for name, run in impls.items():
-            fwd, fwd_bwd = make_step_runner(run, u, bias, state, k, detach)
-            n = repeats if name == "fused" else ref_repeats
-            warm = 3 if name == "compiled" else 2
-            tm[f"recurrence_forward_{tag}_{name}"] = timer(fwd, n, warm)
-            tm[f"recurrence_fwd_bwd_{tag}_{name}"] = timer(fwd_bwd, n, warm)
-    with torch.no_grad():
-        tm["recurrence_inference_fused"] = timer(
-            lambda: src_recurrence_fused(u, bias, state, k), repeats)
-
-    # The layer: a training step of SRC(H, H) vs nn.GRU(H, H) on the same input.
-    x = (torch.rand(T, B, H, device=device) < 0.05).to(dtype)
-    layer = srcext.SRC(H, H, backend="fused", device=device, dtype=dtype)
-
-    def src_step():
-        out, _ = layer(x)
-        out.sum().backward()
-
-    tm["layer_train_step_src"] = timer(src_step, repeats)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-        src_step()
-        results["peak_memory_bytes_src_layer_step"] = torch.cuda.max_memory_allocated(device)
-    if not args.skip_gru:
-        gru = torch.nn.GRU(H, H, device=device, dtype=dtype)
-
-        def gru_step():
-            out, _ = gru(x)
-            out.sum().backward()
-
-        tm["layer_train_step_gru"] = timer(gru_step, ref_repeats if not cuda else repeats)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-            gru_step()
-            results["peak_memory_bytes_gru_layer_step"] = torch.cuda.max_memory_allocated(device)
+        impls["compiled"] = compiled_reference(
+            torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend))
+    if args.select_loop:
+        impls["reference_select"] = src_recurrence_indexed
+    bench_recurrence(session, results, u, bias, state, k, impls)
+    if not args.skip_compile:
+        from torch._dynamo.utils import counters
+        results["compiled_unique_graphs"] = counters["stats"]["unique_graphs"]
 
     if cuda:
-        cuda_extras(results, timer, u, bias, state, k, repeats)
+        bench_bf16(session, results, u, bias, state, k)
+    if not args.skip_layers:
+        bench_layers(session, results, T, B, H, device, dtype, args.peers, args.density)
+    results["contention"] = session.contention()
 
-    ratios = results["ratios"] = {}
-    for tag in ("detached", "bptt"):
-        for what in ("forward", "fwd_bwd"):
-            fused = tm[f"recurrence_{what}_{tag}_fused"]
-            ratios[f"{what}_{tag}_vs_reference"] = tm[f"recurrence_{what}_{tag}_reference"] / fused
-            if f"recurrence_{what}_{tag}_compiled" in tm:
-                ratios[f"{what}_{tag}_vs_compiled"] = tm[f"recurrence_{what}_{tag}_compiled"] / fused
-    if "layer_train_step_gru" in tm:
-        ratios["layer_step_vs_gru"] = tm["layer_train_step_gru"] / tm["layer_train_step_src"]
-
-    print_table(results)
+    print_report(results)
     out = args.out or os.path.join(HERE, "results", f"speed_{device.type}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
@@ -204,57 +639,113 @@ def main(argv=None) -> dict:
     return results
 
 
-def cuda_extras(results, timer, u, bias, state, k, repeats):
-    """Bandwidth against a device-to-device copy, bfloat16 vs float32."""
-    tm = results["timings_s"]
-    T, B, H = u.shape
-    N = T * B * H
-    src = torch.empty(N, device=u.device, dtype=torch.float32)
-    dst = torch.empty_like(src)
-    tm["copy_d2d"] = timer(lambda: dst.copy_(src), repeats)
-    copy_bw = 2 * 4 * N / tm["copy_d2d"]
-    ckpt = 3 * 4 * B * H * ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL)
-    c = srcext.ops.constant_args(k)
-    i0, h0, hs0 = (s.detach() for s in state)
-    ud, bd = u.detach(), bias.detach()
-    out = torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True)
-    grad = torch.ones_like(ud)
-    tm["kernel_forward_train"] = timer(
-        lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True), repeats)
-    tm["kernel_backward_detached"] = timer(
-        lambda: torch.ops.srcext.src_backward(grad, i0, h0, hs0, ud, bd, out[4], *c, True, True), repeats)
-    # Bytes each kernel must move: forward reads u, writes spikes (+ checkpoints);
-    # backward reads grad_spikes and u (+ checkpoints), writes grad_u.
-    fwd_bytes = 2 * 4 * N + ckpt
-    bwd_bytes = 3 * 4 * N + ckpt
-    results["bandwidth"] = {
-        "copy_bytes_per_s": copy_bw,
-        "forward_bytes_per_s": fwd_bytes / tm["kernel_forward_train"],
-        "backward_bytes_per_s": bwd_bytes / tm["kernel_backward_detached"],
-    }
-    results["bandwidth"]["forward_fraction_of_copy"] = results["bandwidth"]["forward_bytes_per_s"] / copy_bw
-    results["bandwidth"]["backward_fraction_of_copy"] = results["bandwidth"]["backward_bytes_per_s"] / copy_bw
-    ub = u.detach().to(torch.bfloat16).requires_grad_()
-    bb = bias.detach().to(torch.bfloat16).requires_grad_()
-    sb = tuple(s.to(torch.bfloat16) for s in state)
-    _, fb = make_step_runner(src_recurrence_fused, ub, bb, sb, k, True)
-    tm["recurrence_fwd_bwd_detached_fused_bf16"] = timer(fb, repeats)
-    results["bf16_speedup_vs_fp32"] = tm["recurrence_fwd_bwd_detached_fused"] / tm["recurrence_fwd_bwd_detached_fused_bf16"]
+def fmt_spread(s: dict) -> str:
+    return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
 
 
-def print_table(results):
-    tm = results["timings_s"]
-    print(f"\nsrcext speed — {results['device']} ({results['device_type']}, "
-          f"{results['threads']} threads), T={results['T']} B={results['B']} H={results['H']} float32")
-    print(f"{'case':<44}{'time (ms)':>12}")
-    for name, seconds in tm.items():
-        print(f"{name:<44}{seconds * 1e3:>12.2f}")
-    print(f"\n{'ratio (baseline time / fused time)':<44}{'x':>12}")
-    for name, value in results["ratios"].items():
-        print(f"{name:<44}{value:>12.1f}")
-    for key in ("bandwidth", "bf16_speedup_vs_fp32"):
-        if key in results:
-            print(f"{key}: {results[key]}")
+def print_report(results):
+    print(f"\nsrcext speed — {results['device']} ({results['device_type']}, {results['threads']} threads), "
+          f"T={results['T']} B={results['B']} H={results['H']} float32, {results['rounds']} interleaved "
+          f"rounds after {results['warmup_rounds']} warm-up, commit {results['commit']}")
+    print(f"\n{'case':<52}{'median ms':>11}{'min ms':>10}{'IQR ms':>16}{'faults/call':>13}")
+    for name, st in results["stats"].items():
+        iqr = f"{st['q1_s'] * 1e3:.2f}-{st['q3_s'] * 1e3:.2f}"
+        print(f"{name:<52}{st['median_s'] * 1e3:>11.2f}{st['min_s'] * 1e3:>10.2f}{iqr:>16}"
+              f"{st['minor_faults_per_call'] + st['major_faults_per_call']:>13.0f}")
+    print(f"\n{'paired ratio (baseline time / fused time)':<52}{'median [q1, q3]':>24}{'min-max':>16}")
+    for name, s in results["ratio_spread"].items():
+        print(f"{name:<52}{fmt_spread(s):>24}{s['min']:>8.2f}-{s['max']:.2f}")
+    roof = results.get("roofline")
+    if roof:
+        print(f"\nroofline: copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s", end="")
+        if "cell_math_ns_per_neuron_step" in roof:
+            m = roof["cell_math_ns_per_neuron_step"]
+            print(f"; cell math alone {m['forward']:.3f} (forward), {m['backward']:.3f} (backward) "
+                  f"ns per neuron-step", end="")
+        print()
+        for name, e in roof["kernels"].items():
+            line = f"  {name:<20} {e['bytes_per_s'] / 1e9:7.1f} GB/s, of copy {fmt_spread(e['fraction_of_copy'])}"
+            if "cell_math_fraction" in e:
+                line += f", of its cell math {fmt_spread(e['cell_math_fraction'])}"
+            print(line)
+        if "recurrence_fwd_bwd_cell_math_fraction" in roof:
+            print(f"  fused recurrence fwd+bwd (autograd): of its cell math "
+                  f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}")
+    if "bf16_speedup_vs_fp32" in results:
+        print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
+    if "layers" in results:
+        print(f"\nlayers: input -> {results['H']} neurons over {results['T']} steps, batch {results['B']}, "
+              f"input density {results['layer_input_density']}")
+        print(f"{'layer':<22}{'train ms':>10}{'ns/n-step':>11}{'x SRC':>8}{'infer ms':>10}{'ns/n-step':>11}"
+              f"{'x SRC':>8}{'firing':>9}")
+        for name, r in results["layers"].items():
+            rate = "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}"
+            print(f"{name:<22}{r['train_s'] * 1e3:>10.1f}{r['train_ns_per_neuron_step']:>11.2f}"
+                  f"{r['train_vs_src']['median']:>8.2f}{r['inference_s'] * 1e3:>10.1f}"
+                  f"{r['inference_ns_per_neuron_step']:>11.2f}{r['inference_vs_src']['median']:>8.2f}{rate:>9}")
+        for name, why in results.get("peers_missing", {}).items():
+            print(f"{name}: not installed ({why})")
+    c = results["contention"]
+    if c.get("rounds"):
+        print(f"\ncontention probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
+              f"max drift {c['probe_max_drift']:.0%}; {c['flagged_rounds']}/{c['rounds']} rounds above "
+              f"+{c['drift_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
+                                             if c["flagged"] else ""))
+
+
+def markdown(results) -> str:
+    """The README's tables (Markdown) from a run's results."""
+    tm, sp = results["timings_s"], results["ratio_spread"]
+
+    def ms(key):
+        return f"{tm[key] * 1e3:.1f} ms" if key in tm else ""
+
+    def ratio(key):
+        if key not in sp:
+            return ""
+        s = sp[key]
+        return f"**{s['median']:.1f}x** ({s['q1']:.1f}-{s['q3']:.1f})"
+
+    lines = [f"| recurrence (T={results['T']}, B={results['B']}, H={results['H']}) | fused | eager loop "
+             "| fused speedup | torch.compile(step) | speedup vs compiled |", "|---|---|---|---|---|---|"]
+    for what, label in (("forward", "forward"), ("fwd_bwd", "forward + backward")):
+        for tag, flag in (("detached", "detach_recurrent=True"), ("bptt", "exact BPTT")):
+            g = f"recurrence_{what}_{tag}"
+            lines.append(f"| {label}, {flag} | {ms(g + '_fused')} | {ms(g + '_reference')} | "
+                         f"{ratio(f'{what}_{tag}_vs_reference')} | {ms(g + '_compiled')} | "
+                         f"{ratio(f'{what}_{tag}_vs_compiled')} |")
+    lines.append(f"| inference (no grad) | {ms('recurrence_inference_fused')} | "
+                 f"{ms('recurrence_inference_reference')} | {ratio('inference_vs_reference')} | | |")
+    roof = results.get("roofline")
+    if roof:
+        lines += ["", "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
+                  "share of its time that is cell math |", "|---|---|---|---|---|---|"]
+        for name, e in roof["kernels"].items():
+            math_key = "kernel_math_backward" if name.startswith("backward") else "kernel_math_forward"
+            frac = e.get("cell_math_fraction")
+            lines.append(f"| {name.replace('_', ' ')} | {e['time_s'] * 1e3:.1f} ms | "
+                         f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
+                         f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
+                         + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "") + " |")
+        if "recurrence_fwd_bwd_cell_math_fraction" in roof:
+            frac = roof["recurrence_fwd_bwd_cell_math_fraction"]
+            lines.append(f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
+                         f"{(tm['kernel_math_forward'] + tm['kernel_math_backward']) * 1e3:.1f} ms | "
+                         f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |")
+        lines.append(f"| copy ({roof['copy_bytes'] / 2**20:.0f} MiB moved) | {ms('kernel_copy')} | | "
+                     f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s | | |")
+    if "layers" in results:
+        lines += ["", f"| layer, {results['H']} -> {results['H']}, T={results['T']}, B={results['B']} | "
+                  "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
+                  "| firing rate |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in results["layers"].items():
+            rate = ("-" if r["firing_rate"] is None else "0" if r["firing_rate"] == 0
+                    else f"{100 * r['firing_rate']:.2g} %")
+            lines.append(f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
+                         f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
+                         f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
+                         f"| {rate} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

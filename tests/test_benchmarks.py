@@ -1,17 +1,19 @@
-"""Smoke tests of the benchmark scripts (tiny sizes on the CPU), so that the GPU run of
-benchmarks/gpu_check.sh does not fail on a script error."""
+"""Tests of the benchmark scripts: the eager baseline of benchmarks/speed.py against the
+reference, its statistics, and smoke runs at tiny sizes on the CPU (so that the GPU run of
+benchmarks/gpu_check.sh does not fail on a script error)."""
 import importlib.util
 import json
 import os
 
+import pytest
 import torch
 
 from srcext.reference import SRCConstants, src_cell_step, src_recurrence_reference
 
-from conftest import requires_fused
+from conftest import FLAG_IDS, FLAGS, random_constants, requires_fused
 
-pytestmark = requires_fused
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--T", "6", "--B", "2", "--H", "5", "--rounds", "2", "--warmup", "1", "--threads", "1"]
 
 
 def load(name):
@@ -21,32 +23,206 @@ def load(name):
     return module
 
 
-def test_speed_script_runs_and_writes_json(tmp_path):
-    speed = load("speed")
-    out = tmp_path / "speed.json"
-    results = speed.main(["--T", "6", "--B", "2", "--H", "5", "--repeats", "1", "--threads", "1",
-                          "--skip-compile", "--out", str(out)])
+@pytest.fixture(scope="module")
+def speed():
+    return load("speed")
+
+
+# ---------------------------------------------------------------------------------------------
+# The eager baseline: the reference loop over u.unbind(0)
+
+
+def run_and_grad(run, u, bias, state, k, detach, st, weights):
+    spikes, final = run(u, bias, state, k, detach, st)
+    loss = (spikes * weights[0]).sum() + sum((f * w).sum() for f, w in zip(final, weights[1:]))
+    grads = torch.autograd.grad(loss, (u, bias) + tuple(state), allow_unused=True)
+    return (spikes,) + tuple(final), grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_unbind_loop_is_bitwise_the_reference(speed, dtype, detach, st, seed):
+    g = torch.Generator().manual_seed(seed)
+    T, B, H = 9, 3, 7
+    k = random_constants(seed)
+
+    def leaf(*shape, scale=1.0, shift=0.0):
+        return (torch.randn(*shape, generator=g) * scale + shift).to(dtype).requires_grad_()
+
+    u = leaf(T, B, H, scale=1.5)
+    bias = leaf(H, scale=0.5, shift=-1.0)  # near threshold: spikes and silence both occur
+    state = (leaf(B, H), leaf(B, H, scale=0.5), leaf(B, H, scale=0.5))
+    weights = [torch.randn(T, B, H, generator=g).to(dtype)] + [torch.randn(B, H, generator=g).to(dtype)
+                                                              for _ in range(3)]
+    out_ref, grads_ref = run_and_grad(src_recurrence_reference, u, bias, state, k, detach, st, weights)
+    out_unb, grads_unb = run_and_grad(speed.src_recurrence_unbind, u, bias, state, k, detach, st, weights)
+    assert (out_ref[0] > 0).any() and (out_ref[0] == 0).any(), "the case must exercise the relu"
+    for a, b in zip(out_ref, out_unb):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    for name, a, b in zip(("u", "bias", "i0", "h0", "hs0"), grads_ref, grads_unb):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert torch.equal(a, b), f"gradient of {name} differs"
+
+
+def test_unbind_loop_empty_sequence(speed):
+    u = torch.zeros(0, 2, 3)
+    state = tuple(torch.zeros(2, 3) for _ in range(3))
+    spikes, final = speed.src_recurrence_unbind(u, torch.zeros(3), state)
+    ref, ref_final = src_recurrence_reference(u, torch.zeros(3), state)
+    assert spikes.shape == ref.shape == (0, 2, 3)
+    assert all(a is b for a, b in zip(final, ref_final))
+
+
+# ---------------------------------------------------------------------------------------------
+# The statistics
+
+
+def test_rounds_rotate_and_time_each_call_alone(speed):
+    session = speed.Session(torch.device("cpu"), rounds=3, warmup=1, drift=0.1)
+    calls = []
+    samples = session.compare("g", {n: (lambda n=n: calls.append(n)) for n in "abc"})
+    rounds = [calls[i:i + 3] for i in range(0, 12, 3)]
+    assert rounds == [list("abc"), list("bca"), list("cab"), list("abc")]
+    assert all(len(s) == 3 for s in samples.values())  # the warm-up round is not kept
+    assert len(session.groups["g"]["probes"]) == 3
+
+
+def test_paired_ratios_and_contention_flag(speed):
+    session = speed.Session(torch.device("cpu"), rounds=4, warmup=0, drift=0.1)
+    session.groups["g"] = {
+        "samples": {"fused": [(1.0, 0, 0), (2.0, 0, 0), (1.0, 0, 0), (4.0, 0, 0)],
+                    "base": [(3.0, 5, 1), (6.0, 5, 1), (9.0, 7, 1), (8.0, 9, 1)]},
+        "probes": [1.0, 1.05, 1.09, 1.0]}
+    # Per round 3, 3, 9, 2: the median of the pairs, not the ratio of medians (6.5 / 1.5).
+    r = session.paired("g", "base", "fused")
+    assert r["median"] == 3.0 and r["min"] == 2.0 and r["max"] == 9.0 and r["n"] == 4
+    assert r["q1"] <= r["median"] <= r["q3"]
+    st = session.stats("g", "base")
+    assert st["min_s"] == 3.0 and st["minor_faults_per_call"] == 6 and st["major_faults_per_call"] == 1
+    assert session.contention()["flagged"] is False
+    session.groups["g"]["probes"][2] = 1.2
+    c = session.contention()
+    assert c["flagged"] is True and c["flagged_rounds"] == 1 and c["flagged_rounds_per_group"] == {"g": 1}
+    assert abs(c["probe_max_drift"] - 0.2) < 1e-12
+
+
+def test_clock_counts_page_faults(speed):
+    clock = speed.Clock(torch.device("cpu"))
+    # 64 MiB written for the first time: well above glibc's mmap threshold, faulted in.
+    seconds, minor, major = clock(lambda: torch.ones(16 * 2**20))
+    assert seconds > 0 and minor >= 1000 and major >= 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Smoke runs at tiny sizes
+
+
+@requires_fused
+def test_speed_script_runs_and_writes_json(speed, tmp_path):
+    out = tmp_path / "speed_cuda.json"  # named as gpu_check.sh names it, for gpu_summary below
+    results = speed.main(TINY + ["--compile-backend", "eager", "--copy-mib", "8", "--select-loop",
+                                 "--out", str(out)])
     data = json.loads(out.read_text())
-    assert data["T"] == 6 and data["ratios"]["fwd_bwd_detached_vs_reference"] > 0
-    assert "layer_step_vs_gru" in data["ratios"]
+    assert data["T"] == 6 and data["rounds"] == 2
+    for tag in ("detached", "bptt"):
+        for what in ("forward", "fwd_bwd"):
+            for base in ("reference", "compiled", "reference_select"):
+                key = f"{what}_{tag}_vs_{base}"
+                assert data["ratios"][key] == data["ratio_spread"][key]["median"] > 0
+                assert data["ratio_spread"][key]["n"] == 2
+    assert data["ratios"]["inference_vs_reference"] > 0 and "layer_step_vs_gru" in data["ratios"]
+    st = data["stats"]["recurrence_fwd_bwd_detached_fused"]
+    assert 0 < st["min_s"] <= st["median_s"] and st["minor_faults_per_call"] >= 0
+    assert set(data["layers"]) == {"srcext SRC", "nn.GRU"}
+    # One probe per timed round of each group: 4 recurrence, inference, kernels, 2 layer groups.
+    assert data["contention"]["rounds"] == 2 * 8
+    assert {"flagged", "probe_min_s", "probe_max_drift", "flagged_rounds"} <= set(data["contention"])
+    roof = data["roofline"]
+    assert roof["cell_math_ns_per_neuron_step"]["forward"] > 0
+    for name in ("forward_train", "forward_inference", "backward_detached"):
+        assert roof["kernels"][name]["cell_math_fraction"]["median"] > 0
+        assert roof["kernels"][name]["fraction_of_copy"]["median"] > 0
+    assert roof["recurrence_fwd_bwd_cell_math_fraction"]["median"] > 0
     assert results["timings_s"]["recurrence_inference_fused"] > 0
+    table = speed.markdown(data)
+    assert "| forward + backward, exact BPTT |" in table and "| backward detached |" in table
+    assert "| nn.GRU |" in table
+    # benchmarks/gpu_summary.py finds every figure it reports but bf16 (a CUDA-only group).
+    load("gpu_summary").main(str(tmp_path))
+    summary = json.loads((tmp_path / "gpu_summary.json").read_text())
+    for key in ("recurrence_speedup_vs_reference", "recurrence_speedup_vs_compiled",
+                "bandwidth_fraction_forward", "bandwidth_fraction_backward", "layer_speedup_vs_gru"):
+        assert summary[key] is not None and summary[key] > 0, key
 
 
-def test_speed_compiled_baseline_and_cuda_extras_on_cpu(tmp_path):
-    speed = load("speed")
+@requires_fused
+def test_speed_compiled_baseline_and_kernel_roofline(speed):
     u, bias, state = speed.recurrence_inputs(5, 2, 3, torch.device("cpu"), torch.float32)
     k = SRCConstants()
     run = speed.compiled_reference(torch.compile(src_cell_step, backend="eager"))
     spikes, _ = run(u, bias, state, k, True, True)
     ref, _ = src_recurrence_reference(u, bias, state, k)
     assert torch.equal(spikes, ref)
-    results = {"timings_s": {}}
-    timer = speed.Timer(torch.device("cpu"))
-    fwd_bwd = speed.make_step_runner(speed.src_recurrence_fused, u, bias, state, k, True)[1]
-    results["timings_s"]["recurrence_fwd_bwd_detached_fused"] = timer(fwd_bwd, 1)
-    speed.cuda_extras(results, timer, u, bias, state, k, 1)
-    assert results["bandwidth"]["forward_fraction_of_copy"] > 0
+    # The kernels' group and the bf16 group, as the CUDA run does them, on the CPU.
+    session = speed.Session(torch.device("cpu"), rounds=2, warmup=0, drift=0.1)
+    results = {"timings_s": {}, "ratios": {}, "ratio_spread": {}, "stats": {}}
+    speed.bench_kernels(session, results, u, bias, state, k, None, 1024)
+    for key in ("forward_fraction_of_copy", "backward_fraction_of_copy", "copy_bytes_per_s"):
+        assert results["bandwidth"][key] > 0
+    assert "cell_math_fraction" not in results["roofline"]["kernels"]["forward_train"]
+    speed.bench_bf16(session, results, u, bias, state, k)
     assert results["bf16_speedup_vs_fp32"] > 0
+
+
+@requires_fused
+def test_cell_math_bench_builds_and_runs(speed):
+    """The roofline's C++ microbenchmark compiles against csrc/src_cell.h and checks its input."""
+    bench = speed.load_cell_math_bench()
+    c = list(speed.constant_args(SRCConstants()))
+    assert bench.lanes == 64 and bench.chunk == speed.CHECKPOINT_INTERVAL
+    assert bench.forward(c, 2, 50) > 0 and bench.backward(c, 2, 50, False) > 0
+    with pytest.raises(ValueError, match="steps"):
+        bench.forward(c, 2, 0)
+    with pytest.raises(ValueError, match="constants"):
+        bench.forward(c[:3], 2, 5)
+
+
+PEERS = {"snnTorch": ("snntorch", ["snnTorch Leaky", "snnTorch RLeaky"]),
+         "SpikingJelly": ("spikingjelly", ["SpikingJelly LIFNode"]),
+         "Norse": ("norse", ["Norse LIF", "Norse LIFRecurrent"])}
+
+
+@pytest.fixture(scope="module")
+def peers_run(speed, tmp_path_factory):
+    out = tmp_path_factory.mktemp("peers") / "speed.json"
+    speed.main(TINY + ["--skip-compile", "--skip-roofline", "--peers", "--density", "0.5",
+                       "--out", str(out)])
+    return json.loads(out.read_text())
+
+
+@requires_fused
+def test_peers_torch_layers(peers_run):
+    for name in ("srcext SRC", "nn.GRU", "nn.LSTM"):
+        row = peers_run["layers"][name]
+        assert row["train_s"] > 0 and row["inference_ns_per_neuron_step"] > 0
+        assert row["train_vs_src"]["median"] > 0
+    assert peers_run["layers"]["nn.GRU"]["firing_rate"] is None
+    assert 0 <= peers_run["layers"]["srcext SRC"]["firing_rate"] <= 1
+
+
+@requires_fused
+@pytest.mark.parametrize("library", list(PEERS))
+def test_peers_measured_where_installed(peers_run, library):
+    module, layers = PEERS[library]
+    if importlib.util.find_spec(module) is None:
+        assert library in peers_run["peers_missing"]
+        pytest.skip(f"{module} is not installed (README, Speed on the CPU, says how)")
+    for name in layers:
+        row = peers_run["layers"][name]
+        assert row["train_s"] > 0 and row["inference_s"] > 0 and row["train_vs_src"]["median"] > 0
+        assert 0 <= row["firing_rate"] <= 1 and row["how"]
 
 
 def test_gpu_summary_reads_a_run(tmp_path):
