@@ -87,10 +87,13 @@ struct LaneLengths {
   int64_t shortest, longest;  // over the block's n real lanes
 };
 
+// Without lengths every lane runs all T steps (len is then not read).
+template <bool kLengths>
 SRC_HD void load_lane_lengths(const int64_t* lengths, int64_t H, int64_t T, int64_t n0, int n,
                               LaneLengths& out) {
   out.shortest = T;
-  out.longest = 0;
+  out.longest = kLengths ? 0 : T;
+  if (!kLengths) return;
   for (int l = 0; l < kLanes; ++l) {
     const int64_t v = l < n ? std::min<int64_t>(std::max<int64_t>(lengths[(n0 + l) / H], 0), T) : 0;
     out.len[l] = v;
@@ -133,12 +136,8 @@ SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, i
   load_lanes(static_cast<const scalar_t*>(p.hs0) + n0, n, hs);
   load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
   LaneLengths lens;
-  int64_t shortest = T, longest = T;
-  if constexpr (kLengths) {
-    load_lane_lengths(p.lengths, p.H, T, n0, n, lens);
-    shortest = lens.shortest;
-    longest = lens.longest;
-  }
+  load_lane_lengths<kLengths>(p.lengths, p.H, T, n0, n, lens);
+  const int64_t shortest = lens.shortest, longest = lens.longest;
 
   for (int64_t t = 0; t < longest; ++t) {
     if (kSave && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
@@ -233,11 +232,9 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   lane_strides(p.grad_spikes_stride_t, p.grad_spikes_stride_b, p.grad_spikes_stride_h, p.H, n0,
                n, gs);
   LaneLengths lens;
-  int64_t shortest = T, longest = T;
+  load_lane_lengths<kLengths>(p.lengths, p.H, T, n0, n, lens);
+  const int64_t shortest = lens.shortest, longest = lens.longest;
   if constexpr (kLengths) {
-    load_lane_lengths(p.lengths, p.H, T, n0, n, lens);
-    shortest = lens.shortest;
-    longest = lens.longest;
     // No lane takes a step from `longest` on: its drive gets no gradient.
     for (int l = 0; l < kLanes; ++l) lane_out[l] = Acc(0);
     for (int64_t t = longest; t < T; ++t) store_lanes(lane_out, n, grad_u + t * N + n0);
