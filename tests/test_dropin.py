@@ -514,3 +514,31 @@ def test_torch_save_and_default_torch_load(tmp_path):
     with torch.serialization.safe_globals([nn.Sequential, nn.Linear]):
         loaded = torch.load(tmp_path / "seq.pt")
     assert torch.equal(loaded(x), seq(x))
+
+
+def test_rest_state_is_solved_once_per_bias_value(monkeypatch):
+    """state=None needs the rest state on every call; it is solved again only when a bias
+    changes (an optimizer step, load_state_dict) or the constants do."""
+    import srcext.layer as layer_module
+
+    calls = []
+    real = layer_module.rest_voltage
+    monkeypatch.setattr(layer_module, "rest_voltage", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    model = SRC(6, 9, 2, backend="fused", weight_scale=5.0)
+    x = (torch.rand(12, 3, 6) < 0.5).float()
+    first, _ = model(x)
+    again, _ = model(x)
+    assert len(calls) == 1 and torch.equal(first, again)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    first.sum().backward()
+    opt.step()  # moves the biases in place
+    after = model.initial_state(3)
+    assert len(calls) == 2
+    fresh = real(torch.stack([torch.clamp(model.bias_l0.detach(), max=-4.0),
+                              torch.clamp(model.bias_l1.detach(), max=-4.0)]), model.constants)
+    assert torch.equal(after.h[:, 0], fresh.to(after.h.dtype))
+    with torch.no_grad():
+        model.load_state_dict(SRC(6, 9, 2).state_dict())
+    model.initial_state(3)
+    assert len(calls) == 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import weakref
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -21,7 +22,11 @@ from .bias import cell_bias
 from .ops import src_recurrence_fused
 from .reference import BIAS_INIT, SRCConstants, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
-from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, zero_state
+from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
+
+# Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
+# weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
+_REST_VOLTAGES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BACKENDS = ("auto", "fused", "reference")
@@ -237,7 +242,23 @@ class _SRCBase(nn.Module):
                               for _, _, b in self._units()])
         if rows is None:
             biases = biases[0]
-        return rest_state(biases, self.constants, batch_size, weight.dtype)
+        return rest_state(biases, self.constants, batch_size, weight.dtype,
+                          self._cached_rest_voltage(biases))
+
+    def _cached_rest_voltage(self, biases: torch.Tensor) -> torch.Tensor:
+        """rest_voltage(biases), solved once per value of the biases and constants: every
+        call with state=None needs it, and solving takes ~40 small ops (kernel launches on a
+        GPU). The key holds each bias tensor's version counter, which every in-place update
+        (an optimizer step, load_state_dict) advances. Not cached while torch.compile traces."""
+        if torch.compiler.is_compiling():
+            return rest_voltage(biases, self.constants)
+        key = (self.constants, biases.device, tuple(
+            (b.data_ptr(), b._version, b.dtype) for _, _, b in self._units()))
+        cached = _REST_VOLTAGES.get(self)
+        if cached is None or cached[0] != key:
+            cached = (key, rest_voltage(biases, self.constants))
+            _REST_VOLTAGES[self] = cached
+        return cached[1]
 
     def reset_state(self) -> None:
         """Forget the carried state (stateful form): the next call starts from
