@@ -238,25 +238,29 @@ class _SRCBase(nn.Module):
             shape = ((rows,) if rows is not None else ()) + (
                 (batch_size,) if batch_size is not None else ()) + (self.hidden_size,)
             return zero_state(shape, weight.device, weight.dtype)
-        biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False)
-                              for _, _, b in self._units()])
-        if rows is None:
-            biases = biases[0]
-        return rest_state(biases, self.constants, batch_size, weight.dtype,
-                          self._cached_rest_voltage(biases))
+        voltage = self._rest_voltage()
+        return rest_state(voltage if rows is not None else voltage[0], batch_size, weight.dtype)
 
-    def _cached_rest_voltage(self, biases: torch.Tensor) -> torch.Tensor:
-        """rest_voltage(biases), solved once per value of the biases and constants: every
-        call with state=None needs it, and solving takes ~40 small ops (kernel launches on a
-        GPU). The key holds each bias tensor's version counter, which every in-place update
-        (an optimizer step, load_state_dict) advances. Not cached while torch.compile traces."""
-        if torch.compiler.is_compiling():
+    def _rest_voltage(self) -> torch.Tensor:
+        """rest_voltage of every unit's effective bias, (units, H), solved once per value of
+        the biases and constants: every call with state=None needs it, and solving takes ~40
+        small ops (kernel launches on a GPU). The key holds each bias tensor's version
+        counter, which every in-place update (an optimizer step, load_state_dict) advances.
+        Not cached while torch.compile traces."""
+        units = self._units()
+
+        def solve():
+            biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False)
+                                  for _, _, b in units])
             return rest_voltage(biases, self.constants)
-        key = (self.constants, biases.device, tuple(
-            (b.data_ptr(), b._version, b.dtype) for _, _, b in self._units()))
+
+        if torch.compiler.is_compiling():
+            return solve()
+        key = (self.constants, tuple((b.data_ptr(), b._version, b.dtype, b.device)
+                                     for _, _, b in units))
         cached = _REST_VOLTAGES.get(self)
         if cached is None or cached[0] != key:
-            cached = (key, rest_voltage(biases, self.constants))
+            cached = (key, solve())
             _REST_VOLTAGES[self] = cached
         return cached[1]
 

@@ -72,12 +72,10 @@ def rest_voltage(bias: torch.Tensor, k: SRCConstants) -> torch.Tensor:
         return h.reshape(bias.shape)
 
 
-def rest_state(bias: torch.Tensor, k: SRCConstants, batch_size: Optional[int],
-               dtype: torch.dtype, voltage: Optional[torch.Tensor] = None) -> SRCState:
-    """The rest state of neurons with effective bias ``bias`` (..., H): fields of shape
-    (..., batch_size, H), or (..., H) when ``batch_size`` is None (unbatched).
-    ``voltage``: their :func:`rest_voltage`, when the caller already has it."""
-    h = (rest_voltage(bias, k) if voltage is None else voltage).to(dtype)
+def rest_state(voltage: torch.Tensor, batch_size: Optional[int], dtype: torch.dtype) -> SRCState:
+    """The rest state of neurons whose :func:`rest_voltage` is ``voltage`` (..., H): fields of
+    shape (..., batch_size, H), or (..., H) when ``batch_size`` is None (unbatched)."""
+    h = voltage.to(dtype)
     if batch_size is not None:
         h = h.unsqueeze(-2).expand(*h.shape[:-1], batch_size, h.shape[-1])
     return SRCState(torch.zeros_like(h), h.clone(), h.clone())
