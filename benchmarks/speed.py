@@ -59,12 +59,12 @@ ROOT = os.path.dirname(HERE)
 
 
 def src_recurrence_unbind(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True,
-                          straight_through=True, step=src_cell_step):
+                          straight_through=True, step=src_cell_step, drives=None):
     """The loop of src_recurrence_reference (over ``u.unbind(0)``) with a pluggable cell step,
     for the compiled baseline; with the eager step it is bitwise the reference
-    (tests/test_benchmarks.py)."""
+    (tests/test_benchmarks.py). ``drives``: the per-step drives, if not ``u.unbind(0)``."""
     outputs = []
-    for u_t in u.unbind(0):
+    for u_t in (u.unbind(0) if drives is None else drives):
         s_t, state = step(u_t, state, bias, k, detach_recurrent, straight_through)
         outputs.append(s_t)
     if outputs:
@@ -76,13 +76,8 @@ def src_recurrence_indexed(u, bias, state, k: SRCConstants = DEFAULTS, detach_re
                            straight_through=True):
     """The reference as it was before it walked u with unbind: indexing ``u[t]``, whose
     backward zero-fills a whole (T, B, H) gradient per step (quadratic in T). --select-loop."""
-    outputs = []
-    for t in range(u.shape[0]):
-        s_t, state = src_cell_step(u[t], state, bias, k, detach_recurrent, straight_through)
-        outputs.append(s_t)
-    if outputs:
-        return torch.stack(outputs), state
-    return u.new_empty((0,) + tuple(state[0].shape)), state
+    return src_recurrence_unbind(u, bias, state, k, detach_recurrent, straight_through,
+                                 drives=(u[t] for t in range(u.shape[0])))
 
 
 def compiled_reference(step):
