@@ -18,7 +18,7 @@ from .reference import effective_bias
 class _BiasStraightThrough(torch.autograd.Function):
     @staticmethod
     def forward(b: torch.Tensor, bias_max: float) -> torch.Tensor:
-        return torch.clamp(b, max=bias_max)
+        return effective_bias(b, bias_max)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
