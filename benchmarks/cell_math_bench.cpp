@@ -177,8 +177,11 @@ double timed_blocks(int64_t blocks, Fn fn) {
 }
 
 CellConstants<float> constants(const std::vector<double>& c) {
-  if (c.size() != 9) throw pybind11::value_error("cell_math_bench: expected the 9 cell constants");
-  return CellConstants<float>::from(srcext::SRCConstants{c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]});
+  if (c.size() != srcext::kNumConstants)
+    throw pybind11::value_error("cell_math_bench: expected the 9 cell constants");
+  float v[srcext::kNumConstants];
+  for (int j = 0; j < srcext::kNumConstants; ++j) v[j] = static_cast<float>(c[j]);
+  return CellConstants<float>::from(v, 1);
 }
 
 void check_args(int64_t blocks, int64_t steps) {

@@ -340,20 +340,25 @@ def instance_of(demangled: str):
     if not m:
         return None
     bools = [a.strip() == "true" for a in m.group(2).split(",") if a.strip() in ("true", "false")]
-    if m.group(1) == "forward":  # <scalar_t, Acc, kSave[, kLengths]>
-        return "forward", {"save": bools[0], "lengths": len(bools) > 1 and bools[1]}
-    # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths]>
-    return "backward", {"detach_recurrent": bools[0], "straight_through": bools[1],
-                        "lengths": len(bools) > 2 and bools[2]}
+    if m.group(1) == "forward":  # <scalar_t, Acc, kSave[, kLengths[, kPerNeuron]]>
+        names = ("save", "lengths", "per_neuron")
+    else:  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
+        names = ("detach_recurrent", "straight_through", "lengths", "per_neuron",
+                 "constant_grads")
+    flags = dict(zip(names, bools))
+    flags.setdefault("lengths", False)
+    return m.group(1), flags
 
 
 def variant_name(direction, flags) -> str:
-    lengths = "+lengths" if flags.get("lengths") else ""
+    extra = "+lengths" if flags.get("lengths") else ""
+    extra += "+per_neuron" if flags.get("per_neuron") else ""
+    extra += "+constant_grads" if flags.get("constant_grads") else ""
     if direction == "forward":
-        return ("training" if flags["save"] else "inference") + lengths
+        return ("training" if flags["save"] else "inference") + extra
     name = ("detach" if flags["detach_recurrent"] else "exact") + (
         "+st" if flags["straight_through"] else "")
-    return name + lengths
+    return name + extra
 
 
 # ---------------------------------------------------------------------------------------------

@@ -311,7 +311,7 @@ def kernel_bytes(T, B, H, itemsize=4):
 def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
     """The ops themselves (no autograd), the cell math alone (CPU) and a large copy, interleaved."""
     T, B, H = u.shape
-    c = constant_args(k)
+    c = constant_args(k, u.dtype)
     ud, bd = u.detach(), bias.detach()
     i0, h0, hs0 = (s.detach() for s in state)
     zeros = [torch.zeros_like(i0) for _ in range(3)]  # dL/d(final state): none
@@ -322,14 +322,16 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
     contenders = {
         "forward_train": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True),
         "forward_inference": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, False),
-        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True),
+        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True,
+                                                                   False),
         "copy": lambda: dst.copy_(src),
     }
     if math_bench is not None:
         # The kernels' blocks and steps, over the same threads, minus the memory.
         blocks = (B * H + math_bench.lanes - 1) // math_bench.lanes
-        contenders["math_forward"] = lambda: math_bench.forward(list(c), blocks, T)
-        contenders["math_backward"] = lambda: math_bench.backward(list(c), blocks, T, True)
+        values = list(k.cell_values())
+        contenders["math_forward"] = lambda: math_bench.forward(values, blocks, T)
+        contenders["math_backward"] = lambda: math_bench.backward(values, blocks, T, True)
         # The whole fused forward+backward as a user runs it (autograd, allocations).
         contenders["recurrence_fwd_bwd"] = make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1]
     group = "kernels"

@@ -16,26 +16,27 @@
 // double). Nothing here touches memory: the kernels load, call these, and store.
 #pragma once
 
+#include <cstdint>
+
+#include "src_constants.h"
 #include "src_math.h"
 
 namespace srcext {
 
-// The constants as the user gave them (host side, double).
-struct SRCConstants {
-  double alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold;
-};
-
-// The constants in the precision of the math, with the derived ones precomputed. Built once
-// on the host (from() is also callable on the device, but a kernel should receive them ready).
+// The constants of one neuron in the precision of the math, with the derived ones
+// precomputed. From a column of the constants tensor (src_constants.h): v[j * stride] is
+// constant j. Per layer they are built once (on the host for the CUDA launches), per neuron
+// once per neuron, before its time loop.
 template <typename Acc>
 struct CellConstants {
   Acc alpha, rho, inv_rho, r, r_s, z, one_minus_z, z_hyp, z_dep_minus_z_hyp, gate_slope,
       gate_threshold;
 
-  SRC_HD static CellConstants from(const SRCConstants& k) {
-    return {Acc(k.alpha), Acc(k.rho), Acc(1.0 / k.rho), Acc(k.r), Acc(k.r_s),
-            Acc(k.z), Acc(1.0 - k.z), Acc(k.z_hyp), Acc(k.z_dep - k.z_hyp),
-            Acc(k.gate_slope), Acc(k.gate_threshold)};
+  SRC_HD static CellConstants from(const Acc* v, int64_t stride) {
+    const Acc rho = v[kRho * stride], z = v[kZ * stride], z_hyp = v[kZHyp * stride];
+    return {v[kAlpha * stride], rho, Acc(1) / rho, v[kR * stride], v[kRS * stride],
+            z, Acc(1) - z, z_hyp, v[kZDep * stride] - z_hyp,
+            v[kGateSlope * stride], v[kGateThreshold * stride]};
   }
 };
 
@@ -52,6 +53,7 @@ struct StepTrace {
   Acc gate;   // sigmoid(gate_slope (h[t-1] - gate_threshold))
   Acc c;      // the candidate c[t]
   Acc dc;     // 1 - c^2, d c / d pre
+  Acc x;      // x[t] (read only by the constants' gradients)
 };
 
 // The equations of one step, one function each. cell_step composes them; the CPU kernels
@@ -105,6 +107,7 @@ SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, Acc bias, Ce
   Acc x;
   s.i = cell_integrate(k, s.i, u);
   cell_input(k, s.i, x, tr.dx_di);
+  tr.x = x;
   tr.gate = cell_gate(k, s.h);
   cell_candidate(k, x, s.h, s.hs, bias, tr.c, tr.dc);
   cell_advance(k, tr, s.h, s.hs);
@@ -137,6 +140,15 @@ struct StepJacobian {
   Acc dhs_dhs_prev;    // d hs[t] / d hs[t-1]: zs
 };
 
+// The gradient signals of step t, as step_backward computes them.
+template <typename Acc>
+struct StepSignals {
+  Acc dh;    // dL/dh[t], the spike's included
+  Acc dhs;   // dL/dhs[t]
+  Acc dpre;  // dL/d pre-activation of c[t]
+  Acc di;    // dL/di[t]
+};
+
 // h_new is h[t], as cell_step left it.
 template <typename Acc>
 SRC_HD StepJacobian<Acc> step_jacobian(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
@@ -152,9 +164,10 @@ SRC_HD StepJacobian<Acc> step_jacobian(const CellConstants<Acc>& k, const StepTr
 // dbias.
 //   kDetach: h[t-1], hs[t-1] are constants of step t (paper's training setting).
 //   kStraightThrough: d s / d h = 1 instead of the true relu derivative.
+// `sig` receives the step's gradient signals (what its constants' gradients are made of).
 template <bool kDetach, bool kStraightThrough, typename Acc>
 SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac,
-                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias) {
+                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias, StepSignals<Acc>& sig) {
   // s[t] = relu(h[t])
   const Acc dh = g.dh + (kStraightThrough || jac.spiking ? grad_spike : Acc(0));
   // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b;  h[t] = z h[t-1] + (1 - z) c[t]
@@ -162,6 +175,7 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
   dbias += dpre;
   // x = rho tanh(i / rho); i[t] = alpha i[t-1] + u[t]
   const Acc di = g.di + dpre * jac.dx_di;
+  sig = {dh, g.dhs, dpre, di};
   g.di = k.alpha * di;
   if (kDetach) {
     g.dh = Acc(0);
@@ -176,14 +190,73 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
   return di;
 }
 
+template <bool kDetach, bool kStraightThrough, typename Acc>
+SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac,
+                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias) {
+  StepSignals<Acc> unused;  // dead code unless read: the compiler drops it
+  return step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, unused);
+}
+
+// ---- gradients of the constants --------------------------------------------------------------
+//
+// d L / d constant = sum over steps of the step's gradient signals times the local derivative
+// of the step's outputs with respect to the constant, which reads these values of the step.
+template <typename Acc>
+struct StepInputs {
+  Acc i_prev;   // i[t-1]
+  Acc dx_drho;  // d x[t] / d rho = tanh(i/rho) - (i/rho) (1 - tanh(i/rho)^2)
+  Acc h_prev;   // h[t-1]
+  Acc hs_prev;  // hs[t-1]
+  Acc c;        // c[t]
+  Acc gate;     // sigmoid(gate_slope (h[t-1] - gate_threshold))
+};
+
+// i_new is i[t] and tr the trace of the step that cell_step ran from (i_prev, h_prev, hs_prev).
+template <typename Acc>
+SRC_HD StepInputs<Acc> step_inputs(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                                   Acc i_prev, Acc i_new, Acc h_prev, Acc hs_prev) {
+  return {i_prev, (tr.x - i_new * tr.dx_di) * k.inv_rho, h_prev, hs_prev, tr.c, tr.gate};
+}
+
+// Per neuron, the constants' gradients summed over its steps (rows as src_constants.h).
+template <typename Acc>
+struct ConstantGrads {
+  Acc v[kNumConstants];
+};
+
+template <typename Acc>
+SRC_HD void zero(ConstantGrads<Acc>& d) {
+  for (int j = 0; j < kNumConstants; ++j) d.v[j] = Acc(0);
+}
+
+// Adds step t's contribution. The same whether h[t-1], hs[t-1] are detached or not: the
+// constants act on step t directly.
+template <typename Acc>
+SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInputs<Acc>& in,
+                                      const StepSignals<Acc>& sig, ConstantGrads<Acc>& d) {
+  d.v[kAlpha] += sig.di * in.i_prev;                    // i[t] = alpha i[t-1] + u[t]
+  d.v[kRho] += sig.dpre * in.dx_drho;                   // x[t] = rho tanh(i[t] / rho)
+  d.v[kR] += sig.dpre * in.h_prev;                      // pre = x + r h[t-1] + r_s hs[t-1] + b
+  d.v[kRS] += sig.dpre * in.hs_prev;
+  d.v[kZ] += sig.dh * (in.h_prev - in.c);               // h[t] = z h[t-1] + (1 - z) c[t]
+  // hs[t] = zs hs[t-1] + (1 - zs) h[t-1], zs = z_hyp + (z_dep - z_hyp) gate
+  const Acc dzs = sig.dhs * (in.hs_prev - in.h_prev);
+  d.v[kZHyp] += dzs * (Acc(1) - in.gate);
+  d.v[kZDep] += dzs * in.gate;
+  // gate = sigmoid(gate_slope (h[t-1] - gate_threshold))
+  const Acc darg = dzs * k.z_dep_minus_z_hyp * in.gate * (Acc(1) - in.gate);
+  d.v[kGateSlope] += darg * (in.h_prev - k.gate_threshold);
+  d.v[kGateThreshold] -= darg * k.gate_slope;
+}
+
 // Backward of step t from its trace and the state before it (h[t] recomputed for the relu).
 template <bool kDetach, bool kStraightThrough, typename Acc>
 SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
                               Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
-                              Acc& dbias) {
+                              Acc& dbias, StepSignals<Acc>& sig) {
   const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;  // as cell_advance computes it
   return step_backward<kDetach, kStraightThrough>(
-      k, step_jacobian(k, tr, h_prev, hs_prev, h_new), grad_spike, g, dbias);
+      k, step_jacobian(k, tr, h_prev, hs_prev, h_new), grad_spike, g, dbias, sig);
 }
 
 }  // namespace srcext

@@ -4,6 +4,8 @@
 //   static Tensor empty(sizes, options)    (allocation of the large (T, B, H) outputs),
 //   static void forward(params, dtype, save_for_backward),
 //   static void backward(params, dtype, detach_recurrent, straight_through),
+// (the params say whether the constants are per neuron and whether their gradients are
+// wanted: csrc/src_params.h),
 // and registers src_forward_op<Backend> and src_backward_op<Backend>.
 #pragma once
 
@@ -19,7 +21,7 @@ namespace srcext {
 
 using at::Tensor;
 using ForwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
-using BackwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
+using BackwardResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
 
 // The math (and saved-trace) precision for a storage dtype.
 inline at::ScalarType acc_dtype(at::ScalarType t) {
@@ -76,16 +78,45 @@ inline Tensor checked_lengths(const std::optional<Tensor>& lengths, const Tensor
   return l64;
 }
 
+// The constants tensor (src_constants.h) checked, and how the kernels read it (ConstantsRef).
+// Per layer (K,) or per neuron (K, H), in the math's precision; on the CPU or on u's device.
+// The tensor returned must outlive the launch. per_neuron: read them per neuron even when
+// they are per layer on the host (the kernels compute the constants' gradients only so).
+inline std::pair<Tensor, ConstantsRef> checked_constants(const Tensor& k, const Tensor& u,
+                                                         bool per_neuron = false) {
+  const int64_t H = u.size(2);
+  const auto acc = acc_dtype(u.scalar_type());
+  TORCH_CHECK_TYPE(k.scalar_type() == acc, "srcext: constants must have dtype ", acc,
+                   " (the precision of the math for ", u.scalar_type(), " inputs), got ",
+                   k.scalar_type());
+  TORCH_CHECK_VALUE((k.dim() == 1 && k.size(0) == kNumConstants) ||
+                        (k.dim() == 2 && k.size(0) == kNumConstants && k.size(1) == H),
+                    "srcext: constants must have shape (K,) = (", int(kNumConstants),
+                    ",) (per layer) or (K, H) = (", int(kNumConstants), ", ", H,
+                    ") (per neuron), got ", k.sizes());
+  TORCH_CHECK_VALUE(k.is_cpu() || k.device() == u.device(), "srcext: constants are on ",
+                    k.device(), " but u is on ", u.device(), " (they may be on either the CPU "
+                    "or u's device)");
+  if (k.dim() == 1 && k.is_cpu() && !per_neuron) {
+    // One value per layer, readable on the host: the kernels take them once per launch.
+    const Tensor t = k.contiguous();
+    return {t, ConstantsRef{t.data_ptr(), 1, 0, false}};
+  }
+  // Otherwise read per neuron on u's device, through the strides: per-layer values on a GPU
+  // as a stride-0 view (no sync to read them on the host), an expanded (K, H) view uncopied.
+  Tensor t = k.to(u.device());
+  if (t.dim() == 1) t = t.unsqueeze(1).expand({kNumConstants, H});
+  return {t, ConstantsRef{t.data_ptr(), t.stride(0), t.stride(1), true}};
+}
+
 inline const int64_t* lengths_ptr(const Tensor& l64) {
   return l64.defined() ? l64.const_data_ptr<int64_t>() : nullptr;
 }
 
 template <typename Backend>
 ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& i0,
-                             const Tensor& h0, const Tensor& hs0, double alpha, double rho,
-                             double r, double r_s, double z, double z_hyp, double z_dep,
-                             double gate_slope, double gate_threshold, bool detach_recurrent,
-                             bool straight_through, bool save_for_backward,
+                             const Tensor& h0, const Tensor& hs0, const Tensor& constants,
+                             bool detach_recurrent, bool straight_through, bool save_for_backward,
                              const std::optional<Tensor>& lengths) {
   (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
   (void)straight_through;
@@ -99,6 +130,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   check_state(u, i0, "i0");
   check_state(u, h0, "h0");
   check_state(u, hs0, "hs0");
+  const auto [kc, kref] = checked_constants(constants, u);
   const Tensor lengths64 = checked_lengths(lengths, u);
 
   const int64_t T = u.size(0), B = u.size(1), H = u.size(2);
@@ -124,7 +156,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   p.T = T;
   p.N = B * H;
   p.H = H;
-  p.k = {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
+  p.k = kref;
   p.u = uc.data_ptr();
   p.bias = bc.data_ptr();
   p.i0 = i0c.data_ptr();
@@ -143,10 +175,9 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
 template <typename Backend>
 BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n,
                                const Tensor& grad_h_n, const Tensor& grad_hs_n, const Tensor& u,
-                               const Tensor& bias, const Tensor& checkpoints, double alpha,
-                               double rho, double r, double r_s, double z, double z_hyp,
-                               double z_dep, double gate_slope, double gate_threshold,
-                               bool detach_recurrent, bool straight_through,
+                               const Tensor& bias, const Tensor& checkpoints,
+                               const Tensor& constants, bool detach_recurrent,
+                               bool straight_through, bool constants_grad,
                                const std::optional<Tensor>& lengths) {
   const typename Backend::Guard guard(grad_spikes.device());
   const Tensor& g = grad_spikes;
@@ -168,6 +199,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
                   checkpoints.size(1) == 3 && checkpoints.size(2) == B && checkpoints.size(3) == H,
               "srcext: checkpoints must be (", num_checkpoints(T), ", 3, B, H), got ",
               checkpoints.sizes(), " (was the forward run with save_for_backward?)");
+  const auto [kc, kref] = checked_constants(constants, g, constants_grad);
   const Tensor lengths64 = checked_lengths(lengths, g);
 
   Tensor grad_u = Backend::empty({T, B, H}, g.options());
@@ -179,18 +211,21 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
     grad_i0.copy_(grad_i_n);
     grad_h0.copy_(grad_h_n);
     grad_hs0.copy_(grad_hs_n);
-    return {grad_u, at::zeros_like(bias), grad_i0, grad_h0, grad_hs0};
+    return {grad_u, at::zeros_like(bias), grad_i0, grad_h0, grad_hs0,
+            constants_grad ? at::zeros_like(constants) : at::empty({0}, constants.options())};
   }
   const Tensor bc = bias.contiguous();
   const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
   const Tensor uc = u.contiguous(), ck = checkpoints.contiguous();
   Tensor grad_bias_partial = at::empty({B, H}, g.options().dtype(acc));
+  Tensor grad_constants_partial = constants_grad
+      ? at::empty({kNumConstants, B, H}, g.options().dtype(acc)) : Tensor();
 
   BackwardParams p{};
   p.T = T;
   p.N = B * H;
   p.H = H;
-  p.k = {alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold};
+  p.k = kref;
   p.grad_spikes = g.data_ptr();  // any strides: the kernels read it through them
   p.grad_spikes_stride_t = g.stride(0);
   p.grad_spikes_stride_b = g.stride(1);
@@ -203,6 +238,7 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   p.checkpoints = ck.data_ptr();
   p.grad_u = grad_u.data_ptr();
   p.grad_bias_partial = grad_bias_partial.data_ptr();
+  p.grad_constants_partial = constants_grad ? grad_constants_partial.data_ptr() : nullptr;
   p.grad_i0 = grad_i0.data_ptr();
   p.grad_h0 = grad_h0.data_ptr();
   p.grad_hs0 = grad_hs0.data_ptr();
@@ -210,7 +246,12 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   Backend::backward(p, g.scalar_type(), detach_recurrent, straight_through);
   // Sum the per-neuron partials over the batch in a fixed order: deterministic, no atomics.
   Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());
-  return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0};
+  // The constants' likewise, over the batch (and the neurons too for per-layer constants).
+  Tensor grad_constants = !constants_grad ? at::empty({0}, constants.options())
+      : (constants.dim() == 2 ? grad_constants_partial.sum(1)
+                              : grad_constants_partial.sum(at::IntArrayRef{1, 2}))
+            .to(constants.device());
+  return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0, grad_constants};
 }
 
 }  // namespace srcext

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "src_cell.h"
+#include "src_constants.h"
 
 namespace srcext {
 
@@ -29,9 +30,21 @@ SRC_HD int64_t num_checkpoints(int64_t T) {
   return (T + kCheckpointInterval - 1) / kCheckpointInterval;
 }
 
+// The cell constants (src_constants.h), in Acc: constant j of neuron n is
+// constants[j * stride_k + (n % H) * stride_h]. per_neuron false: one value per layer, in host
+// memory, read once per launch; true: in the kernels' memory, read per neuron before the time
+// loop. Per-layer constants are read per neuron too, through stride_h 0, when they live on a
+// GPU (reading them on the host would need a device sync) and when their gradients are
+// wanted (grad_constants_partial), which the kernels compute only in their per-neuron form.
+struct ConstantsRef {
+  const void* data;
+  int64_t stride_k, stride_h;
+  bool per_neuron;
+};
+
 struct ForwardParams {
   int64_t T, N, H;
-  SRCConstants k;
+  ConstantsRef k;
   const void* u;       // (T, N)   drive W_s s_in
   const void* bias;    // (H,)     effective bias of neuron n is bias[n % H]
   const void* i0;      // (N,)     initial state
@@ -47,7 +60,7 @@ struct ForwardParams {
 
 struct BackwardParams {
   int64_t T, N, H;
-  SRCConstants k;
+  ConstantsRef k;
   const void* grad_spikes;  // (T, B, H), read through its strides (below): an upstream gradient
                             // that is broadcast (stride 0) or transposed is not copied
   int64_t grad_spikes_stride_t, grad_spikes_stride_b, grad_spikes_stride_h;  // in elements
@@ -59,10 +72,23 @@ struct BackwardParams {
   const void* checkpoints;  // (num_checkpoints(T), 3, N) Acc
   void* grad_u;             // (T, N)
   void* grad_bias_partial;  // (N,) Acc, per-neuron sums over time; the op reduces over B
+  void* grad_constants_partial;  // (K, N) Acc, per-neuron sums over time, or null: no
+                                 // gradient of the constants wanted; the op reduces it
   void* grad_i0;            // (N,)
   void* grad_h0;
   void* grad_hs0;
   const int64_t* lengths;   // (B,) or null, as in ForwardParams
 };
+
+}  // namespace srcext
+
+namespace srcext {
+
+// The constants of neuron n (per neuron) from a ConstantsRef whose data the caller may read.
+template <typename Acc>
+SRC_HD CellConstants<Acc> constants_of(const ConstantsRef& k, int64_t n, int64_t H) {
+  return CellConstants<Acc>::from(static_cast<const Acc*>(k.data) + (n % H) * k.stride_h,
+                                  k.stride_k);
+}
 
 }  // namespace srcext

@@ -73,6 +73,8 @@ def parse_args(argv=None):
                     help="mixed precision: GEMMs in bf16/fp16 (torch.autocast), the recurrence "
                          "storing in that dtype with float32 math, float32 master weights; fp16 "
                          "(CUDA only) uses a GradScaler. bf16 is ~2.5x faster on CPUs with AMX")
+    ap.add_argument("--learn-dynamics", default="none", choices=["none", "per-layer", "per-neuron"],
+                    help="learn every cell constant (alpha, rho, r, ...) per layer or per neuron")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     ap.add_argument("--out", default="runs/train")

@@ -180,7 +180,7 @@ def test_speed_compiled_baseline_and_kernel_roofline(speed):
 def test_cell_math_bench_builds_and_runs(speed):
     """The roofline's C++ microbenchmark compiles against csrc/src_cell.h and checks its input."""
     bench = speed.load_cell_math_bench()
-    c = list(speed.constant_args(SRCConstants()))
+    c = list(SRCConstants().cell_values())
     assert bench.lanes == 64 and bench.chunk == speed.CHECKPOINT_INTERVAL
     assert bench.forward(c, 2, 50) > 0 and bench.backward(c, 2, 50, False) > 0
     with pytest.raises(ValueError, match="steps"):

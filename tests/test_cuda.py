@@ -80,14 +80,14 @@ def op_args(T, B, H, dtype):
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_cuda_opcheck(detach, st):
-    c = list(constant_args(SRCConstants()))
+    c = list(constant_args(SRCConstants(), torch.float64))
     args = op_args(CHECKPOINT_INTERVAL + 5, 2, 3, torch.float64)
     torch.library.opcheck(torch.ops.srcext.src_forward.default, args + c + [detach, st, True])
     u, bias, i0, h0, hs0 = (a.detach() for a in args)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
     torch.library.opcheck(torch.ops.srcext.src_backward.default,
-                          grads + [u, bias, out[4]] + c + [detach, st],
+                          grads + [u, bias, out[4]] + c + [detach, st, False],
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 

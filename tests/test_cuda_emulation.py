@@ -216,14 +216,14 @@ def test_emulated_long_sequence(emu):
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_emulated_opcheck(emu, detach, st):
     ops = cuda_emulation.ops()
-    c = list(constant_args(SRCConstants()))
+    c = list(constant_args(SRCConstants(), torch.float64))
     u64, b64, s64 = make_inputs(CHECKPOINT_INTERVAL + 5, 2, 3, SRCConstants(), torch.float64, 0)
     args = [t.clone().requires_grad_() for t in (u64, b64) + s64]
     torch.library.opcheck(ops.src_forward.default, args + c + [detach, st, True])
     u, bias, i0, h0, hs0 = (a.detach() for a in args)
     out = ops.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
-    torch.library.opcheck(ops.src_backward.default, grads + [u, bias, out[4]] + c + [detach, st],
+    torch.library.opcheck(ops.src_backward.default, grads + [u, bias, out[4]] + c + [detach, st, False],
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
@@ -287,7 +287,7 @@ def test_emulated_indexing_is_64_bit(emu, case):
             for big, values in zip((grad_spikes, gi, gh, ghs), (g[0],) + g[2]):
                 fill_neurons(big, n0, n1, values.to(dt))
                 fill_neurons(big, 0, threads, values.to(dt))
-            grads = ops.src_backward(grad_spikes, gi, gh, ghs, u, bias, ck, *c, False, True)
+            grads = ops.src_backward(grad_spikes, gi, gh, ghs, u, bias, ck, *c, False, True, False)
     finally:
         emu.set_block_subset([])
     sl = [neuron_slice(t, n0, n1) for t in (u, i0, h0, hs0)]
@@ -299,7 +299,7 @@ def test_emulated_indexing_is_64_bit(emu, case):
     if backward:
         gsl = [neuron_slice(t, n0, n1) for t in (grad_spikes, gi, gh, ghs)]
         expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c,
-                                                       False, True)
+                                                       False, True, False)
         got = [neuron_slice(grads[0], n0, n1)] + [neuron_slice(t, n0, n1) for t in grads[2:]]
         want = [expected_grads[0]] + list(expected_grads[2:])
         for a, b in zip(got, want):
@@ -402,8 +402,8 @@ def test_emulated_backward_reads_any_upstream_layout(emu, layout):
     out = ops.src_forward(u, b, *s, *c, True, True, True)
     strided, contiguous = upstream_layouts(T, B, H, torch.float32)[layout]
     zeros = [torch.zeros(B, H) for _ in range(3)]
-    expected = ops.src_backward(contiguous, *zeros, u, b, out[4], *c, False, False)
-    got = ops.src_backward(strided, *zeros, u, b, out[4], *c, False, False)
+    expected = ops.src_backward(contiguous, *zeros, u, b, out[4], *c, False, False, False)
+    got = ops.src_backward(strided, *zeros, u, b, out[4], *c, False, False, False)
     for a, e in zip(got, expected):
         assert torch.equal(a, e)
 

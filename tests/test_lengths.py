@@ -207,7 +207,8 @@ def test_checkpoints_past_a_length_hold_the_frozen_state(device):
                       tuple(s.to(device) for s in x)
                       for x in make_inputs(T, B, H, SRCConstants(), torch.float64, seed=8))
     spikes, i_n, h_n, hs_n, ck = (x.cpu() for x in torch.ops.srcext.src_forward(
-        u, bias, *state, *constant_args(SRCConstants()), True, True, True, lengths.to(device)))
+        u, bias, *state, *constant_args(SRCConstants(), torch.float64), True, True, True,
+        lengths.to(device)))
     final = torch.stack([i_n, h_n, hs_n])                                            # (3, B, H)
     for c in range(ck.shape[0]):
         past = lengths <= c * K
@@ -229,7 +230,7 @@ def op_args(T, B, H, seed=0, requires_grad=True):
 def test_opcheck_with_lengths(ldtype, detach, st):
     T, B, H = K + 5, 3, 2
     lengths = torch.tensor([K + 5, 0, 7], dtype=ldtype)
-    c = list(constant_args(SRCConstants()))
+    c = list(constant_args(SRCConstants(), torch.float64))
     torch.library.opcheck(torch.ops.srcext.src_forward.default,
                           op_args(T, B, H) + c + [detach, st, True, lengths])
     u, bias, i0, h0, hs0 = op_args(T, B, H, requires_grad=False)
@@ -238,7 +239,7 @@ def test_opcheck_with_lengths(ldtype, detach, st):
     grads = [torch.randn(T, B, H, generator=g, dtype=torch.float64)] + [
         torch.randn(B, H, generator=g, dtype=torch.float64) for _ in range(3)]
     torch.library.opcheck(torch.ops.srcext.src_backward.default,
-                          grads + [u, bias, out[4]] + c + [detach, st, lengths],
+                          grads + [u, bias, out[4]] + c + [detach, st, False, lengths],
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
@@ -310,13 +311,13 @@ def test_bad_lengths_raise_clear_errors(fn, lengths, exc, match):
 def test_bad_lengths_raise_clear_errors_from_the_ops(lengths, exc, match):
     """The ops check for themselves, for callers that do not go through the Python wrapper."""
     u, bias, i0, h0, hs0 = op_args(5, 3, 4, requires_grad=False)
-    c = constant_args(SRCConstants())
+    c = constant_args(SRCConstants(), torch.float64)
     with pytest.raises(exc, match=match):
         torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, True, True, True, lengths)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, True, True, True)
     grads = [torch.zeros_like(u)] + [torch.zeros_like(i0)] * 3
     with pytest.raises(exc, match=match):
-        torch.ops.srcext.src_backward(*grads, u, bias, out[4], *c, True, True, lengths)
+        torch.ops.srcext.src_backward(*grads, u, bias, out[4], *c, True, True, False, lengths)
 
 
 def test_bad_lengths_type_is_refused():

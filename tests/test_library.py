@@ -26,7 +26,8 @@ def op_args(T, B, H, dtype, seed=0, requires_grad=True):
 @pytest.mark.parametrize("detach,st", FLAGS)
 @pytest.mark.parametrize("T", [0, 5, CHECKPOINT_INTERVAL + 3])
 def test_opcheck_forward(T, detach, st):
-    args = op_args(T, 2, 3, torch.float64) + list(constant_args(SRCConstants())) + [detach, st, True]
+    args = op_args(T, 2, 3, torch.float64) + list(constant_args(SRCConstants(), torch.float64)) + [
+        detach, st, True]
     torch.library.opcheck(torch.ops.srcext.src_forward.default, args)
 
 
@@ -40,11 +41,11 @@ def test_opcheck_forward_inference_and_float32():
 def test_opcheck_backward(detach, st):
     T, B, H = CHECKPOINT_INTERVAL + 2, 2, 3
     u, bias, i0, h0, hs0 = op_args(T, B, H, torch.float64, requires_grad=False)
-    c = constant_args(SRCConstants())
+    c = constant_args(SRCConstants(), torch.float64)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn(T, B, H, dtype=torch.float64)] + [torch.randn(B, H, dtype=torch.float64) for _ in range(3)]
     torch.library.opcheck(torch.ops.srcext.src_backward.default,
-                          grads + [u, bias, out[4]] + list(c) + [detach, st],
+                          grads + [u, bias, out[4]] + list(c) + [detach, st, False],
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 

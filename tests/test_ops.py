@@ -166,14 +166,16 @@ def test_backward_reads_any_upstream_layout_without_copying(dtype, layout):
     k = SRCConstants()
     u, b, s = (t.to(dtype) if isinstance(t, torch.Tensor) else tuple(x.to(dtype) for x in t)
                for t in make_inputs(T, B, H, k, dtype, seed=4))
-    c = constant_args(k)
+    c = constant_args(k, dtype)
     out = torch.ops.srcext.src_forward(u, b, *s, *c, True, True, True)
     strided, contiguous = upstream_layouts(T, B, H, dtype)[layout]
     state_grads = [torch.zeros(B, H, dtype=dtype) for _ in range(3)]
-    expected = torch.ops.srcext.src_backward(contiguous, *state_grads, u, b, out[4], *c, False, True)
+    expected = torch.ops.srcext.src_backward(contiguous, *state_grads, u, b, out[4], *c, False, True,
+                                             False)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                 record_shapes=True) as prof:
-        got = torch.ops.srcext.src_backward(strided, *state_grads, u, b, out[4], *c, False, True)
+        got = torch.ops.srcext.src_backward(strided, *state_grads, u, b, out[4], *c, False, True,
+                                            False)
     copies = [(e.key, e.input_shapes) for e in prof.key_averages(group_by_input_shape=True)
               if e.key in ("aten::clone", "aten::copy_", "aten::contiguous")
               and [T, B, H] in e.input_shapes]

@@ -77,6 +77,50 @@ SRC_HD void store_checkpoint(const Acc* i, const Acc* h, const Acc* hs, int64_t 
   store_lanes(hs, n, ck + 2 * N);
 }
 
+// The constants of a block's lanes. Per layer: one CellConstants for all lanes. Per neuron:
+// one per lane, stored field by field, so that the lane loops read each field as a vector.
+template <typename Acc, bool kPerNeuron>
+struct BlockConstants {
+  CellConstants<Acc> k;
+  SRC_HD void load(const ConstantsRef&, int64_t, int64_t, int) {}
+  SRC_HD const CellConstants<Acc>& at(int) const { return k; }
+};
+
+template <typename Acc>
+struct BlockConstants<Acc, true> {
+  Acc alpha[kLanes], rho[kLanes], inv_rho[kLanes], r[kLanes], r_s[kLanes], z[kLanes],
+      one_minus_z[kLanes], z_hyp[kLanes], z_dep_minus_z_hyp[kLanes], gate_slope[kLanes],
+      gate_threshold[kLanes];
+
+  // Lanes past n (padding) take lane 0's constants: any valid values do.
+  SRC_HD void load(const ConstantsRef& ref, int64_t H, int64_t n0, int n) {
+    for (int l = 0; l < kLanes; ++l) {
+      const CellConstants<Acc> c = constants_of<Acc>(ref, n0 + (l < n ? l : 0), H);
+      alpha[l] = c.alpha;
+      rho[l] = c.rho;
+      inv_rho[l] = c.inv_rho;
+      r[l] = c.r;
+      r_s[l] = c.r_s;
+      z[l] = c.z;
+      one_minus_z[l] = c.one_minus_z;
+      z_hyp[l] = c.z_hyp;
+      z_dep_minus_z_hyp[l] = c.z_dep_minus_z_hyp;
+      gate_slope[l] = c.gate_slope;
+      gate_threshold[l] = c.gate_threshold;
+    }
+  }
+  SRC_HD CellConstants<Acc> at(int l) const {
+    return {alpha[l], rho[l], inv_rho[l], r[l], r_s[l], z[l], one_minus_z[l], z_hyp[l],
+            z_dep_minus_z_hyp[l], gate_slope[l], gate_threshold[l]};
+  }
+};
+
+// The per-layer constants (host memory: ref.per_neuron is false).
+template <typename Acc>
+SRC_HD CellConstants<Acc> layer_constants(const ConstantsRef& ref) {
+  return CellConstants<Acc>::from(static_cast<const Acc*>(ref.data), ref.stride_k);
+}
+
 // Variable lengths. A block's lanes may belong to several samples (rows b = neuron / H) of
 // different lengths, so each lane has its own step count len[l] (clamped to [0, T]); the
 // block runs unmasked up to the shortest, lane-masked up to the longest, and only writes
@@ -107,23 +151,26 @@ SRC_HD void load_lane_lengths(const int64_t* lengths, int64_t H, int64_t T, int6
 // cell_step for a block of lanes, one equation at a time over all lanes: each short loop
 // gives the out-of-order core many independent vectors, where one long step per vector
 // would leave it waiting on the chain exp -> reciprocal -> tanh. x is scratch space.
-template <typename Acc>
-SRC_HD void advance_block(const CellConstants<Acc>& k, const Acc* drive, const Acc* b, Acc* i,
-                          Acc* h, Acc* hs, Acc* x, Acc* dx_di, Acc* gate, Acc* cand, Acc* dcand) {
+template <typename Acc, bool kPerNeuron>
+SRC_HD void advance_block(const BlockConstants<Acc, kPerNeuron>& k, const Acc* drive,
+                          const Acc* b, Acc* i, Acc* h, Acc* hs, Acc* x, Acc* dx_di, Acc* gate,
+                          Acc* cand, Acc* dcand) {
   for (int l = 0; l < kLanes; ++l) {
-    i[l] = cell_integrate(k, i[l], drive[l]);
-    cell_input(k, i[l], x[l], dx_di[l]);
+    i[l] = cell_integrate(k.at(l), i[l], drive[l]);
+    cell_input(k.at(l), i[l], x[l], dx_di[l]);
   }
-  for (int l = 0; l < kLanes; ++l) gate[l] = cell_gate(k, h[l]);
-  for (int l = 0; l < kLanes; ++l) cell_candidate(k, x[l], h[l], hs[l], b[l], cand[l], dcand[l]);
+  for (int l = 0; l < kLanes; ++l) gate[l] = cell_gate(k.at(l), h[l]);
+  for (int l = 0; l < kLanes; ++l)
+    cell_candidate(k.at(l), x[l], h[l], hs[l], b[l], cand[l], dcand[l]);
   for (int l = 0; l < kLanes; ++l) {
-    const StepTrace<Acc> tr{dx_di[l], gate[l], cand[l], dcand[l]};
-    cell_advance(k, tr, h[l], hs[l]);
+    const StepTrace<Acc> tr{dx_di[l], gate[l], cand[l], dcand[l], x[l]};
+    cell_advance(k.at(l), tr, h[l], hs[l]);
   }
 }
 
-template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
-SRC_HD void forward_block(const ForwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
+SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPerNeuron>& k,
+                          int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -208,8 +255,23 @@ SRC_HD void load_lanes_strided(const scalar_t* base, const LaneStrides& s, int64
   }
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
-SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k, int64_t n0, int n) {
+// StepInputs of step j, lane l of a chunk, from the backward's per-step arrays.
+template <typename Acc, int kRows>
+SRC_HD StepInputs<Acc> chunk_inputs(const Acc (&i_prev)[kRows][kLanes],
+                                    const Acc (&dx_drho)[kRows][kLanes],
+                                    const Acc (&h_prev)[kChunk][kLanes],
+                                    const Acc (&hs_prev)[kChunk][kLanes],
+                                    const Acc (&cand)[kChunk][kLanes],
+                                    const Acc (&gate)[kChunk][kLanes], int j, int l) {
+  return {i_prev[j][l], dx_drho[j][l], h_prev[j][l], hs_prev[j][l], cand[j][l], gate[j][l]};
+}
+
+// kConstGrad: also the constants' gradients (p.grad_constants_partial), which need two more
+// values per step of the chunk (i[t-1] and d x / d rho) besides its trace.
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
+          bool kPerNeuron, bool kConstGrad>
+SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kPerNeuron>& k,
+                           int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
@@ -222,6 +284,13 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   alignas(64) Acc h_prev[kChunk][kLanes], hs_prev[kChunk][kLanes];
   alignas(64) Acc dx_di[kChunk][kLanes], gate[kChunk][kLanes], cand[kChunk][kLanes],
       dcand[kChunk][kLanes];
+  // kConstGrad only: the rest of each step's StepInputs, and the sums of the gradients.
+  alignas(64) Acc i_prev[kConstGrad ? kChunk : 1][kLanes], dx_drho[kConstGrad ? kChunk : 1][kLanes];
+  alignas(64) Acc dk[kConstGrad ? kNumConstants : 1][kLanes];
+  if constexpr (kConstGrad) {
+    for (int j = 0; j < kNumConstants; ++j)
+      for (int l = 0; l < kLanes; ++l) dk[j][l] = Acc(0);
+  }
 
   load_lanes(static_cast<const scalar_t*>(p.grad_i_n) + n0, n, di);
   load_lanes(static_cast<const scalar_t*>(p.grad_h_n) + n0, n, dh);
@@ -262,7 +331,17 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
         h_prev[j][l] = h[l];
         hs_prev[j][l] = hs[l];
       }
+      if constexpr (kConstGrad) {
+        for (int l = 0; l < kLanes; ++l) i_prev[j][l] = i[l];
+      }
       advance_block(k, lane_in, b, i, h, hs, lane_out, dx_di[j], gate[j], cand[j], dcand[j]);
+      if constexpr (kConstGrad) {
+        for (int l = 0; l < kLanes; ++l) {  // lane_out holds x[t]
+          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l], lane_out[l]};
+          dx_drho[j][l] = step_inputs(k.at(l), tr, i_prev[j][l], i[l], h_prev[j][l],
+                                      hs_prev[j][l]).dx_drho;
+        }
+      }
     }
     // Walk it backward.
     for (int j = len - 1; j >= 0; --j) {
@@ -270,29 +349,45 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
       load_lanes_strided(grad_spikes, gs, t, n0, n, lane_in);
       if (!kLengths || t < shortest) {
         for (int l = 0; l < kLanes; ++l) {
-          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
+          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l], Acc(0)};
           CellGrad<Acc> g{dh[l], dhs[l], di[l]};
+          StepSignals<Acc> sig;
           lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
-              k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l]);
+              k.at(l), tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l], sig);
           dh[l] = g.dh;
           dhs[l] = g.dhs;
           di[l] = g.di;
+          if constexpr (kConstGrad) {
+            ConstantGrads<Acc> d;
+            for (int c2 = 0; c2 < kNumConstants; ++c2) d.v[c2] = dk[c2][l];
+            accumulate_constant_grads(k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev,
+                                                            cand, gate, j, l), sig, d);
+            for (int c2 = 0; c2 < kNumConstants; ++c2) dk[c2][l] = d.v[c2];
+          }
         }
       } else {
         // Lanes past their length took no step t: their gradients pass it unchanged (the
         // final state's enter at the last step taken) and their drive gets none.
         for (int l = 0; l < kLanes; ++l) {
           const bool active = t < lens.len[l];
-          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l]};
+          const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l], Acc(0)};
           CellGrad<Acc> g{dh[l], dhs[l], di[l]};
           Acc db = dbias[l];
+          StepSignals<Acc> sig;
           const Acc du = cell_step_backward<kDetach, kStraightThrough>(
-              k, tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, db);
+              k.at(l), tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, db, sig);
           lane_out[l] = active ? du : Acc(0);
           dh[l] = active ? g.dh : dh[l];
           dhs[l] = active ? g.dhs : dhs[l];
           di[l] = active ? g.di : di[l];
           dbias[l] = active ? db : dbias[l];
+          if constexpr (kConstGrad) {
+            ConstantGrads<Acc> d;
+            for (int c2 = 0; c2 < kNumConstants; ++c2) d.v[c2] = dk[c2][l];
+            accumulate_constant_grads(k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev,
+                                                            cand, gate, j, l), sig, d);
+            for (int c2 = 0; c2 < kNumConstants; ++c2) dk[c2][l] = active ? d.v[c2] : dk[c2][l];
+          }
         }
       }
       store_lanes(lane_out, n, grad_u + t * N + n0);
@@ -302,27 +397,56 @@ SRC_HD void backward_block(const BackwardParams& p, const CellConstants<Acc>& k,
   store_lanes(dh, n, static_cast<scalar_t*>(p.grad_h0) + n0);
   store_lanes(dhs, n, static_cast<scalar_t*>(p.grad_hs0) + n0);
   store_lanes(dbias, n, static_cast<Acc*>(p.grad_bias_partial) + n0);
-}
-
-template <typename scalar_t, typename Acc, bool kLengths>
-SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int64_t end) {
-  const auto k = CellConstants<Acc>::from(p.k);
-  for (int64_t blk = begin; blk < end; ++blk) {
-    const int64_t n0 = blk * kLanes;
-    const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
-    SRC_BOOL_SWITCH(save, kSave, forward_block<scalar_t, Acc, kSave, kLengths>(p, k, n0, n));
+  if constexpr (kConstGrad) {
+    for (int j = 0; j < kNumConstants; ++j)
+      store_lanes(dk[j], n, static_cast<Acc*>(p.grad_constants_partial) + j * N + n0);
   }
 }
 
-template <typename scalar_t, typename Acc, bool kLengths>
-SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_through,
-                            int64_t begin, int64_t end) {
-  const auto k = CellConstants<Acc>::from(p.k);
+// kDynamics false: per-layer constants, no gradient of them (the default, whose entry points
+// hold only that code); true: per-neuron constants or their gradients wanted.
+template <typename scalar_t, typename Acc, bool kLengths, bool kDynamics>
+SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int64_t end) {
+  // The forward needs the dynamics entry point only for per-neuron constants.
+  constexpr bool kPerNeuron = kDynamics;
+  BlockConstants<Acc, kPerNeuron> k;
+  if constexpr (!kPerNeuron) k.k = layer_constants<Acc>(p.k);
   for (int64_t blk = begin; blk < end; ++blk) {
     const int64_t n0 = blk * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
+    k.load(p.k, p.H, n0, n);
+    SRC_BOOL_SWITCH(save, kSave,
+        forward_block<scalar_t, Acc, kSave, kLengths, kPerNeuron>(p, k, n0, n));
+  }
+}
+
+template <typename scalar_t, typename Acc, bool kLengths, bool kPerNeuron, bool kConstGrad>
+SRC_HD void backward_blocks_with(const BackwardParams& p, bool detach, bool straight_through,
+                                 int64_t begin, int64_t end) {
+  BlockConstants<Acc, kPerNeuron> k;
+  if constexpr (!kPerNeuron) k.k = layer_constants<Acc>(p.k);
+  for (int64_t blk = begin; blk < end; ++blk) {
+    const int64_t n0 = blk * kLanes;
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
+    k.load(p.k, p.H, n0, n);
     SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
-        backward_block<scalar_t, Acc, kDetach, kStraightThrough, kLengths>(p, k, n0, n)));
+        backward_block<scalar_t, Acc, kDetach, kStraightThrough, kLengths, kPerNeuron,
+                       kConstGrad>(p, k, n0, n)));
+  }
+}
+
+// The dynamics variants read the constants per lane (per-layer ones whose gradients are wanted
+// come through stride_h 0: the op passes them so, see checked_constants).
+template <typename scalar_t, typename Acc, bool kLengths, bool kDynamics>
+SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_through,
+                            int64_t begin, int64_t end) {
+  if constexpr (!kDynamics) {
+    backward_blocks_with<scalar_t, Acc, kLengths, false, false>(p, detach, straight_through,
+                                                                begin, end);
+  } else {
+    SRC_BOOL_SWITCH(p.grad_constants_partial != nullptr, kConstGrad,
+        backward_blocks_with<scalar_t, Acc, kLengths, true, kConstGrad>(
+            p, detach, straight_through, begin, end));
   }
 }
 
@@ -332,23 +456,33 @@ SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_
 // (target_clones needs plain functions); everything below them is inlined into each clone.
 // The lengths variants are entry points of their own, not one more switch inside: GCC
 // compiled the forward's hot loop about 20 % slower in a function that held them too.
-#define SRC_CPU_ENTRY_POINTS(NAME, scalar_t, Acc, kLengths)                                     \
+// The dynamics variants (per-neuron constants, or their gradients) are entry points of their
+// own too, so that the default ones compile exactly the per-layer code.
+#define SRC_CPU_ENTRY_POINTS(NAME, scalar_t, Acc, kLengths, kDynamics)                         \
   SRC_CPU_CLONES void forward_##NAME(const ForwardParams& p, bool save, int64_t b, int64_t e) { \
-    forward_blocks<scalar_t, Acc, kLengths>(p, save, b, e);                                     \
+    forward_blocks<scalar_t, Acc, kLengths, kDynamics>(p, save, b, e);                          \
   }                                                                                             \
   SRC_CPU_CLONES void backward_##NAME(const BackwardParams& p, bool detach, bool st, int64_t b, \
                                       int64_t e) {                                              \
-    backward_blocks<scalar_t, Acc, kLengths>(p, detach, st, b, e);                              \
+    backward_blocks<scalar_t, Acc, kLengths, kDynamics>(p, detach, st, b, e);                   \
   }
 
-SRC_CPU_ENTRY_POINTS(f32, float, float, false)
-SRC_CPU_ENTRY_POINTS(f64, double, double, false)
-SRC_CPU_ENTRY_POINTS(bf16, c10::BFloat16, float, false)
-SRC_CPU_ENTRY_POINTS(f16, c10::Half, float, false)
-SRC_CPU_ENTRY_POINTS(f32_lengths, float, float, true)
-SRC_CPU_ENTRY_POINTS(f64_lengths, double, double, true)
-SRC_CPU_ENTRY_POINTS(bf16_lengths, c10::BFloat16, float, true)
-SRC_CPU_ENTRY_POINTS(f16_lengths, c10::Half, float, true)
+SRC_CPU_ENTRY_POINTS(f32, float, float, false, false)
+SRC_CPU_ENTRY_POINTS(f64, double, double, false, false)
+SRC_CPU_ENTRY_POINTS(bf16, c10::BFloat16, float, false, false)
+SRC_CPU_ENTRY_POINTS(f16, c10::Half, float, false, false)
+SRC_CPU_ENTRY_POINTS(f32_lengths, float, float, true, false)
+SRC_CPU_ENTRY_POINTS(f64_lengths, double, double, true, false)
+SRC_CPU_ENTRY_POINTS(bf16_lengths, c10::BFloat16, float, true, false)
+SRC_CPU_ENTRY_POINTS(f16_lengths, c10::Half, float, true, false)
+SRC_CPU_ENTRY_POINTS(f32_dynamics, float, float, false, true)
+SRC_CPU_ENTRY_POINTS(f64_dynamics, double, double, false, true)
+SRC_CPU_ENTRY_POINTS(bf16_dynamics, c10::BFloat16, float, false, true)
+SRC_CPU_ENTRY_POINTS(f16_dynamics, c10::Half, float, false, true)
+SRC_CPU_ENTRY_POINTS(f32_lengths_dynamics, float, float, true, true)
+SRC_CPU_ENTRY_POINTS(f64_lengths_dynamics, double, double, true, true)
+SRC_CPU_ENTRY_POINTS(bf16_lengths_dynamics, c10::BFloat16, float, true, true)
+SRC_CPU_ENTRY_POINTS(f16_lengths_dynamics, c10::Half, float, true, true)
 
 namespace {
 
@@ -364,18 +498,30 @@ struct CpuBackend {
   }
 
   static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
-    const auto fn = p.lengths != nullptr
-        ? kernel_for(dtype, &forward_f32_lengths, &forward_f64_lengths, &forward_bf16_lengths,
-                     &forward_f16_lengths)
-        : kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16);
+    const bool lengths = p.lengths != nullptr, dynamics = p.k.per_neuron;
+    const auto fn = dynamics
+        ? (lengths ? kernel_for(dtype, &forward_f32_lengths_dynamics, &forward_f64_lengths_dynamics,
+                                &forward_bf16_lengths_dynamics, &forward_f16_lengths_dynamics)
+                   : kernel_for(dtype, &forward_f32_dynamics, &forward_f64_dynamics,
+                                &forward_bf16_dynamics, &forward_f16_dynamics))
+        : (lengths ? kernel_for(dtype, &forward_f32_lengths, &forward_f64_lengths,
+                                &forward_bf16_lengths, &forward_f16_lengths)
+                   : kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16));
     at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, save, b, e); });
   }
 
   static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
-    const auto fn = p.lengths != nullptr
-        ? kernel_for(dtype, &backward_f32_lengths, &backward_f64_lengths, &backward_bf16_lengths,
-                     &backward_f16_lengths)
-        : kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16, &backward_f16);
+    const bool lengths = p.lengths != nullptr, dynamics = p.k.per_neuron;
+    const auto fn = dynamics
+        ? (lengths ? kernel_for(dtype, &backward_f32_lengths_dynamics,
+                                &backward_f64_lengths_dynamics, &backward_bf16_lengths_dynamics,
+                                &backward_f16_lengths_dynamics)
+                   : kernel_for(dtype, &backward_f32_dynamics, &backward_f64_dynamics,
+                                &backward_bf16_dynamics, &backward_f16_dynamics))
+        : (lengths ? kernel_for(dtype, &backward_f32_lengths, &backward_f64_lengths,
+                                &backward_bf16_lengths, &backward_f16_lengths)
+                   : kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16,
+                                &backward_f16));
     at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, detach, st, b, e); });
   }
 };

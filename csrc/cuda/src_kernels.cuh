@@ -75,16 +75,29 @@ __device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellS
   ck[2 * N] = s.hs;
 }
 
-// The constants reach the kernels already in the precision of the math (converted once, on
-// the host, by the launchers): a conversion from double inside the time loop costs an F2F per
-// constant and step.
-template <typename scalar_t, typename Acc, bool kSave, bool kLengths>
+// Per layer (kPerNeuron false), the constants reach the kernels as a launch argument, ready in
+// the precision of the math with the derived ones precomputed (by the launchers, once, on the
+// host). Per neuron, each thread builds its own from the constants tensor (p.k) before its
+// time loop.
+template <bool kPerNeuron, typename Acc>
+__device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRef& ref,
+                                                               const CellConstants<Acc>& layer,
+                                                               int64_t n, int64_t H) {
+  if constexpr (kPerNeuron) {
+    return constants_of<Acc>(ref, n, H);
+  } else {
+    return layer;
+  }
+}
+
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
 __global__ void __launch_bounds__(kThreads)
-src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
+src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
                    const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
                    Acc* __restrict__ checkpoints) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
+  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
   // T: this neuron's own number of steps (p.T without lengths).
   const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
@@ -149,12 +162,16 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
-template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+// kConstGrad: each step's StepInputs are kept too, and its gradients of the constants added
+// to dk.
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
 __device__ __forceinline__ void backward_chunk(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
-    scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
+    scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias,
+    ConstantGrads<Acc>& dk) {
   // On the last chunk there is no next one: its loads re-read this chunk's first steps and
   // checkpoint, unused (unconditional loads are issued where they are written).
   const int64_t next_t0 = has_next ? t0 - kChunk : t0;
@@ -167,13 +184,15 @@ __device__ __forceinline__ void backward_chunk(
 
   // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
   Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
   uint32_t spiking = 0;
 #pragma unroll
   for (int j = 0; j < kChunk; ++j) {
     const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead<scalar_t>]);
     fifo[j % kBackwardAhead<scalar_t>] = fetch(j + kBackwardAhead<scalar_t>);
-    const Acc h_prev = s.h, hs_prev = s.hs;
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
     const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
     const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
     spiking |= static_cast<uint32_t>(jac.spiking) << j;
     dh_dpre[j] = jac.dh_dpre;
@@ -194,7 +213,9 @@ __device__ __forceinline__ void backward_chunk(
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
                                 dhs_dh_prev[j], dhs_dhs_prev[j]};
-    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias);
+    StepSignals<Acc> sig;
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
     grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
   }
 }
@@ -202,36 +223,43 @@ __device__ __forceinline__ void backward_chunk(
 // The last chunk in time when it is shorter than kChunk (steps t0 .. t0 + len - 1), walked
 // first, once per thread: a rolled loop with its Jacobians in local memory, so that it adds
 // nothing to the registers of the unrolled steady state above.
-template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
 __device__ __forceinline__ void backward_partial_chunk(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, int len,
     const scalar_t* __restrict__ u,
     const scalar_t* __restrict__ grad_spikes, const Acc* __restrict__ checkpoints,
-    scalar_t* __restrict__ grad_u, CellGrad<Acc>& g, Acc& dbias) {
+    scalar_t* __restrict__ grad_u, CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
   const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
   CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
   StepJacobian<Acc> jac[kChunk];
+  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
 #pragma unroll 1
   for (int j = 0; j < len; ++j) {
-    const Acc h_prev = s.h, hs_prev = s.hs;
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
     const StepTrace<Acc> tr = cell_step(k, load<Acc>(u, (t0 + j) * N), bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
     jac[j] = step_jacobian(k, tr, h_prev, hs_prev, s.h);
   }
 #pragma unroll 1
   for (int j = len - 1; j >= 0; --j) {
+    StepSignals<Acc> sig;
     const Acc du = step_backward<kDetach, kStraightThrough>(
-        k, jac[j], load<Acc>(grad_spikes, (t0 + j) * gs_step), g, dbias);
+        k, jac[j], load<Acc>(grad_spikes, (t0 + j) * gs_step), g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
     grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
   }
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
+          bool kPerNeuron, bool kConstGrad>
 __global__ void __launch_bounds__(kThreads)
-src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
+src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
                     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
                     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
+  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
   // T: this neuron's own length; the final state's gradients enter at its last step.
   const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
@@ -239,6 +267,8 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
+  ConstantGrads<Acc> dk;  // kConstGrad only
+  zero(dk);
   u += n;
   // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as u).
   grad_spikes += (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
@@ -249,9 +279,9 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
 
   int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
   if (c >= 0 && T - c * kChunk < kChunk) {
-    backward_partial_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk,
-                                                      static_cast<int>(T - c * kChunk), u,
-                                                      grad_spikes, checkpoints, grad_u, g, dbias);
+    backward_partial_chunk<kDetach, kStraightThrough, kConstGrad>(
+        k, bias, N, gs_step, c * kChunk, static_cast<int>(T - c * kChunk), u, grad_spikes,
+        checkpoints, grad_u, g, dbias, dk);
     --c;
   }
   if (c >= 0) {  // full chunks from here on
@@ -261,48 +291,71 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
     const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
     for (; c >= 0; --c) {
-      backward_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0, u,
-                                                grad_spikes,
-                                                checkpoints, grad_u, fifo, s, g, dbias);
+      backward_chunk<kDetach, kStraightThrough, kConstGrad>(k, bias, N, gs_step, c * kChunk,
+                                                            c > 0, u, grad_spikes, checkpoints,
+                                                            grad_u, fifo, s, g, dbias, dk);
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
   static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g.dh);
   static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g.dhs);
   static_cast<Acc*>(p.grad_bias_partial)[n] = dbias;
+  if constexpr (kConstGrad) {
+#pragma unroll
+    for (int j = 0; j < kNumConstants; ++j)
+      static_cast<Acc*>(p.grad_constants_partial)[j * N + n] = dk.v[j];
+  }
 }
 
 inline dim3 grid_for(int64_t N) {
   return dim3(static_cast<unsigned int>((N + kThreads - 1) / kThreads));
 }
 
-// Runtime flags become template switches here; the constants are converted to the math's
-// precision here, once.
+// The per-layer constants, converted to the math's precision here, once (host memory: see
+// ConstantsRef); per neuron the kernels read them (and these go unused).
+template <typename Acc>
+CellConstants<Acc> launch_constants(const ConstantsRef& k) {
+  if (k.per_neuron) return CellConstants<Acc>{};
+  return CellConstants<Acc>::from(static_cast<const Acc*>(k.data), k.stride_k);
+}
+
+// Runtime flags become template switches here.
 template <typename scalar_t, typename Acc>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
-  const auto k = CellConstants<Acc>::from(p.k);
+  const auto k = launch_constants<Acc>(p.k);
   const auto* u = static_cast<const scalar_t*>(p.u);
   auto* spikes = static_cast<scalar_t*>(p.spikes);
   auto* checkpoints = static_cast<Acc*>(p.checkpoints);
   SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
-      launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths>>(
-          grid, kThreads, stream, p, k, u, spikes, checkpoints)));
+      SRC_BOOL_SWITCH(p.k.per_neuron, kPerNeuron,
+          launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron>>(
+              grid, kThreads, stream, p, k, u, spikes, checkpoints))));
 }
 
 template <typename scalar_t, typename Acc>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   const dim3 grid = grid_for(p.N);
-  const auto k = CellConstants<Acc>::from(p.k);
+  const auto k = launch_constants<Acc>(p.k);
   const auto* u = static_cast<const scalar_t*>(p.u);
   const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
   auto* grad_u = static_cast<scalar_t*>(p.grad_u);
+  // The constants' gradients are computed only with per-neuron reads (the op passes per-layer
+  // constants whose gradients are wanted that way, with stride_h 0): no per-layer variant.
   SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
       SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
-          launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough, kLengths>>(
-              grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u))));
+          if (!p.k.per_neuron) {
+            launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
+                                               kLengths, false, false>>(
+                grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
+          } else {
+            SRC_BOOL_SWITCH(p.grad_constants_partial != nullptr, kConstGrad,
+                launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
+                                                   kLengths, true, kConstGrad>>(
+                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+          })));
 }
 
 }  // namespace cuda

@@ -8,17 +8,18 @@ import torch
 from ._extension import extension_loaded, fused_available
 from .calibration import FiringRates, calibrate_, firing_rates, record_firing_rates
 from .layer import SRC, SRCCell, src_layer
-from .reference import SRCConstants
+from .constants import SRCConstants
 from .state import SRCState
 from .streaming import detach_states, reset_states
 
-from . import ops, reference  # noqa: E402  (registers fake and autograd of the ops)
+from . import constants, ops, reference  # noqa: E402  (registers fake and autograd of the ops)
 from . import models  # noqa: E402
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
 # weights_only=True unpickler (the torch.nn container srcext.models uses included).
 SAFE_GLOBALS = [SRC, SRCCell, SRCConstants, SRCState, models.SRCClassifier, torch.nn.ModuleList]
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
+# Modules pickled before SRCConstants moved to srcext.constants name it by its old place.
+torch.serialization.add_safe_globals(SAFE_GLOBALS + [(SRCConstants, "srcext.reference.SRCConstants")])
 
 __version__ = "0.1.0"
 __all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "src_layer", "calibrate_",

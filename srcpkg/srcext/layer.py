@@ -19,8 +19,10 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ._extension import fused_available, fused_unavailable_reason
 from .bias import cell_bias
+from .constants import (BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained,
+                        raw_value, validate_constants)
 from .ops import src_recurrence_fused
-from .reference import BIAS_INIT, SRCConstants, src_recurrence_reference
+from .reference import src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
 from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
 
@@ -33,24 +35,6 @@ BACKENDS = ("auto", "fused", "reference")
 # Spike tensors of these dtypes are cast to the parameters' dtype; other non-float dtypes
 # are refused (an int64 tensor is more likely indices than spikes).
 SPIKE_DTYPES = (torch.bool, torch.uint8)
-
-
-def validate_constants(k: SRCConstants) -> None:
-    """Reject constants that break the model, at construction time."""
-    for name, value in k.as_dict().items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"SRC: {name} must be a real number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"SRC: {name} must be finite, got {value}")
-    if k.rho <= 0:
-        raise ValueError(f"SRC: rho must be > 0 (it bounds the input), got {k.rho}")
-    if not 0.0 <= k.alpha <= 1.0:
-        raise ValueError(f"SRC: alpha must be in [0, 1] (integrator decay), got {k.alpha}")
-    if not 0.0 <= k.z < 1.0:
-        raise ValueError(f"SRC: z must be in [0, 1) (update gate of h), got {k.z}")
-    for name in ("z_hyp", "z_dep"):
-        if not 0.0 <= getattr(k, name) <= 1.0:
-            raise ValueError(f"SRC: {name} must be in [0, 1] (a gate), got {getattr(k, name)}")
 
 
 def validate_backend(backend: str) -> str:
@@ -82,19 +66,23 @@ def src_layer(
     fused: bool,
     lengths: Optional[torch.Tensor] = None,
     bias_straight_through: bool = True,
+    cell_constants: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, SRCState]:
     """One layer on time-major input (T, B, in): the GEMM in ATen, then the time loop.
 
     ``lengths`` (B,) int64 on x's device, or None: see the ops. ``bias_straight_through``:
-    see :mod:`srcext.bias`."""
+    see :mod:`srcext.bias`. ``cell_constants``: a constants tensor (K,) or (K, H) (see
+    :mod:`srcext.constants`) that replaces k's cell constants (k then gives bias_max only)."""
     u = nn.functional.linear(x, weight)  # (T, B, H), one GEMM for all steps
     bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
+    cell = k if cell_constants is None else cell_constants
     if lengths is None:
-        spikes, final = run(u, bias, state, k, detach_recurrent, straight_through)
+        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through)
     else:
-        spikes, final = run(u, bias, state, k, detach_recurrent, straight_through, lengths=lengths)
+        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through,
+                            lengths=lengths)
     return spikes, SRCState(*final)
 
 
@@ -119,11 +107,11 @@ class _SRCBase(nn.Module):
     _PICKLE_DEFAULTS = dict(
         initial_state_kind="zeros", bias_straight_through=False, stateful=False,
         return_state=True, state=None, _spike_recorder=None, _bias_trainable=True,
-        dropout=0.0, bidirectional=False, num_directions=1)
+        dropout=0.0, bidirectional=False, num_directions=1, learn=(), per_neuron=False)
 
     def __init__(self, input_size, hidden_size, bias, backend, detach_recurrent,
                  straight_through, bias_straight_through, constants, bias_init, weight_scale,
-                 initial_state, stateful, return_state):
+                 initial_state, stateful, return_state, learn=(), per_neuron=False):
         super().__init__()
         name = type(self).__name__
         self.input_size = _positive_int(name, "input_size", input_size)
@@ -133,7 +121,14 @@ class _SRCBase(nn.Module):
         self.straight_through = bool(straight_through)
         self.bias_straight_through = bool(bias_straight_through)
         self.constants = SRCConstants(**constants)
-        validate_constants(self.constants)
+        validate_constants(self.constants, name)
+        self.learn = check_learn(learn, name)
+        if not isinstance(per_neuron, bool):
+            raise TypeError(f"{name}: per_neuron must be True or False, got {per_neuron!r}")
+        if per_neuron and not self.learn:
+            raise ValueError(f"{name}: per_neuron=True needs learn=(...) naming the constants "
+                             "to learn per neuron (fixed constants are the same for all)")
+        self.per_neuron = per_neuron
         if not isinstance(bias_init, numbers.Real) or not math.isfinite(bias_init):
             raise ValueError(f"{name}: bias_init must be a finite number, got {bias_init!r}")
         self.bias_init = float(bias_init)
@@ -185,6 +180,48 @@ class _SRCBase(nn.Module):
             self.register_parameter(bias_name, nn.Parameter(bias))
         else:  # bias=False: b stays at bias_init; a buffer, so it moves with .to() and saves
             self.register_buffer(bias_name, bias)
+        # The learnable constants of this unit, stored unconstrained (see srcext.constants).
+        suffix = weight_name[len("weight"):]
+        shape = (self.hidden_size,) if self.per_neuron else ()
+        for name in self.learn:
+            self.register_parameter(f"{name}_raw{suffix}",
+                                    nn.Parameter(torch.empty(shape, **factory)))
+
+    def _reset_learned_constants(self) -> None:
+        """Every learnable constant back at its initial value (the constructor's)."""
+        with torch.no_grad():
+            for suffix, _, _ in self._units():
+                for name in self.learn:
+                    getattr(self, self._raw_name(name, suffix)).fill_(
+                        raw_value(name, getattr(self.constants, name)))
+
+    @staticmethod
+    def _raw_name(name: str, suffix: str) -> str:
+        return f"{name}_raw_{suffix}" if suffix else f"{name}_raw"
+
+    def _unit_constants(self, suffix: str) -> Optional[torch.Tensor]:
+        """The constants tensor of a unit with learnable constants, (K,) or (K, H) in the
+        parameters' dtype (differentiable), or None: the fixed self.constants."""
+        if not self.learn:
+            return None
+        rows = {name: constrained(name, getattr(self, self._raw_name(name, suffix)))
+                for name in self.learn}
+        ref = next(iter(rows.values()))
+        return torch.stack([rows[name] if name in rows
+                            else torch.full_like(ref, getattr(self.constants, name))
+                            for name in CELL_CONSTANTS])
+
+    def cell_constants(self, layer: int = 0, reverse: bool = False) -> torch.Tensor:
+        """The cell constants a layer runs with, (K,) or, per neuron, (K, H), rows in the
+        order of ``srcext.constants.CELL_CONSTANTS``: the learned values where ``learn`` names
+        them (differentiable), the fixed ones elsewhere."""
+        units = self._units()
+        suffix = units[layer * getattr(self, "num_directions", 1) + int(reverse)][0]
+        k = self._unit_constants(suffix)
+        if k is None:
+            w = self._first_weight()
+            k = torch.tensor(self.constants.cell_values(), dtype=w.dtype, device=w.device)
+        return k
 
     def _init_unit(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         # Weights as torch.nn.Linear, U(-1/sqrt(in), 1/sqrt(in)), times weight_scale; biases at
@@ -252,12 +289,19 @@ class _SRCBase(nn.Module):
         def solve():
             biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False)
                                   for _, _, b in units])
-            return rest_voltage(biases, self.constants)
+            a = None
+            if "r" in self.learn or "r_s" in self.learn:  # the learned values, (units, H)
+                r, r_s = CELL_CONSTANTS.index("r"), CELL_CONSTANTS.index("r_s")
+                a = torch.stack([(k[r] + k[r_s]).detach().expand(self.hidden_size)
+                                 for k in (self._unit_constants(suffix) for suffix, _, _ in units)])
+            return rest_voltage(biases, self.constants, a)
 
         if torch.compiler.is_compiling():
             return solve()
         key = (self.constants, tuple((b.data_ptr(), b._version, b.dtype, b.device)
-                                     for _, _, b in units))
+                                     for _, _, b in units),
+               tuple((p.data_ptr(), p._version) for name, p in self.named_parameters()
+                     if "_raw" in name))
         cached = _REST_VOLTAGES.get(self)
         if cached is None or cached[0] != key:
             cached = (key, solve())
@@ -341,7 +385,7 @@ class _SRCBase(nn.Module):
     def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused):
         spikes, final = src_layer(x, weight, bias, state, self.constants, self.detach_recurrent,
                                   self.straight_through, fused, lengths,
-                                  self.bias_straight_through)
+                                  self.bias_straight_through, self._unit_constants(suffix))
         if self._spike_recorder is not None:
             self._spike_recorder(self, suffix, spikes, lengths)
         return spikes, final
@@ -354,7 +398,8 @@ class _SRCBase(nn.Module):
                 ("bias_straight_through", self.bias_straight_through),
                 ("initial_state", self.initial_state_kind), ("stateful", self.stateful),
                 ("return_state", self.return_state)] + list(self.constants.as_dict().items()) + [
-                ("bias_init", self.bias_init), ("weight_scale", self.weight_scale)]
+                ("bias_init", self.bias_init), ("weight_scale", self.weight_scale)] + (
+                [("learn", self.learn), ("per_neuron", self.per_neuron)] if self.learn else [])
 
     def extra_repr(self) -> str:
         return ", ".join([f"{self.input_size}, {self.hidden_size}"]
@@ -392,6 +437,14 @@ class SRC(_SRCBase):
         return_state: False returns only the output, for use inside torch.nn.Sequential.
         alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold, bias_max: the cell
             constants of the spec (paper defaults).
+        learn: names of cell constants to learn (any of ``srcext.constants.CELL_CONSTANTS``;
+            not bias_max), initialised at the values above. Each is a parameter
+            ``{name}_raw_l{k}`` holding it unconstrained: alpha, z, z_hyp and z_dep pass
+            through a sigmoid (a value of exactly 0 or 1 starts 1e-4 inside), rho through a
+            softplus, the others are used as they are. :meth:`cell_constants` gives the
+            values.
+        per_neuron: the learned constants are per neuron ((hidden_size,) each) instead of
+            one per layer.
         bias_init: initial value of every bias (-6).
         weight_scale: multiplies the initial weights (or use :func:`srcext.calibrate_`).
 
@@ -419,12 +472,13 @@ class SRC(_SRCBase):
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
+                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, learn=(),
+                 per_neuron: bool = False, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
         super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
                          straight_through, bias_straight_through, constants, bias_init,
-                         weight_scale, initial_state, stateful, return_state)
+                         weight_scale, initial_state, stateful, return_state, learn, per_neuron)
         self.num_layers = _positive_int("SRC", "num_layers", num_layers)
         self.bias = bias
         self.batch_first = bool(batch_first)
@@ -459,6 +513,7 @@ class SRC(_SRCBase):
     def reset_parameters(self) -> None:
         for _, weight, bias in self._units():
             self._init_unit(weight, bias)
+        self._reset_learned_constants()
 
     def layer_weight(self, layer: int, reverse: bool = False) -> nn.Parameter:
         return getattr(self, f"weight_{self._suffix(layer, int(reverse))}")
@@ -551,17 +606,19 @@ class SRCCell(_SRCBase):
                  alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, device=None, dtype=None):
+                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, learn=(),
+                 per_neuron: bool = False, device=None, dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
         super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
                          straight_through, bias_straight_through, constants, bias_init,
-                         weight_scale, initial_state, stateful, return_state)
+                         weight_scale, initial_state, stateful, return_state, learn, per_neuron)
         self._register_unit("weight", "bias", input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self._init_unit(self.weight, self.bias)
+        self._reset_learned_constants()
 
     def _units(self):
         return [("", self.weight, self.bias)]

@@ -11,6 +11,7 @@ from typing import List
 import torch
 from torch import nn
 
+from .constants import CELL_CONSTANTS
 from .layer import SRC
 
 
@@ -44,7 +45,8 @@ class SRCClassifier(nn.Module):
             initialisation the image information in the spike counts falls about 5x per
             layer (examples/signal_propagation.py) and is gone after 4-5 hidden layers,
             which stalls the training of deep networks; the identity start keeps it.
-        **src_kwargs: passed to every :class:`srcext.SRC` layer (backend, constants, flags).
+        **src_kwargs: passed to every :class:`srcext.SRC` layer (backend, constants, flags;
+            ``learn=(...)`` and ``per_neuron=True`` learn the named cell constants).
             The paper's setting is the default here: ``initial_state="zeros"`` (the spec's
             zero start) and ``bias_straight_through=False`` (the spec's clamp of the bias),
             so that the reproductions keep their results.
@@ -92,11 +94,19 @@ class SRCClassifier(nn.Module):
         ``examples/train.py`` stores in its checkpoints and metrics.json (``hidden_layers``,
         ``hidden_size``, ``neurons_per_class``, ``readout_decay``, ``trainable_readout``,
         ``weight_scale``, ``hidden_init``, ``backend``, ``detach_recurrent``,
-        ``straight_through``; missing keys take the defaults, other keys are ignored)."""
+        ``straight_through``, ``learn``, ``per_neuron``, or ``learn_dynamics``: "none",
+        "per-layer" or "per-neuron" to learn every cell constant; missing keys take the
+        defaults, other keys are ignored)."""
         model_keys = ("hidden_layers", "hidden_size", "neurons_per_class", "readout_decay",
                       "trainable_readout", "weight_scale", "hidden_init")
-        src_keys = ("backend", "detach_recurrent", "straight_through")
+        src_keys = ("backend", "detach_recurrent", "straight_through", "learn", "per_neuron")
         kwargs = {k: config[k] for k in model_keys + src_keys if k in config}
+        dynamics = config.get("learn_dynamics") or "none"
+        if dynamics not in ("none", "per-layer", "per-neuron"):
+            raise ValueError(f"SRCClassifier: learn_dynamics must be 'none', 'per-layer' or "
+                             f"'per-neuron', got {dynamics!r}")
+        if dynamics != "none":
+            kwargs.update(learn=CELL_CONSTANTS, per_neuron=dynamics == "per-neuron")
         return cls(input_size, **kwargs)
 
     def forward(self, x: torch.Tensor, return_spikes: bool = False):

@@ -13,36 +13,46 @@ from typing import Optional, Tuple
 import torch
 
 from ._extension import extension_loaded
-from .reference import SRCConstants, check_lengths
+from .constants import (ConstantsLike, SRCConstants, acc_dtype, check_constants_tensor,
+                        constants_tensor)
+from .reference import check_lengths
 
 # Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
 
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-_CONSTANT_NAMES = ("alpha", "rho", "r", "r_s", "z", "z_hyp", "z_dep", "gate_slope",
-                   "gate_threshold")
 
 
-def acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The precision of the kernels' math and of the saved trace for a storage dtype."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+def constants_arg(k: ConstantsLike, u: torch.Tensor) -> torch.Tensor:
+    """The ops' constants tensor for ``k``: an SRCConstants as a per-layer (K,) tensor on the
+    CPU (the kernels take per-layer values on the host: no copy to a GPU); a tensor (K,) or
+    (K, H) in the precision of the math (differentiably)."""
+    acc = acc_dtype(u.dtype)
+    if isinstance(k, SRCConstants):
+        return constants_tensor(k, acc)
+    check_constants_tensor(k, u.shape[-1])
+    return k if k.dtype == acc else k.to(acc)
 
 
-def constant_args(k: SRCConstants) -> tuple:
-    return tuple(float(getattr(k, name)) for name in _CONSTANT_NAMES)
+def constant_args(k: SRCConstants, dtype: torch.dtype = torch.float32) -> tuple:
+    """The constants argument of the ops for inputs of ``dtype``, as a 1-tuple: a direct op
+    call reads ``op(u, bias, i0, h0, hs0, *constant_args(k, u.dtype), ...)``."""
+    return (constants_tensor(k, acc_dtype(dtype)),)
 
 
 def src_recurrence_fused(
     u: torch.Tensor,
     bias: torch.Tensor,
     state: State,
-    k: SRCConstants,
+    k: ConstantsLike,
     detach_recurrent: bool = True,
     straight_through: bool = True,
     lengths: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, State]:
     """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`, lengths
-    included (int32 or int64 (B,), on any device: it is moved to u's)."""
+    included (int32 or int64 (B,), on any device: it is moved to u's). ``k``: an
+    SRCConstants, or a constants tensor (K,) per layer / (K, H) per neuron (see
+    :mod:`srcext.constants`), which gets a gradient when it requires one."""
     return run_forward_op(torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent,
                           straight_through, lengths)
 
@@ -54,14 +64,14 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     if lengths is not None:
         check_lengths(lengths, u)
         lengths = lengths.to(u.device)
+    constants = constants_arg(k, u)
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
-        or hs0.requires_grad
+        or hs0.requires_grad or constants.requires_grad
     )
     spikes, i_n, h_n, hs_n, _ = forward_op(
-        u, bias, i0, h0, hs0, *constant_args(k), detach_recurrent, straight_through, save,
-        lengths)
+        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths)
     return spikes, (i_n, h_n, hs_n)
 
 
@@ -75,8 +85,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
     ops = getattr(torch.ops, namespace)
 
     @torch.library.register_fake(f"{namespace}::src_forward")
-    def _src_forward_fake(u, bias, i0, h0, hs0, alpha, rho, r, r_s, z, z_hyp, z_dep,
-                          gate_slope, gate_threshold, detach_recurrent, straight_through,
+    def _src_forward_fake(u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through,
                           save_for_backward, lengths=None):
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
@@ -90,34 +99,41 @@ def register_op_formulas(namespace: str = "srcext") -> None:
 
     @torch.library.register_fake(f"{namespace}::src_backward")
     def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints,
-                           alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold,
-                           detach_recurrent, straight_through, lengths=None):
+                           constants, detach_recurrent, straight_through, constants_grad,
+                           lengths=None):
         T, B, H = grad_spikes.shape
         g = grad_spikes
+        grad_constants = (torch.empty_like(constants) if constants_grad
+                          else constants.new_empty((0,)))
         return (g.new_empty((T, B, H)), torch.empty_like(bias), g.new_empty((B, H)),
-                g.new_empty((B, H)), g.new_empty((B, H)))
+                g.new_empty((B, H)), g.new_empty((B, H)), grad_constants)
+
+    # The forward's arguments by name, from its schema (not by position).
+    forward_args = [a.name for a in ops.src_forward.default._schema.arguments]
+    constants_index = forward_args.index("constants")
 
     def _setup_context(ctx, inputs, output):
-        (u, bias, _i0, _h0, _hs0, *constants, detach_recurrent, straight_through,
-         save_for_backward, lengths) = inputs
-        assert len(constants) == len(_CONSTANT_NAMES), "src_forward's schema changed"
-        ctx.constants = tuple(constants)
-        ctx.detach_recurrent, ctx.straight_through = detach_recurrent, straight_through
-        ctx.saved = save_for_backward
+        args = dict(zip(forward_args, inputs))
+        ctx.detach_recurrent = args["detach_recurrent"]
+        ctx.straight_through = args["straight_through"]
+        ctx.saved = args["save_for_backward"]
+        u = args["u"]
         ctx.shape = u.shape
         checkpoints = output[4]
         # u is kept anyway (it is the GEMM's output); the backward recomputes from it.
-        ctx.save_for_backward(u, bias, checkpoints, lengths)
+        ctx.save_for_backward(u, args["bias"], checkpoints, args["constants"],
+                              args.get("lengths"))
         ctx.mark_non_differentiable(checkpoints)
         ctx.set_materialize_grads(False)  # no (T, B, H) zero-fill for unused outputs
 
     def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gc):
-        u, bias, checkpoints, lengths = ctx.saved_tensors
+        u, bias, checkpoints, constants, lengths = ctx.saved_tensors
         if not ctx.saved and ctx.shape[0] > 0:
             raise RuntimeError(
                 "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
                 "differentiate; call it with save_for_backward=True when gradients are needed")
         T, B, H = ctx.shape
+        constants_grad = ctx.needs_input_grad[constants_index]
 
         def zeros_if_none(g, shape):
             return g if g is not None else u.new_zeros(shape)
@@ -127,12 +143,13 @@ def register_op_formulas(namespace: str = "srcext") -> None:
             zeros_if_none(grad_i_n, (B, H)),
             zeros_if_none(grad_h_n, (B, H)),
             zeros_if_none(grad_hs_n, (B, H)),
-            u, bias, checkpoints, *ctx.constants, ctx.detach_recurrent,
-            ctx.straight_through, lengths)
-        grad_u, grad_bias, grad_i0, grad_h0, grad_hs0 = grads
-        # No gradient for the constants, the three flags and lengths.
-        return (grad_u, grad_bias, grad_i0, grad_h0, grad_hs0) + (None,) * (
-            len(_CONSTANT_NAMES) + 4)
+            u, bias, checkpoints, constants, ctx.detach_recurrent, ctx.straight_through,
+            constants_grad, lengths)
+        by_name = dict(zip(("u", "bias", "i0", "h0", "hs0", "constants"), grads))
+        if not constants_grad:
+            by_name["constants"] = None
+        # No gradient for the flags and lengths.
+        return tuple(by_name.get(name) for name in forward_args)
 
     torch.library.register_autograd(
         f"{namespace}::src_forward", _src_forward_backward, setup_context=_setup_context)

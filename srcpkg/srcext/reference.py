@@ -9,35 +9,34 @@ The recurrence works on the feed-forward drive ``u = W_s . s_in`` of all steps a
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
+
+# The constants live in srcext.constants; SRCConstants, DEFAULTS and BIAS_INIT stay importable
+# from here (and models pickled before the move name srcext.reference.SRCConstants).
+from .constants import (BIAS_INIT, CELL_CONSTANTS, DEFAULTS, SRCConstants,  # noqa: F401
+                        check_constants_tensor)
 
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class SRCConstants:
-    """The fixed constants of the cell; defaults are the paper's (spec table)."""
+class _TensorConstants:
+    """The rows of a constants tensor as attributes (alpha, rho, ...), in ``dtype``: 0-dim
+    tensors for per-layer (K,) constants, (H,) rows (broadcasting over (B, H)) per neuron."""
 
-    alpha: float = 0.9            # decay of the input integrator
-    rho: float = 3.0              # bound of the input, |x| < rho
-    r: float = 2.0                # fast positive feedback (bistability)
-    r_s: float = -7.0             # slow negative feedback (refractoriness)
-    z: float = 0.0                # update gate of h
-    z_hyp: float = 0.9            # slow gate when h is low
-    z_dep: float = 0.0            # slow gate when h is high
-    gate_slope: float = 10.0      # steepness of the voltage-dependent slow gate
-    gate_threshold: float = 0.5   # where the slow gate switches
-    bias_max: float = -4.0        # the bias used is min(b, bias_max)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def __init__(self, k: torch.Tensor, dtype: torch.dtype):
+        for name, row in zip(CELL_CONSTANTS, k.to(dtype).unbind(0)):
+            setattr(self, name, row)
 
 
-DEFAULTS = SRCConstants()
-BIAS_INIT = -6.0
+def cell_constants(k: Union[SRCConstants, torch.Tensor], like: torch.Tensor):
+    """``k`` with its cell constants as attributes: an SRCConstants as it is (floats), a
+    constants tensor (K,) or (K, H) (see srcext.constants) as rows in ``like``'s dtype."""
+    if isinstance(k, (SRCConstants, _TensorConstants)):
+        return k
+    check_constants_tensor(k, like.shape[-1], "srcext.reference")
+    return _TensorConstants(k, like.dtype)
 
 
 def straight_through_relu(h: torch.Tensor) -> torch.Tensor:
@@ -57,7 +56,9 @@ def src_cell_step(
     detach_recurrent: bool = True,
     straight_through: bool = True,
 ) -> Tuple[torch.Tensor, State]:
-    """One time step of one layer. ``bias`` is the effective bias min(b, bias_max)."""
+    """One time step of one layer. ``bias`` is the effective bias min(b, bias_max). ``k``: an
+    SRCConstants or a constants tensor (K,) / (K, H) (see :func:`cell_constants`)."""
+    k = cell_constants(k, u_t)
     i_prev, h_prev, hs_prev = state
     if detach_recurrent:
         # h[t-1] and hs[t-1] enter step t as constants; only i carries gradient in time.
@@ -108,6 +109,8 @@ def src_recurrence_reference(
     """Run the cell over all steps of ``u`` (T, B, H) from ``state`` = (i0, h0, hs0), each (B, H).
 
     ``bias`` (H,) is the effective bias. Returns the spikes (T, B, H) and the final state.
+    ``k``: an SRCConstants, or a constants tensor, per layer (K,) or per neuron (K, H), rows
+    in the order of ``srcext.constants.CELL_CONSTANTS``; autograd flows into a tensor's.
 
     ``lengths`` (B,), integer, values in [0, T], gives each sample its own number of steps:
     sample b runs steps 0 .. lengths[b] - 1 only. Past them its spikes are 0, its state is
@@ -118,6 +121,7 @@ def src_recurrence_reference(
     check_lengths(lengths, u)
     if lengths is not None:
         lengths = lengths.to(u.device)
+    k = cell_constants(k, u)  # once, not per step
     outputs = []
     # unbind, not u[t]: the backward of each u[t] would zero-fill a whole (T, B, H) gradient,
     # making the loop quadratic in T; unbind's backward stacks the steps' gradients once.

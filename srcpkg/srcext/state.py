@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
-from .reference import SRCConstants
+from .constants import SRCConstants
 
 INITIAL_STATES = ("rest", "zeros")
 
@@ -37,7 +37,8 @@ class SRCState(NamedTuple):
         return SRCState(*(s.detach() for s in self))
 
 
-def rest_voltage(bias: torch.Tensor, k: SRCConstants) -> torch.Tensor:
+def rest_voltage(bias: torch.Tensor, k: SRCConstants,
+                 r_plus_rs: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per neuron, the voltage h of the cell's rest state, in float64, without gradient.
 
     ``bias`` is the effective bias min(b, bias_max), any shape. With zero input the rest state
@@ -45,13 +46,18 @@ def rest_voltage(bias: torch.Tensor, k: SRCConstants) -> torch.Tensor:
     and h = z h + (1 - z) tanh((r + r_s) h + b), i.e. (z < 1) h = tanh((r + r_s) h + b).
     With the paper's constants (r + r_s = -5 < 1) that equation has exactly one root; when
     r + r_s > 1 it can have three (bistability) and the lowest, the hyperpolarised one, is
-    returned.
+    returned. ``r_plus_rs``: r + r_s per neuron (bias's shape) where they are learned (then
+    k's are not used).
     """
     with torch.no_grad():
-        a = float(k.r + k.r_s)
+        a = k.r + k.r_s if r_plus_rs is None else r_plus_rs
+        if isinstance(a, torch.Tensor):
+            a = a.detach().to(torch.float64).expand(bias.shape).reshape(-1, 1)   # (N, 1)
+        else:
+            a = float(a)
         b = bias.detach().to(torch.float64).reshape(-1, 1)                       # (N, 1)
         grid = torch.linspace(-1.0, 1.0, _GRID_POINTS, dtype=torch.float64, device=b.device)
-        nonneg = torch.tanh(torch.add(b, grid, alpha=a)) <= grid                   # F >= 0
+        nonneg = torch.tanh(b + a * grid) <= grid                                 # F >= 0
         # F(1) = 1 - tanh(.) >= 0, so some grid point is non-negative; the first one closes
         # the bracket of the lowest root (it is the root itself when F(-1) rounds to 0).
         first = torch.argmax(nonneg.to(torch.uint8), dim=1, keepdim=True)          # (N, 1)
@@ -59,14 +65,14 @@ def rest_voltage(bias: torch.Tensor, k: SRCConstants) -> torch.Tensor:
         lo = grid[(first - 1).clamp_(min=0)]
         h = (lo + hi).mul_(0.5)
         for _ in range(_NEWTON_STEPS):
-            t = torch.tanh(torch.add(b, h, alpha=a))
+            t = torch.tanh(b + a * h)
             f = h - t
             below = f < 0
             lo = torch.where(below, h, lo)
             hi = torch.where(below, hi, h)
             # Newton's step h - F / F', F' = 1 - a (1 - t^2); bisection where it would leave
             # the bracket (or F' <= 0, possible only when a > 1).
-            step = h - f / t.square().mul_(a).add_(1.0 - a)
+            step = h - f / (t.square() * a + (1.0 - a))
             inside = (step >= lo) & (step <= hi)
             h = torch.where(inside, step, (lo + hi).mul_(0.5))
         return h.reshape(bias.shape)

@@ -118,7 +118,9 @@ struct EmulatedBackend {
                  {"grad_i0", p.grad_i0, p.N, s},
                  {"grad_h0", p.grad_h0, p.N, s},
                  {"grad_hs0", p.grad_hs0, p.N, s},
-                 {"grad_bias_partial", p.grad_bias_partial, p.N, math_size(dtype)}},
+                 {"grad_bias_partial", p.grad_bias_partial, p.N, math_size(dtype)},
+                 {"grad_constants_partial", p.grad_constants_partial, kNumConstants * p.N,
+                  math_size(dtype)}},
                 [&] { Kernels::backward(p, dtype, detach, st); });
   }
 };
