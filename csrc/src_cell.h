@@ -225,7 +225,7 @@ struct ConstantGrads {
 };
 
 template <typename Acc>
-SRC_HD void zero(ConstantGrads<Acc>& d) {
+SRC_HD void zero_constant_grads(ConstantGrads<Acc>& d) {
   for (int j = 0; j < kNumConstants; ++j) d.v[j] = Acc(0);
 }
 

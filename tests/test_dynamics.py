@@ -259,6 +259,27 @@ def test_emulated_constant_gradients_bf16_and_lengths(emu, kind):
                             lengths=torch.tensor([2 * K + 5, 0, K + 2]))
 
 
+requires_cuda = pytest.mark.skipif(not srcext.fused_available("cuda"), reason="no CUDA device")
+
+
+@requires_cuda
+@pytest.mark.parametrize("where", ["cpu", "cuda"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_cuda_constant_gradients_match_reference(kind, where, detach, st):
+    """On a GPU: per-layer constants on the CPU (launch arguments) or on the device (read per
+    neuron through a stride-0 view), and per-neuron ones."""
+    def on_cuda(u, bias, state, k, detach_recurrent, straight_through, lengths=None):
+        spikes, final = src_recurrence_fused(
+            u.cuda(), bias.cuda(), tuple(s.cuda() for s in state), k.to(where),
+            detach_recurrent, straight_through,
+            lengths=None if lengths is None else lengths.cuda())
+        return spikes.cpu(), tuple(f.cpu() for f in final)
+
+    for dtype in (torch.float64, torch.float32):
+        check_against_reference(on_cuda, dtype, (2 * K + 5, 3, 300), kind, detach, st)
+
+
 # ---- the layers -----------------------------------------------------------------------------
 
 ALL = CELL_CONSTANTS

@@ -268,7 +268,7 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
   Acc dbias = Acc(0);
   ConstantGrads<Acc> dk;  // kConstGrad only
-  zero(dk);
+  zero_constant_grads(dk);
   u += n;
   // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as u).
   grad_spikes += (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;

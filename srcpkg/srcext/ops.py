@@ -8,6 +8,7 @@ The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cud
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Tuple
 
 import torch
@@ -23,13 +24,22 @@ CHECKPOINT_INTERVAL = 16
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+@functools.lru_cache(maxsize=64)
+def _layer_constants(k: SRCConstants, dtype: torch.dtype) -> torch.Tensor:
+    """constants_tensor(k, dtype), made once (a step-by-step SRCCell loop calls the op per
+    step); the ops never write it."""
+    return constants_tensor(k, dtype)
+
+
 def constants_arg(k: ConstantsLike, u: torch.Tensor) -> torch.Tensor:
     """The ops' constants tensor for ``k``: an SRCConstants as a per-layer (K,) tensor on the
     CPU (the kernels take per-layer values on the host: no copy to a GPU); a tensor (K,) or
     (K, H) in the precision of the math (differentiably)."""
     acc = acc_dtype(u.dtype)
     if isinstance(k, SRCConstants):
-        return constants_tensor(k, acc)
+        if torch.compiler.is_compiling():
+            return constants_tensor(k, acc)
+        return _layer_constants(k, acc)
     check_constants_tensor(k, u.shape[-1])
     return k if k.dtype == acc else k.to(acc)
 
