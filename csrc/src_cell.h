@@ -259,4 +259,13 @@ SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>&
       k, step_jacobian(k, tr, h_prev, hs_prev, h_new), grad_spike, g, dbias, sig);
 }
 
+template <bool kDetach, bool kStraightThrough, typename Acc>
+SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
+                              Acc& dbias) {
+  StepSignals<Acc> unused;
+  return cell_step_backward<kDetach, kStraightThrough>(k, tr, h_prev, hs_prev, grad_spike, g,
+                                                       dbias, unused);
+}
+
 }  // namespace srcext

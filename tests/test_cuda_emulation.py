@@ -112,10 +112,12 @@ def test_launch_record_names_the_instance_grid_and_stream(emu):
                 emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
             launches = emu.launches()
             flags = f"{str(detach).lower()}, {str(st).lower()}"
-            expected = [  # <storage, math, save, lengths> and <storage, math, flags, lengths>
-                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false>",
-                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false>",
-                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false, false>",
+            expected = [  # <storage, math, save, lengths, per_neuron> and <storage, math,
+                #            flags, lengths, per_neuron, constant_grads>
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false, false>",
+                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false, false, "
+                "false>",
+                f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false, false, false>",
             ]
             assert [r["kernel"] for r in launches] == expected
             for r in launches:
@@ -133,8 +135,8 @@ def test_launch_record_with_lengths(emu):
                          lengths=torch.tensor([9, 4]))
     spikes.sum().backward()
     assert [r["kernel"] for r in emu.launches()] == [
-        "srcext::cuda::src_forward_kernel<float, float, true, true>",
-        "srcext::cuda::src_backward_kernel<float, float, true, true, true>"]
+        "srcext::cuda::src_forward_kernel<float, float, true, true, false>",
+        "srcext::cuda::src_backward_kernel<float, float, true, true, true, false, false>"]
 
 
 def test_empty_problems_launch_nothing(emu):

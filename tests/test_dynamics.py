@@ -252,6 +252,34 @@ def test_emulated_constant_gradients_match_reference(emu, dtype, kind, detach, s
     check_against_reference(emulated, dtype, (2 * K + 5, 3, 7), kind, detach, st)
 
 
+def test_emulated_launches_name_the_dynamics_instances(emu):
+    """Per-neuron constants and wanted constant gradients launch their own kernel instances;
+    per-layer constants without gradients launch the default ones."""
+    T, B, H = K + 1, 2, 3
+    u, b, i0, h0, hs0 = inputs(T, B, H, torch.float32, 0)
+    data = [t.float() for t in (u, b, i0, h0, hs0)]
+    data[0].requires_grad_()
+    names = {}
+    for kind in ("per_layer", "per_neuron"):
+        for learn in (False, True):
+            k = the_constants(kind, H, 0).float().requires_grad_(learn)
+            emu.clear_launches()
+            spikes, _ = emulated(data[0], data[1], tuple(data[2:]), k, True, True)
+            spikes.sum().backward()
+            names[kind, learn] = [r["kernel"] for r in emu.launches()]
+    flags = "float, float, true, true, false"
+    assert names["per_layer", False] == [
+        "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
+        f"srcext::cuda::src_backward_kernel<{flags}, false, false>"]
+    assert names["per_layer", True] == [  # read per neuron through stride 0 for the gradients
+        "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
+        f"srcext::cuda::src_backward_kernel<{flags}, true, true>"]
+    assert names["per_neuron", False] == [
+        "srcext::cuda::src_forward_kernel<float, float, true, false, true>",
+        f"srcext::cuda::src_backward_kernel<{flags}, true, false>"]
+    assert names["per_neuron", True][1] == f"srcext::cuda::src_backward_kernel<{flags}, true, true>"
+
+
 @pytest.mark.parametrize("kind", ["per_layer", "per_neuron"])
 def test_emulated_constant_gradients_bf16_and_lengths(emu, kind):
     check_against_reference(emulated, torch.bfloat16, (K + 3, 2, 9), kind, False, True)
@@ -259,7 +287,8 @@ def test_emulated_constant_gradients_bf16_and_lengths(emu, kind):
                             lengths=torch.tensor([2 * K + 5, 0, K + 2]))
 
 
-requires_cuda = pytest.mark.skipif(not srcext.fused_available("cuda"), reason="no CUDA device")
+requires_cuda = pytest.mark.skipif(
+    not (torch.cuda.is_available() and srcext.fused_available("cuda")), reason="no CUDA device")
 
 
 @requires_cuda

@@ -143,7 +143,11 @@ def test_report_of_the_f32_kernels(tmp_path):
     kernels = report["kernels"]
     variants = ["f32/forward/inference", "f32/forward/training", "f32/backward/detach",
                 "f32/backward/detach+st", "f32/backward/exact", "f32/backward/exact+st"]
-    assert sorted(kernels) == sorted(variants + [v + "+lengths" for v in variants])
+    variants += [v + "+lengths" for v in variants]
+    # Per-neuron constants, and (backward) with their gradients (issue 13).
+    variants += [v + "+per_neuron" for v in variants] + [
+        v + "+per_neuron+constant_grads" for v in variants if "backward" in v]
+    assert sorted(kernels) == sorted(variants)
     assert "f32/backward/exact+st" in p.stdout  # the table
     for key, e in kernels.items():
         assert e["dtype"] == "f32" and key.split("/")[1] == e["direction"]
