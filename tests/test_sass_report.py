@@ -96,7 +96,9 @@ def test_check_lists_each_miss():
     def entry(dtype, direction, flags, total, regs=64, dconv=0):
         return {"dtype": dtype, "direction": direction, "flags": flags, "registers": regs,
                 "spills_bytes": 0, "double_conversions_in_loop": dconv,
-                "instructions_per_step": {"total": total}}
+                "instructions_per_step": {"total": total},
+                "loads": {"median_steps_ahead": 4.0, "min_steps_ahead": 2.0,
+                          "fraction_after_store": 0.0}}
     good = {"kernels": {
         "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
         "bf16/backward/detach": entry("bf16", "backward",
@@ -112,10 +114,17 @@ def test_check_lists_each_miss():
     bad["kernels"]["f32/forward/training"]["instructions_per_step"]["total"] = 61
     bad["kernels"]["f32/forward/training"]["double_conversions_in_loop"] = 3
     bad["kernels"]["bf16/backward/detach"]["registers"] = 130
+    bad["kernels"]["bf16/backward/detach"]["loads"]["min_steps_ahead"] = 1.99
+    bad["kernels"]["f32/forward/training"]["loads"]["median_steps_ahead"] = 3.9
+    bad["kernels"]["f32/backward/exact"]["loads"]["fraction_after_store"] = 0.03
+    bad["kernels"]["f64/backward/exact"]["loads"]["min_steps_ahead"] = 0.1  # no f64 target
     misses = sr.check(bad)
-    assert len(misses) == 3
+    assert len(misses) == 6
     assert any("f32/forward/training: instructions_per_step.total = 61" in m for m in misses)
     assert any("bf16/backward/detach: registers = 130 > 128" in m for m in misses)
+    assert any("bf16/backward/detach: loads.min_steps_ahead = 1.99 < 2" in m for m in misses)
+    assert any("f32/forward/training: loads.median_steps_ahead = 3.9 < 4" in m for m in misses)
+    assert any("f32/backward/exact: loads.fraction_after_store = 0.03 > 0" in m for m in misses)
 
 
 def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):
