@@ -67,7 +67,14 @@ steps (divided by the instructions per step; a value that stalls the thread at i
 use -- a bf16 widening included -- counts there). `after_store` marks loads issued after a global
 store of the same iteration: without `__restrict__` the compiler cannot move them above the
 store, so they are serialised behind it. Summaries: `loads.min_steps_ahead`,
-`loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. Checked
+`loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. The
+steps are those of the steady-state loop: instructions of the path between issue and first
+use over the loop's instructions per step (a backward chunk's recompute and walk of a step
+together), so a lead measured across the recompute counts in whole steps, not recompute steps.
+--check holds f32/bf16, in both kernels, to a median of at least `loads.littles_law_steps`
+(the lead Little's law asks of the instance at the H200 model size, from its registers and
+bytes per step: `littles_law_steps`), a minimum of one step, and no backward load after a
+store (TARGETS; GPU_NOTES.md justifies the numbers). Checked
 on variants of the kernels (not committed): a 4-deep register ring of `u` loads reads 4.06
 steps ahead; `#pragma unroll 4` gives 4 steps per iteration (and its remainder loop is
 skipped); a backward loading its chunk's `u` and `grad_spikes` up front reads 0 after stores.
@@ -94,6 +101,34 @@ TRANSCENDENTALS_PER_STEP = 3  # the cell's exp(2 x) of tanh, and its two sigmoid
 MAX_ITERATIONS_AHEAD = 32  # how far the load-to-use search follows a value
 KINDS = ("memory", "mufu", "float_arith", "conversion", "double", "control", "other")
 
+
+
+class AtLeast(float):
+    """A lower limit in TARGETS (a plain number is an upper limit)."""
+
+
+# Little's law for the loads ahead (GPU_NOTES.md): the bytes in flight at full bandwidth,
+# BANDWIDTH x LATENCY, shared by the resident threads of the model size; a thread moving B
+# bytes a step (loads and stores) must have its loads issued that many bytes' worth of steps
+# ahead: steps = BANDWIDTH x LATENCY / (resident threads x B).
+H200 = {"bandwidth": 4.8e12, "latency": 600e-9, "sms": 132, "registers_per_sm": 65536,
+        "threads_per_sm": 2048, "threads": 256 * 1024}  # T=500, B=256, H=1024
+BLOCK = 256  # kThreads
+DTYPE_BYTES = {"f32": (4, 4), "f64": (8, 8), "bf16": (2, 4), "f16": (2, 4)}  # (storage, math)
+
+
+def littles_law_steps(dtype, direction, flags, registers, K=16) -> float:
+    storage, acc = DTYPE_BYTES[dtype]
+    if direction == "forward":
+        step_bytes = 2 * storage + (3 * acc / K if flags.get("save") else 0)
+    else:
+        step_bytes = 3 * storage + 3 * acc / K
+    per_block = BLOCK * -(-registers // 8) * 8
+    blocks = min(H200["registers_per_sm"] // per_block, H200["threads_per_sm"] // BLOCK)
+    resident = min(blocks * BLOCK * H200["sms"], H200["threads"])
+    return H200["bandwidth"] * H200["latency"] / (resident * step_bytes)
+
+
 # The issue's targets (issue 17), checked by --check. One row per target:
 # (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
 TARGETS = [
@@ -107,6 +142,15 @@ TARGETS = [
      "double_conversions_in_loop", 0),
     ("backward <= 128 registers", ("f32", "bf16", "f16"), "backward", None, "registers", 128),
     ("backward without spills", ("f32", "bf16", "f16"), "backward", None, "spills_bytes", 0),
+    # Loads ahead of use (benchmarks/GPU_NOTES.md, "Loads ahead: the thresholds"): the median
+    # lead at least the Little's-law lead of the instance (`loads.littles_law_steps`, from its
+    # registers and bytes per step), and no load less than one whole step ahead.
+    ("loads ahead of use (median) >= Little's law", ("f32", "bf16"), None, None,
+     "loads.median_over_littles_law", AtLeast(1)),
+    ("every load >= 1 step ahead of use", ("f32", "bf16"), None, None,
+     "loads.min_steps_ahead", AtLeast(1)),
+    ("backward: no load issued after a store", ("f32", "bf16"), "backward", None,
+     "loads.fraction_after_store", 0),
 ]
 
 
@@ -626,6 +670,13 @@ def build_report(tools, dtypes, workdir) -> dict:
                 "registers_res_usage": ru.get("registers"),
             }
             entry.update(analyse_function(mangled, funcs[mangled], K))
+            loads = entry.get("loads")
+            if loads and entry["registers"]:
+                need = littles_law_steps(dtype, direction, flags, entry["registers"], K)
+                loads["littles_law_steps"] = round(need, 2)
+                loads["median_over_littles_law"] = (
+                    round(loads["median_steps_ahead"] / need, 2)
+                    if loads["median_steps_ahead"] is not None else None)
             kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
     commit, dirty = git_commit()
     return {"arch": ARCH, "nvcc": tool_version(tools["nvcc"]),
@@ -651,7 +702,10 @@ def check(report) -> list:
             if flt and any(e["flags"].get(k) != v for k, v in flt.items()):
                 continue
             value = _metric(e, metric)
-            if value is None or value > limit:
+            if isinstance(limit, AtLeast):
+                if value is None or value < limit:
+                    misses.append(f"{key}: {metric} = {value} < {float(limit):g}  ({name})")
+            elif value is None or value > limit:
                 misses.append(f"{key}: {metric} = {value} > {limit}  ({name})")
     return misses
 
@@ -659,7 +713,7 @@ def check(report) -> list:
 def table(report) -> str:
     head = (f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
             f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
-            f"{'f64cv':>5} {'ldAhd':>5} {'ld>st':>5}")
+            f"{'f64cv':>5} {'ldMed':>5} {'ldMin':>5} {'ld>st':>5}")
     lines = [f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
              f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
              " of the steady-state loop", head, "-" * len(head)]
@@ -674,11 +728,11 @@ def table(report) -> str:
             f"{e['steps_per_iteration']:>5} {ips['total']:>6.1f} {ips['memory']:>5.1f} "
             f"{ips['mufu']:>5.1f} {ips['float_arith']:>5.1f} {ips['conversion']:>5.1f} "
             f"{ips['double']:>5.1f} {ips['control']:>5.1f} {ips['other']:>5.1f} "
-            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['min_steps_ahead']):>5} "
-            f"{str(ld['fraction_after_store']):>5}")
-    lines.append("f64cv: double<->float conversions per step in the loop; ldAhd: fewest steps a "
-                 "global load is issued ahead of its first use; ld>st: fraction of loads issued "
-                 "after a store of the same iteration")
+            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['median_steps_ahead']):>5} "
+            f"{str(ld['min_steps_ahead']):>5} {str(ld['fraction_after_store']):>5}")
+    lines.append("f64cv: double<->float conversions per step in the loop; ldMed / ldMin: median "
+                 "/ fewest steps a global load of the loop is issued ahead of its first use; "
+                 "ld>st: fraction of loads issued after a store of the same iteration")
     return "\n".join(lines)
 
 

@@ -96,7 +96,9 @@ def test_check_lists_each_miss():
     def entry(dtype, direction, flags, total, regs=64, dconv=0):
         return {"dtype": dtype, "direction": direction, "flags": flags, "registers": regs,
                 "spills_bytes": 0, "double_conversions_in_loop": dconv,
-                "instructions_per_step": {"total": total}}
+                "instructions_per_step": {"total": total},
+                "loads": {"median_over_littles_law": 1.0, "min_steps_ahead": 1.0,
+                          "fraction_after_store": 0.0}}
     good = {"kernels": {
         "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
         "bf16/backward/detach": entry("bf16", "backward",
@@ -112,10 +114,27 @@ def test_check_lists_each_miss():
     bad["kernels"]["f32/forward/training"]["instructions_per_step"]["total"] = 61
     bad["kernels"]["f32/forward/training"]["double_conversions_in_loop"] = 3
     bad["kernels"]["bf16/backward/detach"]["registers"] = 130
+    bad["kernels"]["bf16/backward/detach"]["loads"]["min_steps_ahead"] = 0.99
+    bad["kernels"]["f32/forward/training"]["loads"]["median_over_littles_law"] = 0.9
+    bad["kernels"]["f32/backward/exact"]["loads"]["fraction_after_store"] = 0.03
+    bad["kernels"]["f64/backward/exact"]["loads"]["min_steps_ahead"] = 0.1  # no f64 target
     misses = sr.check(bad)
-    assert len(misses) == 3
+    assert len(misses) == 6
     assert any("f32/forward/training: instructions_per_step.total = 61" in m for m in misses)
     assert any("bf16/backward/detach: registers = 130 > 128" in m for m in misses)
+    assert any("bf16/backward/detach: loads.min_steps_ahead = 0.99 < 1" in m for m in misses)
+    assert any("f32/forward/training: loads.median_over_littles_law = 0.9 < 1" in m
+               for m in misses)
+    assert any("f32/backward/exact: loads.fraction_after_store = 0.03 > 0" in m for m in misses)
+
+
+def test_littles_law_steps():
+    # 4.8 TB/s x 600 ns = 2.88 MB in flight; f32 backward at 128 registers: 2 blocks of 256 on
+    # 132 SMs, 12.75 bytes a step -> 3.34 steps; bf16 forward inference at 32 registers: all
+    # 262,144 threads resident, 4 bytes a step -> 2.75 steps.
+    assert sr.littles_law_steps("f32", "backward", {}, 128) == pytest.approx(3.342, abs=0.01)
+    assert sr.littles_law_steps("bf16", "forward", {"save": False}, 32) == pytest.approx(
+        2.747, abs=0.01)
 
 
 def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):

@@ -39,18 +39,38 @@ namespace cuda {
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
-// Loads in flight per thread. Forward: the drive of the next kForwardAhead steps, in a
-// register ring (one register each). Backward: a FIFO of 8 loads (4 for double, whose
-// registers are scarcer); each step of a chunk is visited twice (the recompute loads u, the
-// walk loads grad_spikes), so 8 loads cover 4 steps. Its depth divides a chunk's 2 kChunk
-// loads, so that every chunk starts at slot 0. (16 halves would double the bytes in flight of
-// bfloat16 / float16, but cost the exact straight-through variant 130 registers.)
+// Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
+// steps ahead). Forward: the drive of the next kForwardAhead steps, in a register ring (one
+// register each).
 constexpr int kForwardAhead = 4;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+// Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
+// load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
+// for double): the drives u in recompute order, the upstream gradients grad_spikes in walk
+// order; each use refills its slot with the same step of the next chunk walked. Every load is
+// used in the next loop iteration, so the compiler cannot sink it towards its use past the
+// loop's back edge: a u load is at least the walk (16 walk steps) ahead, a grad_spikes load at
+// least the recompute (16 recompute steps), >= 6 steps of the whole per-step work (sm_90).
+constexpr int kDrivesAhead = kChunk;
+constexpr int kGradsAhead = kChunk;
+static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
+              "a chunk's steps fill the FIFOs a whole number of times");
+// Exact BPTT keeps 4 Jacobian values per step (64 registers a chunk): there the two
+// chunk-deep FIFOs spill at 128 registers, whatever their depth (4, 8 or 16 each; measured),
+// so it keeps one FIFO of 8 loads over the chunk's combined stream (4 for double): each step
+// of a chunk is visited twice (the recompute loads u, the walk loads grad_spikes), so 8 loads
+// cover 4 steps. Its depth divides a chunk's 2 kChunk loads, so every chunk starts at slot 0.
 template <typename scalar_t>
 constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : 8;
 static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0,
               "a chunk's loads fill the FIFO a whole number of times");
+// The backward's register budget: 2 blocks of kThreads per SM, i.e. at most 128 registers (the
+// issue's limit) for float math. With this bound ptxas also issues the loads early instead of
+// sinking them towards their use to save registers (without it the detached variants used
+// 59-80 registers and had loads 0.1 steps ahead, 57-69 % of them after a store). double: no
+// bound (its math needs ~200 registers).
+template <typename Acc>
+constexpr int kBackwardMinBlocks = sizeof(Acc) == 8 ? 1 : 2;
 
 // The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
 // bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
@@ -144,13 +164,63 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
 }
 
 // One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
-// checkpoint `s`, then walked back. The chunk's loads form one stream, in the order they are
+// checkpoint `s`, then walked back. Each of the chunk's two load streams has its own FIFO of
+// registers, refilled where it is consumed: `drives` (u, in recompute order) is
+// kDrivesAhead steps of the recompute ahead, `grads` (grad_spikes, in walk order)
+// kGradsAhead steps of the walk ahead; past the chunk's end both run on into the
+// next chunk walked (the one before in time, if has_next). So a load issued near a chunk's end
+// is used in the next loop iteration, a whole phase (kChunk steps of the other stream) later,
+// which the compiler cannot sink past the loop's back edge.
+template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, const scalar_t* __restrict__ u,
+    const scalar_t* __restrict__ u_next, const scalar_t* __restrict__ grad_spikes,
+    const scalar_t* __restrict__ grad_spikes_next, const Acc* __restrict__ checkpoint_next,
+    scalar_t* __restrict__ grad_u, scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead],
+    CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
+  constexpr int D = kDrivesAhead, G = kGradsAhead;
+  // The next chunk's checkpoint, issued before the recompute: used after the walk.
+  const CellState<Acc> next_s{checkpoint_next[0], checkpoint_next[N], checkpoint_next[2 * N]};
+
+  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
+  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  uint32_t spiking = 0;
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) {
+    const Acc drive = static_cast<Acc>(drives[j % D]);
+    drives[j % D] = j + D < kChunk ? u[(j + D) * N] : u_next[(j + D - kChunk) * N];
+    const Acc h_prev = s.h, hs_prev = s.hs;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  }
+  s = next_s;
+  // Walk back: walk step m is the chunk's step j.
+#pragma unroll
+  for (int m = 0; m < kChunk; ++m) {
+    const int j = kChunk - 1 - m;
+    const Acc grad_spike = static_cast<Acc>(grads[m % G]);
+    grads[m % G] = m + G < kChunk ? grad_spikes[(j - G) * gs_step]
+                                  : grad_spikes_next[(j - G + kChunk) * gs_step];
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
+                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias);
+    grad_u[j * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The same for exact BPTT (kDetach false), whose Jacobians fill 64 of the 128 registers:
+// steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
 // consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
 template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
-__device__ __forceinline__ void backward_chunk(
+__device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
@@ -226,7 +296,7 @@ __device__ __forceinline__ void backward_partial_chunk(
 }
 
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
 src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
                     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
                     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
@@ -255,15 +325,43 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
     --c;
   }
   if (c >= 0) {  // full chunks from here on
-    scalar_t fifo[kBackwardAhead<scalar_t>];
-#pragma unroll
-    for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
     const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
-    for (; c >= 0; --c) {
-      backward_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0, u,
-                                                grad_spikes,
-                                                checkpoints, grad_u, fifo, s, g, dbias);
+    if constexpr (kDetach) {
+      scalar_t drives[kDrivesAhead], grads[kGradsAhead];
+#pragma unroll
+      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c * kChunk + j) * N];
+#pragma unroll
+      for (int m = 0; m < kGradsAhead; ++m)
+        grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
+      // Pointers to the chunk's first step (and checkpoint), moved back one chunk per
+      // iteration. The last chunk has no next one: its prefetches re-read its own steps and
+      // checkpoint, unused (unconditional loads are issued where they are written).
+      const int64_t u_chunk = kChunk * N, gs_chunk = kChunk * gs_step;
+      const scalar_t* uc = u + c * u_chunk;
+      const scalar_t* gc = grad_spikes + c * gs_chunk;
+      scalar_t* guc = grad_u + c * u_chunk;
+      for (; c >= 0; --c) {
+        const bool has_next = c > 0;
+        const scalar_t* u_next = has_next ? uc - u_chunk : uc;
+        const scalar_t* gs_next = has_next ? gc - gs_chunk : gc;
+        const Acc* ck_next = has_next ? ck - 3 * N : ck;
+        backward_chunk<kDetach, kStraightThrough>(k, bias, N, gs_step, uc, u_next, gc, gs_next,
+                                                  ck_next, guc, drives, grads, s, g, dbias);
+        uc = u_next;
+        gc = gs_next;
+        ck = ck_next;
+        guc -= has_next ? u_chunk : 0;
+      }
+    } else {
+      scalar_t fifo[kBackwardAhead<scalar_t>];
+#pragma unroll
+      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
+      for (; c >= 0; --c) {
+        backward_chunk_exact<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0,
+                                                        u, grad_spikes, checkpoints, grad_u, fifo,
+                                                        s, g, dbias);
+      }
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
