@@ -10,7 +10,7 @@ import torch
 
 from srcext.reference import SRCConstants, src_cell_step, src_recurrence_reference
 
-from conftest import FLAG_IDS, FLAGS, random_constants, requires_fused
+from helpers import FLAG_IDS, FLAGS, random_constants, requires_fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--T", "6", "--B", "2", "--H", "5", "--rounds", "2", "--warmup", "1", "--threads", "1"]

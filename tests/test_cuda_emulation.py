@@ -10,9 +10,9 @@ from srcext.ops import CHECKPOINT_INTERVAL, constant_args, run_forward_op, src_r
 from srcext.reference import SRCConstants, src_recurrence_reference
 
 import cuda_emulation
-from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
-from test_lengths import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
-from test_ops import assert_matches_reference, make_inputs, run_both, upstream_layouts
+from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
+from op_helpers import assert_matches_reference, make_inputs, run_both, upstream_layouts
+from lengths_helpers import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
 
 pytestmark = requires_fused
 

@@ -9,7 +9,7 @@ import srcext
 from srcext import SRC, SRCCell
 from srcext.reference import SRCConstants
 
-from conftest import (FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused,
+from helpers import (FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused,
                       tolerance)
 
 pytestmark = requires_fused
@@ -71,7 +71,7 @@ def test_fused_layer_matches_reference(case, detach, st, constants, with_state):
         state = tuple(torch.randn(L, B, H, generator=g, dtype=torch.float64) * 0.5 for _ in range(3))
     out, final, grads = run_layer(fused, x, state)
     rout, rfinal, rgrads = run_layer(ref, x, state)
-    assert out.shape == (B, T, H) if batch_first else (T, B, H)
+    assert out.shape == ((B, T, H) if batch_first else (T, B, H))
     assert_close(out, rout, 1e-9, "output")
     for name, a, b in zip(("i_n", "h_n", "hs_n"), final, rfinal):
         assert a.shape == (L, B, H)
