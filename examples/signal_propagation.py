@@ -24,6 +24,7 @@ import sys
 
 import torch
 
+from common import UsageError, load_checkpoint
 from srcext.data import RateEncoder, load_idx_dataset
 from srcext.models import SRCClassifier
 
@@ -63,11 +64,11 @@ def main(argv=None) -> int:
     images, _ = load_idx_dataset(args.dataset, "test", args.data_dir)
     images = images[:args.images]
     if args.checkpoint:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        cfg = ckpt["config"]
-        model = SRCClassifier.from_config(images[0].numel(), cfg)
-        model.load_state_dict(ckpt["model"])
-        encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
+        try:
+            _, model, encoder = load_checkpoint(args.checkpoint)
+        except UsageError as exc:
+            print(f"signal_propagation.py: error: {exc}", file=sys.stderr)
+            return 2
     else:
         model = SRCClassifier(images[0].numel(), hidden_layers=args.hidden_layers,
                               hidden_size=args.hidden_size, weight_scale=args.weight_scale,

@@ -1,5 +1,7 @@
 """srcext.models.SRCClassifier: shapes, the fixed readout and its integrator, the hidden
 initialisations, the config round trip, and a few training steps that learn."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -81,15 +83,20 @@ def test_identity_hidden_init():
         SRCClassifier(20, hidden_init="orthogonal")
 
 
-def test_classifier_from_config_rebuilds_a_checkpointed_model():
-    cfg = {"hidden_layers": 2, "hidden_size": 12, "neurons_per_class": 3, "readout_decay": 0.95,
-           "trainable_readout": True, "hidden_init": "identity", "detach_recurrent": False,
-           "lr": 0.1, "dataset": "mnist"}                     # training-only keys are ignored
-    model = SRCClassifier.from_config(20, cfg)
-    assert [tuple(layer.weight_l0.shape) for layer in model.layers] == [(12, 20), (12, 12), (30, 12)]
-    assert isinstance(model.readout, torch.nn.Parameter) and model.readout_decay == 0.95
-    assert model.layers[0].detach_recurrent is False
-    again = SRCClassifier.from_config(20, cfg)
+def test_classifier_config_rebuilds_the_model():
+    model = SRCClassifier(20, num_classes=4, hidden_layers=2, hidden_size=12, neurons_per_class=3,
+                          readout_decay=0.95, trainable_readout=True, hidden_init="identity",
+                          detach_recurrent=False)
+    cfg = model.config()
+    assert json.loads(json.dumps(cfg)) == cfg                 # storable as it is
+    assert cfg["input_size"] == 20 and cfg["num_classes"] == 4 and cfg["detach_recurrent"] is False
+    again = SRCClassifier.from_config(cfg)
+    assert [tuple(layer.weight_l0.shape) for layer in again.layers] == [(12, 20), (12, 12), (12, 12)]
+    assert isinstance(again.readout, torch.nn.Parameter) and again.readout_decay == 0.95
+    assert again.layers[0].detach_recurrent is False and again.config() == cfg
     again.load_state_dict(model.state_dict())                 # same keys and shapes
     x = (torch.rand(15, 4, 20) < 0.3).float()
     assert torch.equal(again(x), model(x))
+    cfg["not_an_option"] = 1
+    with pytest.raises(TypeError, match="not_an_option"):
+        SRCClassifier.from_config(cfg)
