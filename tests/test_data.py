@@ -156,3 +156,16 @@ def test_nmnist_through_tonic_loader(tmp_path):
                                    time_window_us=50_000, first_saccade_only=True)
     f, _ = windowed[0]
     assert np.asarray(f).shape[1:] == (2, 34, 34) and np.asarray(f).shape[0] <= 2
+
+
+def test_data_module_reexports_datasets_and_encoding():
+    """srcext.data stays the one import for both halves (datasets, encoding): the same objects,
+    so that patching data.MD5 patches what the loader reads."""
+    from srcext import datasets, encoding
+    for name in ("DATASETS", "MD5", "MIRRORS", "SPLIT_FILES", "SYSTEM_DIRS", "NMNIST_SENSOR",
+                 "DatasetNotFound", "read_idx", "find_file", "download", "load_idx_dataset",
+                 "nmnist_dataset", "collate_frames", "_md5_uncompressed"):
+        assert getattr(data, name) is getattr(datasets, name), name
+    for name in ("RateEncoder", "random_shift"):
+        assert getattr(data, name) is getattr(encoding, name), name
+    assert set(data.__all__) <= set(dir(data))
