@@ -68,7 +68,6 @@ def extensions():
                 "srcext._C",
                 sources,
                 include_dirs=[os.path.join(HERE, "csrc")],
-                define_macros=[("SRCEXT_WITH_CUDA", "1")],
                 extra_link_args=link_flags,
                 extra_compile_args={
                     "cxx": cxx_flags,

@@ -47,7 +47,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import srcext
-from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -302,7 +302,7 @@ def load_cell_math_bench(verbose: bool = False):
 def kernel_bytes(T, B, H, itemsize=4):
     """Bytes each kernel must move at least (float32 math and checkpoints)."""
     N = T * B * H
-    ckpt = 3 * 4 * B * H * ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL)
+    ckpt = 3 * 4 * B * H * num_checkpoints(T)
     return {"forward_train": 2 * itemsize * N + ckpt,          # read u, write spikes, checkpoints
             "forward_inference": 2 * itemsize * N,             # read u, write spikes
             "backward_detached": 3 * itemsize * N + ckpt}      # read grad and u, checkpoints; write grad_u

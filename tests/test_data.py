@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from srcext import data
+from srcext import data, datasets
 from srcext.data import DatasetNotFound, RateEncoder, load_idx_dataset, read_idx
 from srcext.models import SRCClassifier
 
@@ -68,7 +68,7 @@ def test_download_verifies_checksum(tmp_path, monkeypatch):
     assert len(fetched) == len(data.MIRRORS["mnist"])  # every mirror tried
     assert not any(p.name.endswith(".part") for p in (tmp_path / "d" / "mnist").iterdir())
 
-    monkeypatch.setitem(data.MD5["mnist"], "train-labels-idx1-ubyte", data._md5_uncompressed(str(src)))
+    monkeypatch.setitem(data.MD5["mnist"], "train-labels-idx1-ubyte", datasets._md5_uncompressed(str(src)))
     path = data.download("mnist", "train-labels-idx1-ubyte", str(tmp_path / "d"), fetch)
     assert np.array_equal(read_idx(path), good)
 
@@ -161,10 +161,10 @@ def test_nmnist_through_tonic_loader(tmp_path):
 def test_data_module_reexports_datasets_and_encoding():
     """srcext.data stays the one import for both halves (datasets, encoding): the same objects,
     so that patching data.MD5 patches what the loader reads."""
-    from srcext import datasets, encoding
+    from srcext import encoding
     for name in ("DATASETS", "MD5", "MIRRORS", "SPLIT_FILES", "SYSTEM_DIRS", "NMNIST_SENSOR",
                  "DatasetNotFound", "read_idx", "find_file", "download", "load_idx_dataset",
-                 "nmnist_dataset", "collate_frames", "_md5_uncompressed"):
+                 "nmnist_dataset", "collate_frames"):
         assert getattr(data, name) is getattr(datasets, name), name
     for name in ("RateEncoder", "random_shift"):
         assert getattr(data, name) is getattr(encoding, name), name

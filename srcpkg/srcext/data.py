@@ -4,9 +4,8 @@ The datasets (IDX files, MD5-checked downloads, N-MNIST through tonic) live in
 :mod:`srcext.datasets`, the rate encoder and the augmentation in :mod:`srcext.encoding`.
 """
 from .datasets import (DATASETS, MD5, MIRRORS, NMNIST_SENSOR, SPLIT_FILES, SYSTEM_DIRS,
-                       DatasetNotFound, _candidates, _default_fetch, _is_gzip, _md5_uncompressed,
-                       collate_frames, download, find_file, load_idx_dataset, nmnist_dataset,
-                       read_idx)
+                       DatasetNotFound, collate_frames, download, find_file, load_idx_dataset,
+                       nmnist_dataset, read_idx)
 from .encoding import RateEncoder, random_shift
 
 __all__ = ["DATASETS", "MD5", "MIRRORS", "NMNIST_SENSOR", "SPLIT_FILES", "SYSTEM_DIRS",
