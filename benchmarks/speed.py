@@ -567,7 +567,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
     ap.add_argument("--markdown", metavar="JSON", default=None,
-                    help="print the README's tables from a JSON this script wrote, and exit")
+                    help="print docs/results.md's speed tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as f:
@@ -689,7 +689,7 @@ def print_report(results):
 
 
 def markdown(results) -> str:
-    """The README's tables (Markdown) from a run's results."""
+    """docs/results.md's speed tables (Markdown) from a run's results."""
     tm, sp = results["timings_s"], results["ratio_spread"]
 
     def ms(key):

@@ -218,7 +218,7 @@ def test_peers_measured_where_installed(peers_run, library):
     module, layers = PEERS[library]
     if importlib.util.find_spec(module) is None:
         assert library in peers_run["peers_missing"]
-        pytest.skip(f"{module} is not installed (README, Speed on the CPU, says how)")
+        pytest.skip(f"{module} is not installed (docs/results.md, Speed on the CPU, says how)")
     for name in layers:
         row = peers_run["layers"][name]
         assert row["train_s"] > 0 and row["inference_s"] > 0 and row["train_vs_src"]["median"] > 0

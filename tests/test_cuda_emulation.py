@@ -312,7 +312,7 @@ def test_float16_gradients_are_the_float32_math_rounded(emu, backend):
     once to float16, so it overflows to inf exactly where the float32 value exceeds 65504 and
     nowhere else (nothing overflows inside). Exact BPTT through the bistable cell grows with T;
     at T = 400 here one drive gradient is ~1e5. That inf is float16's answer, and what
-    torch.amp.GradScaler expects to see (it skips the step and lowers the scale); the README
+    torch.amp.GradScaler expects to see (it skips the step and lowers the scale); docs/guide.md
     recommends bfloat16 for exact BPTT."""
     fn = src_recurrence_fused if backend == "cpu" else emulated
     k = SRCConstants()

@@ -1,7 +1,7 @@
 """Pure-PyTorch reference of the Spiking Recurrent Cell.
 
 This module is the oracle of the test suite: every fused kernel is checked against it.
-It follows ``shared/docs/src-model.md`` line by line and favours readability over speed.
+It follows ``docs/model.md`` line by line and favours readability over speed.
 It runs on any device and any floating dtype, with every option of the spec.
 
 The recurrence works on the feed-forward drive ``u = W_s . s_in`` of all steps at once

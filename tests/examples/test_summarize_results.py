@@ -1,8 +1,11 @@
-"""examples/summarize_results.py: the results table from metrics.json files."""
+"""examples/summarize_results.py: the results table from metrics.json files, and the tables of
+docs/results.md regenerated from the committed JSON."""
 import json
 import os
 
-from example_runner import load_example
+import pytest
+
+from example_runner import ROOT, load_example
 
 
 def test_summarize_results_table(tmp_path, capsys):
@@ -30,3 +33,24 @@ def test_summarize_results_table(tmp_path, capsys):
     rows = json.load(open(tmp_path / "s.json"))
     assert [r["run"] for r in rows] == ["a", "a_on", "deep/b"] and rows[2]["hidden_layers"] == 10
     assert summarize.main(["--root", str(tmp_path / "nothing")]) == 1
+
+
+def test_results_doc_tables_are_current():
+    """docs/results.md's tables are what the committed JSON gives (regenerate them with
+    examples/summarize_results.py --update docs/results.md)."""
+    summarize = load_example("summarize_results")
+    assert summarize.main(["--check", os.path.join(ROOT, "docs", "results.md")]) == 0
+
+
+def test_update_rewrites_only_marked_tables(tmp_path, capsys):
+    summarize = load_example("summarize_results")
+    text = "intro\n<!-- results:a -->\n| old |\n<!-- /results:a -->\nkept\n"
+    assert summarize.update(text, {"a": "| new |"}) == "intro\n<!-- results:a -->\n| new |\n<!-- /results:a -->\nkept\n"
+    with pytest.raises(KeyError, match="unknown table 'a'"):
+        summarize.update(text, {"b": "| x |"})
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- results:runs -->\nstale\n<!-- /results:runs -->\n")
+    assert summarize.main(["--check", str(doc)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert summarize.main(["--update", str(doc)]) == 0
+    assert summarize.main(["--check", str(doc)]) == 0 and "| mnist_1x512_shift2 |" in doc.read_text()
