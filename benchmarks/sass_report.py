@@ -176,7 +176,7 @@ def checkpoint_interval() -> int:
 
 
 def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
-    from torch.utils import cpp_extension  # noqa: PLC0415 (torch is slow to import)
+    from torch.utils import cpp_extension  # here, not at the top: torch is slow to import
     includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     includes.append(f"-I{os.path.join(ROOT, 'csrc')}")
     return [nvcc, "-cubin", f"-arch={ARCH}", "-O3", "--expt-relaxed-constexpr", "-lineinfo",
@@ -699,7 +699,7 @@ def main(argv=None) -> int:
     except ToolsMissing as e:
         print(f"sass_report: skipped: {e}")
         return 0
-    import tempfile  # noqa: PLC0415
+    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)

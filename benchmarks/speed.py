@@ -34,7 +34,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import math
 import os
 import platform
 import resource
@@ -42,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 
@@ -505,7 +504,7 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
     stats, tm = results["stats"], results["timings_s"]
     neuron_steps = T * B * H
     table = {}
-    for name, (module, fwd, how) in layers.items():
+    for name, (_module, fwd, how) in layers.items():
         with torch.no_grad():
             rate, active = firing(name, fwd(x))
         row = {"how": how, "firing_rate": rate, "active_fraction": active}
@@ -682,7 +681,8 @@ def print_report(results):
             print(f"{name}: not installed ({why})")
     c = results["contention"]
     if c.get("rounds"):
-        print(f"\ncontention probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
+        print(f"\ncontention probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, "
+              f"median {c['probe_median_s'] * 1e3:.2f} ms, "
               f"max drift {c['probe_max_drift']:.0%}; {c['flagged_rounds']}/{c['rounds']} rounds above "
               f"+{c['drift_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
                                              if c["flagged"] else ""))

@@ -107,13 +107,12 @@ def markdown(runs) -> str:
     lines = ["| run | dataset | network | epochs | test accuracy | val accuracy | wall time | "
              "firing rate per layer | parameters | codings averaged |", "|---" * 10 + "|"]
     for r in runs:
-        pct = lambda v: "" if v is None else f"{100 * v:.2f} %"
         rates = ", ".join(f"{100 * v:.1f}" for v in r["firing_rate"]) + " %"
         wall = "" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.0f} min"
         epochs = r["epochs"] if r["earlier_epochs"] is None else f"{r['earlier_epochs']} + {r['epochs']}"
-        codings = ", ".join(f"{pct(v)} ({k})" for k, v in sorted(r["accuracy_by_encodings"].items()) if k > 1)
+        codings = ", ".join(f"{_pct(v)} ({k})" for k, v in sorted(r["accuracy_by_encodings"].items()) if k > 1)
         lines.append(f"| {r['run']} | {r['dataset']} | {network(r)} | {epochs} | "
-                     f"{pct(r['test_accuracy'])} | {pct(r['val_accuracy'])} | {wall} | {rates} | "
+                     f"{_pct(r['test_accuracy'])} | {_pct(r['val_accuracy'])} | {wall} | {rates} | "
                      f"{r['parameters']:,} | {codings} |")
     return "\n".join(lines)
 

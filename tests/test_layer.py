@@ -5,7 +5,6 @@ import copy
 import pytest
 import torch
 
-import srcext
 from srcext import SRC, SRCCell
 from srcext.reference import SRCConstants
 
@@ -149,7 +148,8 @@ def test_non_contiguous_input_and_gradients():
     for model in (fused, ref):
         xi = x.clone().transpose(0, 2).contiguous().transpose(0, 2).requires_grad_()  # same strides
         out, _ = model(xi)
-        upstream = torch.randn(out.shape[::-1], dtype=out.dtype, generator=torch.Generator().manual_seed(1)).permute(2, 1, 0)
+        upstream = torch.randn(out.shape[::-1], dtype=out.dtype,
+                               generator=torch.Generator().manual_seed(1)).permute(2, 1, 0)
         assert not upstream.is_contiguous()
         grads = torch.autograd.grad(out, [xi] + list(model.parameters()), upstream)
         results.append((out, grads))
@@ -284,7 +284,9 @@ def test_fused_on_cuda_requested_without_cuda_kernels_raises(monkeypatch):
 
 def test_import_without_extension_still_gives_reference(tmp_path):
     """A fresh interpreter where srcext._C fails to load: import works, reference runs."""
-    import subprocess, sys, textwrap
+    import subprocess
+    import sys
+    import textwrap
     code = textwrap.dedent("""
         import sys, builtins
         real_import = builtins.__import__

@@ -26,7 +26,7 @@ from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_volt
 
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
 # weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
-_REST_VOLTAGES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_REST_VOLTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 BACKENDS = ("auto", "fused", "reference")
 # Spike tensors of these dtypes are cast to the parameters' dtype; other non-float dtypes

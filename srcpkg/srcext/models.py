@@ -97,7 +97,7 @@ class SRCClassifier(nn.Module):
         return dict(self._config)
 
     @classmethod
-    def from_config(cls, config: dict) -> "SRCClassifier":
+    def from_config(cls, config: dict) -> SRCClassifier:
         """The classifier a ``config()`` describes (keys not given take the defaults)."""
         return cls(**config)
 
