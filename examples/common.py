@@ -6,6 +6,7 @@ The scripts import it as ``common`` (Python puts a script's own folder on the pa
 """
 from __future__ import annotations
 
+import json
 import os
 
 import torch
@@ -135,6 +136,12 @@ def portable_path(path):
         return os.path.relpath(path)
     except ValueError:  # another drive (Windows): no relative form
         return path
+
+
+def write_json(path: str, data) -> None:
+    """`data` as indented JSON at `path` (the scripts' --json and metrics files)."""
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
 
 
 def portable_options(options: dict, keys=("data_dir", "out", "init_from")) -> dict:

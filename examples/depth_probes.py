@@ -18,6 +18,7 @@ import os
 import sys
 
 import train
+from common import write_json
 
 # (setting, train.py options): the comparisons in the order of the committed results.
 SETTINGS = [
@@ -63,10 +64,9 @@ def main(argv=None) -> int:
         print(f"{setting}: train loss {last['train_loss']:.4f}, train accuracy "
               f"{100 * last['train_accuracy']:.2f} %", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"what": "10 hidden SRC layers x 128 on MNIST, 5,000 training images, 2 epochs, "
+        write_json(args.json, {"what": "10 hidden SRC layers x 128 on MNIST, 5,000 training images, 2 epochs, "
                                "batch 64, cosine, bf16; settings compared on the training loss",
-                       "runs": runs}, f, indent=2)
+                       "runs": runs})
     return 0
 
 

@@ -11,13 +11,12 @@ the numbers are comparable).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import torch
 
-from common import UsageError, load_checkpoint, portable_path
+from common import UsageError, load_checkpoint, portable_path, write_json
 from srcext.data import DatasetNotFound, load_idx_dataset
 
 
@@ -85,10 +84,10 @@ def main(argv=None) -> int:
         print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: "
               f"{100 * acc:.2f} %")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"checkpoint": portable_path(args.checkpoint), "epoch": ckpt.get("epoch"), "images": len(labels),
-                       "amp": amp, "seed": args.seed, "wall_time_s": time.time() - t0,
-                       "accuracy_by_encodings": {str(k): v for k, v in result.items()}}, f, indent=2)
+        write_json(args.json, {"checkpoint": portable_path(args.checkpoint), "epoch": ckpt.get("epoch"),
+                               "images": len(labels), "amp": amp, "seed": args.seed,
+                               "wall_time_s": time.time() - t0,
+                               "accuracy_by_encodings": {str(k): v for k, v in result.items()}})
     return 0
 
 

@@ -19,12 +19,11 @@ signal has to be built up by training before the deep layers can learn anything.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
-from common import UsageError, load_checkpoint
+from common import UsageError, load_checkpoint, write_json
 from srcext.data import RateEncoder, load_idx_dataset
 from srcext.models import SRCClassifier
 
@@ -80,8 +79,7 @@ def main(argv=None) -> int:
         name = "output" if k == len(rows) - 1 else f"hidden {k + 1}"
         print(f"{name:>9}  {100 * r['firing_rate']:9.2f} %  {r['image_variance']:14.2f}  {r['noise_variance']:14.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows)
     return 0
 
 

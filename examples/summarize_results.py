@@ -29,6 +29,8 @@ import os
 import re
 import sys
 
+from common import write_json
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -260,8 +262,7 @@ def main(argv=None) -> int:
         return 1
     print(markdown(runs))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(runs, f, indent=2)
+        write_json(args.json, runs)
     return 0
 
 

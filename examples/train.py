@@ -11,7 +11,6 @@ last step. Static images are rate coded (gain 0.25; 20 silent steps, then --step
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -24,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import srcext
-from common import NMNISTFrames, StaticImages, UsageError, encoder_of, portable_options
+from common import NMNISTFrames, StaticImages, UsageError, encoder_of, portable_options, write_json
 from srcext.data import DATASETS
 from srcext.models import SRCClassifier
 
@@ -317,8 +316,7 @@ def write_results(run: Run) -> None:
         "init_from_epochs": run.init_from_epochs,
         "config": portable_options(vars(args)), "torch": torch.__version__, "srcext": srcext.__version__,
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    write_json(os.path.join(args.out, "metrics.json"), metrics)
     plot(args.out, history, run.model, run.test_data, run.device, args)
     print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, "
           "curves.png, raster.png", flush=True)
