@@ -38,7 +38,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import math
 import os
 import platform
 import resource
@@ -46,12 +45,12 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 
 import srcext
-from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -359,7 +358,7 @@ def load_cell_math_bench(verbose: bool = False):
 def kernel_bytes(T, B, H, itemsize=4):
     """Bytes each kernel must move at least (float32 math and checkpoints)."""
     N = T * B * H
-    ckpt = 3 * 4 * B * H * ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL)
+    ckpt = 3 * 4 * B * H * num_checkpoints(T)
     return {"forward_train": 2 * itemsize * N + ckpt,          # read u, write spikes, checkpoints
             "forward_inference": 2 * itemsize * N,             # read u, write spikes
             "backward_detached": 3 * itemsize * N + ckpt}      # read grad and u, checkpoints; write grad_u
@@ -562,7 +561,7 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
     stats, tm = results["stats"], results["timings_s"]
     neuron_steps = T * B * H
     table = {}
-    for name, (module, fwd, how) in layers.items():
+    for name, (_module, fwd, how) in layers.items():
         with torch.no_grad():
             rate, active = firing(name, fwd(x))
         row = {"how": how, "firing_rate": rate, "active_fraction": active}
@@ -626,7 +625,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
     ap.add_argument("--markdown", metavar="JSON", default=None,
-                    help="print the README's tables from a JSON this script wrote, and exit")
+                    help="print docs/results.md's speed tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as f:
@@ -754,7 +753,7 @@ def print_report(results):
 
 
 def markdown(results) -> str:
-    """The README's tables (Markdown) from a run's results."""
+    """docs/results.md's speed tables (Markdown) from a run's results."""
     tm, sp = results["timings_s"], results["ratio_spread"]
 
     def ms(key):

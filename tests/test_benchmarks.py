@@ -13,7 +13,7 @@ import torch
 
 from srcext.reference import SRCConstants, src_cell_step, src_recurrence_reference
 
-from conftest import FLAG_IDS, FLAGS, random_constants, requires_fused
+from helpers import FLAG_IDS, FLAGS, random_constants, requires_fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--T", "6", "--B", "2", "--H", "5", "--rounds", "2", "--warmup", "1", "--threads", "1"]
@@ -252,7 +252,7 @@ def test_peers_measured_where_installed(peers_run, library):
     module, layers = PEERS[library]
     if importlib.util.find_spec(module) is None:
         assert library in peers_run["peers_missing"]
-        pytest.skip(f"{module} is not installed (README, Speed on the CPU, says how)")
+        pytest.skip(f"{module} is not installed (docs/results.md, Speed on the CPU, says how)")
     for name in layers:
         row = peers_run["layers"][name]
         assert row["train_s"] > 0 and row["inference_s"] > 0 and row["train_vs_src"]["median"] > 0

@@ -6,22 +6,22 @@ spikes, with fused CPU/CUDA kernels and a pure-PyTorch reference (``srcext.refer
 import torch
 
 from ._extension import extension_loaded, fused_available
+from ._version import __version__
 from .calibration import FiringRates, calibrate_, firing_rates, record_firing_rates
-from .layer import SRC, SRCCell, src_layer
+from .layer import SRC, SRCCell
 from .reference import SRCConstants
 from .state import SRCState
 from .streaming import detach_states, reset_states
 
-from . import ops, reference  # noqa: E402  (registers fake and autograd of the ops)
-from . import models  # noqa: E402
+from . import ops, reference  # ops registers the fake and autograd of the ops
+from . import models
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
 # weights_only=True unpickler (the torch.nn container srcext.models uses included).
 SAFE_GLOBALS = [SRC, SRCCell, SRCConstants, SRCState, models.SRCClassifier, torch.nn.ModuleList]
 torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
-__version__ = "0.1.0"
-__all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "src_layer", "calibrate_",
+__all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "calibrate_",
            "firing_rates", "record_firing_rates", "FiringRates", "reset_states",
            "detach_states", "fused_available", "extension_loaded", "reference", "ops",
            "SAFE_GLOBALS", "__version__"]

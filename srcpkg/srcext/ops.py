@@ -13,14 +13,18 @@ from typing import Optional, Tuple
 import torch
 
 from ._extension import extension_loaded
-from .reference import SRCConstants, check_lengths
+from .reference import SRCConstants, State, check_lengths
 
 # Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
-
-State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 _CONSTANT_NAMES = ("alpha", "rho", "r", "r_s", "z", "z_hyp", "z_dep", "gate_slope",
                    "gate_threshold")
+
+
+def num_checkpoints(T: int) -> int:
+    """How many states the forward saves for the backward: one before every
+    CHECKPOINT_INTERVAL-th step (num_checkpoints in csrc/src_params.h)."""
+    return (T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -82,7 +86,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         acc = acc_dtype(u.dtype)
         if save_for_backward:
             checkpoints = u.new_empty(
-                ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL, 3, B, H), dtype=acc)
+                (num_checkpoints(T), 3, B, H), dtype=acc)
         else:
             checkpoints = u.new_empty((0,), dtype=acc)
         return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),
