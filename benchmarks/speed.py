@@ -161,7 +161,7 @@ class ForeignLoad:
         self.available = self._busy() is not None
 
     @staticmethod
-    def _busy() -> Optional[float]:
+    def _busy() -> float | None:
         try:
             with open("/proc/stat") as f:
                 fields = f.readline().split()
@@ -176,7 +176,7 @@ class ForeignLoad:
         t = os.times()
         return self._busy(), t.user + t.system, time.perf_counter()
 
-    def fraction(self, started) -> Optional[float]:
+    def fraction(self, started) -> float | None:
         busy0, own0, wall0 = started
         busy1 = self._busy()
         if busy0 is None or busy1 is None:
