@@ -561,14 +561,9 @@ def load_distances(instrs, weighted, per_step):
             j = path[(pos + d) % n]
             other = instrs[j]
             dst, src = regs[j]
-            if live & src:
-                is_copy = other.base == "MOV" or (other.op.startswith("IMAD.MOV") and
-                                                 other.args.count("RZ") >= 2)
-                if not is_copy:
-                    dist = d
-                    break
-                live |= dst
-                continue
+            if live & src:  # any reader waits on the load's scoreboard, a register copy too
+                dist = d
+                break
             if not other.pred:
                 live -= dst
             if not live:

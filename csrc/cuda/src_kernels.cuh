@@ -32,6 +32,7 @@
 #include "../src_switch.h"
 #include "src_cuda_launch.h"
 #include "src_launch_kernel.cuh"
+#include "src_prefetch.cuh"
 
 namespace srcext {
 namespace cuda {
@@ -40,9 +41,14 @@ constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
 // Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
-// steps ahead). Forward: the drive of the next kForwardAhead steps, in a register ring (one
-// register each).
-constexpr int kForwardAhead = 4;
+// steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
+// drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
+// iterations before its use, so wherever ptxas places the load in its iteration (it sank them
+// to the iteration's end in the +lengths variants: 0.44 steps ahead with a one-iteration ring)
+// it stays at least one iteration (kForwardAhead steps) ahead. Cost: kForwardAhead registers
+// and one register move per step (the ring's second half moves to its first).
+constexpr int kForwardAhead = 8;
+constexpr int kForwardRing = 2 * kForwardAhead;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
 // Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
 // load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
@@ -117,27 +123,30 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
 
   // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
   // thread waits for a load only there).
-  scalar_t ring[kForwardAhead];
+  constexpr int F = kForwardAhead, R = kForwardRing;
+  scalar_t ring[R];
 #pragma unroll
-  for (int j = 0; j < kForwardAhead; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+  for (int j = 0; j < R; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
 
   int64_t t = 0;
-  // Steady state: kForwardAhead steps per iteration, each loading the drive kForwardAhead
-  // steps ahead (always inside the sequence here, so unguarded).
-  for (; t + 2 * kForwardAhead <= T; t += kForwardAhead) {
+  // Steady state: F steps per iteration; step j moves ring[j + F] to ring[j] and loads the
+  // drive of step t + j + R, used two iterations later (always inside the sequence here, so
+  // unguarded).
+  for (; t + R + F <= T; t += F) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
       ck += 3 * N;
     }
 #pragma unroll
-    for (int j = 0; j < kForwardAhead; ++j) {
+    for (int j = 0; j < F; ++j) {
       const Acc drive = static_cast<Acc>(ring[j]);
-      ring[j] = u[(t + j + kForwardAhead) * N];
+      ring[j] = ring[j + F];
+      ring[j + F] = u[(t + j + R) * N];
       cell_step(k, drive, bias, s);
       spikes[(t + j) * N] = static_cast<scalar_t>(spike(s.h));
     }
   }
-  // The last steps (fewer than 2 kForwardAhead): the ring drains.
+  // The last steps (fewer than R + F): the ring drains.
   for (; t < T; ++t) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
@@ -145,8 +154,8 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
     }
     const Acc drive = static_cast<Acc>(ring[0]);
 #pragma unroll
-    for (int j = 0; j + 1 < kForwardAhead; ++j) ring[j] = ring[j + 1];
-    ring[kForwardAhead - 1] = t + kForwardAhead < T ? u[(t + kForwardAhead) * N] : scalar_t(0);
+    for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
+    ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
     cell_step(k, drive, bias, s);
     spikes[t * N] = static_cast<scalar_t>(spike(s.h));
   }
