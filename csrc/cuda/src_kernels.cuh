@@ -235,14 +235,44 @@ __device__ __forceinline__ void backward_chunk_exact(
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
     scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
   // On the last chunk there is no next one: its loads re-read this chunk's first steps and
-  // checkpoint, unused (unconditional loads are issued where they are written).
+  // checkpoint, unused (unconditional loads are issued where they are written); likewise the
+  // prefetches of the chunk after the next.
   const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  const int64_t next2_t0 = t0 >= 2 * kChunk ? t0 - 2 * kChunk : next_t0;
   // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
   const auto fetch = [&](int i) -> scalar_t {
-    if (i < kChunk) return u[(t0 + i) * N];
-    if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * gs_step];
-    return u[(next_t0 + (i - 2 * kChunk)) * N];
+    if (i < kChunk) return load_nc(u + (t0 + i) * N);
+    if (i < 2 * kChunk) return load_nc(grad_spikes + (t0 + (2 * kChunk - 1 - i)) * gs_step);
+    return load_nc(u + (next_t0 + (i - 2 * kChunk)) * N);
   };
+  // Into L2, first: every address that the next loop iteration (the next chunk walked) will
+  // load into registers, i.e. that chunk's items kBackwardAhead .. 2 kChunk - 1 (u of its
+  // steps kBackwardAhead .. kChunk - 1, grad_spikes of all its steps), the first
+  // kBackwardAhead drives of the chunk after it, and its checkpoint. So each register load
+  // is covered by a prefetch of its address issued in the iteration before (at least
+  // 2 kChunk - kBackwardAhead of the stream's loads, 12 steps, ahead), at no register cost,
+  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md; the metric of
+  // sass_report.py relies on this contract: an iteration prefetches what the next one loads).
+  // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
+  // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
+  // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
+  // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
+  {
+    constexpr int A = kBackwardAhead<scalar_t>;
+    const scalar_t* pu = u + next2_t0 * N;
+#pragma unroll
+    for (int j = 0; j < A; ++j, pu += N) prefetch_l2(pu);
+    pu = u + (next_t0 + A) * N;
+#pragma unroll
+    for (int j = A; j < kChunk; ++j, pu += N) prefetch_l2(pu);
+    const scalar_t* pg = grad_spikes + next_t0 * gs_step;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j, pg += gs_step) prefetch_l2(pg);
+    const Acc* ck2 = checkpoints + (next2_t0 / kChunk) * 3 * N;
+    prefetch_l2(ck2);
+    prefetch_l2(ck2 + N);
+    prefetch_l2(ck2 + 2 * N);
+  }
 
   // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
   Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
@@ -269,7 +299,7 @@ __device__ __forceinline__ void backward_chunk_exact(
     fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
     if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
-      s = {ck[0], ck[N], ck[2 * N]};
+      s = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
                                 dhs_dh_prev[j], dhs_dhs_prev[j]};
