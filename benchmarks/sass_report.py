@@ -61,23 +61,31 @@ I2I, FRND; float_arith = FFMA, FADD, FMUL, FMNMX, FSEL, FSETP, HFMA2 ...; contro
 BSSY, BSYNC, CALL, RET, EXIT, WARPSYNC ...; other = integer, moves, predicates, uniform ops.
 
 Loads ahead of use: for every global load of the iteration, the distance, in instructions of
-the steady-state path, to the first instruction that consumes its value (register copies are
-followed; the search wraps over the back edge into the next iteration), and that distance in
-steps (divided by the instructions per step; a value that stalls the thread at its first
-use -- a bf16 widening included -- counts there). `after_store` marks loads issued after a global
+the steady-state path, to the first instruction that reads its register (a register copy
+included: a MOV waits on the load's scoreboard like any reader; the search wraps over the back
+edge into the next iteration), and that distance in steps (divided by the instructions per
+step; a bf16 widening counts where it stands).
+Prefetches (`prefetch.global.L2`, CCTL.E.PF2): every global load and prefetch gets its address
+stream, the one pointer parameter its address derives from (constant-bank offsets of the
+8-byte parameters from the cubin's EIATTR_KPARAM_INFO; origins propagated through the kernel
+and once more around the loop; none or several: no stream). A load is covered when the loop
+prefetches its stream at least as often as it loads it; its DRAM lead (`dram_steps_ahead`) is
+then counted from the stream's last prefetch of the iteration before (the kernels' contract:
+an iteration prefetches what the next one loads; the last prefetch is the latest any covering
+one can be, a lower bound), and its own register lead has to cover an L2 hit only
+(L2_LATENCY). Uncovered loads: DRAM lead = register lead. `after_store` marks loads issued after a global
 store of the same iteration: without `__restrict__` the compiler cannot move them above the
 store, so they are serialised behind it. Summaries: `loads.min_steps_ahead`,
 `loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. The
 steps are those of the steady-state loop: instructions of the path between issue and first
 use over the loop's instructions per step (a backward chunk's recompute and walk of a step
 together), so a lead measured across the recompute counts in whole steps, not recompute steps.
---check holds f32/bf16, in both kernels, to a median of at least `loads.littles_law_steps`
-(the lead Little's law asks of the instance at the H200 model size, from its registers and
-bytes per step: `littles_law_steps`), a minimum of one step, and no backward load after a
-store (TARGETS; GPU_NOTES.md justifies the numbers). Checked
-on variants of the kernels (not committed): a 4-deep register ring of `u` loads reads 4.06
-steps ahead; `#pragma unroll 4` gives 4 steps per iteration (and its remainder loop is
-skipped); a backward loading its chunk's `u` and `grad_spikes` up front reads 0 after stores.
+--check holds f32/bf16, in both kernels, to a median DRAM lead of at least
+`loads.littles_law_steps` (the lead Little's law asks of the instance at the H200 model size,
+from its registers and bytes per step: `littles_law_steps`), a fewest of one step, for covered
+loads a median register lead of at least `loads.l2_littles_law_steps` (the same scaled by
+L2_LATENCY / latency) and a fewest of that ratio of a step, and no backward load after a store
+(TARGETS; GPU_NOTES.md justifies the numbers).
 """
 from __future__ import annotations
 

@@ -228,7 +228,8 @@ __device__ __forceinline__ void backward_chunk(
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
-template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+template <bool kDetach, bool kStraightThrough, bool kPrefetch, typename scalar_t, typename Acc,
+          typename K>
 __device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
@@ -257,7 +258,7 @@ __device__ __forceinline__ void backward_chunk_exact(
   // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
   // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
   // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
-  {
+  if constexpr (kPrefetch) {
     constexpr int A = kBackwardAhead<scalar_t>;
     const scalar_t* pu = u + next2_t0 * N;
 #pragma unroll
@@ -397,9 +398,12 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
 #pragma unroll
       for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
       for (; c >= 0; --c) {
-        backward_chunk_exact<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0,
-                                                        u, grad_spikes, checkpoints, grad_u, fifo,
-                                                        s, g, dbias);
+        // Not with lengths: those variants sit at the 128-register cap already (their
+        // per-thread grad_spikes offset), and the prefetches' pointers made ptxas spill 16-68
+        // bytes in the loop (f32/bf16/f16; GPU_NOTES.md). They keep the FIFO alone.
+        backward_chunk_exact<kDetach, kStraightThrough, !kLengths>(
+            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s,
+            g, dbias);
       }
     }
   }
