@@ -43,10 +43,11 @@ static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit 
 // Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
 // steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
 // drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
-// iterations before its use, so wherever ptxas places the load in its iteration (it sank them
-// to the iteration's end in the +lengths variants: 0.44 steps ahead with a one-iteration ring)
-// it stays at least one iteration (kForwardAhead steps) ahead. Cost: kForwardAhead registers
-// and one register move per step (the ring's second half moves to its first).
+// iterations before its use and first read (moved to the ring's first half) one iteration
+// later, so wherever ptxas places the load in its iteration (it sank them to the iteration's
+// end in the +lengths variants: 0.44 steps ahead with a one-iteration ring of 4) it stays at
+// least one iteration (kForwardAhead steps) ahead. Cost: one register move per step, +8
+// registers against the ring of 4 (40-64; sm_90).
 constexpr int kForwardAhead = 8;
 constexpr int kForwardRing = 2 * kForwardAhead;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
