@@ -32,6 +32,7 @@
 #include "../src_switch.h"
 #include "src_cuda_launch.h"
 #include "src_launch_kernel.cuh"
+#include "src_prefetch.cuh"
 
 namespace srcext {
 namespace cuda {
@@ -40,9 +41,15 @@ constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
 // Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
-// steps ahead). Forward: the drive of the next kForwardAhead steps, in a register ring (one
-// register each).
-constexpr int kForwardAhead = 4;
+// steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
+// drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
+// iterations before its use and first read (moved to the ring's first half) one iteration
+// later, so wherever ptxas places the load in its iteration (it sank them to the iteration's
+// end in the +lengths variants: 0.44 steps ahead with a one-iteration ring of 4) it stays at
+// least one iteration (kForwardAhead steps) ahead. Cost: one register move per step, +8
+// registers against the ring of 4 (40-64; sm_90).
+constexpr int kForwardAhead = 8;
+constexpr int kForwardRing = 2 * kForwardAhead;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
 // Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
 // load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
@@ -117,27 +124,30 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
 
   // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
   // thread waits for a load only there).
-  scalar_t ring[kForwardAhead];
+  constexpr int F = kForwardAhead, R = kForwardRing;
+  scalar_t ring[R];
 #pragma unroll
-  for (int j = 0; j < kForwardAhead; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+  for (int j = 0; j < R; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
 
   int64_t t = 0;
-  // Steady state: kForwardAhead steps per iteration, each loading the drive kForwardAhead
-  // steps ahead (always inside the sequence here, so unguarded).
-  for (; t + 2 * kForwardAhead <= T; t += kForwardAhead) {
+  // Steady state: F steps per iteration; step j moves ring[j + F] to ring[j] and loads the
+  // drive of step t + j + R, used two iterations later (always inside the sequence here, so
+  // unguarded).
+  for (; t + R + F <= T; t += F) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
       ck += 3 * N;
     }
 #pragma unroll
-    for (int j = 0; j < kForwardAhead; ++j) {
+    for (int j = 0; j < F; ++j) {
       const Acc drive = static_cast<Acc>(ring[j]);
-      ring[j] = u[(t + j + kForwardAhead) * N];
+      ring[j] = ring[j + F];
+      ring[j + F] = u[(t + j + R) * N];
       cell_step(k, drive, bias, s);
       spikes[(t + j) * N] = static_cast<scalar_t>(spike(s.h));
     }
   }
-  // The last steps (fewer than 2 kForwardAhead): the ring drains.
+  // The last steps (fewer than R + F): the ring drains.
   for (; t < T; ++t) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
@@ -145,8 +155,8 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k,
     }
     const Acc drive = static_cast<Acc>(ring[0]);
 #pragma unroll
-    for (int j = 0; j + 1 < kForwardAhead; ++j) ring[j] = ring[j + 1];
-    ring[kForwardAhead - 1] = t + kForwardAhead < T ? u[(t + kForwardAhead) * N] : scalar_t(0);
+    for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
+    ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
     cell_step(k, drive, bias, s);
     spikes[t * N] = static_cast<scalar_t>(spike(s.h));
   }
@@ -219,21 +229,52 @@ __device__ __forceinline__ void backward_chunk(
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
-template <bool kDetach, bool kStraightThrough, typename scalar_t, typename Acc, typename K>
+template <bool kDetach, bool kStraightThrough, bool kPrefetch, typename scalar_t, typename Acc,
+          typename K>
 __device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
     scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias) {
   // On the last chunk there is no next one: its loads re-read this chunk's first steps and
-  // checkpoint, unused (unconditional loads are issued where they are written).
+  // checkpoint, unused (unconditional loads are issued where they are written); likewise the
+  // prefetches of the chunk after the next.
   const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  const int64_t next2_t0 = t0 >= 2 * kChunk ? t0 - 2 * kChunk : next_t0;
   // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
   const auto fetch = [&](int i) -> scalar_t {
-    if (i < kChunk) return u[(t0 + i) * N];
-    if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * gs_step];
-    return u[(next_t0 + (i - 2 * kChunk)) * N];
+    if (i < kChunk) return load_nc(u + (t0 + i) * N);
+    if (i < 2 * kChunk) return load_nc(grad_spikes + (t0 + (2 * kChunk - 1 - i)) * gs_step);
+    return load_nc(u + (next_t0 + (i - 2 * kChunk)) * N);
   };
+  // Into L2, first: every address that the next loop iteration (the next chunk walked) will
+  // load into registers, i.e. that chunk's items kBackwardAhead .. 2 kChunk - 1 (u of its
+  // steps kBackwardAhead .. kChunk - 1, grad_spikes of all its steps), the first
+  // kBackwardAhead drives of the chunk after it, and its checkpoint. So each register load
+  // is covered by a prefetch of its address issued in the iteration before (at least
+  // 2 kChunk - kBackwardAhead of the stream's loads, 12 steps, ahead), at no register cost,
+  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md; the metric of
+  // sass_report.py relies on this contract: an iteration prefetches what the next one loads).
+  // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
+  // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
+  // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
+  // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
+  if constexpr (kPrefetch) {
+    constexpr int A = kBackwardAhead<scalar_t>;
+    const scalar_t* pu = u + next2_t0 * N;
+#pragma unroll
+    for (int j = 0; j < A; ++j, pu += N) prefetch_l2(pu);
+    pu = u + (next_t0 + A) * N;
+#pragma unroll
+    for (int j = A; j < kChunk; ++j, pu += N) prefetch_l2(pu);
+    const scalar_t* pg = grad_spikes + next_t0 * gs_step;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j, pg += gs_step) prefetch_l2(pg);
+    const Acc* ck2 = checkpoints + (next2_t0 / kChunk) * 3 * N;
+    prefetch_l2(ck2);
+    prefetch_l2(ck2 + N);
+    prefetch_l2(ck2 + 2 * N);
+  }
 
   // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
   Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
@@ -260,7 +301,7 @@ __device__ __forceinline__ void backward_chunk_exact(
     fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
     if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
-      s = {ck[0], ck[N], ck[2 * N]};
+      s = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
                                 dhs_dh_prev[j], dhs_dhs_prev[j]};
@@ -358,9 +399,12 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k,
 #pragma unroll
       for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
       for (; c >= 0; --c) {
-        backward_chunk_exact<kDetach, kStraightThrough>(k, bias, N, gs_step, c * kChunk, c > 0,
-                                                        u, grad_spikes, checkpoints, grad_u, fifo,
-                                                        s, g, dbias);
+        // Not with lengths: those variants sit at the 128-register cap already (their
+        // per-thread grad_spikes offset), and the prefetches' pointers made ptxas spill 16-68
+        // bytes in the loop (f32/bf16/f16; GPU_NOTES.md). They keep the FIFO alone.
+        backward_chunk_exact<kDetach, kStraightThrough, !kLengths>(
+            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s,
+            g, dbias);
       }
     }
   }
