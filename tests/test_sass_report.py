@@ -24,8 +24,9 @@ def load():
 sr = load()
 
 # A time loop (0x20..0xe0) with: a load of the next step's input (R3, copied to R2 -- the copy
-# waits for the load -- and used by the next iteration's FFMA), a checkpoint block guarded by `t % 16` (periodic), a division whose
-# slow path is a CALL (cold), and one per-step output store.
+# waits for the load -- and used by the next iteration's FFMA), a checkpoint block guarded by
+# `t % 16` (periodic), a division whose slow path is a CALL (cold), and one per-step output
+# store.
 LISTING = """
 	Function : _ZN6srcext4cuda18src_forward_kernelIffLb1EEEvNS_13ForwardParamsE
         /*0000*/                   MOV R1, c[0x0][0x28] ;
