@@ -58,34 +58,18 @@ def extensions():
         cxx_flags.append("-fopenmp")
         link_flags.append("-fopenmp")
     use_cuda, why = want_cuda()
+    compile_args = {"cxx": cxx_flags}
     if use_cuda:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
         print(f"srcext: building CPU and CUDA kernels ({why}; "
               f"archs {os.environ['TORCH_CUDA_ARCH_LIST']})")
         sources += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/*.cu"))
-        return [
-            cpp_extension.CUDAExtension(
-                "srcext._C",
-                sources,
-                include_dirs=[os.path.join(HERE, "csrc")],
-                define_macros=[("SRCEXT_WITH_CUDA", "1")],
-                extra_link_args=link_flags,
-                extra_compile_args={
-                    "cxx": cxx_flags,
-                    "nvcc": ["-O3", "-lineinfo", "--expt-relaxed-constexpr"],
-                },
-            )
-        ]
-    print(f"srcext: building CPU kernels only ({why})")
-    return [
-        cpp_extension.CppExtension(
-            "srcext._C",
-            sources,
-            include_dirs=[os.path.join(HERE, "csrc")],
-            extra_link_args=link_flags,
-            extra_compile_args={"cxx": cxx_flags},
-        )
-    ]
+        compile_args["nvcc"] = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
+    else:
+        print(f"srcext: building CPU kernels only ({why})")
+    extension = cpp_extension.CUDAExtension if use_cuda else cpp_extension.CppExtension
+    return [extension("srcext._C", sources, include_dirs=[os.path.join(HERE, "csrc")],
+                      extra_link_args=link_flags, extra_compile_args=compile_args)]
 
 
 setup(

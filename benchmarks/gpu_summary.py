@@ -24,7 +24,7 @@ def main(out: str) -> None:
     summary["stages_exit_codes"] = stages
     log = os.path.join(out, "pytest_cuda.log")
     lines = open(log).read().splitlines() if os.path.exists(log) else []
-    result_lines = [l for l in lines if re.search(r"\d+ (passed|failed|error)", l)]
+    result_lines = [line for line in lines if re.search(r"\d+ (passed|failed|error)", line)]
     summary["pytest_summary"] = result_lines[-1].strip("= ") if result_lines else "no pytest summary"
     summary["cuda_tests_passed"] = stages.get("cuda_tests") == 0 and "passed" in summary["pytest_summary"]
     speed_path = os.path.join(out, "speed_cuda.json")

@@ -16,7 +16,7 @@ Method
 Compilation: each csrc/cuda/src_cuda_{dtype}.cu to a cubin with `nvcc -cubin -arch=sm_90`, the
 flags setup.py passes to nvcc (-O3 -lineinfo --expt-relaxed-constexpr) and the ones torch's
 CUDAExtension adds that matter for code generation (-std=c++20, the __CUDA_NO_HALF*/BFLOAT16
-conversion macros, TORCH_API_INCLUDE_EXTENSION_H, TORCH_EXTENSION_NAME, SRCEXT_WITH_CUDA),
+conversion macros, TORCH_API_INCLUDE_EXTENSION_H, TORCH_EXTENSION_NAME),
 at most two in parallel. Registers, stack and spills come from `ptxas -v` (cross-checked with
 `cuobjdump -res-usage`).
 
@@ -61,16 +61,31 @@ I2I, FRND; float_arith = FFMA, FADD, FMUL, FMNMX, FSEL, FSETP, HFMA2 ...; contro
 BSSY, BSYNC, CALL, RET, EXIT, WARPSYNC ...; other = integer, moves, predicates, uniform ops.
 
 Loads ahead of use: for every global load of the iteration, the distance, in instructions of
-the steady-state path, to the first instruction that consumes its value (register copies are
-followed; the search wraps over the back edge into the next iteration), and that distance in
-steps (divided by the instructions per step; a value that stalls the thread at its first
-use -- a bf16 widening included -- counts there). `after_store` marks loads issued after a global
+the steady-state path, to the first instruction that reads its register (a register copy
+included: a MOV waits on the load's scoreboard like any reader; the search wraps over the back
+edge into the next iteration), and that distance in steps (divided by the instructions per
+step; a bf16 widening counts where it stands).
+Prefetches (`prefetch.global.L2`, CCTL.E.PF2): every global load and prefetch gets its address
+stream, the one pointer parameter its address derives from (constant-bank offsets of the
+8-byte parameters from the cubin's EIATTR_KPARAM_INFO; origins propagated through the kernel
+and once more around the loop; none or several: no stream). A load is covered when the loop
+prefetches its stream at least as often as it loads it; its DRAM lead (`dram_steps_ahead`) is
+then counted from the stream's last prefetch of the iteration before (the kernels' contract:
+an iteration prefetches what the next one loads; the last prefetch is the latest any covering
+one can be, a lower bound), and its own register lead has to cover an L2 hit only
+(L2_LATENCY). Uncovered loads: DRAM lead = register lead. `after_store` marks loads issued after a global
 store of the same iteration: without `__restrict__` the compiler cannot move them above the
 store, so they are serialised behind it. Summaries: `loads.min_steps_ahead`,
-`loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. Checked
-on variants of the kernels (not committed): a 4-deep register ring of `u` loads reads 4.06
-steps ahead; `#pragma unroll 4` gives 4 steps per iteration (and its remainder loop is
-skipped); a backward loading its chunk's `u` and `grad_spikes` up front reads 0 after stores.
+`loads.mean_steps_ahead`, `loads.median_steps_ahead`, `loads.fraction_after_store`. The
+steps are those of the steady-state loop: instructions of the path between issue and first
+use over the loop's instructions per step (a backward chunk's recompute and walk of a step
+together), so a lead measured across the recompute counts in whole steps, not recompute steps.
+--check holds f32/bf16, in both kernels, to a median DRAM lead of at least
+`loads.littles_law_steps` (the lead Little's law asks of the instance at the H200 model size,
+from its registers and bytes per step: `littles_law_steps`), a fewest of one step, for covered
+loads a median register lead of at least `loads.l2_littles_law_steps` (the same scaled by
+L2_LATENCY / latency) and a fewest of that ratio of a step, and no backward load after a store
+(TARGETS; GPU_NOTES.md justifies the numbers).
 """
 from __future__ import annotations
 
@@ -94,6 +109,44 @@ TRANSCENDENTALS_PER_STEP = 3  # the cell's exp(2 x) of tanh, and its two sigmoid
 MAX_ITERATIONS_AHEAD = 32  # how far the load-to-use search follows a value
 KINDS = ("memory", "mufu", "float_arith", "conversion", "double", "control", "other")
 
+
+
+class AtLeast(float):
+    """A lower limit in TARGETS (a plain number is an upper limit)."""
+
+
+class AtLeastIfAny(AtLeast):
+    """A lower limit on a metric that may not apply to an instance (None: met)."""
+
+
+# Little's law for the loads ahead (GPU_NOTES.md): the bytes in flight at full bandwidth,
+# BANDWIDTH x LATENCY, shared by the resident threads of the model size; a thread moving B
+# bytes a step (loads and stores) must have its loads issued that many bytes' worth of steps
+# ahead: steps = BANDWIDTH x LATENCY / (resident threads x B).
+H200 = {"bandwidth": 4.8e12, "latency": 600e-9, "sms": 132, "registers_per_sm": 65536,
+        "threads_per_sm": 2048, "threads": 256 * 1024}  # T=500, B=256, H=1024
+# L2 hit latency for loads covered by a prefetch (GPU_NOTES.md, "Prefetch into L2"): public H100
+# microbenchmarks put an unloaded L2 hit at ~260 cycles (~150 ns at ~1.75 GHz), about half the
+# unloaded DRAM latency; the model takes half of its 600 ns DRAM latency (a model value, not a
+# measurement). A load whose DRAM part a prefetch has in flight must itself be issued
+# L2_LATENCY / latency of Little's-law lead ahead.
+L2_LATENCY = 300e-9
+BLOCK = 256  # kThreads
+DTYPE_BYTES = {"f32": (4, 4), "f64": (8, 8), "bf16": (2, 4), "f16": (2, 4)}  # (storage, math)
+
+
+def littles_law_steps(dtype, direction, flags, registers, K=16) -> float:
+    storage, acc = DTYPE_BYTES[dtype]
+    if direction == "forward":
+        step_bytes = 2 * storage + (3 * acc / K if flags.get("save") else 0)
+    else:
+        step_bytes = 3 * storage + 3 * acc / K
+    per_block = BLOCK * -(-registers // 8) * 8
+    blocks = min(H200["registers_per_sm"] // per_block, H200["threads_per_sm"] // BLOCK)
+    resident = min(blocks * BLOCK * H200["sms"], H200["threads"])
+    return H200["bandwidth"] * H200["latency"] / (resident * step_bytes)
+
+
 # The issue's targets (issue 17), checked by --check. One row per target:
 # (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
 TARGETS = [
@@ -111,6 +164,23 @@ TARGETS = [
     ("backward <= 128 registers", ("f32", "bf16", "f16"), "backward",
      {"per_neuron": False, "constant_grads": False}, "registers", 128),
     ("backward without spills", ("f32", "bf16", "f16"), "backward", None, "spills_bytes", 0),
+    # Loads ahead of use (benchmarks/GPU_NOTES.md, "Loads ahead: the thresholds"): the median
+    # lead at least the Little's-law lead of the instance (`loads.littles_law_steps`, from its
+    # registers and bytes per step), and no load less than one whole step ahead.
+    # A load covered by a prefetch of its stream (prefetch.global.L2, CCTL) counts with the
+    # prefetch's lead for the DRAM part (`dram_steps_ahead`), and its own register lead must
+    # cover an L2 hit: median >= the Little's-law lead scaled by L2_LATENCY / latency, fewest
+    # >= one step so scaled. Instances without prefetches have no L2 rows (None: not applicable).
+    ("loads ahead of use, DRAM (median) >= Little's law", ("f32", "bf16"), None, None,
+     "loads.median_over_littles_law", AtLeast(1)),
+    ("every load's DRAM lead >= 1 step", ("f32", "bf16"), None, None,
+     "loads.min_dram_steps_ahead", AtLeast(1)),
+    ("prefetched loads ahead of use, L2 (median) >= Little's law", ("f32", "bf16"), None, None,
+     "loads.l2_median_over_littles_law", AtLeastIfAny(1)),
+    ("every prefetched load >= 1 step ahead, L2", ("f32", "bf16"), None, None,
+     "loads.l2_min_over_one_step", AtLeastIfAny(1)),
+    ("backward: no load issued after a store", ("f32", "bf16"), "backward", None,
+     "loads.fraction_after_store", 0),
 ]
 
 
@@ -180,13 +250,13 @@ def checkpoint_interval() -> int:
 
 
 def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
-    from torch.utils import cpp_extension  # noqa: PLC0415 (torch is slow to import)
+    from torch.utils import cpp_extension  # here, not at the top: torch is slow to import
     includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     includes.append(f"-I{os.path.join(ROOT, 'csrc')}")
     return [nvcc, "-cubin", f"-arch={ARCH}", "-O3", "--expt-relaxed-constexpr", "-lineinfo",
             "-std=c++20", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
             "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
-            "-DSRCEXT_WITH_CUDA=1", "-DTORCH_API_INCLUDE_EXTENSION_H", "-DTORCH_EXTENSION_NAME=_C",
+            "-DTORCH_API_INCLUDE_EXTENSION_H", "-DTORCH_EXTENSION_NAME=_C",
             *includes, "-Xptxas", "-v", "-o", cubin, src]
 
 
@@ -198,9 +268,10 @@ def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
         raise RuntimeError(f"nvcc failed on {src}:\n{p.stderr[-4000:]}")
     sass = _run([tools["cuobjdump"], "-sass", cubin])
     res = _run([tools["cuobjdump"], "-res-usage", cubin])
+    elf = _run([tools["cuobjdump"], "-elf", cubin])
     if sass.returncode != 0:
         raise RuntimeError(f"cuobjdump -sass failed on {cubin}:\n{sass.stderr}")
-    return {"ptxas": p.stderr, "sass": sass.stdout, "res_usage": res.stdout}
+    return {"ptxas": p.stderr, "sass": sass.stdout, "res_usage": res.stdout, "elf": elf.stdout}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +307,7 @@ class Instr:
 
         wide = self.base.startswith("D") or self.op.startswith(("F2F.F64", "I2F.F64"))
         if self.base in ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY",
-                         "BSYNC") or not parts:
+                         "BSYNC", "CCTL") or not parts:
             dest, srcs = set(), expand(",".join(parts))
         else:
             width = 1
@@ -327,6 +398,25 @@ def parse_res_usage(text: str) -> dict:
         if m and cur:
             out[cur] = {"registers": int(m.group(1)), "stack_bytes": int(m.group(2)),
                         "local_bytes": int(m.group(3))}
+    return out
+
+
+PARAM_BASE = 0x210  # sm_90: kernel parameters start at c[0x0][0x210]
+
+
+def parse_pointer_params(elf_text: str) -> dict:
+    """{mangled kernel: constant-bank offsets of its 8-byte parameters (the stream pointers)}
+    from the EIATTR_KPARAM_INFO entries of `cuobjdump -elf`."""
+    out, cur = {}, None
+    for line in elf_text.splitlines():
+        m = re.match(r"\s*\.nv\.info\.(\S+)\s*$", line)
+        if m:
+            cur = out.setdefault(m.group(1), set())
+            continue
+        m = re.search(r"Ordinal\s*:\s*(0x[0-9a-f]+)\s+Offset\s*:\s*(0x[0-9a-f]+)\s+Size\s*:\s*"
+                      r"(0x[0-9a-f]+)", line)
+        if m and cur is not None and int(m.group(3), 16) == 8:
+            cur.add(PARAM_BASE + int(m.group(2), 16))
     return out
 
 
@@ -508,11 +598,119 @@ def time_loops(instrs, blocks, K):
     return loops
 
 
-def load_distances(instrs, weighted, per_step):
+UREG_RE = re.compile(r"(?<![A-Za-z0-9_])UR(\d+)")
+CONST_RE = re.compile(r"c\[0x0\]\[(0x[0-9a-f]+)\]")
+NO_DEST = ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY", "BSYNC",
+           "CCTL", "BAR", "WARPSYNC", "NOP", "DEPBAR")
+
+
+def is_prefetch(ins: Instr) -> bool:
+    return ins.base == "CCTL" and ".PF" in ins.op  # prefetch.global.L2: CCTL.E.PF2
+
+
+def _address(ins: Instr) -> str:
+    """The address operand of a load or prefetch: the last [...] (not the desc[URn])."""
+    brackets = re.findall(r"\[([^\[\]]*)\]", ins.args)
+    return brackets[-1] if brackets else ""
+
+
+def _reg_keys(text: str, wide: bool):
+    keys = set()
+    for m in REG_RE.finditer(text):
+        r = int(m.group(1))
+        if r == 255:
+            continue
+        w = 2 if (wide or m.group(2) == ".64") else 4 if m.group(2) == ".128" else 1
+        keys.update(("R", r + k) for k in range(w))
+    for m in UREG_RE.finditer(text):
+        if int(m.group(1)) != 63:  # URZ
+            keys.update(("U", int(m.group(1)) + k) for k in range(2 if wide else 1))
+    return keys
+
+
+def address_streams(instrs, lo, hi, pointer_params):
+    """{instruction index: stream} for the global loads and prefetches in instrs[lo..hi] (a
+    loop): the stream is the one pointer parameter (constant-bank offset) that the address is
+    computed from, None if none or several. Origins (the pointer parameters a register's value
+    derives from) are propagated in address order through every instruction from the kernel's
+    start, then once more around the loop from the union of the states at its head and tail
+    (loop-carried pointers). A loaded value has no origin (a pointer reloaded from a spill
+    loses it: its load counts as uncovered, the conservative side)."""
+    params = sorted(pointer_params)
+
+    def param_of(off):
+        return next((p for p in params if p <= off < p + 8), None)
+
+    def step(state, ins, record=None, i=None):
+        parts = [a.strip() for a in ins.args.split(",")] if ins.args else []
+        if ins.base in ("LDG", "CCTL") and record is not None:
+            origin = set()
+            for key in _reg_keys(_address(ins), wide=True):
+                origin |= state.get(key, set())
+            record[i] = next(iter(origin)) if len(origin) == 1 else None
+        if ins.base in NO_DEST or not parts:
+            return
+        wide = ".WIDE" in ins.op or ".64" in ins.op
+        dest = _reg_keys(parts[0], wide)
+        if ins.base in ("LDG", "LD", "LDL", "LDS", "LDC") and not CONST_RE.search(ins.args):
+            origin = set()
+        else:
+            origin = set()
+            for key in _reg_keys(",".join(parts[1:]), wide=False):
+                origin |= state.get(key, set())
+            for m in CONST_RE.finditer(ins.args):
+                p = param_of(int(m.group(1), 16))
+                if p is not None:
+                    origin.add(p)
+        for key in dest:
+            state[key] = (state.get(key, set()) | origin) if ins.pred else set(origin)
+
+    state = {}
+    for i in range(0, lo):
+        step(state, instrs[i])
+    head = {k: set(v) for k, v in state.items()}
+    for i in range(lo, hi + 1):
+        step(state, instrs[i])
+    for k, v in head.items():
+        state[k] = state.get(k, set()) | v
+    record = {}
+    for i in range(lo, hi + 1):
+        step(state, instrs[i], record, i)
+    return record
+
+
+def prefetch_cover(instrs, weighted, streams):
+    """{load position in the path: instructions from the covering prefetch} for the loads of a
+    stream that the loop also prefetches, at least as many times an iteration as it loads it.
+    The kernel's contract (src_kernels.cuh, GPU_NOTES.md): the prefetches of an iteration are
+    of the addresses the next iteration loads. The lead counted is from the stream's last
+    prefetch of the iteration before (the latest any covering prefetch can be), a lower bound."""
+    path = [i for i, _ in weighted]
+    n = len(path)
+    loads, pfs = {}, {}
+    for pos, i in enumerate(path):
+        st = streams.get(i)
+        if st is None:
+            continue
+        if instrs[i].base == "LDG":
+            loads.setdefault(st, []).append(pos)
+        elif is_prefetch(instrs[i]):
+            pfs.setdefault(st, []).append(pos)
+    cover = {}
+    for st, positions in loads.items():
+        if len(pfs.get(st, [])) >= len(positions):
+            last = max(pfs[st])
+            for pos in positions:
+                cover[pos] = n - last + pos
+    return cover
+
+
+def load_distances(instrs, weighted, per_step, streams=None, pointer_params=()):
     """Distance from each global load to the first consumer of its value, along the path."""
     path = [i for i, _ in weighted]
     n = len(path)
     regs = {i: instrs[i].regs() for i in path}
+    cover = prefetch_cover(instrs, weighted, streams or {})
     out, seen_store = [], False
     for pos, i in enumerate(path):
         ins = instrs[i]
@@ -526,29 +724,35 @@ def load_distances(instrs, weighted, per_step):
             j = path[(pos + d) % n]
             other = instrs[j]
             dst, src = regs[j]
-            if live & src:
-                is_copy = other.base == "MOV" or (other.op.startswith("IMAD.MOV") and
-                                                 other.args.count("RZ") >= 2)
-                if not is_copy:
-                    dist = d
-                    break
-                live |= dst
-                continue
+            if live & src:  # any reader waits on the load's scoreboard, a register copy too
+                dist = d
+                break
             if not other.pred:
                 live -= dst
             if not live:
                 break
+        steps = None if dist is None else round(dist / per_step, 2)
+        pf = cover.get(pos)
+        st = (streams or {}).get(i)
         out.append({"addr": f"0x{ins.addr:x}", "op": ins.op,
                     "instructions_to_use": dist,
-                    "steps_ahead": None if dist is None else round(dist / per_step, 2),
-                    "after_store": seen_store})
+                    "steps_ahead": steps,
+                    "after_store": seen_store,
+                    "stream": None if st is None else f"c[0x0][0x{st:x}]",
+                    "prefetch_instructions_ahead": pf,
+                    # the DRAM part is in flight from the prefetch on, when there is one
+                    "dram_steps_ahead": round(pf / per_step, 2) if pf is not None else steps})
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Report
 
-def analyse_function(name, instrs, K):
+def _median(xs):
+    return sorted(xs)[len(xs) // 2] if xs else None
+
+
+def analyse_function(name, instrs, K, pointer_params=()):
     blocks = basic_blocks(instrs)
     loops = time_loops(instrs, blocks, K)
     if not loops:
@@ -566,8 +770,14 @@ def analyse_function(name, instrs, K):
     per_step = {k: round(v / steps, 2) for k, v in counts.items()}
     per_step["total"] = round(total / steps, 2)
     dconv = sum(w for i, w in weighted if is_double_conversion(instrs[i]))
-    loads = load_distances(instrs, weighted, total / steps)
+    addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
+    streams = address_streams(instrs, addr_idx[main["head"]], addr_idx[main["tail"]],
+                              pointer_params)
+    loads = load_distances(instrs, weighted, total / steps, streams)
     ahead = [ld["steps_ahead"] for ld in loads if ld["steps_ahead"] is not None]
+    dram = [ld["dram_steps_ahead"] for ld in loads if ld["dram_steps_ahead"] is not None]
+    l2 = [ld["steps_ahead"] for ld in loads
+          if ld["prefetch_instructions_ahead"] is not None and ld["steps_ahead"] is not None]
     return {
         "steps_per_iteration": main["steps"],
         "step_detection": {
@@ -593,9 +803,20 @@ def analyse_function(name, instrs, K):
         "loads": {
             "min_steps_ahead": min(ahead) if ahead else None,
             "mean_steps_ahead": round(sum(ahead) / len(ahead), 2) if ahead else None,
-            "median_steps_ahead": sorted(ahead)[len(ahead) // 2] if ahead else None,
+            "median_steps_ahead": _median(ahead),
             "fraction_after_store": round(sum(ld["after_store"] for ld in loads) / len(loads), 3)
             if loads else None,
+            # with prefetches: the DRAM lead of each load (the prefetch's, where one covers it)
+            # and the register lead of the covered loads (which wait for an L2 hit only)
+            "prefetches_per_step": round(
+                sum(w for i, w in weighted if is_prefetch(instrs[i])) / steps, 3),
+            "fraction_covered_by_prefetch": round(
+                sum(ld["prefetch_instructions_ahead"] is not None for ld in loads) / len(loads), 3)
+            if loads else None,
+            "min_dram_steps_ahead": min(dram) if dram else None,
+            "median_dram_steps_ahead": _median(dram),
+            "l2_min_steps_ahead": min(l2) if l2 else None,
+            "l2_median_steps_ahead": _median(l2),
             "per_load": loads,
         },
     }
@@ -617,6 +838,7 @@ def build_report(tools, dtypes, workdir) -> dict:
         c = compiled[dtype]
         funcs = parse_sass(c["sass"])
         ptxas = parse_ptxas(c["ptxas"])
+        pointers = parse_pointer_params(c["elf"])
         res = parse_res_usage(c["res_usage"])
         names = demangle(sorted(funcs), tools["filt"])
         for mangled in sorted(funcs):
@@ -634,7 +856,22 @@ def build_report(tools, dtypes, workdir) -> dict:
                 "local_bytes": ru.get("local_bytes"),
                 "registers_res_usage": ru.get("registers"),
             }
-            entry.update(analyse_function(mangled, funcs[mangled], K))
+            entry.update(analyse_function(mangled, funcs[mangled], K, pointers.get(mangled, ())))
+            loads = entry.get("loads")
+            if loads and entry["registers"]:
+                need = littles_law_steps(dtype, direction, flags, entry["registers"], K)
+                l2_share = L2_LATENCY / H200["latency"]
+                loads["littles_law_steps"] = round(need, 2)
+                loads["l2_littles_law_steps"] = round(need * l2_share, 2)
+                loads["median_over_littles_law"] = (
+                    round(loads["median_dram_steps_ahead"] / need, 2)
+                    if loads["median_dram_steps_ahead"] is not None else None)
+                loads["l2_median_over_littles_law"] = (
+                    round(loads["l2_median_steps_ahead"] / (need * l2_share), 2)
+                    if loads["l2_median_steps_ahead"] is not None else None)
+                loads["l2_min_over_one_step"] = (
+                    round(loads["l2_min_steps_ahead"] / l2_share, 2)
+                    if loads["l2_min_steps_ahead"] is not None else None)
             kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
     commit, dirty = git_commit()
     return {"arch": ARCH, "nvcc": tool_version(tools["nvcc"]),
@@ -661,7 +898,12 @@ def check(report) -> list:
             if flt and any(e["flags"].get(k, False) != v for k, v in flt.items()):
                 continue
             value = _metric(e, metric)
-            if value is None or value > limit:
+            if isinstance(limit, AtLeastIfAny) and value is None:
+                continue
+            if isinstance(limit, AtLeast):
+                if value is None or value < limit:
+                    misses.append(f"{key}: {metric} = {value} < {float(limit):g}  ({name})")
+            elif value is None or value > limit:
                 misses.append(f"{key}: {metric} = {value} > {limit}  ({name})")
     return misses
 
@@ -669,7 +911,7 @@ def check(report) -> list:
 def table(report) -> str:
     head = (f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
             f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
-            f"{'f64cv':>5} {'ldAhd':>5} {'ld>st':>5}")
+            f"{'f64cv':>5} {'ldMed':>5} {'ldMin':>5} {'ld>st':>5}")
     lines = [f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
              f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
              " of the steady-state loop", head, "-" * len(head)]
@@ -684,11 +926,11 @@ def table(report) -> str:
             f"{e['steps_per_iteration']:>5} {ips['total']:>6.1f} {ips['memory']:>5.1f} "
             f"{ips['mufu']:>5.1f} {ips['float_arith']:>5.1f} {ips['conversion']:>5.1f} "
             f"{ips['double']:>5.1f} {ips['control']:>5.1f} {ips['other']:>5.1f} "
-            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['min_steps_ahead']):>5} "
-            f"{str(ld['fraction_after_store']):>5}")
-    lines.append("f64cv: double<->float conversions per step in the loop; ldAhd: fewest steps a "
-                 "global load is issued ahead of its first use; ld>st: fraction of loads issued "
-                 "after a store of the same iteration")
+            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['median_steps_ahead']):>5} "
+            f"{str(ld['min_steps_ahead']):>5} {str(ld['fraction_after_store']):>5}")
+    lines.append("f64cv: double<->float conversions per step in the loop; ldMed / ldMin: median "
+                 "/ fewest steps a global load of the loop is issued ahead of its first use; "
+                 "ld>st: fraction of loads issued after a store of the same iteration")
     return "\n".join(lines)
 
 
@@ -709,7 +951,7 @@ def main(argv=None) -> int:
     except ToolsMissing as e:
         print(f"sass_report: skipped: {e}")
         return 0
-    import tempfile  # noqa: PLC0415
+    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)

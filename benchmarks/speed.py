@@ -13,9 +13,13 @@ How it measures (so that a shared, noisy machine cannot fake a ratio):
     per call (minor/major, getrusage around the call);
   * ratios are paired: per round, baseline time / fused time; reported as the median of the
     rounds with their interquartile range and extremes;
-  * each round first times a contention probe (a fixed small matrix product on the benchmark's
-    threads). A round whose probe took more than --drift (10 %) above the run's fastest probe
-    is flagged, and so is the run: its figures were taken while something else ran.
+  * contention is measured, not guessed: around every round the CPU time the rest of the
+    machine used (other processes, and the hypervisor's steal time, from /proc/stat, less this
+    process's own CPU time) is taken as a fraction of the machine's capacity. A round where it
+    exceeds --foreign (5 %) is flagged, and so is the run: its figures were taken while
+    something else ran. Each round also times a small fixed matrix product (the probe); its
+    drift over the run's fastest is reported, but does not flag: at rest it varies by tens of
+    percent on a virtual machine, so a margin tight enough to matter flags every round.
 
 What is compared:
   * recurrence, the time loop alone on a drive u (T, B, H): the fused op against the
@@ -34,7 +38,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import math
 import os
 import platform
 import resource
@@ -42,12 +45,12 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import torch
 
 import srcext
-from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,6 +148,46 @@ class Probe:
         return time.perf_counter() - t0
 
 
+class ForeignLoad:
+    """The CPU time the rest of the machine took while a round ran, as a fraction of all its
+    cores: busy time from /proc/stat (user, nice, system, irq, softirq, steal) less this
+    process's own (all its threads). Linux only; elsewhere it reads None (and flags nothing).
+    Resolution: one clock tick (10 ms) per core, so rounds shorter than about a second read
+    a few percent of noise; --foreign sits above it."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.cores = os.cpu_count() or 1
+        self.available = self._busy() is not None
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return user + nice + system + irq + softirq + steal
+
+    def start(self):
+        t = os.times()
+        return self._busy(), t.user + t.system, time.perf_counter()
+
+    def fraction(self, started) -> float | None:
+        busy0, own0, wall0 = started
+        busy1 = self._busy()
+        if busy0 is None or busy1 is None:
+            return None
+        t = os.times()
+        own = t.user + t.system - own0
+        wall = time.perf_counter() - wall0
+        foreign = (busy1 - busy0) / self.tick - own
+        return max(0.0, foreign) / (wall * self.cores) if wall > 0 else 0.0
+
+
 def quartiles(xs: List[float]):
     """(q1, median, q3); a single value is its own quartiles."""
     if len(xs) == 1:
@@ -161,30 +204,34 @@ def spread(xs: List[float]) -> dict:
 class Session:
     """All the comparisons of one run, and the contention probe of every round."""
 
-    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float):
+    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float,
+                 foreign: float = 0.05):
         if rounds < 1 or warmup < 0:
             raise ValueError("speed.py: --rounds must be >= 1 and --warmup >= 0")
         self.clock = Clock(device)
-        self.rounds, self.warmup, self.drift = rounds, warmup, drift
+        self.rounds, self.warmup, self.drift, self.foreign_limit = rounds, warmup, drift, foreign
         self.probe = Probe()
+        self.foreign = ForeignLoad()
         self.groups: Dict[str, dict] = {}
 
     def compare(self, group: str, contenders: Dict[str, Callable[[], object]]) -> dict:
         """Run the contenders round-robin; returns {name: [(seconds, minflt, majflt), ...]}."""
         names = list(contenders)
         samples = {name: [] for name in names}
-        probes = []
+        probes, foreign = [], []
         began = time.perf_counter()
         for r in range(self.warmup + self.rounds):
             shift = r % len(names)
             probe = self.probe()
+            load = self.foreign.start()
             for name in names[shift:] + names[:shift]:
                 sample = self.clock(contenders[name])
                 if r >= self.warmup:
                     samples[name].append(sample)
             if r >= self.warmup:
                 probes.append(probe)
-        self.groups[group] = {"samples": samples, "probes": probes}
+                foreign.append(self.foreign.fraction(load))
+        self.groups[group] = {"samples": samples, "probes": probes, "foreign": foreign}
         print(f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
               f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
         return samples
@@ -211,11 +258,20 @@ class Session:
             return {"flagged": False, "rounds": 0}
         fastest = min(every)
         limit = fastest * (1 + self.drift)
-        per_group = {name: sum(p > limit for p in g["probes"]) for name, g in self.groups.items()}
+        drifted = sum(p > limit for p in every)
+        loads = {name: g.get("foreign", []) for name, g in self.groups.items()}
+        measured = [x for xs in loads.values() for x in xs if x is not None]
+        per_group = {name: sum(x is not None and x > self.foreign_limit for x in xs)
+                     for name, xs in loads.items()}
         flagged = sum(per_group.values())
-        return {"flagged": flagged > 0, "drift_limit": self.drift, "rounds": len(every),
+        return {"flagged": flagged > 0, "measure": "foreign_cpu" if measured else "none",
+                "foreign_limit": self.foreign_limit, "rounds": len(every),
                 "flagged_rounds": flagged, "flagged_fraction": flagged / len(every),
                 "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
+                "foreign_median": statistics.median(measured) if measured else None,
+                "foreign_max": max(measured) if measured else None,
+                "foreign_per_round": loads,
+                "drift_limit": self.drift, "probe_rounds_above_drift": drifted,
                 "probe_min_s": fastest, "probe_median_s": statistics.median(every),
                 "probe_max_drift": max(every) / fastest - 1,
                 "probes_s": {name: g["probes"] for name, g in self.groups.items()}}
@@ -302,7 +358,7 @@ def load_cell_math_bench(verbose: bool = False):
 def kernel_bytes(T, B, H, itemsize=4):
     """Bytes each kernel must move at least (float32 math and checkpoints)."""
     N = T * B * H
-    ckpt = 3 * 4 * B * H * ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL)
+    ckpt = 3 * 4 * B * H * num_checkpoints(T)
     return {"forward_train": 2 * itemsize * N + ckpt,          # read u, write spikes, checkpoints
             "forward_inference": 2 * itemsize * N,             # read u, write spikes
             "backward_detached": 3 * itemsize * N + ckpt}      # read grad and u, checkpoints; write grad_u
@@ -507,7 +563,7 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
     stats, tm = results["stats"], results["timings_s"]
     neuron_steps = T * B * H
     table = {}
-    for name, (module, fwd, how) in layers.items():
+    for name, (_module, fwd, how) in layers.items():
         with torch.no_grad():
             rate, active = firing(name, fwd(x))
         row = {"how": how, "firing_rate": rate, "active_fraction": active}
@@ -556,7 +612,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=11, help="timed rounds of each comparison (>= 7 for a report)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     ap.add_argument("--drift", type=float, default=0.10,
-                    help="flag rounds whose contention probe is this much above its fastest")
+                    help="report rounds whose probe is this much above its fastest (not a flag)")
+    ap.add_argument("--foreign", type=float, default=0.05,
+                    help="flag rounds in which other processes used more than this fraction of the CPUs")
     ap.add_argument("--peers", action="store_true",
                     help="also snnTorch, SpikingJelly, Norse (where installed) and nn.LSTM")
     ap.add_argument("--density", type=float, default=0.05, help="fraction of ones in the layer input")
@@ -569,7 +627,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
     ap.add_argument("--markdown", metavar="JSON", default=None,
-                    help="print the README's tables from a JSON this script wrote, and exit")
+                    help="print docs/results.md's speed tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as f:
@@ -589,7 +647,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     # A fresh dynamo per size: its recompile limit would otherwise fall back to eager silently.
     torch._dynamo.reset()
-    session = Session(device, args.rounds, args.warmup, args.drift)
+    session = Session(device, args.rounds, args.warmup, args.drift, args.foreign)
     k = SRCConstants()
     dtype = torch.float32
     results = {
@@ -684,14 +742,20 @@ def print_report(results):
             print(f"{name}: not installed ({why})")
     c = results["contention"]
     if c.get("rounds"):
-        print(f"\ncontention probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
-              f"max drift {c['probe_max_drift']:.0%}; {c['flagged_rounds']}/{c['rounds']} rounds above "
-              f"+{c['drift_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
-                                             if c["flagged"] else ""))
+        if c.get("foreign_median") is not None:
+            print(f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
+                  f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
+                  f"{c['foreign_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
+                                                 if c["flagged"] else ""))
+        else:
+            print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
+        print(f"probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
+              f"max drift {c['probe_max_drift']:.0%} ({c['probe_rounds_above_drift']}/{c['rounds']} rounds "
+              f"above +{c['drift_limit']:.0%}; reported, not flagged)")
 
 
 def markdown(results) -> str:
-    """The README's tables (Markdown) from a run's results."""
+    """docs/results.md's speed tables (Markdown) from a run's results."""
     tm, sp = results["timings_s"], results["ratio_spread"]
 
     def ms(key):

@@ -2,7 +2,7 @@
 //
 // This is the only place the cell equations are written in C++; the CPU kernels
 // (csrc/cpu) and the CUDA kernels (csrc/cuda) both include it unchanged. It follows
-// shared/docs/src-model.md:
+// docs/model.md:
 //
 //   i[t]    = alpha i[t-1] + u[t]
 //   x[t]    = rho tanh(i[t] / rho)

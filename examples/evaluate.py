@@ -11,14 +11,13 @@ the numbers are comparable).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import torch
 
-from srcext.data import DatasetNotFound, RateEncoder, load_idx_dataset
-from srcext.models import SRCClassifier
+from common import UsageError, load_checkpoint, portable_path, write_json
+from srcext.data import DatasetNotFound, load_idx_dataset
 
 
 def accuracy_by_encodings(model, images, labels, encoder, encodings, batch_size, generator,
@@ -60,12 +59,11 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        cfg = ckpt["config"]
-    except (OSError, KeyError, RuntimeError) as exc:
-        print(f"evaluate.py: error: cannot read a train.py checkpoint from {args.checkpoint}: {exc}",
-              file=sys.stderr)
+        ckpt, model, encoder = load_checkpoint(args.checkpoint)
+    except UsageError as exc:
+        print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
+    cfg = ckpt["config"]
     if cfg.get("dataset") not in ("mnist", "fashion-mnist"):
         print(f"evaluate.py: error: static-image datasets only, the run used {cfg.get('dataset')!r}",
               file=sys.stderr)
@@ -77,11 +75,8 @@ def main(argv=None) -> int:
         return 2
     if args.limit_test:
         images, labels = images[:args.limit_test], labels[:args.limit_test]
-    model = SRCClassifier.from_config(images[0].numel(), cfg)
-    model.load_state_dict(ckpt["model"])
     amp = args.amp or cfg.get("amp", "none")
     dtype = torch.bfloat16 if amp == "bf16" else None
-    encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
     t0 = time.time()
     result = accuracy_by_encodings(model, images, labels, encoder, sorted(set(args.encodings)),
                                    args.batch_size, torch.Generator().manual_seed(args.seed), dtype)
@@ -89,10 +84,10 @@ def main(argv=None) -> int:
         print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: "
               f"{100 * acc:.2f} %")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"checkpoint": args.checkpoint, "epoch": ckpt.get("epoch"), "images": len(labels),
-                       "amp": amp, "seed": args.seed, "wall_time_s": time.time() - t0,
-                       "accuracy_by_encodings": {str(k): v for k, v in result.items()}}, f, indent=2)
+        write_json(args.json, {"checkpoint": portable_path(args.checkpoint), "epoch": ckpt.get("epoch"),
+                               "images": len(labels), "amp": amp, "seed": args.seed,
+                               "wall_time_s": time.time() - t0,
+                               "accuracy_by_encodings": {str(k): v for k, v in result.items()}})
     return 0
 
 

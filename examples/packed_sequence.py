@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import srcext
+from common import portable_options
 from srcext.data import load_idx_dataset
 
 WINDOWS = 4     # the readout sees each neuron's spike count in 4 windows of 7 rows
@@ -129,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         "test_accuracy": accuracy, "firing_rates": dict(rates)})
         print(f"epoch {epoch + 1}: train loss {total / count:.4f}, test accuracy "
               f"{100 * accuracy:.2f} %, firing rates {dict(rates)}")
-    metrics = {"config": vars(args), "calibration": report, "history": history,
+    metrics = {"config": portable_options(vars(args)), "calibration": report, "history": history,
                "test_accuracy": history[-1]["test_accuracy"] if history else None,
                "wall_time_s": time.time() - start_time}
     if args.out:

@@ -19,11 +19,11 @@ signal has to be built up by training before the deep layers can learn anything.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
+from common import UsageError, load_checkpoint, write_json
 from srcext.data import RateEncoder, load_idx_dataset
 from srcext.models import SRCClassifier
 
@@ -63,11 +63,11 @@ def main(argv=None) -> int:
     images, _ = load_idx_dataset(args.dataset, "test", args.data_dir)
     images = images[:args.images]
     if args.checkpoint:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        cfg = ckpt["config"]
-        model = SRCClassifier.from_config(images[0].numel(), cfg)
-        model.load_state_dict(ckpt["model"])
-        encoder = RateEncoder(cfg["gain"], cfg["silent_steps"], cfg["steps"])
+        try:
+            _, model, encoder = load_checkpoint(args.checkpoint)
+        except UsageError as exc:
+            print(f"signal_propagation.py: error: {exc}", file=sys.stderr)
+            return 2
     else:
         model = SRCClassifier(images[0].numel(), hidden_layers=args.hidden_layers,
                               hidden_size=args.hidden_size, weight_scale=args.weight_scale,
@@ -79,8 +79,7 @@ def main(argv=None) -> int:
         name = "output" if k == len(rows) - 1 else f"hidden {k + 1}"
         print(f"{name:>9}  {100 * r['firing_rate']:9.2f} %  {r['image_variance']:14.2f}  {r['noise_variance']:14.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows)
     return 0
 
 

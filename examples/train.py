@@ -11,24 +11,21 @@ last step. Static images are rate coded (gain 0.25; 20 silent steps, then --step
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 import srcext
-from srcext.data import (DATASETS, DatasetNotFound, RateEncoder, collate_frames,
-                         load_idx_dataset, nmnist_dataset, random_shift)
+from common import NMNISTFrames, StaticImages, UsageError, encoder_of, portable_options, write_json
+from srcext.data import DATASETS
 from srcext.models import SRCClassifier
-
-
-class UsageError(Exception):
-    """A bad option or missing data: reported as one line, exit status 2."""
 
 
 def parse_args(argv=None):
@@ -84,108 +81,46 @@ def parse_args(argv=None):
                          "optimizer, schedule and history: fine-tuning or training on")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "hidden_size", "steps", "neurons_per_class"):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("limit_train", "limit_test"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.val_size < 0:
-        raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
-    if args.augment_shift < 0:
-        raise UsageError(f"--augment-shift must be >= 0, got {args.augment_shift}")
+    check_args(args)
+    return args
+
+
+POSITIVE = ("epochs", "batch_size", "hidden_size", "steps", "neurons_per_class", "limit_train",
+            "limit_test", "weight_scale", "lr")
+NON_NEGATIVE = ("val_size", "augment_shift", "weight_decay", "hidden_layers", "silent_steps")
+
+
+def check_args(args):
+    """UsageError for option values (and combinations) that cannot run."""
+    for name in POSITIVE:
+        value = getattr(args, name)
+        if value is not None and not value > 0:  # also refuses NaN
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    for name in NON_NEGATIVE:
+        value = getattr(args, name)
+        if not value >= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if not 0 < args.gain <= 1:
+        raise UsageError(f"--gain must be in (0, 1], got {args.gain}")
     if args.augment_shift and args.dataset == "nmnist":
         raise UsageError("--augment-shift applies to static images (mnist, fashion-mnist), not nmnist")
     if args.init_from and args.resume:
         raise UsageError("--init-from and --resume exclude each other (--resume continues OUT's own run)")
     if args.init_from and not os.path.isfile(args.init_from):
         raise UsageError(f"--init-from: no checkpoint at {args.init_from}")
-    if args.weight_decay < 0:
-        raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
-    if args.hidden_layers < 0:
-        raise UsageError(f"--hidden-layers must be >= 0, got {args.hidden_layers}")
-    if args.silent_steps < 0:
-        raise UsageError(f"--silent-steps must be >= 0, got {args.silent_steps}")
-    if not args.weight_scale > 0:
-        raise UsageError(f"--weight-scale must be positive, got {args.weight_scale}")
     if args.amp == "fp16" and not str(args.device).startswith("cuda"):
         raise UsageError("--amp fp16 needs --device cuda (use --amp bf16 on CPU)")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}")
-    if not 0 < args.gain <= 1:
-        raise UsageError(f"--gain must be in (0, 1], got {args.gain}")
-    return args
-
-
-# ---- data ---------------------------------------------------------------------------------
-
-class StaticImages:
-    """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device.
-    split "val" is the last --val-size images of the training set, "train" the rest."""
-
-    def __init__(self, args, split, limit):
-        try:
-            images, labels = load_idx_dataset(args.dataset, "test" if split == "test" else "train",
-                                              args.data_dir)
-        except DatasetNotFound as exc:
-            raise UsageError(str(exc)) from None
-        if split != "test" and args.val_size:
-            if args.val_size >= len(labels):
-                raise UsageError(f"--val-size {args.val_size} leaves no training data")
-            cut = len(labels) - args.val_size
-            images, labels = (images[cut:], labels[cut:]) if split == "val" else (images[:cut], labels[:cut])
-        if limit:
-            images, labels = images[:limit], labels[:limit]
-        self.images, self.labels = images, labels
-        self.encoder = RateEncoder(args.gain, args.silent_steps, args.steps)
-        self.input_size = images[0].numel()
-        self.dtype = amp_dtype(args) or torch.float32
-        self.shift = args.augment_shift if split == "train" else 0
-
-    def __len__(self):
-        return len(self.labels)
-
-    def batches(self, indices, batch_size, device, generator):
-        for start in range(0, len(indices), batch_size):
-            idx = indices[start:start + batch_size]
-            images = self.images[idx].to(device)
-            if self.shift:
-                images = random_shift(images, self.shift, generator)
-            yield (self.encoder(images, generator=generator, dtype=self.dtype),
-                   self.labels[idx].to(device))
-
-
-class NMNISTFrames:
-    def __init__(self, args, split, limit):
-        try:
-            self.dataset = nmnist_dataset(args.data_dir, train=split == "train", n_time_bins=args.steps)
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
-        except Exception as exc:  # tonic raises when files are missing and download is off
-            raise UsageError(f"N-MNIST not found under {args.data_dir}: {exc}. Download it with "
-                             "tonic on a machine with internet (tonic.datasets.NMNIST(save_to=DIR)).") from None
-        self.n = len(self.dataset) if not limit else min(limit, len(self.dataset))
-        self.input_size = 2 * 34 * 34
-        self.dtype = amp_dtype(args) or torch.float32
-
-    def __len__(self):
-        return self.n
-
-    def batches(self, indices, batch_size, device, generator):
-        for start in range(0, len(indices), batch_size):
-            x, y = collate_frames([self.dataset[int(i)] for i in indices[start:start + batch_size]])
-            yield (x > 0).to(device=device, dtype=self.dtype), y.to(device)
 
 
 def make_data(args, split, limit):
+    dtype = amp_dtype(args) or torch.float32
     if args.dataset == "nmnist":
         if split == "val":
             raise UsageError("--val-size is not supported for nmnist")
-        return NMNISTFrames(args, split, limit)
-    return StaticImages(args, split, limit)
+        return NMNISTFrames(args.data_dir, split, args.steps, limit, dtype)
+    return StaticImages(args.dataset, args.data_dir, split, encoder_of(vars(args)), limit,
+                        args.val_size, args.augment_shift, dtype)
 
-
-# ---- training -----------------------------------------------------------------------------
 
 def amp_dtype(args):
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
@@ -207,20 +142,201 @@ def progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def evaluate(model, data, args, device, rank, world):
-    model.eval()
-    indices = torch.arange(len(data))[rank::world]
-    gen = torch.Generator(device=device).manual_seed(10_000 + args.seed)
-    correct = torch.zeros((), dtype=torch.float64, device=device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    with torch.no_grad(), autocast(args, device):
-        for x, y in data.batches(indices, args.batch_size, device, gen):
-            correct += (model(x).argmax(1) == y).sum()
-            total += len(y)
+# ---- one training run: setup, epochs, checkpoint and results --------------------------------
+
+@dataclass
+class Run:
+    """What the epochs of a run share: the options, the process group, data, model, optimizer
+    and the history so far (restored by --resume)."""
+    args: argparse.Namespace
+    device: torch.device
+    rank: int
+    world: int
+    train_data: object
+    test_data: object
+    val_data: object
+    model: SRCClassifier
+    ddp_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    scheduler: object
+    history: list = field(default_factory=list)
+    start_epoch: int = 0
+    elapsed: float = 0.0
+    init_from_epochs: Optional[int] = None
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.args.out, "checkpoint.pt")
+
+    @property
+    def parameters(self):
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def setup(args) -> Run:
+    """Device and process group, data, model and optimizer; the state of OUT's checkpoint
+    with --resume, the weights of another with --init-from."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda but no CUDA device is available")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    torch.manual_seed(args.seed)
+
+    train_data = make_data(args, "train", args.limit_train)
+    model = SRCClassifier(
+        train_data.input_size, hidden_layers=args.hidden_layers, hidden_size=args.hidden_size,
+        neurons_per_class=args.neurons_per_class, readout_decay=args.readout_decay,
+        trainable_readout=args.trainable_readout, weight_scale=args.weight_scale,
+        hidden_init=args.hidden_init, backend=args.backend, detach_recurrent=args.detach_recurrent,
+        straight_through=args.straight_through, **learned_dynamics(args.learn_dynamics)).to(device)
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+                 if args.weight_decay else torch.optim.Adam(model.parameters(), lr=args.lr))
+    run = Run(args, device, rank, world, train_data,
+              test_data=make_data(args, "test", args.limit_test),
+              val_data=make_data(args, "val", None) if args.val_size else None,
+              model=model,
+              ddp_model=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model,
+              optimizer=optimizer,
+              scaler=torch.amp.GradScaler(device.type, enabled=args.amp == "fp16"),
+              scheduler=(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+                         if args.lr_schedule == "cosine" else None))
+    os.makedirs(args.out, exist_ok=True)
+    if args.resume:
+        if not os.path.exists(run.checkpoint_path):
+            raise UsageError(f"--resume: no checkpoint at {run.checkpoint_path}")
+        ckpt = torch.load(run.checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler") is not None:
+            run.scaler.load_state_dict(ckpt["scaler"])
+        if run.scheduler is not None and ckpt.get("scheduler") is not None:
+            run.scheduler.load_state_dict(ckpt["scheduler"])
+        run.history, run.start_epoch, run.elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
+        run.init_from_epochs = ckpt.get("init_from_epochs")
+    elif args.init_from:
+        source = torch.load(args.init_from, map_location=device, weights_only=False)
+        run.init_from_epochs = source.get("epoch")
+        try:
+            model.load_state_dict(source["model"])
+        except (KeyError, RuntimeError) as exc:
+            raise UsageError(f"--init-from {args.init_from} does not fit this model "
+                             f"(same --hidden-layers, --hidden-size, dataset?): {exc}") from None
+    return run
+
+
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over this process's share of the training data, then the test (and
+    validation) accuracy: the epoch's entry of the history."""
+    args, device, model = run.args, run.device, run.model
+    t0 = time.time()
+    model.train()
+    gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    order = torch.randperm(len(run.train_data), generator=gen)[run.rank::run.world]
+    enc_gen = torch.Generator(device=device).manual_seed(args.seed * 1000 + epoch + 7 * run.rank)
+    total_loss, correct, seen = 0.0, 0, 0
+    n_batches = math.ceil(len(order) / args.batch_size)
+    bar = progress(run.train_data.batches(order, args.batch_size, device, enc_gen), n_batches,
+                   f"epoch {epoch + 1}/{args.epochs}", run.is_main and not args.no_progress)
+    for x, y in bar:
+        with autocast(args, device):
+            logits = run.ddp_model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        total_loss += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
+    stats = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=device)
+    if run.world > 1:
+        dist.all_reduce(stats)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    test_acc = evaluate(run, run.test_data)
+    val_acc = evaluate(run, run.val_data) if run.val_data else None
+    run.elapsed += time.time() - t0
+    return {"epoch": epoch + 1, "train_loss": stats[0].item() / stats[2].item(),
+            "train_accuracy": stats[1].item() / stats[2].item(), "test_accuracy": test_acc,
+            "val_accuracy": val_acc, "epoch_time_s": time.time() - t0}
+
+
+def evaluate(run: Run, data) -> float:
+    """Accuracy on `data`, each process scoring its share."""
+    run.model.eval()
+    indices = torch.arange(len(data))[run.rank::run.world]
+    gen = torch.Generator(device=run.device).manual_seed(10_000 + run.args.seed)
+    correct = torch.zeros((), dtype=torch.float64, device=run.device)
+    total = torch.zeros((), dtype=torch.float64, device=run.device)
+    with torch.no_grad(), autocast(run.args, run.device):
+        for x, y in data.batches(indices, run.args.batch_size, run.device, gen):
+            correct += (run.model(x).argmax(1) == y).sum()
+            total += len(y)
+    if run.world > 1:
         dist.all_reduce(correct)
         dist.all_reduce(total)
     return (correct / total.clamp_min(1)).item()
+
+
+def save_checkpoint(run: Run) -> None:
+    """OUT/checkpoint.pt: what --resume continues from, and what evaluate.py and
+    signal_propagation.py load (the model's own config rebuilds it)."""
+    torch.save({"model": run.model.state_dict(), "model_config": run.model.config(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
+                "scaler": run.scaler.state_dict(),
+                "history": run.history, "epoch": run.history[-1]["epoch"], "wall_time_s": run.elapsed,
+                "init_from_epochs": run.init_from_epochs,
+                "config": portable_options(vars(run.args))}, run.checkpoint_path)
+
+
+def write_results(run: Run) -> None:
+    """OUT/metrics.json, curves.png and raster.png."""
+    args, history = run.args, run.history
+    metrics = {
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "train_loss": [h["train_loss"] for h in history],
+        "test_accuracy_per_epoch": [h["test_accuracy"] for h in history],
+        "val_accuracy_per_epoch": [h.get("val_accuracy") for h in history],
+        "epochs": len(history), "wall_time_s": run.elapsed, "firing_rate": firing_rates(run),
+        "parameters": run.parameters, "processes": run.world, "history": history,
+        "init_from_epochs": run.init_from_epochs,
+        "config": portable_options(vars(args)), "torch": torch.__version__, "srcext": srcext.__version__,
+    }
+    write_json(os.path.join(args.out, "metrics.json"), metrics)
+    plot(args.out, history, run.model, run.test_data, run.device, args)
+    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, "
+          "curves.png, raster.png", flush=True)
+
+
+def firing_rates(run: Run, samples=256):
+    """Per layer, the firing rate on the first `samples` test samples."""
+    run.model.eval()
+    gen = torch.Generator(device=run.device).manual_seed(1)
+    totals, count = None, 0
+    with torch.no_grad(), autocast(run.args, run.device):
+        indices = torch.arange(min(samples, len(run.test_data)))
+        for x, _ in run.test_data.batches(indices, run.args.batch_size, run.device, gen):
+            _, spikes = run.model(x, return_spikes=True)
+            rates = torch.tensor(SRCClassifier.firing_rates(spikes)) * x.shape[1]
+            totals = rates if totals is None else totals + rates
+            count += x.shape[1]
+    return [] if totals is None else (totals / count).tolist()
 
 
 def plot(out, history, model, test_data, device, args):
@@ -255,141 +371,24 @@ def plot(out, history, model, test_data, device, args):
 
 
 def run(args):
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda but no CUDA device is available")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    torch.manual_seed(args.seed)
-
-    train_data = make_data(args, "train", args.limit_train)
-    test_data = make_data(args, "test", args.limit_test)
-    val_data = make_data(args, "val", None) if args.val_size else None
-    model = SRCClassifier.from_config(train_data.input_size, vars(args)).to(device)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-                 if args.weight_decay else torch.optim.Adam(model.parameters(), lr=args.lr))
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-                 if args.lr_schedule == "cosine" else None)
-
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, "checkpoint.pt")
-    history, start_epoch, elapsed = [], 0, 0.0
-    init_from_epochs = None
-    if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise UsageError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler") is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        history, start_epoch, elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
-        init_from_epochs = ckpt.get("init_from_epochs")
-    elif args.init_from:
-        source = torch.load(args.init_from, map_location=device, weights_only=False)
-        init_from_epochs = source.get("epoch")
-        try:
-            model.load_state_dict(source["model"])
-        except (KeyError, RuntimeError) as exc:
-            raise UsageError(f"--init-from {args.init_from} does not fit this model "
-                             f"(same --hidden-layers, --hidden-size, dataset?): {exc}") from None
-    is_main = rank == 0
-    if is_main:
-        print(f"srcext {srcext.__version__}: {args.dataset}, {len(train_data)} train / {len(test_data)} test, "
-              f"{args.hidden_layers} hidden x {args.hidden_size}, {n_params} parameters, device {device}, "
-              f"{world} process(es)", flush=True)
-
-    for epoch in range(start_epoch, args.epochs):
-        t0 = time.time()
-        model.train()
-        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        order = torch.randperm(len(train_data), generator=gen)[rank::world]
-        enc_gen = torch.Generator(device=device).manual_seed(args.seed * 1000 + epoch + 7 * rank)
-        total_loss, correct, seen = 0.0, 0, 0
-        n_batches = math.ceil(len(order) / args.batch_size)
-        bar = progress(train_data.batches(order, args.batch_size, device, enc_gen), n_batches,
-                       f"epoch {epoch + 1}/{args.epochs}", is_main and not args.no_progress)
-        for x, y in bar:
-            with autocast(args, device):
-                logits = ddp_model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
-        stats = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=device)
-        if world > 1:
-            dist.all_reduce(stats)
-        if scheduler is not None:
-            scheduler.step()
-        test_acc = evaluate(model, test_data, args, device, rank, world)
-        val_acc = evaluate(model, val_data, args, device, rank, world) if val_data else None
-        elapsed += time.time() - t0
-        history.append({"epoch": epoch + 1, "train_loss": stats[0].item() / stats[2].item(),
-                        "train_accuracy": stats[1].item() / stats[2].item(), "test_accuracy": test_acc,
-                        "val_accuracy": val_acc, "epoch_time_s": time.time() - t0})
-        if is_main:
-            h = history[-1]
-            val = "" if val_acc is None else f"val acc {100 * val_acc:.2f}%, "
+    run = setup(args)
+    if run.is_main:
+        print(f"srcext {srcext.__version__}: {args.dataset}, {len(run.train_data)} train / "
+              f"{len(run.test_data)} test, {args.hidden_layers} hidden x {args.hidden_size}, "
+              f"{run.parameters} parameters, device {run.device}, {run.world} process(es)", flush=True)
+    for epoch in range(run.start_epoch, args.epochs):
+        h = train_epoch(run, epoch)
+        run.history.append(h)
+        if run.is_main:
+            val = "" if h["val_accuracy"] is None else f"val acc {100 * h['val_accuracy']:.2f}%, "
             print(f"epoch {h['epoch']}/{args.epochs}: train loss {h['train_loss']:.4f}, train acc "
-                  f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * test_acc:.2f}%, "
+                  f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * h['test_accuracy']:.2f}%, "
                   f"{h['epoch_time_s']:.0f} s", flush=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": None if scheduler is None else scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "history": history, "epoch": epoch + 1, "wall_time_s": elapsed,
-                        "init_from_epochs": init_from_epochs,
-                        "config": vars(args)}, ckpt_path)
-
-    if is_main:
-        rates = firing_rates(model, test_data, args, device)
-        metrics = {
-            "test_accuracy": history[-1]["test_accuracy"] if history else None,
-            "train_loss": [h["train_loss"] for h in history],
-            "test_accuracy_per_epoch": [h["test_accuracy"] for h in history],
-            "val_accuracy_per_epoch": [h.get("val_accuracy") for h in history],
-            "epochs": len(history), "wall_time_s": elapsed, "firing_rate": rates,
-            "parameters": n_params, "processes": world, "history": history,
-            "init_from_epochs": init_from_epochs,
-            "config": vars(args), "torch": torch.__version__, "srcext": srcext.__version__,
-        }
-        with open(os.path.join(args.out, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
-        plot(args.out, history, model, test_data, device, args)
-        print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, "
-              "curves.png, raster.png", flush=True)
-    if world > 1:
+            save_checkpoint(run)
+    if run.is_main:
+        write_results(run)
+    if run.world > 1:
         dist.destroy_process_group()
-
-
-def firing_rates(model, data, args, device, samples=256):
-    model.eval()
-    gen = torch.Generator(device=device).manual_seed(1)
-    totals, count = None, 0
-    with torch.no_grad(), autocast(args, device):
-        for x, _ in data.batches(torch.arange(min(samples, len(data))), args.batch_size, device, gen):
-            _, spikes = model(x, return_spikes=True)
-            rates = torch.tensor(SRCClassifier.firing_rates(spikes)) * x.shape[1]
-            totals = rates if totals is None else totals + rates
-            count += x.shape[1]
-    return [] if totals is None else (totals / count).tolist()
 
 
 def main(argv=None) -> int:

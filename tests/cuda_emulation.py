@@ -27,7 +27,7 @@ def sanitized() -> bool:
     return os.environ.get("SRCEXT_EMULATION_SANITIZE", "0") not in ("", "0")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load():
     """The emulation module (built on first use); its ops are registered with autograd."""
     from torch.utils import cpp_extension

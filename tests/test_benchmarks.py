@@ -4,13 +4,15 @@ benchmarks/gpu_check.sh does not fail on a script error)."""
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from srcext.reference import SRCConstants, src_cell_step, src_recurrence_reference
 
-from conftest import FLAG_IDS, FLAGS, random_constants, requires_fused
+from helpers import FLAG_IDS, FLAGS, random_constants, requires_fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--T", "6", "--B", "2", "--H", "5", "--rounds", "2", "--warmup", "1", "--threads", "1"]
@@ -94,18 +96,49 @@ def test_paired_ratios_and_contention_flag(speed):
     session.groups["g"] = {
         "samples": {"fused": [(1.0, 0, 0), (2.0, 0, 0), (1.0, 0, 0), (4.0, 0, 0)],
                     "base": [(3.0, 5, 1), (6.0, 5, 1), (9.0, 7, 1), (8.0, 9, 1)]},
-        "probes": [1.0, 1.05, 1.09, 1.0]}
+        "probes": [1.0, 1.05, 1.09, 1.0], "foreign": [0.01, 0.0, 0.04, None]}
     # Per round 3, 3, 9, 2: the median of the pairs, not the ratio of medians (6.5 / 1.5).
     r = session.paired("g", "base", "fused")
     assert r["median"] == 3.0 and r["min"] == 2.0 and r["max"] == 9.0 and r["n"] == 4
     assert r["q1"] <= r["median"] <= r["q3"]
     st = session.stats("g", "base")
     assert st["min_s"] == 3.0 and st["minor_faults_per_call"] == 6 and st["major_faults_per_call"] == 1
-    assert session.contention()["flagged"] is False
+    c = session.contention()
+    assert c["flagged"] is False and c["foreign_max"] == 0.04 and c["measure"] == "foreign_cpu"
+    # A drifting probe is reported but does not flag; other processes' CPU time does.
     session.groups["g"]["probes"][2] = 1.2
     c = session.contention()
-    assert c["flagged"] is True and c["flagged_rounds"] == 1 and c["flagged_rounds_per_group"] == {"g": 1}
+    assert c["flagged"] is False and c["probe_rounds_above_drift"] == 1
     assert abs(c["probe_max_drift"] - 0.2) < 1e-12
+    session.groups["g"]["foreign"][1] = 0.3
+    c = session.contention()
+    assert c["flagged"] is True and c["flagged_rounds"] == 1 and c["flagged_rounds_per_group"] == {"g": 1}
+
+
+def test_foreign_load_arithmetic(speed, monkeypatch):
+    """Busy ticks of the machine less this process's own CPU time, over wall time x cores."""
+    load = speed.ForeignLoad()
+    load.tick, load.cores = 100, 2
+    busy = iter([1000, 1000 + 150])  # 1.5 s of busy CPU in the window
+    own = iter([(10.0, 2.0), (10.6, 2.4)])  # of which 1.0 s was this process
+    wall = iter([50.0, 51.0])  # a 1 s window on 2 cores
+    monkeypatch.setattr(load, "_busy", lambda: next(busy))
+    monkeypatch.setattr(speed.os, "times", lambda: type("T", (), dict(zip(("user", "system"), next(own))))())
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: next(wall))
+    started = load.start()
+    assert abs(load.fraction(started) - 0.25) < 1e-12  # 0.5 s foreign / (1 s x 2 cores)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc/stat (Linux)")
+def test_foreign_load_sees_another_process(speed):
+    load = speed.ForeignLoad()
+    assert load.available
+    started = load.start()
+    subprocess.run([sys.executable, "-c",
+                    "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.5: pass"],
+                   check=True)
+    # The child kept a core busy for most of the window (its interpreter start-up included).
+    assert load.fraction(started) > 0.3 / load.cores
 
 
 def test_clock_counts_page_faults(speed):
@@ -218,7 +251,7 @@ def test_peers_measured_where_installed(peers_run, library):
     module, layers = PEERS[library]
     if importlib.util.find_spec(module) is None:
         assert library in peers_run["peers_missing"]
-        pytest.skip(f"{module} is not installed (README, Speed on the CPU, says how)")
+        pytest.skip(f"{module} is not installed (docs/results.md, Speed on the CPU, says how)")
     for name in layers:
         row = peers_run["layers"][name]
         assert row["train_s"] > 0 and row["inference_s"] > 0 and row["train_vs_src"]["median"] > 0

@@ -11,7 +11,7 @@ import srcext
 from srcext import SRC, SRCCell
 from srcext.bias import cell_bias
 
-from conftest import requires_fused
+from helpers import requires_fused
 
 BACKENDS = [pytest.param("fused", marks=requires_fused), "reference"]
 

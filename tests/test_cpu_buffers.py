@@ -8,7 +8,7 @@ import torch
 from srcext.ops import src_recurrence_fused
 from srcext.reference import SRCConstants
 
-from conftest import requires_fused
+from helpers import requires_fused
 
 pytestmark = requires_fused
 

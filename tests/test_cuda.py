@@ -10,8 +10,8 @@ from srcext import SRC
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
-from conftest import FLAG_IDS, FLAGS, assert_close, constants_cases, tolerance
-from test_ops import SHAPES, assert_matches_reference, run_both
+from helpers import FLAG_IDS, FLAGS, assert_close, tolerance
+from op_helpers import assert_matches_reference, over_oracle_cases, run_both
 
 pytestmark = [
     pytest.mark.cuda,
@@ -26,10 +26,7 @@ def cosine(a, b):
     return (a @ b / (a.norm() * b.norm()).clamp_min(1e-30)).item()
 
 
-@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
-@pytest.mark.parametrize("name,k", constants_cases(), ids=[c[0] for c in constants_cases()])
-@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@over_oracle_cases
 def test_cuda_matches_reference(dtype, shape, name, k, detach, st):
     assert_matches_reference(dtype, shape, k, detach, st, device="cuda")
 

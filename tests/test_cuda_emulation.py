@@ -10,9 +10,9 @@ from srcext.ops import CHECKPOINT_INTERVAL, constant_args, run_forward_op, src_r
 from srcext.reference import SRCConstants, src_recurrence_reference
 
 import cuda_emulation
-from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
-from test_lengths import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
-from test_ops import assert_matches_reference, make_inputs, run_both, upstream_layouts
+from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
+from op_helpers import assert_matches_reference, make_inputs, run_both, upstream_layouts
+from lengths_helpers import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
 
 pytestmark = requires_fused
 
@@ -314,7 +314,7 @@ def test_float16_gradients_are_the_float32_math_rounded(emu, backend):
     once to float16, so it overflows to inf exactly where the float32 value exceeds 65504 and
     nowhere else (nothing overflows inside). Exact BPTT through the bistable cell grows with T;
     at T = 400 here one drive gradient is ~1e5. That inf is float16's answer, and what
-    torch.amp.GradScaler expects to see (it skips the step and lowers the scale); the README
+    torch.amp.GradScaler expects to see (it skips the step and lowers the scale); docs/guide.md
     recommends bfloat16 for exact BPTT."""
     fn = src_recurrence_fused if backend == "cpu" else emulated
     k = SRCConstants()

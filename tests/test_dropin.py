@@ -18,7 +18,7 @@ from srcext import SRC, SRCCell, SRCState
 from srcext.reference import SRCConstants, src_cell_step
 from srcext.state import rest_voltage
 
-from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused
+from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused
 
 BACKENDS = [pytest.param("fused", marks=requires_fused), "reference"]
 F64 = torch.float64

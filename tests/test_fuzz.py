@@ -9,7 +9,7 @@ import torch
 from srcext.ops import src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
-from conftest import FLAGS, assert_close, requires_fused
+from helpers import FLAGS, assert_close, requires_fused
 
 hypothesis = pytest.importorskip("hypothesis")  # skips this file only
 from hypothesis import given, settings, strategies as st  # noqa: E402

@@ -5,11 +5,10 @@ import copy
 import pytest
 import torch
 
-import srcext
 from srcext import SRC, SRCCell
 from srcext.reference import SRCConstants
 
-from conftest import (FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused,
+from helpers import (FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused,
                       tolerance)
 
 pytestmark = requires_fused
@@ -71,7 +70,7 @@ def test_fused_layer_matches_reference(case, detach, st, constants, with_state):
         state = tuple(torch.randn(L, B, H, generator=g, dtype=torch.float64) * 0.5 for _ in range(3))
     out, final, grads = run_layer(fused, x, state)
     rout, rfinal, rgrads = run_layer(ref, x, state)
-    assert out.shape == (B, T, H) if batch_first else (T, B, H)
+    assert out.shape == ((B, T, H) if batch_first else (T, B, H))
     assert_close(out, rout, 1e-9, "output")
     for name, a, b in zip(("i_n", "h_n", "hs_n"), final, rfinal):
         assert a.shape == (L, B, H)
@@ -149,7 +148,8 @@ def test_non_contiguous_input_and_gradients():
     for model in (fused, ref):
         xi = x.clone().transpose(0, 2).contiguous().transpose(0, 2).requires_grad_()  # same strides
         out, _ = model(xi)
-        upstream = torch.randn(out.shape[::-1], dtype=out.dtype, generator=torch.Generator().manual_seed(1)).permute(2, 1, 0)
+        upstream = torch.randn(out.shape[::-1], dtype=out.dtype,
+                               generator=torch.Generator().manual_seed(1)).permute(2, 1, 0)
         assert not upstream.is_contiguous()
         grads = torch.autograd.grad(out, [xi] + list(model.parameters()), upstream)
         results.append((out, grads))
@@ -284,7 +284,9 @@ def test_fused_on_cuda_requested_without_cuda_kernels_raises(monkeypatch):
 
 def test_import_without_extension_still_gives_reference(tmp_path):
     """A fresh interpreter where srcext._C fails to load: import works, reference runs."""
-    import subprocess, sys, textwrap
+    import subprocess
+    import sys
+    import textwrap
     code = textwrap.dedent("""
         import sys, builtins
         real_import = builtins.__import__

@@ -7,7 +7,7 @@ from srcext import SRC
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args
 from srcext.reference import SRCConstants
 
-from conftest import FLAGS, requires_fused
+from helpers import FLAGS, requires_fused
 
 pytestmark = requires_fused
 

@@ -23,9 +23,10 @@ def load():
 
 sr = load()
 
-# A time loop (0x20..0xe0) with: a load of the next step's input (R3, copied to R2, used by the
-# next iteration's FFMA), a checkpoint block guarded by `t % 16` (periodic), a division whose
-# slow path is a CALL (cold), and one per-step output store.
+# A time loop (0x20..0xe0) with: a load of the next step's input (R3, copied to R2 -- the copy
+# waits for the load -- and used by the next iteration's FFMA), a checkpoint block guarded by
+# `t % 16` (periodic), a division whose slow path is a CALL (cold), and one per-step output
+# store.
 LISTING = """
 	Function : _ZN6srcext4cuda18src_forward_kernelIffLb1EEEvNS_13ForwardParamsE
         /*0000*/                   MOV R1, c[0x0][0x28] ;
@@ -71,10 +72,106 @@ def test_loop_model_on_a_listing():
     assert ips["memory"] == pytest.approx(2 + 2 / 16, abs=0.01)
     assert ips["control"] == 3 and ips["mufu"] == 1 and ips["float_arith"] == 1
     assert sum(ips[k] for k in sr.KINDS) == pytest.approx(ips["total"], abs=0.05)
-    # The load reaches its consumer through the copy, in the next iteration: 16 instructions.
+    # The load's first reader is the register copy (MOV R2, R3 waits on the load's scoreboard
+    # like any reader): 9 instructions of the path (the CALL path is not on it).
     (load_info,) = r["loads"]["per_load"]
-    assert load_info["instructions_to_use"] == 16 and load_info["after_store"] is False
-    assert r["loads"]["min_steps_ahead"] == pytest.approx(16 / (9 + 2 / 16), abs=0.01)
+    assert load_info["instructions_to_use"] == 9 and load_info["after_store"] is False
+    assert r["loads"]["min_steps_ahead"] == pytest.approx(9 / (9 + 2 / 16), abs=0.01)
+    # No prefetch: the DRAM lead is the register lead, and no L2 rows apply.
+    assert load_info["prefetch_instructions_ahead"] is None
+    assert load_info["dram_steps_ahead"] == load_info["steps_ahead"]
+    assert r["loads"]["l2_median_steps_ahead"] is None
+    assert r["loads"]["fraction_covered_by_prefetch"] == 0
+
+
+# A backward-like loop (0x40..0x110) over two streams, parameters u at c[0x0][0x380] and g at
+# c[0x0][0x388]: u's pointer (R4:R5, loop-carried, stepped by R8) is prefetched at the top
+# (CCTL.E.PF2, one a step like its load) and loaded further down; g is loaded without a
+# prefetch; its pointer R6:R7 comes from a uniform register (ULDC.64). One output store a step.
+PREFETCH_LISTING = """
+	Function : _ZN6srcext4cuda19src_backward_kernelIffLb0ELb0ELb0EEEvNS_14BackwardParamsE
+        /*0000*/                   IMAD.WIDE R4, R0, 0x4, c[0x0][0x380] ;
+        /*0010*/                   ULDC.64 UR6, c[0x0][0x388] ;
+        /*0020*/                   IADD3 R6, P0, R0, UR6, RZ ;
+        /*0030*/                   IADD3.X R7, RZ, UR7, RZ, P0, !PT ;
+        /*0040*/                   IADD3 R10, P1, R4, R8, RZ ;
+        /*0050*/                   IADD3.X R11, R5, R9, RZ, P1, !PT ;
+        /*0060*/                   CCTL.E.PF2 [R10] ;
+        /*0070*/                   LDG.E.CONSTANT R2, desc[UR4][R4.64] ;
+        /*0080*/                   LDG.E.CONSTANT R3, desc[UR4][R6.64] ;
+        /*0090*/                   FFMA R12, R12, R12, R12 ;
+        /*00a0*/                   FFMA R12, R12, R12, R12 ;
+        /*00b0*/                   FFMA R12, R2, R3, R12 ;
+        /*00c0*/                   STG.E desc[UR4][R14.64], R12 ;
+        /*00d0*/                   IADD3 R4, P1, R4, R8, RZ ;
+        /*00e0*/                   IADD3.X R5, R5, R9, RZ, P1, !PT ;
+        /*00f0*/                   IADD3 R6, P1, R6, R8, RZ ;
+        /*0100*/                   IADD3.X R7, R7, R9, RZ, P1, !PT ;
+        /*0110*/              @!P2 BRA 0x40 ;
+        /*0120*/                   EXIT ;
+"""
+
+
+def test_prefetch_covers_the_loads_of_its_stream():
+    funcs = sr.parse_sass(PREFETCH_LISTING)
+    (name, instrs), = funcs.items()
+    r = sr.analyse_function(name, instrs, 16, pointer_params={0x380, 0x388})
+    assert r["steps_per_iteration"] == 1
+    per_step = r["instructions_per_step"]["total"]
+    assert per_step == 14  # 0x40 .. 0x110
+    assert r["loads"]["prefetches_per_step"] == 1
+    u_load, g_load = r["loads"]["per_load"]
+    assert u_load["stream"] == "c[0x0][0x380]" and g_load["stream"] == "c[0x0][0x388]"
+    # Both used by the FFMA at 0xb0: u 4, g 3 instructions on.
+    assert u_load["instructions_to_use"] == 4 and g_load["instructions_to_use"] == 3
+    # u: the prefetch of the iteration before (at path position 2) is 14 - 2 + 3 = 15
+    # instructions ahead of the load (path position 3).
+    assert u_load["prefetch_instructions_ahead"] == 15
+    assert u_load["dram_steps_ahead"] == pytest.approx(15 / 14, abs=0.01)
+    # g: no prefetch of its stream, so its DRAM lead is its register lead.
+    assert g_load["prefetch_instructions_ahead"] is None
+    assert g_load["dram_steps_ahead"] == g_load["steps_ahead"]
+    loads = r["loads"]
+    assert loads["fraction_covered_by_prefetch"] == 0.5
+    assert loads["l2_min_steps_ahead"] == loads["l2_median_steps_ahead"] == pytest.approx(
+        4 / 14, abs=0.01)
+    assert loads["min_dram_steps_ahead"] == pytest.approx(3 / 14, abs=0.01)
+    # Without the parameter table no stream is known: nothing counts as covered.
+    r2 = sr.analyse_function(name, instrs, 16)
+    assert all(ld["prefetch_instructions_ahead"] is None for ld in r2["loads"]["per_load"])
+    # The prefetch moved to g's stream covers g's load (14 - 2 + 4) and no longer u's.
+    other = PREFETCH_LISTING.replace("CCTL.E.PF2 [R10]", "CCTL.E.PF2 [R6]")
+    (name3, instrs3), = sr.parse_sass(other).items()
+    r3 = sr.analyse_function(name3, instrs3, 16, pointer_params={0x380, 0x388})
+    assert [ld["prefetch_instructions_ahead"] for ld in r3["loads"]["per_load"]] == [None, 16]
+    # Fewer prefetches of a stream an iteration than loads of it cover nothing.
+    twice = PREFETCH_LISTING.replace("LDG.E.CONSTANT R3, desc[UR4][R6.64]",
+                                     "LDG.E.CONSTANT R3, desc[UR4][R4.64+0x4]")
+    (name5, instrs5), = sr.parse_sass(twice).items()
+    r5 = sr.analyse_function(name5, instrs5, 16, pointer_params={0x380, 0x388})
+    assert [ld["stream"] for ld in r5["loads"]["per_load"]] == ["c[0x0][0x380]"] * 2
+    assert all(ld["prefetch_instructions_ahead"] is None for ld in r5["loads"]["per_load"])
+    # A pointer computed from both parameters belongs to no single stream.
+    mixed = PREFETCH_LISTING.replace("IADD3 R10, P1, R4, R8, RZ", "IADD3 R10, P1, R4, R6, RZ")
+    (name4, instrs4), = sr.parse_sass(mixed).items()
+    r4 = sr.analyse_function(name4, instrs4, 16, pointer_params={0x380, 0x388})
+    assert all(ld["prefetch_instructions_ahead"] is None for ld in r4["loads"]["per_load"])
+
+
+def test_pointer_params_from_the_elf_listing():
+    elf = """
+.nv.info._ZN6srcext4cuda19src_backward_kernelIffLb0ELb0ELb0EEEv
+	Attribute:	EIATTR_KPARAM_INFO
+	Value:	Index : 0x0	Ordinal : 0x3	Offset  : 0x118	Size    : 0x8
+	Attribute:	EIATTR_KPARAM_INFO
+	Value:	Index : 0x0	Ordinal : 0x1	Offset  : 0xe0	Size    : 0x2c
+.nv.info._ZN6srcext4cuda18src_forward_kernelIffLb0ELb0EEEv
+	Attribute:	EIATTR_KPARAM_INFO
+	Value:	Index : 0x0	Ordinal : 0x2	Offset  : 0x110	Size    : 0x8
+"""
+    assert sr.parse_pointer_params(elf) == {
+        "_ZN6srcext4cuda19src_backward_kernelIffLb0ELb0ELb0EEEv": {0x210 + 0x118},
+        "_ZN6srcext4cuda18src_forward_kernelIffLb0ELb0EEEv": {0x210 + 0x110}}
 
 
 def test_store_only_guard_is_periodic_and_data_guards_run():
@@ -96,7 +193,10 @@ def test_check_lists_each_miss():
     def entry(dtype, direction, flags, total, regs=64, dconv=0):
         return {"dtype": dtype, "direction": direction, "flags": flags, "registers": regs,
                 "spills_bytes": 0, "double_conversions_in_loop": dconv,
-                "instructions_per_step": {"total": total}}
+                "instructions_per_step": {"total": total},
+                "loads": {"median_over_littles_law": 1.0, "min_dram_steps_ahead": 1.0,
+                          "fraction_after_store": 0.0, "l2_median_over_littles_law": None,
+                          "l2_min_over_one_step": None}}
     good = {"kernels": {
         "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
         "bf16/backward/detach": entry("bf16", "backward",
@@ -112,10 +212,33 @@ def test_check_lists_each_miss():
     bad["kernels"]["f32/forward/training"]["instructions_per_step"]["total"] = 61
     bad["kernels"]["f32/forward/training"]["double_conversions_in_loop"] = 3
     bad["kernels"]["bf16/backward/detach"]["registers"] = 130
+    bad["kernels"]["bf16/backward/detach"]["loads"]["min_dram_steps_ahead"] = 0.99
+    bad["kernels"]["f32/forward/training"]["loads"]["median_over_littles_law"] = 0.9
+    bad["kernels"]["f32/backward/exact"]["loads"]["fraction_after_store"] = 0.03
+    bad["kernels"]["f64/backward/exact"]["loads"]["min_dram_steps_ahead"] = 0.1  # no f64 target
+    # prefetched loads: their L2 rows apply (None means no prefetch: met)
+    bad["kernels"]["f32/backward/exact"]["loads"]["l2_median_over_littles_law"] = 0.94
+    bad["kernels"]["f32/backward/exact"]["loads"]["l2_min_over_one_step"] = 1.5
     misses = sr.check(bad)
-    assert len(misses) == 3
+    assert len(misses) == 7
+    assert any("f32/backward/exact: loads.l2_median_over_littles_law = 0.94 < 1" in m
+               for m in misses)
     assert any("f32/forward/training: instructions_per_step.total = 61" in m for m in misses)
     assert any("bf16/backward/detach: registers = 130 > 128" in m for m in misses)
+    assert any("bf16/backward/detach: loads.min_dram_steps_ahead = 0.99 < 1" in m
+               for m in misses)
+    assert any("f32/forward/training: loads.median_over_littles_law = 0.9 < 1" in m
+               for m in misses)
+    assert any("f32/backward/exact: loads.fraction_after_store = 0.03 > 0" in m for m in misses)
+
+
+def test_littles_law_steps():
+    # 4.8 TB/s x 600 ns = 2.88 MB in flight; f32 backward at 128 registers: 2 blocks of 256 on
+    # 132 SMs, 12.75 bytes a step -> 3.34 steps; bf16 forward inference at 32 registers: all
+    # 262,144 threads resident, 4 bytes a step -> 2.75 steps.
+    assert sr.littles_law_steps("f32", "backward", {}, 128) == pytest.approx(3.342, abs=0.01)
+    assert sr.littles_law_steps("bf16", "forward", {"save": False}, 32) == pytest.approx(
+        2.747, abs=0.01)
 
 
 def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):
@@ -185,3 +308,16 @@ def test_report_of_the_f32_kernels(tmp_path):
         assert e["steps_per_iteration"] == K
         assert 2 + 3 / K - 0.01 <= e["global_loads_per_step"] <= 2.5  # + the checkpoint
         assert e["global_stores_per_step"] == pytest.approx(1, abs=0.01)
+    # Exact BPTT prefetches into L2 what its next chunk loads (src_kernels.cuh): every load of
+    # its loop is recognised as covered by a prefetch of its own stream (u, grad_spikes,
+    # checkpoints: three pointer parameters), a whole chunk minus the FIFO ahead; the detached
+    # backward and the forward issue no prefetch.
+    for v in ("exact", "exact+st"):
+        loads = kernels[f"f32/backward/{v}"]["loads"]
+        assert loads["prefetches_per_step"] >= 2, v
+        assert loads["fraction_covered_by_prefetch"] == 1, v
+        assert len({ld["stream"] for ld in loads["per_load"]}) == 3, v
+        assert loads["min_dram_steps_ahead"] >= (2 * K - 8) / 2 * 0.9, v
+    for v in ("detach", "detach+st"):
+        assert kernels[f"f32/backward/{v}"]["loads"]["fraction_covered_by_prefetch"] == 0
+    assert kernels["f32/forward/training"]["loads"]["prefetches_per_step"] == 0

@@ -11,7 +11,7 @@ from torch import nn
 import srcext
 from srcext import SRC, SRCCell, SRCState
 
-from conftest import requires_fused
+from helpers import requires_fused
 
 BACKENDS = [pytest.param("fused", marks=requires_fused), "reference"]
 F64 = torch.float64

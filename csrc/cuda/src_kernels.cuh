@@ -32,6 +32,7 @@
 #include "../src_switch.h"
 #include "src_cuda_launch.h"
 #include "src_launch_kernel.cuh"
+#include "src_prefetch.cuh"
 
 namespace srcext {
 namespace cuda {
@@ -39,18 +40,44 @@ namespace cuda {
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
-// Loads in flight per thread. Forward: the drive of the next kForwardAhead steps, in a
-// register ring (one register each). Backward: a FIFO of 8 loads (4 for double, whose
-// registers are scarcer); each step of a chunk is visited twice (the recompute loads u, the
-// walk loads grad_spikes), so 8 loads cover 4 steps. Its depth divides a chunk's 2 kChunk
-// loads, so that every chunk starts at slot 0. (16 halves would double the bytes in flight of
-// bfloat16 / float16, but cost the exact straight-through variant 130 registers.)
-constexpr int kForwardAhead = 4;
+// Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
+// steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
+// drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
+// iterations before its use and first read (moved to the ring's first half) one iteration
+// later, so wherever ptxas places the load in its iteration (it sank them to the iteration's
+// end in the +lengths variants: 0.44 steps ahead with a one-iteration ring of 4) it stays at
+// least one iteration (kForwardAhead steps) ahead. Cost: one register move per step, +8
+// registers against the ring of 4 (40-64; sm_90).
+constexpr int kForwardAhead = 8;
+constexpr int kForwardRing = 2 * kForwardAhead;
 static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+// Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
+// load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
+// for double): the drives u in recompute order, the upstream gradients grad_spikes in walk
+// order; each use refills its slot with the same step of the next chunk walked. Every load is
+// used in the next loop iteration, so the compiler cannot sink it towards its use past the
+// loop's back edge: a u load is at least the walk (16 walk steps) ahead, a grad_spikes load at
+// least the recompute (16 recompute steps), >= 6 steps of the whole per-step work (sm_90).
+constexpr int kDrivesAhead = kChunk;
+constexpr int kGradsAhead = kChunk;
+static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
+              "a chunk's steps fill the FIFOs a whole number of times");
+// Exact BPTT keeps 4 Jacobian values per step (64 registers a chunk): there the two
+// chunk-deep FIFOs spill at 128 registers, whatever their depth (4, 8 or 16 each; measured),
+// so it keeps one FIFO of 8 loads over the chunk's combined stream (4 for double): each step
+// of a chunk is visited twice (the recompute loads u, the walk loads grad_spikes), so 8 loads
+// cover 4 steps. Its depth divides a chunk's 2 kChunk loads, so every chunk starts at slot 0.
 template <typename scalar_t>
 constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : 8;
 static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0,
               "a chunk's loads fill the FIFO a whole number of times");
+// The backward's register budget: 2 blocks of kThreads per SM, i.e. at most 128 registers (the
+// issue's limit) for float math. With this bound ptxas also issues the loads early instead of
+// sinking them towards their use to save registers (without it the detached variants used
+// 59-80 registers and had loads 0.1 steps ahead, 57-69 % of them after a store). double: no
+// bound (its math needs ~200 registers).
+template <typename Acc>
+constexpr int kBackwardMinBlocks = sizeof(Acc) == 8 ? 1 : 2;
 
 // The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
 // bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
@@ -77,8 +104,8 @@ __device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellS
 
 // Per layer (kPerNeuron false), the constants reach the kernels as a launch argument, ready in
 // the precision of the math with the derived ones precomputed (by the launchers, once, on the
-// host). Per neuron, each thread builds its own from the constants tensor (p.k) before its
-// time loop.
+// host: a conversion inside the time loop would cost an F2F per constant and step). Per
+// neuron, each thread builds its own from the constants tensor (p.k) before its time loop.
 template <bool kPerNeuron, typename Acc>
 __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRef& ref,
                                                                const CellConstants<Acc>& layer,
@@ -110,27 +137,30 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
 
   // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
   // thread waits for a load only there).
-  scalar_t ring[kForwardAhead];
+  constexpr int F = kForwardAhead, R = kForwardRing;
+  scalar_t ring[R];
 #pragma unroll
-  for (int j = 0; j < kForwardAhead; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+  for (int j = 0; j < R; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
 
   int64_t t = 0;
-  // Steady state: kForwardAhead steps per iteration, each loading the drive kForwardAhead
-  // steps ahead (always inside the sequence here, so unguarded).
-  for (; t + 2 * kForwardAhead <= T; t += kForwardAhead) {
+  // Steady state: F steps per iteration; step j moves ring[j + F] to ring[j] and loads the
+  // drive of step t + j + R, used two iterations later (always inside the sequence here, so
+  // unguarded).
+  for (; t + R + F <= T; t += F) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
       ck += 3 * N;
     }
 #pragma unroll
-    for (int j = 0; j < kForwardAhead; ++j) {
+    for (int j = 0; j < F; ++j) {
       const Acc drive = static_cast<Acc>(ring[j]);
-      ring[j] = u[(t + j + kForwardAhead) * N];
+      ring[j] = ring[j + F];
+      ring[j + F] = u[(t + j + R) * N];
       cell_step(k, drive, bias, s);
       spikes[(t + j) * N] = static_cast<scalar_t>(spike(s.h));
     }
   }
-  // The last steps (fewer than 2 kForwardAhead): the ring drains.
+  // The last steps (fewer than R + F): the ring drains.
   for (; t < T; ++t) {
     if (kSave && (t & (kChunk - 1)) == 0) {
       store_checkpoint(ck, N, s);
@@ -138,8 +168,8 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
     }
     const Acc drive = static_cast<Acc>(ring[0]);
 #pragma unroll
-    for (int j = 0; j + 1 < kForwardAhead; ++j) ring[j] = ring[j + 1];
-    ring[kForwardAhead - 1] = t + kForwardAhead < T ? u[(t + kForwardAhead) * N] : scalar_t(0);
+    for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
+    ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
     cell_step(k, drive, bias, s);
     spikes[t * N] = static_cast<scalar_t>(spike(s.h));
   }
@@ -157,30 +187,115 @@ src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
 }
 
 // One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
-// checkpoint `s`, then walked back. The chunk's loads form one stream, in the order they are
-// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
-// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
-// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
-// consumption issues the load kBackwardAhead places further on.
+// checkpoint `s`, then walked back. Each of the chunk's two load streams has its own FIFO of
+// registers, refilled where it is consumed: `drives` (u, in recompute order) is
+// kDrivesAhead steps of the recompute ahead, `grads` (grad_spikes, in walk order)
+// kGradsAhead steps of the walk ahead; past the chunk's end both run on into the
+// next chunk walked (the one before in time, if has_next). So a load issued near a chunk's end
+// is used in the next loop iteration, a whole phase (kChunk steps of the other stream) later,
+// which the compiler cannot sink past the loop's back edge.
 // kConstGrad: each step's StepInputs are kept too, and its gradients of the constants added
 // to dk.
 template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
           typename K>
 __device__ __forceinline__ void backward_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, const scalar_t* __restrict__ u,
+    const scalar_t* __restrict__ u_next, const scalar_t* __restrict__ grad_spikes,
+    const scalar_t* __restrict__ grad_spikes_next, const Acc* __restrict__ checkpoint_next,
+    scalar_t* __restrict__ grad_u, scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead],
+    CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
+  constexpr int D = kDrivesAhead, G = kGradsAhead;
+  // The next chunk's checkpoint, issued before the recompute: used after the walk.
+  const CellState<Acc> next_s{checkpoint_next[0], checkpoint_next[N], checkpoint_next[2 * N]};
+
+  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
+  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
+  uint32_t spiking = 0;
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) {
+    const Acc drive = static_cast<Acc>(drives[j % D]);
+    drives[j % D] = j + D < kChunk ? u[(j + D) * N] : u_next[(j + D - kChunk) * N];
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  }
+  s = next_s;
+  // Walk back: walk step m is the chunk's step j.
+#pragma unroll
+  for (int m = 0; m < kChunk; ++m) {
+    const int j = kChunk - 1 - m;
+    const Acc grad_spike = static_cast<Acc>(grads[m % G]);
+    grads[m % G] = m + G < kChunk ? grad_spikes[(j - G) * gs_step]
+                                  : grad_spikes_next[(j - G + kChunk) * gs_step];
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
+                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    StepSignals<Acc> sig;
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
+    grad_u[j * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The same for exact BPTT (kDetach false), whose Jacobians fill 64 of the 128 registers:
+// steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
+// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
+// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
+// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
+// consumption issues the load kBackwardAhead places further on.
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, bool kPrefetch,
+          typename scalar_t, typename Acc, typename K>
+__device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
     scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias,
     ConstantGrads<Acc>& dk) {
   // On the last chunk there is no next one: its loads re-read this chunk's first steps and
-  // checkpoint, unused (unconditional loads are issued where they are written).
+  // checkpoint, unused (unconditional loads are issued where they are written); likewise the
+  // prefetches of the chunk after the next.
   const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  const int64_t next2_t0 = t0 >= 2 * kChunk ? t0 - 2 * kChunk : next_t0;
   // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
   const auto fetch = [&](int i) -> scalar_t {
-    if (i < kChunk) return u[(t0 + i) * N];
-    if (i < 2 * kChunk) return grad_spikes[(t0 + (2 * kChunk - 1 - i)) * gs_step];
-    return u[(next_t0 + (i - 2 * kChunk)) * N];
+    if (i < kChunk) return load_nc(u + (t0 + i) * N);
+    if (i < 2 * kChunk) return load_nc(grad_spikes + (t0 + (2 * kChunk - 1 - i)) * gs_step);
+    return load_nc(u + (next_t0 + (i - 2 * kChunk)) * N);
   };
+  // Into L2, first: every address that the next loop iteration (the next chunk walked) will
+  // load into registers, i.e. that chunk's items kBackwardAhead .. 2 kChunk - 1 (u of its
+  // steps kBackwardAhead .. kChunk - 1, grad_spikes of all its steps), the first
+  // kBackwardAhead drives of the chunk after it, and its checkpoint. So each register load
+  // is covered by a prefetch of its address issued in the iteration before (at least
+  // 2 kChunk - kBackwardAhead of the stream's loads, 12 steps, ahead), at no register cost,
+  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md; the metric of
+  // sass_report.py relies on this contract: an iteration prefetches what the next one loads).
+  // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
+  // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
+  // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
+  // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
+  if constexpr (kPrefetch) {
+    constexpr int A = kBackwardAhead<scalar_t>;
+    const scalar_t* pu = u + next2_t0 * N;
+#pragma unroll
+    for (int j = 0; j < A; ++j, pu += N) prefetch_l2(pu);
+    pu = u + (next_t0 + A) * N;
+#pragma unroll
+    for (int j = A; j < kChunk; ++j, pu += N) prefetch_l2(pu);
+    const scalar_t* pg = grad_spikes + next_t0 * gs_step;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j, pg += gs_step) prefetch_l2(pg);
+    const Acc* ck2 = checkpoints + (next2_t0 / kChunk) * 3 * N;
+    prefetch_l2(ck2);
+    prefetch_l2(ck2 + N);
+    prefetch_l2(ck2 + 2 * N);
+  }
 
   // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
   Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
@@ -209,7 +324,7 @@ __device__ __forceinline__ void backward_chunk(
     fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
     if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
-      s = {ck[0], ck[N], ck[2 * N]};
+      s = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
                                 dhs_dh_prev[j], dhs_dhs_prev[j]};
@@ -253,7 +368,7 @@ __device__ __forceinline__ void backward_partial_chunk(
 
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
           bool kPerNeuron, bool kConstGrad>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
 src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
                     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
                     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
@@ -285,15 +400,47 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
     --c;
   }
   if (c >= 0) {  // full chunks from here on
-    scalar_t fifo[kBackwardAhead<scalar_t>];
-#pragma unroll
-    for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
     const Acc* ck = checkpoints + c * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
-    for (; c >= 0; --c) {
-      backward_chunk<kDetach, kStraightThrough, kConstGrad>(k, bias, N, gs_step, c * kChunk,
-                                                            c > 0, u, grad_spikes, checkpoints,
-                                                            grad_u, fifo, s, g, dbias, dk);
+    if constexpr (kDetach) {
+      scalar_t drives[kDrivesAhead], grads[kGradsAhead];
+#pragma unroll
+      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c * kChunk + j) * N];
+#pragma unroll
+      for (int m = 0; m < kGradsAhead; ++m)
+        grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
+      // Pointers to the chunk's first step (and checkpoint), moved back one chunk per
+      // iteration. The last chunk has no next one: its prefetches re-read its own steps and
+      // checkpoint, unused (unconditional loads are issued where they are written).
+      const int64_t u_chunk = kChunk * N, gs_chunk = kChunk * gs_step;
+      const scalar_t* uc = u + c * u_chunk;
+      const scalar_t* gc = grad_spikes + c * gs_chunk;
+      scalar_t* guc = grad_u + c * u_chunk;
+      for (; c >= 0; --c) {
+        const bool has_next = c > 0;
+        const scalar_t* u_next = has_next ? uc - u_chunk : uc;
+        const scalar_t* gs_next = has_next ? gc - gs_chunk : gc;
+        const Acc* ck_next = has_next ? ck - 3 * N : ck;
+        backward_chunk<kDetach, kStraightThrough, kConstGrad>(
+            k, bias, N, gs_step, uc, u_next, gc, gs_next, ck_next, guc, drives, grads, s, g,
+            dbias, dk);
+        uc = u_next;
+        gc = gs_next;
+        ck = ck_next;
+        guc -= has_next ? u_chunk : 0;
+      }
+    } else {
+      scalar_t fifo[kBackwardAhead<scalar_t>];
+#pragma unroll
+      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
+      for (; c >= 0; --c) {
+        // Not with lengths: those variants sit at the 128-register cap already (their
+        // per-thread grad_spikes offset), and the prefetches' pointers made ptxas spill 16-68
+        // bytes in the loop (f32/bf16/f16; GPU_NOTES.md). They keep the FIFO alone.
+        backward_chunk_exact<kDetach, kStraightThrough, kConstGrad, !kLengths>(
+            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s,
+            g, dbias, dk);
+      }
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);

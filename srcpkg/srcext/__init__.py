@@ -6,14 +6,15 @@ spikes, with fused CPU/CUDA kernels and a pure-PyTorch reference (``srcext.refer
 import torch
 
 from ._extension import extension_loaded, fused_available
+from ._version import __version__
 from .calibration import FiringRates, calibrate_, firing_rates, record_firing_rates
-from .layer import SRC, SRCCell, src_layer
+from .layer import SRC, SRCCell
 from .constants import SRCConstants
 from .state import SRCState
 from .streaming import detach_states, reset_states
 
-from . import constants, ops, reference  # noqa: E402  (registers fake and autograd of the ops)
-from . import models  # noqa: E402
+from . import constants, ops, reference  # ops registers the fake and autograd of the ops
+from . import models
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
 # weights_only=True unpickler (the torch.nn container srcext.models uses included).
@@ -21,8 +22,7 @@ SAFE_GLOBALS = [SRC, SRCCell, SRCConstants, SRCState, models.SRCClassifier, torc
 # Modules pickled before SRCConstants moved to srcext.constants name it by its old place.
 torch.serialization.add_safe_globals(SAFE_GLOBALS + [(SRCConstants, "srcext.reference.SRCConstants")])
 
-__version__ = "0.1.0"
-__all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "src_layer", "calibrate_",
+__all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "calibrate_",
            "firing_rates", "record_firing_rates", "FiringRates", "reset_states",
            "detach_states", "fused_available", "extension_loaded", "reference", "ops",
            "SAFE_GLOBALS", "__version__"]

@@ -22,15 +22,14 @@ from .bias import cell_bias
 from .constants import (BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained,
                         raw_value, validate_constants)
 from .ops import src_recurrence_fused
-from .reference import src_recurrence_reference
+from .reference import State, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
 from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
 
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
 # weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
-_REST_VOLTAGES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_REST_VOLTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BACKENDS = ("auto", "fused", "reference")
 # Spike tensors of these dtypes are cast to the parameters' dtype; other non-float dtypes
 # are refused (an int64 tensor is more likely indices than spikes).

@@ -11,7 +11,6 @@ from typing import List
 import torch
 from torch import nn
 
-from .constants import CELL_CONSTANTS
 from .layer import SRC
 
 
@@ -60,6 +59,11 @@ class SRCClassifier(nn.Module):
         super().__init__()
         src_kwargs.setdefault("initial_state", "zeros")
         src_kwargs.setdefault("bias_straight_through", False)
+        self._config = dict(input_size=input_size, num_classes=num_classes, hidden_layers=hidden_layers,
+                            hidden_size=hidden_size, neurons_per_class=neurons_per_class,
+                            readout_decay=readout_decay, trainable_readout=trainable_readout,
+                            weight_scale=weight_scale, hidden_init=hidden_init,
+                            identity_gain=identity_gain, identity_noise=identity_noise, **src_kwargs)
         for name, value in (("input_size", input_size), ("num_classes", num_classes),
                             ("hidden_size", hidden_size), ("neurons_per_class", neurons_per_class)):
             if not isinstance(value, int) or value <= 0:
@@ -88,26 +92,15 @@ class SRCClassifier(nn.Module):
         else:
             self.register_buffer("readout", readout)
 
+    def config(self) -> dict:
+        """The constructor arguments of this model, ``from_config``'s input: stored with the
+        weights (examples/train.py's checkpoints), it rebuilds the same architecture."""
+        return dict(self._config)
+
     @classmethod
-    def from_config(cls, input_size: int, config: dict) -> "SRCClassifier":
-        """The classifier a configuration describes: the options dictionary that
-        ``examples/train.py`` stores in its checkpoints and metrics.json (``hidden_layers``,
-        ``hidden_size``, ``neurons_per_class``, ``readout_decay``, ``trainable_readout``,
-        ``weight_scale``, ``hidden_init``, ``backend``, ``detach_recurrent``,
-        ``straight_through``, ``learn``, ``per_neuron``, or ``learn_dynamics``: "none",
-        "per-layer" or "per-neuron" to learn every cell constant; missing keys take the
-        defaults, other keys are ignored)."""
-        model_keys = ("hidden_layers", "hidden_size", "neurons_per_class", "readout_decay",
-                      "trainable_readout", "weight_scale", "hidden_init")
-        src_keys = ("backend", "detach_recurrent", "straight_through", "learn", "per_neuron")
-        kwargs = {k: config[k] for k in model_keys + src_keys if k in config}
-        dynamics = config.get("learn_dynamics") or "none"
-        if dynamics not in ("none", "per-layer", "per-neuron"):
-            raise ValueError(f"SRCClassifier: learn_dynamics must be 'none', 'per-layer' or "
-                             f"'per-neuron', got {dynamics!r}")
-        if dynamics != "none":
-            kwargs.update(learn=CELL_CONSTANTS, per_neuron=dynamics == "per-neuron")
-        return cls(input_size, **kwargs)
+    def from_config(cls, config: dict) -> SRCClassifier:
+        """The classifier a ``config()`` describes (keys not given take the defaults)."""
+        return cls(**config)
 
     def forward(self, x: torch.Tensor, return_spikes: bool = False):
         spikes: List[torch.Tensor] = []

@@ -16,12 +16,16 @@ import torch
 from ._extension import extension_loaded
 from .constants import (ConstantsLike, SRCConstants, acc_dtype, check_constants_tensor,
                         constants_tensor)
-from .reference import check_lengths
+from .reference import State, check_lengths
 
 # Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
 
-State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+def num_checkpoints(T: int) -> int:
+    """How many states the forward saves for the backward: one before every
+    CHECKPOINT_INTERVAL-th step (num_checkpoints in csrc/src_params.h)."""
+    return (T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
 
 
 @functools.lru_cache(maxsize=64)
@@ -101,7 +105,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         acc = acc_dtype(u.dtype)
         if save_for_backward:
             checkpoints = u.new_empty(
-                ((T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL, 3, B, H), dtype=acc)
+                (num_checkpoints(T), 3, B, H), dtype=acc)
         else:
             checkpoints = u.new_empty((0,), dtype=acc)
         return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),

@@ -1,11 +1,11 @@
 """Pure-PyTorch reference of the Spiking Recurrent Cell.
 
 This module is the oracle of the test suite: every fused kernel is checked against it.
-It follows ``shared/docs/src-model.md`` line by line and favours readability over speed.
+It follows ``docs/model.md`` line by line and favours readability over speed.
 It runs on any device and any floating dtype, with every option of the spec.
 
 The recurrence works on the feed-forward drive ``u = W_s . s_in`` of all steps at once
-(the GEMM is done outside, as in the fused path); :func:`src_layer_reference` adds it.
+(the GEMM is done outside, as in the fused path, by the layers of :mod:`srcext.layer`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import torch
 from .constants import (BIAS_INIT, CELL_CONSTANTS, DEFAULTS, SRCConstants,  # noqa: F401
                         check_constants_tensor)
 
+# The state of a layer, (i, h, hs), each (B, H); srcext.SRCState is the named form.
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -148,26 +149,3 @@ def src_recurrence_reference(
 def effective_bias(b: torch.Tensor, bias_max: float) -> torch.Tensor:
     """min(b, bias_max) with torch.clamp semantics: no gradient where clamped."""
     return torch.clamp(b, max=bias_max)
-
-
-def zero_state(batch: int, hidden: int, like: torch.Tensor) -> State:
-    z = like.new_zeros((batch, hidden))
-    return (z, z.clone(), z.clone())
-
-
-def src_layer_reference(
-    s_in: torch.Tensor,
-    weight: torch.Tensor,
-    b: torch.Tensor,
-    state: Optional[State] = None,
-    k: SRCConstants = DEFAULTS,
-    detach_recurrent: bool = True,
-    straight_through: bool = True,
-) -> Tuple[torch.Tensor, State]:
-    """One SRC layer on time-major input (T, B, in): the GEMM, then the recurrence."""
-    u = torch.nn.functional.linear(s_in, weight)                                     # u[t] = W_s s_in[t]
-    if state is None:
-        state = zero_state(s_in.shape[1], weight.shape[0], u)
-    return src_recurrence_reference(
-        u, effective_bias(b, k.bias_max), state, k, detach_recurrent, straight_through
-    )

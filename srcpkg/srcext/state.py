@@ -32,7 +32,7 @@ class SRCState(NamedTuple):
     h: torch.Tensor
     hs: torch.Tensor
 
-    def detach(self) -> "SRCState":
+    def detach(self) -> SRCState:
         """The same state cut from the autograd graph (truncated BPTT)."""
         return SRCState(*(s.detach() for s in self))
 

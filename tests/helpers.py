@@ -1,4 +1,6 @@
-"""Shared helpers of the srcext test suite: random constants, the oracle comparisons."""
+"""Shared helpers of the srcext test suite: random constants, the oracle comparisons.
+Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path: ``pythonpath`` in
+pyproject.toml)."""
 from __future__ import annotations
 
 import random
@@ -57,3 +59,4 @@ def tolerance(dtype: torch.dtype, detach_recurrent: bool) -> float:
     if dtype == torch.float32:
         return 1e-4 if detach_recurrent else 2e-3
     return 3e-2  # bfloat16 / float16 storage, float32 math
+

@@ -1,15 +1,13 @@
 """Smoke test of examples/packed_sequence.py (the variable-length PackedSequence classifier)
 on a small synthetic MNIST tree: it calibrates, trains and learns."""
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-from conftest import requires_fused
-from test_data_models import write_idx
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from data_files import write_idx
+from example_runner import load_example
+from helpers import requires_fused
 
 
 def write_stripes(root, n_train=320, n_test=100, seed=0):
@@ -30,10 +28,7 @@ def write_stripes(root, n_train=320, n_test=100, seed=0):
 
 @requires_fused
 def test_packed_sequence_example_trains(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "packed_sequence", os.path.join(ROOT, "examples", "packed_sequence.py"))
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("packed_sequence")
     data = write_stripes(str(tmp_path / "data"))
     metrics = example.main(["--data-dir", data, "--epochs", "3", "--hidden-size", "32",
                             "--batch-size", "32", "--min-length", "24",

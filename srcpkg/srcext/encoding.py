@@ -1,0 +1,73 @@
+"""Spike encoding of static images for SRC networks, and their augmentation.
+
+* :class:`RateEncoder`: the paper's rate coding (Bernoulli spikes with probability
+  gain * intensity), drawn per batch on the target device from a seedable generator.
+* :func:`random_shift`: random whole-pixel translations of a batch (training augmentation).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+class RateEncoder:
+    """The paper's rate coding of static images.
+
+    At each of ``input_steps`` steps every pixel of intensity p in [0, 1] spikes with
+    probability ``gain * p``; ``silent_steps`` empty steps come first (the network settles to
+    rest). Spikes are drawn per batch on the images' device, from ``generator`` if given.
+    Output: (silent_steps + input_steps, B, features), time-major.
+    """
+
+    def __init__(self, gain: float = 0.25, silent_steps: int = 20, input_steps: int = 200):
+        if not 0.0 < gain <= 1.0:
+            raise ValueError(f"gain must be in (0, 1], got {gain}")
+        if silent_steps < 0 or input_steps <= 0:
+            raise ValueError("silent_steps must be >= 0 and input_steps > 0")
+        self.gain, self.silent_steps, self.input_steps = gain, silent_steps, input_steps
+
+    @property
+    def steps(self) -> int:
+        return self.silent_steps + self.input_steps
+
+    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Spikes (steps, B, features) in ``dtype`` (0 or 1, exact in any float dtype: pass
+        the autocast dtype, e.g. bfloat16, to skip a cast before the first GEMM)."""
+        intensity = images.reshape(images.shape[0], -1)
+        if intensity.dtype == torch.uint8:
+            intensity = intensity.float() / 255.0
+        probability = (self.gain * intensity.float()).reshape(-1)
+        B, F = intensity.shape
+        spikes = torch.zeros((self.steps, B * F), dtype=dtype, device=probability.device)
+        # Draw only for the pixels that can spike: most pixels of MNIST-like images are 0,
+        # and the draws dominated the cost of a training step when made for every pixel.
+        active = probability.nonzero().squeeze(1)
+        draws = torch.rand((self.input_steps, active.numel()), generator=generator,
+                           device=probability.device, dtype=torch.float32)
+        fired = (draws < probability[active]).to(dtype)
+        spikes[self.silent_steps:].index_copy_(1, active, fired)
+        return spikes.view(self.steps, B, F)
+
+
+def random_shift(images: torch.Tensor, max_shift: int,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Translate each image of a batch (B, H, W) by its own random whole-pixel offset in
+    [-max_shift, max_shift] along each axis, filling with zeros (training augmentation for
+    MNIST-like images; apply before the rate encoder). Offsets come from ``generator``,
+    which must live on the images' device. Any dtype; the result is a new tensor."""
+    if images.dim() != 3:
+        raise ValueError(f"random_shift expects images (B, H, W), got shape {tuple(images.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
+        return images.clone()
+    B, H, W = images.shape
+    s = int(max_shift)
+    padded = torch.nn.functional.pad(images, (s, s, s, s))
+    offsets = torch.randint(0, 2 * s + 1, (2, B), generator=generator, device=images.device)
+    rows = offsets[0, :, None] + torch.arange(H, device=images.device)   # (B, H)
+    cols = offsets[1, :, None] + torch.arange(W, device=images.device)   # (B, W)
+    batch = torch.arange(B, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]
