@@ -1,0 +1,320 @@
+// src_events_cpu.cpp — CPU kernels of the event-driven projection (csrc/src_events_ops.h).
+//
+// build: rows split into chunks, one pass per chunk that counts and copies the non-zeros into
+//   the chunk's own buffer (a chunk past its share of the event budget only counts from
+//   there, so a too-dense input costs a read, not a copy); then the chunks are copied into
+//   place. The CSR is unique, so the result does not depend on the chunking.
+// matmul: parallel over rows; each row adds v * W^T[f, :] of its events into a float row,
+//   vectorised over H.
+// weight_grad: parallel over slices of H; each slice walks every event in CSR order and adds
+//   v * grad_u[r, slice] into grad_wt[f, slice]. Each element is owned by one thread and
+//   summed in one fixed order: deterministic and bitwise reproducible, whatever the threads.
+// The entry points are compiled for AVX-512, AVX2+FMA and baseline x86-64 (target_clones,
+// as csrc/cpu/src_cpu.cpp's).
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../src_events_ops.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
+#define SRC_EVENTS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SRC_EVENTS_CLONES
+#endif
+// Everything below an entry point must inline into it, so that each clone gets its own copy.
+#define SRC_EVENTS_INLINE inline __attribute__((always_inline))
+
+namespace srcext {
+namespace cpu {
+namespace {
+
+constexpr int kScanBlock = 16;  // inputs tested together: an all-zero block is skipped at once
+constexpr int64_t kSlice = 64;     // columns of u / grad_wt per tile: 4 AVX-512 / 8 AVX2 vectors
+constexpr int64_t kRowBlock = 64;  // rows of u per block of the matmul
+
+// Non-zero test on the raw bits for 16-bit floats (sign bit ignored: -0 is zero), which
+// vectorises; NaN counts as non-zero, so that it propagates as through the GEMM.
+SRC_EVENTS_INLINE bool nonzero(float x) { return x != 0.0f; }
+SRC_EVENTS_INLINE bool nonzero(double x) { return x != 0.0; }
+SRC_EVENTS_INLINE bool nonzero(c10::BFloat16 x) { return (x.x & 0x7fff) != 0; }
+SRC_EVENTS_INLINE bool nonzero(c10::Half x) { return (x.x & 0x7fff) != 0; }
+
+// One chunk of rows' events, in row order.
+template <typename scalar_t>
+struct Chunk {
+  std::vector<int64_t> col;
+  std::vector<scalar_t> val;
+  int64_t budget = 0;     // events it may hold
+  int64_t count = 0;      // events in its rows
+  bool complete = true;   // false: it went over its budget and stopped copying
+};
+
+// Scan rows [r0, r1) of s (F inputs each): row_count[r] for each row and, while within the
+// budget, the chunk's events.
+template <typename scalar_t>
+SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64_t r1, int64_t* row_count,
+                      Chunk<scalar_t>& c) {
+  auto take = [&](int64_t f, scalar_t v) {
+    if (c.complete && static_cast<int64_t>(c.col.size()) < c.budget) {
+      c.col.push_back(f);
+      c.val.push_back(v);
+    } else {
+      c.complete = false;
+    }
+  };
+  for (int64_t r = r0; r < r1; ++r) {
+    const scalar_t* row = s + r * F;
+    int64_t n = 0;
+    int64_t f = 0;
+    for (; f + kScanBlock <= F; f += kScanBlock) {
+      bool any = false;
+      for (int j = 0; j < kScanBlock; ++j) any |= nonzero(row[f + j]);
+      if (!any) continue;
+      for (int j = 0; j < kScanBlock; ++j) {
+        if (nonzero(row[f + j])) {
+          take(f + j, row[f + j]);
+          ++n;
+        }
+      }
+    }
+    for (; f < F; ++f) {
+      if (nonzero(row[f])) {
+        take(f, row[f]);
+        ++n;
+      }
+    }
+    row_count[r] = n;
+    c.count += n;
+  }
+}
+
+// kSlice values of the math dtype as 32-byte vectors (GCC/Clang vector extensions: each
+// clone maps them onto its own registers), and unaligned loads and stores of them.
+template <typename Acc>
+struct Tile {
+  typedef Acc Vec __attribute__((vector_size(32)));
+  static constexpr int kWidth = 32 / sizeof(Acc);
+  static constexpr int kVecs = kSlice / kWidth;
+  Vec v[kVecs];
+
+  SRC_EVENTS_INLINE void zero() {
+    for (int i = 0; i < kVecs; ++i) v[i] = Vec{};
+  }
+  SRC_EVENTS_INLINE void load(const Acc* p) { std::memcpy(v, p, sizeof(v)); }
+  SRC_EVENTS_INLINE void store(Acc* p) const { std::memcpy(p, v, sizeof(v)); }
+  // this += a * x[0, kSlice)
+  SRC_EVENTS_INLINE void fma(Acc a, const Acc* x) {
+    Vec xs[kVecs];
+    std::memcpy(xs, x, sizeof(xs));
+#pragma GCC unroll 16
+    for (int i = 0; i < kVecs; ++i) v[i] += a * xs[i];
+  }
+};
+
+// Rows of u by blocks of kRowBlock and, within a block, columns by tiles of kSlice: the
+// tile's columns of W^T (F * kSlice values) stay in L2 and its sums in registers while the
+// block's events are walked once per tile.
+template <typename scalar_t, typename Acc>
+SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, int64_t r0, int64_t r1) {
+  const auto* val = static_cast<const scalar_t*>(p.val);
+  const auto* wt = static_cast<const Acc*>(p.wt);
+  auto* u = static_cast<scalar_t*>(p.u);
+  const int64_t H = p.H, F = p.F;
+  for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
+    const int64_t b1 = std::min(r1, b0 + kRowBlock);
+    for (int64_t h0 = 0; h0 < H; h0 += kSlice) {
+      const int64_t n = std::min<int64_t>(kSlice, H - h0);
+      for (int64_t r = b0; r < b1; ++r) {
+        const int64_t e0 = std::max<int64_t>(p.row_ptr[r], 0), e1 = p.row_ptr[r + 1];
+        Acc sums[kSlice];
+        if (n == kSlice) {
+          Tile<Acc> a;
+          a.zero();
+          for (int64_t e = e0; e < e1; ++e) {
+            const int64_t f = p.col[e];
+            if (f < 0 || f >= F) continue;  // checked by the op; never read out of bounds
+            a.fma(static_cast<Acc>(val[e]), wt + f * H + h0);
+          }
+          a.store(sums);
+        } else {
+          for (int64_t j = 0; j < n; ++j) sums[j] = Acc(0);
+          for (int64_t e = e0; e < e1; ++e) {
+            const int64_t f = p.col[e];
+            if (f < 0 || f >= F) continue;
+            const Acc v = static_cast<Acc>(val[e]);
+            const Acc* w = wt + f * H + h0;
+            for (int64_t j = 0; j < n; ++j) sums[j] += v * w[j];
+          }
+        }
+        scalar_t* out = u + r * H + h0;
+        for (int64_t j = 0; j < n; ++j) out[j] = static_cast<scalar_t>(sums[j]);
+      }
+    }
+  }
+}
+
+// Slices [s0, s1) of kSlice columns of grad_wt, each over every event in CSR order.
+template <typename scalar_t, typename Acc>
+SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, int64_t s0, int64_t s1) {
+  const auto* val = static_cast<const scalar_t*>(p.val);
+  const auto* g = static_cast<const scalar_t*>(p.grad_u);
+  auto* gw = static_cast<Acc*>(p.grad_wt);
+  const int64_t H = p.H, F = p.F;
+  alignas(32) Acc gr[kSlice];
+  for (int64_t sl = s0; sl < s1; ++sl) {
+    const int64_t h0 = sl * kSlice;
+    const int64_t n = std::min<int64_t>(kSlice, H - h0);
+    for (int64_t r = 0; r < p.R; ++r) {
+      const int64_t e0 = p.ptr[r], e1 = p.ptr[r + 1];
+      if (e0 >= e1) continue;
+      const scalar_t* grow = g + r * H + h0;
+      for (int64_t j = 0; j < n; ++j) gr[j] = static_cast<Acc>(grow[j]);
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t f = p.index[e];
+        if (f < 0 || f >= F) continue;
+        const Acc v = static_cast<Acc>(val[e]);
+        Acc* out = gw + f * H + h0;
+        if (n == kSlice) {
+          Tile<Acc> o;
+          o.load(out);
+          o.fma(v, gr);
+          o.store(out);
+        } else {
+          for (int64_t j = 0; j < n; ++j) out[j] += v * gr[j];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// One multi-versioned entry point per dtype and kernel (target_clones needs plain functions).
+#define SRC_EVENTS_CPU_ENTRY_POINTS(NAME, scalar_t, Acc)                                        \
+  SRC_EVENTS_CLONES void scan_##NAME(const void* s, int64_t F, int64_t r0, int64_t r1,         \
+                                     int64_t* row_count, Chunk<scalar_t>& c) {                 \
+    scan_rows<scalar_t>(static_cast<const scalar_t*>(s), F, r0, r1, row_count, c);             \
+  }                                                                                             \
+  SRC_EVENTS_CLONES void matmul_##NAME(const EventMatmulParams& p, int64_t r0, int64_t r1) {   \
+    matmul_rows<scalar_t, Acc>(p, r0, r1);                                                      \
+  }                                                                                             \
+  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p, int64_t s0,        \
+                                            int64_t s1) {                                       \
+    weight_grad_slices<scalar_t, Acc>(p, s0, s1);                                               \
+  }
+
+SRC_EVENTS_CPU_ENTRY_POINTS(f32, float, float)
+SRC_EVENTS_CPU_ENTRY_POINTS(f64, double, double)
+SRC_EVENTS_CPU_ENTRY_POINTS(bf16, c10::BFloat16, float)
+SRC_EVENTS_CPU_ENTRY_POINTS(f16, c10::Half, float)
+
+namespace {
+
+struct CpuEventsBackend {
+  struct Guard {
+    explicit Guard(const at::Device&) {}
+  };
+
+  static EventList build(const at::Tensor& s, int64_t max_nnz) {
+    switch (s.scalar_type()) {
+      case at::kFloat: return build_typed<float>(s, max_nnz, &scan_f32);
+      case at::kDouble: return build_typed<double>(s, max_nnz, &scan_f64);
+      case at::kBFloat16: return build_typed<c10::BFloat16>(s, max_nnz, &scan_bf16);
+      case at::kHalf: return build_typed<c10::Half>(s, max_nnz, &scan_f16);
+      default: TORCH_CHECK_TYPE(false, "srcext: unsupported dtype ", s.scalar_type());
+    }
+  }
+
+  template <typename scalar_t, typename Scan>
+  static EventList build_typed(const at::Tensor& s, int64_t max_nnz, Scan scan) {
+    const int64_t R = s.size(0), F = s.size(1);
+    std::vector<int64_t> counts(R);
+    // Several chunks per thread, so that uneven rows (the silent steps of a rate code) share out.
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(R, 8 * at::get_num_threads()));
+    std::vector<Chunk<scalar_t>> c(chunks);
+    auto first_row = [&](int64_t k) { return k * R / chunks; };
+    auto run_scan = [&](int64_t k, int64_t budget) {
+      c[k] = Chunk<scalar_t>{};
+      c[k].budget = budget;
+      c[k].col.reserve(std::min<int64_t>(budget, int64_t(1) << 16));
+      c[k].val.reserve(std::min<int64_t>(budget, int64_t(1) << 16));
+      scan(s.const_data_ptr(), F, first_row(k), first_row(k + 1), counts.data(), c[k]);
+    };
+    at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        // The chunk's share of max_nnz, rounded up.
+        const int64_t rows = first_row(k + 1) - first_row(k);
+        run_scan(k, R == 0 ? 0 : std::min<int64_t>(rows * F, (max_nnz * rows + R - 1) / R));
+      }
+    });
+    EventList e;
+    for (int64_t k = 0; k < chunks; ++k) e.nnz += c[k].count;
+    if (e.nnz > max_nnz) return e;  // too dense: only the count
+    // Within the budget, but a chunk may have gone over its own share: scan it again, with
+    // room for all of its events (it knows how many now).
+    at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        if (!c[k].complete) run_scan(k, c[k].count);
+      }
+    });
+    e.row_ptr = at::empty({R + 1}, s.options().dtype(at::kLong));
+    int64_t* rp = e.row_ptr.data_ptr<int64_t>();
+    rp[0] = 0;
+    for (int64_t r = 0; r < R; ++r) rp[r + 1] = rp[r] + counts[r];
+    e.col = at::empty({e.nnz}, s.options().dtype(at::kLong));
+    e.val = at::empty({e.nnz}, s.options());
+    int64_t* col = e.col.data_ptr<int64_t>();
+    scalar_t* val = static_cast<scalar_t*>(e.val.data_ptr());
+    at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t pos = rp[first_row(k)];
+        std::copy(c[k].col.begin(), c[k].col.end(), col + pos);
+        std::copy(c[k].val.begin(), c[k].val.end(), val + pos);
+      }
+    });
+    e.built = true;
+    return e;
+  }
+
+  static void matmul(const EventMatmulParams& p, at::ScalarType dtype) {
+    const auto fn = kernel_for(dtype, &matmul_f32, &matmul_f64, &matmul_bf16, &matmul_f16);
+    // Rows per task: enough events to amortise the task, few enough to share out.
+    at::parallel_for(0, p.R, 16, [&](int64_t r0, int64_t r1) { fn(p, r0, r1); });
+  }
+
+  static void weight_grad(const at::Tensor& row_ptr, const at::Tensor& col, const at::Tensor& val,
+                          const at::Tensor& grad_u, at::Tensor& grad_wt) {
+    EventWeightGradParams p{};
+    p.R = row_ptr.size(0) - 1;
+    p.F = grad_wt.size(0);
+    p.H = grad_wt.size(1);
+    p.ptr = row_ptr.const_data_ptr<int64_t>();
+    p.index = col.const_data_ptr<int64_t>();
+    p.val = val.const_data_ptr();
+    p.grad_u = grad_u.const_data_ptr();
+    p.grad_wt = grad_wt.data_ptr();
+    const auto fn = kernel_for(val.scalar_type(), &weight_grad_f32, &weight_grad_f64,
+                               &weight_grad_bf16, &weight_grad_f16);
+    const int64_t slices = (p.H + kSlice - 1) / kSlice;
+    at::parallel_for(0, slices, 1, [&](int64_t s0, int64_t s1) { fn(p, s0, s1); });
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(srcext, CPU, m) {
+  m.impl("src_events", &src_events_op<CpuEventsBackend>);
+  m.impl("src_event_matmul", &src_event_matmul_op<CpuEventsBackend>);
+  m.impl("src_event_weight_grad", &src_event_weight_grad_op<CpuEventsBackend>);
+  m.impl("src_projection", &src_projection_op<CpuEventsBackend>);
+  m.impl("src_projection_weight_grad", &src_projection_weight_grad_op<CpuEventsBackend>);
+}
+
+}  // namespace cpu
+}  // namespace srcext
