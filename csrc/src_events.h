@@ -38,18 +38,18 @@ constexpr const char* kProjectionWeightGradSchema =
 
 // ---- params of the kernels -------------------------------------------------------------------
 
-// Building the events of a dense s (R, F), contiguous.
+// Building the events of a dense s (R, F), contiguous (CUDA: a count pass, then a fill pass).
 struct EventsBuildParams {
   int64_t R, F;
   const void* s;
-  int64_t* row_ptr;  // (R + 1,)
-  int64_t* col;      // (nnz,), filled by the second pass (CUDA) or the copy-out (CPU)
+  int64_t* row_ptr;  // (R + 1,): the count pass writes row r's count at r + 1
+  int64_t* col;      // (nnz,), written by the fill pass
   void* val;         // (nnz,) in s's dtype
 };
 
 // u (R, H) in the storage dtype = events (R, F) @ wt (F, H), wt in the math dtype.
 struct EventMatmulParams {
-  int64_t R, F, H;
+  int64_t R, F, H, nnz;
   const int64_t* row_ptr;
   const int64_t* col;
   const void* val;   // storage dtype
@@ -61,7 +61,7 @@ struct EventMatmulParams {
 // CPU: from the CSR (row_ptr, col, val). CUDA: from the CSC (col_ptr, row, val) of the same
 // events, built from the CSR by a stable sort (rows stay ascending within each column).
 struct EventWeightGradParams {
-  int64_t R, F, H;
+  int64_t R, F, H, nnz;
   const int64_t* ptr;    // CSR row_ptr (R + 1,) or CSC col_ptr (F + 1,)
   const int64_t* index;  // CSR col or CSC row, (nnz,)
   const void* val;       // (nnz,) storage dtype

@@ -110,6 +110,7 @@ at::Tensor event_matmul(const at::Tensor& row_ptr, const at::Tensor& col, const 
   p.R = R;
   p.F = F;
   p.H = H;
+  p.nnz = col.size(0);
   p.row_ptr = row_ptr.const_data_ptr<int64_t>();
   p.col = col.const_data_ptr<int64_t>();
   p.val = val.const_data_ptr();

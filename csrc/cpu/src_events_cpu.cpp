@@ -294,6 +294,7 @@ struct CpuEventsBackend {
     p.R = row_ptr.size(0) - 1;
     p.F = grad_wt.size(0);
     p.H = grad_wt.size(1);
+    p.nnz = col.size(0);
     p.ptr = row_ptr.const_data_ptr<int64_t>();
     p.index = col.const_data_ptr<int64_t>();
     p.val = val.const_data_ptr();
