@@ -378,3 +378,27 @@ def test_src_events_compiles_with_dynamic_size():
     w = torch.randn(8, 40)
     out = torch.compile(f, fullgraph=True, backend="aot_eager")(s, w)
     assert_close(out, s @ w.t(), 1e-5, "compiled events")
+
+
+def test_rate_encoder_events_are_its_spikes():
+    from srcext.data import RateEncoder
+
+    g = torch.Generator().manual_seed(5)
+    images = (torch.rand(6, 28, 28, generator=g) * 255 * (torch.rand(6, 28, 28, generator=g) < 0.3)
+              ).to(torch.uint8)
+    encoder = RateEncoder(gain=0.5, silent_steps=3, input_steps=12)
+    for dtype in (torch.float32, torch.bfloat16):
+        dense = encoder(images, torch.Generator().manual_seed(1), dtype)
+        events = encoder.events(images, torch.Generator().manual_seed(1), dtype)
+        assert events.shape == dense.shape and events.dtype == dtype
+        assert torch.equal(events.to_dense(), dense)
+        assert events.col.numel() == int(dense.ne(0).sum()) > 0
+    # The layer takes them as they are, with the result of the dense spikes.
+    dense = encoder(images, torch.Generator().manual_seed(2))
+    events = encoder.events(images, torch.Generator().manual_seed(2))
+    outs = []
+    for mode, x in (("dense", dense), ("auto", events)):
+        torch.manual_seed(0)
+        outs.append(srcext.SRC(784, 16, weight_scale=12.0, input_projection=mode)(x)[0])
+    assert outs[0].abs().sum() > 0
+    assert_close(outs[1], outs[0], 1e-5, "SRC on the encoder's events")
