@@ -402,3 +402,21 @@ def test_rate_encoder_events_are_its_spikes():
         outs.append(srcext.SRC(784, 16, weight_scale=12.0, input_projection=mode)(x)[0])
     assert outs[0].abs().sum() > 0
     assert_close(outs[1], outs[0], 1e-5, "SRC on the encoder's events")
+
+
+def test_auto_follows_the_crossover():
+    """"auto" takes the event path below the crossover and the GEMM above it. Told apart by an
+    inf weight on an input that is always 0: the GEMM's 0 * inf is NaN, the events skip it."""
+    from srcext.events import crossover, input_projection
+
+    w = torch.randn(30, 40)
+    w[:, 0] = float("inf")
+    c = crossover("cpu", torch.float32)
+    assert 0 < c < 1
+    for density, expect_events in ((c / 3, True), (min(1.0, 3 * c), False)):
+        x = spikes(200, 40, density, seed=3).view(20, 10, 40)
+        x[..., 0] = 0
+        u = input_projection(x, w, "auto")
+        assert torch.isfinite(u).all() == expect_events
+        assert torch.isnan(input_projection(x, w, "dense")).all()
+        assert torch.isfinite(input_projection(x, w, "sparse")).all()

@@ -37,6 +37,7 @@ namespace {
 constexpr int kScanBlock = 16;  // inputs tested together: an all-zero block is skipped at once
 constexpr int64_t kSlice = 64;     // columns of u / grad_wt per tile: 4 AVX-512 / 8 AVX2 vectors
 constexpr int64_t kRowBlock = 64;  // rows of u per block of the matmul
+constexpr int64_t kGrain = 1 << 15; // inputs (or multiply-adds) below which a task runs alone
 
 // Non-zero test on the raw bits for 16-bit floats (sign bit ignored: -0 is zero), which
 // vectorises; NaN counts as non-zero, so that it propagates as through the GEMM.
@@ -235,8 +236,10 @@ struct CpuEventsBackend {
   static EventList build_typed(const at::Tensor& s, int64_t max_nnz, Scan scan) {
     const int64_t R = s.size(0), F = s.size(1);
     std::vector<int64_t> counts(R);
-    // Several chunks per thread, so that uneven rows (the silent steps of a rate code) share out.
-    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(R, 8 * at::get_num_threads()));
+    // Several chunks per thread, so that uneven rows (the silent steps of a rate code) share
+    // out; but at least kGrain inputs each: a small input is not worth waking threads for.
+    const int64_t chunks = std::max<int64_t>(
+        1, std::min<int64_t>({R, 8 * at::get_num_threads(), R * F / kGrain}));
     std::vector<Chunk<scalar_t>> c(chunks);
     auto first_row = [&](int64_t k) { return k * R / chunks; };
     auto run_scan = [&](int64_t k, int64_t budget) {
@@ -284,8 +287,10 @@ struct CpuEventsBackend {
 
   static void matmul(const EventMatmulParams& p, at::ScalarType dtype) {
     const auto fn = kernel_for(dtype, &matmul_f32, &matmul_f64, &matmul_bf16, &matmul_f16);
-    // Rows per task: enough events to amortise the task, few enough to share out.
-    at::parallel_for(0, p.R, 16, [&](int64_t r0, int64_t r1) { fn(p, r0, r1); });
+    // Rows per task: enough multiply-adds to be worth a thread.
+    const int64_t per_row = std::max<int64_t>(1, p.H * std::max<int64_t>(1, p.nnz / std::max<int64_t>(p.R, 1)));
+    at::parallel_for(0, p.R, std::max<int64_t>(1, kGrain / per_row),
+                     [&](int64_t r0, int64_t r1) { fn(p, r0, r1); });
   }
 
   static void weight_grad(const at::Tensor& row_ptr, const at::Tensor& col, const at::Tensor& val,
@@ -303,7 +308,9 @@ struct CpuEventsBackend {
     const auto fn = kernel_for(val.scalar_type(), &weight_grad_f32, &weight_grad_f64,
                                &weight_grad_bf16, &weight_grad_f16);
     const int64_t slices = (p.H + kSlice - 1) / kSlice;
-    at::parallel_for(0, slices, 1, [&](int64_t s0, int64_t s1) { fn(p, s0, s1); });
+    // One slice per task, unless the whole product is too small to be worth a thread.
+    const int64_t grain = p.nnz * p.H < kGrain ? slices : 1;
+    at::parallel_for(0, slices, grain, [&](int64_t s0, int64_t s1) { fn(p, s0, s1); });
   }
 };
 

@@ -29,16 +29,23 @@ from ._extension import extension_loaded, fused_available
 PROJECTIONS = ("auto", "dense", "sparse")
 
 # The density (fraction of non-zero inputs) below which "auto" runs the event-driven
-# projection, per device type. CPU: measured with benchmarks/projection_bench.py on the
-# development machine (2 shared cores, AMD EPYC, AVX2), where forward + weight gradient of the
-# event path is faster than the GEMM up to ~25 % in float32 and ~10 % in bfloat16 (see
-# docs/events.md); 0.10 is taken for both. CUDA: a prediction, not a measurement (no GPU was
-# available): conservative, see benchmarks/GPU_NOTES.md.
-CROSSOVER = {"cpu": 0.10, "cuda": 0.02}
+# projection, per device type and dtype of the projection. CPU: measured with
+# benchmarks/projection_bench.py on the development machine (2 shared cores, AMD EPYC, AVX2;
+# docs/events.md has the numbers). CUDA: a prediction, not a measurement (no GPU was
+# available to this work): conservative, see benchmarks/GPU_NOTES.md: the event path is
+# predicted to beat the float32 SIMT GEMM only below a few percent, and never the tensor-core
+# bfloat16 / float16 GEMM, so auto keeps those dense.
+CROSSOVER = {
+    ("cpu", torch.float64): 0.10, ("cpu", torch.float32): 0.10,
+    ("cpu", torch.bfloat16): 0.10, ("cpu", torch.float16): 0.10,
+    ("cuda", torch.float64): 0.01, ("cuda", torch.float32): 0.01,
+    ("cuda", torch.bfloat16): 0.0, ("cuda", torch.float16): 0.0,
+}
 
 
-def crossover(device: torch.device) -> float:
-    return CROSSOVER.get(torch.device(device).type, 0.0)
+def crossover(device, dtype: torch.dtype = torch.float32) -> float:
+    """The density below which input_projection="auto" computes from the events."""
+    return CROSSOVER.get((torch.device(device).type, dtype), 0.0)
 
 
 def validate_projection(mode: str, owner: str = "SRC") -> str:
@@ -161,7 +168,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
     if low is not None:
         x, weight = x.to(low), weight.to(low)
     T, B, F = x.shape
-    max_density = 1.0 if mode == "sparse" else crossover(x.device)
+    max_density = 1.0 if mode == "sparse" else crossover(x.device, x.dtype)
     u, _count = torch.ops.srcext.src_projection(x.reshape(T * B, F), weight, max_density)
     return u.view(T, B, weight.shape[0])
 
