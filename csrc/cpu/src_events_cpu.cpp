@@ -7,7 +7,8 @@
 // matmul: parallel over rows; each row adds v * W^T[f, :] of its events into a float row,
 //   vectorised over H.
 // weight_grad: parallel over slices of H; each slice walks every event in CSR order and adds
-//   v * grad_u[r, slice] into grad_wt[f, slice]. Each element is owned by one thread and
+//   v * grad_u[r, slice] into grad_wt[f, slice] (kept packed by slice, as W^T is for the
+//   matmul, so that a slice is contiguous in the caches). Each element is owned by one thread and
 //   summed in one fixed order: deterministic and bitwise reproducible, whatever the threads.
 // The entry points are compiled for AVX-512, AVX2+FMA and baseline x86-64 (target_clones,
 // as csrc/cpu/src_cpu.cpp's).
@@ -119,40 +120,32 @@ struct Tile {
 };
 
 // Rows of u by blocks of kRowBlock and, within a block, columns by tiles of kSlice: the
-// tile's columns of W^T (F * kSlice values) stay in L2 and its sums in registers while the
-// block's events are walked once per tile.
+// tile's columns of W^T stay in L2 and its sums in registers while the block's events are
+// walked once per tile. W^T comes packed by tiles, (tiles, F, kSlice) zero-padded: a tile is
+// then one contiguous 200 kB range, where its rows of W^T (F, H) would sit H values apart
+// and, at H = 512, share an eighth of the cache's sets.
 template <typename scalar_t, typename Acc>
-SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, int64_t r0, int64_t r1) {
+SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, const Acc* packed, int64_t r0,
+                                   int64_t r1) {
   const auto* val = static_cast<const scalar_t*>(p.val);
-  const auto* wt = static_cast<const Acc*>(p.wt);
   auto* u = static_cast<scalar_t*>(p.u);
   const int64_t H = p.H, F = p.F;
   for (int64_t b0 = r0; b0 < r1; b0 += kRowBlock) {
     const int64_t b1 = std::min(r1, b0 + kRowBlock);
     for (int64_t h0 = 0; h0 < H; h0 += kSlice) {
       const int64_t n = std::min<int64_t>(kSlice, H - h0);
+      const Acc* tile = packed + (h0 / kSlice) * F * kSlice;
       for (int64_t r = b0; r < b1; ++r) {
         const int64_t e0 = std::max<int64_t>(p.row_ptr[r], 0), e1 = p.row_ptr[r + 1];
-        Acc sums[kSlice];
-        if (n == kSlice) {
-          Tile<Acc> a;
-          a.zero();
-          for (int64_t e = e0; e < e1; ++e) {
-            const int64_t f = p.col[e];
-            if (f < 0 || f >= F) continue;  // checked by the op; never read out of bounds
-            a.fma(static_cast<Acc>(val[e]), wt + f * H + h0);
-          }
-          a.store(sums);
-        } else {
-          for (int64_t j = 0; j < n; ++j) sums[j] = Acc(0);
-          for (int64_t e = e0; e < e1; ++e) {
-            const int64_t f = p.col[e];
-            if (f < 0 || f >= F) continue;
-            const Acc v = static_cast<Acc>(val[e]);
-            const Acc* w = wt + f * H + h0;
-            for (int64_t j = 0; j < n; ++j) sums[j] += v * w[j];
-          }
+        alignas(32) Acc sums[kSlice];
+        Tile<Acc> a;
+        a.zero();
+        for (int64_t e = e0; e < e1; ++e) {
+          const int64_t f = p.col[e];
+          if (f < 0 || f >= F) continue;  // checked by the op; never read out of bounds
+          a.fma(static_cast<Acc>(val[e]), tile + f * kSlice);
         }
+        a.store(sums);
         scalar_t* out = u + r * H + h0;
         for (int64_t j = 0; j < n; ++j) out[j] = static_cast<scalar_t>(sums[j]);
       }
@@ -160,17 +153,20 @@ SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, int64_t r0, int64
   }
 }
 
-// Slices [s0, s1) of kSlice columns of grad_wt, each over every event in CSR order.
+// Slices [s0, s1) of kSlice columns of grad_wt, each over every event in CSR order, summed
+// into `packed` (slices, F, kSlice), zero on entry (contiguous per slice, as the matmul's W^T).
 template <typename scalar_t, typename Acc>
-SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, int64_t s0, int64_t s1) {
+SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, Acc* packed, int64_t s0,
+                                          int64_t s1) {
   const auto* val = static_cast<const scalar_t*>(p.val);
   const auto* g = static_cast<const scalar_t*>(p.grad_u);
-  auto* gw = static_cast<Acc*>(p.grad_wt);
   const int64_t H = p.H, F = p.F;
   alignas(32) Acc gr[kSlice];
   for (int64_t sl = s0; sl < s1; ++sl) {
     const int64_t h0 = sl * kSlice;
     const int64_t n = std::min<int64_t>(kSlice, H - h0);
+    Acc* slice = packed + sl * F * kSlice;
+    for (int64_t j = n; j < kSlice; ++j) gr[j] = Acc(0);  // the padding columns add 0
     for (int64_t r = 0; r < p.R; ++r) {
       const int64_t e0 = p.ptr[r], e1 = p.ptr[r + 1];
       if (e0 >= e1) continue;
@@ -179,16 +175,11 @@ SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, int64_
       for (int64_t e = e0; e < e1; ++e) {
         const int64_t f = p.index[e];
         if (f < 0 || f >= F) continue;
-        const Acc v = static_cast<Acc>(val[e]);
-        Acc* out = gw + f * H + h0;
-        if (n == kSlice) {
-          Tile<Acc> o;
-          o.load(out);
-          o.fma(v, gr);
-          o.store(out);
-        } else {
-          for (int64_t j = 0; j < n; ++j) out[j] += v * gr[j];
-        }
+        Acc* out = slice + f * kSlice;
+        Tile<Acc> o;
+        o.load(out);
+        o.fma(static_cast<Acc>(val[e]), gr);
+        o.store(out);
       }
     }
   }
@@ -202,12 +193,13 @@ SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, int64_
                                      int64_t* row_count, Chunk<scalar_t>& c) {                 \
     scan_rows<scalar_t>(static_cast<const scalar_t*>(s), F, r0, r1, row_count, c);             \
   }                                                                                             \
-  SRC_EVENTS_CLONES void matmul_##NAME(const EventMatmulParams& p, int64_t r0, int64_t r1) {   \
-    matmul_rows<scalar_t, Acc>(p, r0, r1);                                                      \
+  SRC_EVENTS_CLONES void matmul_##NAME(const EventMatmulParams& p, const void* packed,         \
+                                       int64_t r0, int64_t r1) {                                \
+    matmul_rows<scalar_t, Acc>(p, static_cast<const Acc*>(packed), r0, r1);                     \
   }                                                                                             \
-  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p, int64_t s0,        \
-                                            int64_t s1) {                                       \
-    weight_grad_slices<scalar_t, Acc>(p, s0, s1);                                               \
+  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p, void* packed,      \
+                                            int64_t s0, int64_t s1) {                           \
+    weight_grad_slices<scalar_t, Acc>(p, static_cast<Acc*>(packed), s0, s1);                    \
   }
 
 SRC_EVENTS_CPU_ENTRY_POINTS(f32, float, float)
@@ -285,12 +277,48 @@ struct CpuEventsBackend {
     return e;
   }
 
+  // (F, H) <-> (tiles, F, kSlice), zero-padded past H: the tiles' layout of the kernels.
+  static at::Tensor pack(const void* wt, int64_t F, int64_t H, at::ScalarType acc) {
+    const int64_t tiles = (H + kSlice - 1) / kSlice;
+    at::Tensor packed = at::zeros({tiles, F, kSlice}, at::TensorOptions().dtype(acc));
+    const size_t item = packed.element_size();
+    const char* src = static_cast<const char*>(wt);
+    char* dst = static_cast<char*>(packed.data_ptr());
+    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
+        for (int64_t f = 0; f < F; ++f) {
+          std::memcpy(dst + ((t * F + f) * kSlice) * item, src + (f * H + t * kSlice) * item,
+                      n * item);
+        }
+      }
+    });
+    return packed;
+  }
+
+  static void unpack(const at::Tensor& packed, void* wt, int64_t F, int64_t H) {
+    const int64_t tiles = packed.size(0);
+    const size_t item = packed.element_size();
+    const char* src = static_cast<const char*>(packed.const_data_ptr());
+    char* dst = static_cast<char*>(wt);
+    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
+        for (int64_t f = 0; f < F; ++f) {
+          std::memcpy(dst + (f * H + t * kSlice) * item, src + ((t * F + f) * kSlice) * item,
+                      n * item);
+        }
+      }
+    });
+  }
+
   static void matmul(const EventMatmulParams& p, at::ScalarType dtype) {
     const auto fn = kernel_for(dtype, &matmul_f32, &matmul_f64, &matmul_bf16, &matmul_f16);
+    const at::Tensor packed = pack(p.wt, p.F, p.H, acc_dtype(dtype));
     // Rows per task: enough multiply-adds to be worth a thread.
     const int64_t per_row = std::max<int64_t>(1, p.H * std::max<int64_t>(1, p.nnz / std::max<int64_t>(p.R, 1)));
     at::parallel_for(0, p.R, std::max<int64_t>(1, kGrain / per_row),
-                     [&](int64_t r0, int64_t r1) { fn(p, r0, r1); });
+                     [&](int64_t r0, int64_t r1) { fn(p, packed.const_data_ptr(), r0, r1); });
   }
 
   static void weight_grad(const at::Tensor& row_ptr, const at::Tensor& col, const at::Tensor& val,
@@ -310,7 +338,10 @@ struct CpuEventsBackend {
     const int64_t slices = (p.H + kSlice - 1) / kSlice;
     // One slice per task, unless the whole product is too small to be worth a thread.
     const int64_t grain = p.nnz * p.H < kGrain ? slices : 1;
-    at::parallel_for(0, slices, grain, [&](int64_t s0, int64_t s1) { fn(p, s0, s1); });
+    at::Tensor packed = at::zeros({slices, p.F, kSlice}, grad_wt.options());
+    at::parallel_for(0, slices, grain,
+                     [&](int64_t s0, int64_t s1) { fn(p, packed.data_ptr(), s0, s1); });
+    unpack(packed, p.grad_wt, p.F, p.H);
   }
 };
 

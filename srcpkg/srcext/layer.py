@@ -560,8 +560,8 @@ class SRC(_SRCBase):
     def _config(self):
         return [("num_layers", self.num_layers), ("bias", self.bias),
                 ("batch_first", self.batch_first), ("dropout", self.dropout),
-                ("bidirectional", self.bidirectional),
-                ("input_projection", self.input_projection)] + super()._config()
+                ("bidirectional", self.bidirectional)] + super()._config() + [
+                ("input_projection", self.input_projection)]
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("bias", True)
