@@ -6,9 +6,10 @@
 //   place. The CSR is unique, so the result does not depend on the chunking.
 // matmul: parallel over rows; each row adds v * W^T[f, :] of its events into a float row,
 //   vectorised over H.
-// weight_grad: parallel over slices of H; each slice walks every event in CSR order and adds
-//   v * grad_u[r, slice] into grad_wt[f, slice] (kept packed by slice, as W^T is for the
-//   matmul, so that a slice is contiguous in the caches). Each element is owned by one thread and
+// weight_grad: the events of each block of 256 rows sorted by column (a counting sort), then
+//   parallel over slices of H: per block, each input f sums v * grad_u[r, slice] over its
+//   events in registers and adds that once into grad_wt[f, slice] (kept packed by slice, as
+//   W^T is for the matmul, so that a slice is contiguous in the caches). Each element is owned by one thread and
 //   summed in one fixed order: deterministic and bitwise reproducible, whatever the threads.
 // The entry points are compiled for AVX-512, AVX2+FMA and baseline x86-64 (target_clones,
 // as csrc/cpu/src_cpu.cpp's).
@@ -38,6 +39,7 @@ namespace {
 constexpr int kScanBlock = 16;  // inputs tested together: an all-zero block is skipped at once
 constexpr int64_t kSlice = 64;     // columns of u / grad_wt per tile: 4 AVX-512 / 8 AVX2 vectors
 constexpr int64_t kRowBlock = 64;  // rows of u per block of the matmul
+constexpr int64_t kGradRows = 256; // rows of grad_u per block of the weight gradient
 constexpr int64_t kGrain = 1 << 15; // inputs (or multiply-adds) below which a task runs alone
 
 // Non-zero test on the raw bits for 16-bit floats (sign bit ignored: -0 is zero), which
@@ -97,10 +99,14 @@ SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64
 }
 
 // kSlice values of the math dtype as 32-byte vectors (GCC/Clang vector extensions: each
-// clone maps them onto its own registers), and unaligned loads and stores of them.
+// clone maps them onto its own registers). Memory is read and written through UVec, the same
+// vector aligned as its elements only (unaligned loads / stores, no copy through the stack:
+// a memcpy into a vector array compiled to 16-byte stores read back as 32-byte loads, which
+// stall store forwarding).
 template <typename Acc>
 struct Tile {
   typedef Acc Vec __attribute__((vector_size(32)));
+  typedef Acc UVec __attribute__((vector_size(32), aligned(alignof(Acc)), may_alias));
   static constexpr int kWidth = 32 / sizeof(Acc);
   static constexpr int kVecs = kSlice / kWidth;
   Vec v[kVecs];
@@ -108,14 +114,19 @@ struct Tile {
   SRC_EVENTS_INLINE void zero() {
     for (int i = 0; i < kVecs; ++i) v[i] = Vec{};
   }
-  SRC_EVENTS_INLINE void load(const Acc* p) { std::memcpy(v, p, sizeof(v)); }
-  SRC_EVENTS_INLINE void store(Acc* p) const { std::memcpy(p, v, sizeof(v)); }
+  SRC_EVENTS_INLINE void load(const Acc* p) {
+    for (int i = 0; i < kVecs; ++i) v[i] = *reinterpret_cast<const UVec*>(p + i * kWidth);
+  }
+  SRC_EVENTS_INLINE void store(Acc* p) const {
+    for (int i = 0; i < kVecs; ++i) *reinterpret_cast<UVec*>(p + i * kWidth) = v[i];
+  }
+  SRC_EVENTS_INLINE void add(const Tile& t) {
+    for (int i = 0; i < kVecs; ++i) v[i] += t.v[i];
+  }
   // this += a * x[0, kSlice)
   SRC_EVENTS_INLINE void fma(Acc a, const Acc* x) {
-    Vec xs[kVecs];
-    std::memcpy(xs, x, sizeof(xs));
 #pragma GCC unroll 16
-    for (int i = 0; i < kVecs; ++i) v[i] += a * xs[i];
+    for (int i = 0; i < kVecs; ++i) v[i] += a * *reinterpret_cast<const UVec*>(x + i * kWidth);
   }
 };
 
@@ -153,33 +164,54 @@ SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, const Acc* packed
   }
 }
 
-// Slices [s0, s1) of kSlice columns of grad_wt, each over every event in CSR order, summed
-// into `packed` (slices, F, kSlice), zero on entry (contiguous per slice, as the matmul's W^T).
+// The events of each block of kGradRows rows, sorted by column (rows ascending within a
+// column): what the weight gradient walks.
+struct BlockColumns {
+  int64_t blocks = 0;
+  const int64_t* ptr = nullptr;   // (blocks, F + 1): block b's events of column f are
+                                  // [ptr[b * (F + 1) + f], ptr[b * (F + 1) + f + 1])
+  const int32_t* row = nullptr;   // (nnz,): row within the block
+  const void* val = nullptr;      // (nnz,) storage dtype
+};
+
+// Slices [s0, s1) of kSlice columns of grad_wt, summed into `packed` (slices, F, kSlice),
+// zero on entry. Per slice and block of rows: the block's grad_u columns, converted to the
+// math dtype (kGradRows * kSlice values, in L1/L2), then per input f the sum of its events in
+// registers, added once to row f of the slice. Each element of grad_wt is summed by one task
+// in one fixed order (blocks in order, rows ascending within each): deterministic.
 template <typename scalar_t, typename Acc>
-SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, Acc* packed, int64_t s0,
-                                          int64_t s1) {
-  const auto* val = static_cast<const scalar_t*>(p.val);
+SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, const BlockColumns& bc,
+                                          Acc* packed, int64_t s0, int64_t s1) {
+  const auto* val = static_cast<const scalar_t*>(bc.val);
   const auto* g = static_cast<const scalar_t*>(p.grad_u);
   const int64_t H = p.H, F = p.F;
-  alignas(32) Acc gr[kSlice];
+  std::vector<Acc> rows(kGradRows * kSlice);
   for (int64_t sl = s0; sl < s1; ++sl) {
     const int64_t h0 = sl * kSlice;
     const int64_t n = std::min<int64_t>(kSlice, H - h0);
     Acc* slice = packed + sl * F * kSlice;
-    for (int64_t j = n; j < kSlice; ++j) gr[j] = Acc(0);  // the padding columns add 0
-    for (int64_t r = 0; r < p.R; ++r) {
-      const int64_t e0 = p.ptr[r], e1 = p.ptr[r + 1];
-      if (e0 >= e1) continue;
-      const scalar_t* grow = g + r * H + h0;
-      for (int64_t j = 0; j < n; ++j) gr[j] = static_cast<Acc>(grow[j]);
-      for (int64_t e = e0; e < e1; ++e) {
-        const int64_t f = p.index[e];
-        if (f < 0 || f >= F) continue;
-        Acc* out = slice + f * kSlice;
+    for (int64_t b = 0; b < bc.blocks; ++b) {
+      const int64_t r0 = b * kGradRows, r1 = std::min(p.R, r0 + kGradRows);
+      const int64_t* ptr = bc.ptr + b * (F + 1);
+      if (ptr[0] == ptr[F]) continue;  // no events in the block
+      for (int64_t r = r0; r < r1; ++r) {
+        Acc* dst = rows.data() + (r - r0) * kSlice;
+        const scalar_t* src = g + r * H + h0;
+        for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<Acc>(src[j]);
+        for (int64_t j = n; j < kSlice; ++j) dst[j] = Acc(0);  // the padding columns add 0
+      }
+      for (int64_t f = 0; f < F; ++f) {
+        const int64_t e0 = ptr[f], e1 = ptr[f + 1];
+        if (e0 == e1) continue;
+        Tile<Acc> acc;
+        acc.zero();
+        for (int64_t e = e0; e < e1; ++e) {
+          acc.fma(static_cast<Acc>(val[e]), rows.data() + bc.row[e] * kSlice);
+        }
         Tile<Acc> o;
-        o.load(out);
-        o.fma(static_cast<Acc>(val[e]), gr);
-        o.store(out);
+        o.load(slice + f * kSlice);
+        o.add(acc);
+        o.store(slice + f * kSlice);
       }
     }
   }
@@ -197,9 +229,10 @@ SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, Acc* p
                                        int64_t r0, int64_t r1) {                                \
     matmul_rows<scalar_t, Acc>(p, static_cast<const Acc*>(packed), r0, r1);                     \
   }                                                                                             \
-  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p, void* packed,      \
-                                            int64_t s0, int64_t s1) {                           \
-    weight_grad_slices<scalar_t, Acc>(p, static_cast<Acc*>(packed), s0, s1);                    \
+  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p,                   \
+                                            const BlockColumns& bc, void* packed, int64_t s0,   \
+                                            int64_t s1) {                                       \
+    weight_grad_slices<scalar_t, Acc>(p, bc, static_cast<Acc*>(packed), s0, s1);                \
   }
 
 SRC_EVENTS_CPU_ENTRY_POINTS(f32, float, float)
@@ -338,9 +371,50 @@ struct CpuEventsBackend {
     const int64_t slices = (p.H + kSlice - 1) / kSlice;
     // One slice per task, unless the whole product is too small to be worth a thread.
     const int64_t grain = p.nnz * p.H < kGrain ? slices : 1;
+    // The events of each block of rows by column: a counting sort per block (stable: rows stay
+    // ascending within a column). A column outside [0, F) (the op refuses them) is dropped.
+    const int64_t F = p.F, R = p.R, blocks = (R + kGradRows - 1) / kGradRows;
+    std::vector<int64_t> ptr(blocks * (F + 1));
+    std::vector<int32_t> rows(p.nnz);
+    at::Tensor sorted_val = at::empty({p.nnz}, val.options());
+    const size_t item = val.element_size();
+    const char* vsrc = static_cast<const char*>(p.val);
+    char* vdst = static_cast<char*>(sorted_val.data_ptr());
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<int64_t> next(F);
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r0 = b * kGradRows, r1 = std::min(R, r0 + kGradRows);
+        const int64_t e0 = p.ptr[r0], e1 = p.ptr[r1];
+        int64_t* bp = ptr.data() + b * (F + 1);
+        std::fill(next.begin(), next.end(), 0);
+        for (int64_t e = e0; e < e1; ++e) {
+          const int64_t f = p.index[e];
+          if (f >= 0 && f < F) ++next[f];
+        }
+        bp[0] = e0;
+        for (int64_t f = 0; f < F; ++f) {
+          bp[f + 1] = bp[f] + next[f];
+          next[f] = bp[f];
+        }
+        for (int64_t r = r0; r < r1; ++r) {
+          for (int64_t e = p.ptr[r]; e < p.ptr[r + 1]; ++e) {
+            const int64_t f = p.index[e];
+            if (f < 0 || f >= F) continue;
+            const int64_t at_ = next[f]++;
+            rows[at_] = static_cast<int32_t>(r - r0);
+            std::memcpy(vdst + at_ * item, vsrc + e * item, item);
+          }
+        }
+      }
+    });
+    BlockColumns bc;
+    bc.blocks = blocks;
+    bc.ptr = ptr.data();
+    bc.row = rows.data();
+    bc.val = sorted_val.const_data_ptr();
     at::Tensor packed = at::zeros({slices, p.F, kSlice}, grad_wt.options());
     at::parallel_for(0, slices, grain,
-                     [&](int64_t s0, int64_t s1) { fn(p, packed.data_ptr(), s0, s1); });
+                     [&](int64_t s0, int64_t s1) { fn(p, bc, packed.data_ptr(), s0, s1); });
     unpack(packed, p.grad_wt, p.F, p.H);
   }
 };
