@@ -316,7 +316,8 @@ struct CpuEventsBackend {
     e.val = at::empty({e.nnz}, s.options());
     int64_t* col = e.col.data_ptr<int64_t>();
     scalar_t* val = static_cast<scalar_t*>(e.val.data_ptr());
-    at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+    // (A copy of a few MB: in parallel only when larger.)
+    at::parallel_for(0, chunks, e.nnz < (int64_t(1) << 20) ? chunks : 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t pos = rp[first_row(k)];
         std::copy(c[k].col.begin(), c[k].col.end(), col + pos);
@@ -334,15 +335,15 @@ struct CpuEventsBackend {
     const size_t item = packed.element_size();
     const char* src = static_cast<const char*>(wt);
     char* dst = static_cast<char*>(packed.data_ptr());
-    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
-        for (int64_t f = 0; f < F; ++f) {
-          std::memcpy(dst + ((t * F + f) * kSlice) * item, src + (f * H + t * kSlice) * item,
-                      n * item);
-        }
+    // Serial: a copy of W (a few hundred kB) is not worth a parallel region, whose barrier
+    // alone costs milliseconds when the cores are shared.
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
+      for (int64_t f = 0; f < F; ++f) {
+        std::memcpy(dst + ((t * F + f) * kSlice) * item, src + (f * H + t * kSlice) * item,
+                    n * item);
       }
-    });
+    }
     return packed;
   }
 
@@ -351,15 +352,13 @@ struct CpuEventsBackend {
     const size_t item = packed.element_size();
     const char* src = static_cast<const char*>(packed.const_data_ptr());
     char* dst = static_cast<char*>(wt);
-    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
-        for (int64_t f = 0; f < F; ++f) {
-          std::memcpy(dst + (f * H + t * kSlice) * item, src + ((t * F + f) * kSlice) * item,
-                      n * item);
-        }
+    for (int64_t t = 0; t < tiles; ++t) {  // serial, as pack
+      const int64_t n = std::min<int64_t>(kSlice, H - t * kSlice);
+      for (int64_t f = 0; f < F; ++f) {
+        std::memcpy(dst + (f * H + t * kSlice) * item, src + ((t * F + f) * kSlice) * item,
+                    n * item);
       }
-    });
+    }
   }
 
   static void matmul(const EventMatmulParams& p, at::ScalarType dtype) {
@@ -397,7 +396,8 @@ struct CpuEventsBackend {
     const size_t item = val.element_size();
     const char* vsrc = static_cast<const char*>(p.val);
     char* vdst = static_cast<char*>(sorted_val.data_ptr());
-    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    // In parallel only when there are many events: a serial pass is cheaper than a barrier.
+    at::parallel_for(0, blocks, p.nnz < (int64_t(1) << 20) ? blocks : 1, [&](int64_t b0, int64_t b1) {
       std::vector<int64_t> next(F);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r0 = b * kGradRows, r1 = std::min(R, r0 + kGradRows);
