@@ -29,15 +29,18 @@ from ._extension import extension_loaded, fused_available
 PROJECTIONS = ("auto", "dense", "sparse")
 
 # The density (fraction of non-zero inputs) below which "auto" runs the event-driven
-# projection, per device type and dtype of the projection. CPU: measured with
-# benchmarks/projection_bench.py on the development machine (2 shared cores, AMD EPYC, AVX2;
-# docs/events.md has the numbers). CUDA: a prediction, not a measurement (no GPU was
-# available to this work): conservative, see benchmarks/GPU_NOTES.md: the event path is
-# predicted to beat the float32 SIMT GEMM only below a few percent, and never the tensor-core
-# bfloat16 / float16 GEMM, so auto keeps those dense.
+# projection, per device type and dtype of the projection.
+# CPU: measured with benchmarks/projection_bench.py (speed.py --projection) on the development
+# machine (AMD EPYC Zen 2, AVX2, 2 cores shared with other jobs; docs/events.md): forward +
+# weight gradient from a dense input tie with the float32 GEMM at ~29 % (0.25 taken, float64
+# alike); the bfloat16 GEMM (no native bf16 on AVX2) is 6x slower than the events still at
+# 30 % and float16's 8x (0.5 taken for both). A CPU with AVX-512 BF16 / AMX would lower these.
+# CUDA: a prediction, not a measurement (no GPU was available to this work), conservative,
+# see benchmarks/GPU_NOTES.md: the event path is predicted to beat the float32 SIMT GEMM only
+# below a few percent, and never the tensor-core bfloat16 / float16 GEMM (auto stays dense).
 CROSSOVER = {
-    ("cpu", torch.float64): 0.10, ("cpu", torch.float32): 0.10,
-    ("cpu", torch.bfloat16): 0.10, ("cpu", torch.float16): 0.10,
+    ("cpu", torch.float64): 0.25, ("cpu", torch.float32): 0.25,
+    ("cpu", torch.bfloat16): 0.5, ("cpu", torch.float16): 0.5,
     ("cuda", torch.float64): 0.01, ("cuda", torch.float32): 0.01,
     ("cuda", torch.bfloat16): 0.0, ("cuda", torch.float16): 0.0,
 }
