@@ -193,6 +193,56 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
     return out
 
 
+def class_images(labels, seed):
+    """A 10-class toy task of MNIST-like images: a ring whose centre depends on the class."""
+    g = torch.Generator().manual_seed(seed)
+    B = labels.numel()
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)],
+                           dtype=torch.float32)
+    centres[9] = torch.tensor([14.0, 14.0])
+    centre = centres[labels] + 0.7 * torch.randn(B, 2, generator=g)
+    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
+    ring = (dist - (4 + (labels == 9).float() * 5)[:, None, None]).abs() < 1.5
+    return (ring * (0.5 + 0.5 * torch.rand(B, 28, 28, generator=g)) * 255).to(torch.uint8)
+
+
+def side_by_side(steps: int, device) -> dict:
+    """The same short training run (same initial weights, same spike draws) with the dense
+    projection and with the event-driven one: losses per step and final test accuracy."""
+    encoder = RateEncoder(gain=0.25, silent_steps=10, input_steps=50)
+    test_labels = torch.arange(128) % 10
+    test_images = class_images(test_labels, 999).to(device)
+    out = {"steps": steps, "B": 32, "T": encoder.steps}
+    for name, mode in (("dense", "dense"), ("events", "auto")):
+        torch.manual_seed(0)
+        model = SRCClassifier(784, hidden_layers=1, hidden_size=128, neurons_per_class=4,
+                              input_projection=mode).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        gen = torch.Generator(device=device).manual_seed(5)
+        losses = []
+        for step in range(steps):
+            labels = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(step))
+            images = class_images(labels, step).to(device)
+            x = encoder(images, gen) if mode == "dense" else encoder.events(images, gen)
+            loss = torch.nn.functional.cross_entropy(model(x), labels.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        with torch.no_grad():
+            x = encoder(test_images, torch.Generator(device=device).manual_seed(7))
+            accuracy = float((model(x).argmax(1).cpu() == test_labels).float().mean())
+        out[name] = {"losses": losses, "test_accuracy": accuracy}
+    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["dense"]["losses"],
+                                                                 out["events"]["losses"]))
+    print(f"  side by side, {steps} steps: loss {out['dense']['losses'][0]:.3f} -> "
+          f"{out['dense']['losses'][-1]:.3f} (dense) / {out['events']['losses'][-1]:.3f} (events), "
+          f"max difference {out['max_loss_difference']:.2e}; test accuracy "
+          f"{out['dense']['test_accuracy']:.3f} / {out['events']['test_accuracy']:.3f}", flush=True)
+    return out
+
+
 def plot(results: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -237,6 +287,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--mnist-precisions", nargs="+", default=["fp32", "bf16"],
                     choices=["fp32", "bf16"])
+    ap.add_argument("--side-by-side", type=int, default=0, metavar="STEPS",
+                    help="also train a small classifier STEPS steps dense and event-driven")
+    ap.add_argument("--skip-projection", action="store_true")
     ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/projection_<device>.json)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -251,24 +304,31 @@ def main(argv=None) -> dict:
         "R": args.T * args.B, "F": args.F, "H": args.H, "layer_crossover": {d: layer_crossover(device, t) for d, t in DTYPES.items()},
         "load_average_at_start": os.getloadavg(),
     }
-    print(f"projection alone: R = {args.T} * {args.B}, F = {args.F}, H = {args.H}, "
-          f"{args.threads} threads, {args.rounds} rounds (interleaved)")
-    results["projection"] = bench_projection(args.T, args.B, args.F, args.H, args.densities,
-                                             args.dtypes, args.rounds, args.warmup, device)
-    for dname, rows in results["projection"].items():
-        print(f"  crossover {dname}: {rows['crossover']}")
+    if not args.skip_projection:
+        print(f"projection alone: R = {args.T} * {args.B}, F = {args.F}, H = {args.H}, "
+              f"{args.threads} threads, {args.rounds} rounds (interleaved)")
+        results["projection"] = bench_projection(args.T, args.B, args.F, args.H, args.densities,
+                                                 args.dtypes, args.rounds, args.warmup, device)
+        for dname, rows in results["projection"].items():
+            print(f"  crossover {dname}: {rows['crossover']}")
     if not args.skip_mnist:
         print("MNIST 784-512-100 training step, dense vs event-driven:")
         results["mnist"] = bench_mnist(args.B, args.rounds, args.warmup, device,
                                        args.mnist_precisions)
+    if args.side_by_side:
+        print("side-by-side training, dense vs event-driven projection:")
+        results["side_by_side"] = side_by_side(args.side_by_side, device)
     results["load_average_at_end"] = os.getloadavg()
     out = args.out or os.path.join(HERE, "results", f"projection_{device.type}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
-    png = os.path.splitext(out)[0] + ".png"
-    plot(results, png)
-    print(f"wrote {out} and {png}")
+    if "projection" in results:
+        png = os.path.splitext(out)[0] + ".png"
+        plot(results, png)
+        print(f"wrote {out} and {png}")
+    else:
+        print(f"wrote {out}")
     return results
 
 
