@@ -71,9 +71,12 @@ struct CudaEventsBackend {
     // The CSC of the events: a stable sort by column keeps the rows ascending in each column,
     // so that every sum below runs in row order. A column outside [0, F) (the op checks them
     // on the CPU only) sorts before col_ptr[0] or after col_ptr[F]: no thread reads it.
-    // (The row of each event; the output size given, so that a GPU need not sync for it.)
-    const at::Tensor rows =
-        at::repeat_interleave(row_ptr.diff().clamp_min(0), std::optional<int64_t>(nnz));
+    // The row of each event. Its size costs a device sync, and checks on the host, without
+    // reading the list, that row_ptr accounts for every event (the op checks the list's
+    // values on the CPU only).
+    const at::Tensor rows = at::repeat_interleave(row_ptr.diff().clamp_min(0));
+    TORCH_CHECK_VALUE(rows.size(0) == nnz, "srcext: row_ptr counts ", rows.size(0),
+                      " events but col and val hold ", nnz);
     const auto sorted = at::sort(col, /*stable=*/true, 0, false);
     const at::Tensor& csc_col = std::get<0>(sorted);
     const at::Tensor& perm = std::get<1>(sorted);
