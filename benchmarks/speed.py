@@ -626,9 +626,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    ap.add_argument("--projection", action="store_true",
+                    help="the event-driven input projection against the dense GEMM, and the MNIST "
+                         "training step (benchmarks/projection_bench.py; its own JSON and plot)")
     ap.add_argument("--markdown", metavar="JSON", default=None,
                     help="print docs/results.md's speed tables from a JSON this script wrote, and exit")
     args = ap.parse_args(argv)
+    if args.projection:
+        from projection_bench import main as projection_main
+        return projection_main(["--device", args.device, "--threads", str(args.threads)]
+                               + (["--out", args.out] if args.out else []))
     if args.markdown:
         with open(args.markdown) as f:
             results = json.load(f)

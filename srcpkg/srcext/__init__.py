@@ -7,13 +7,14 @@ import torch
 
 from ._extension import extension_loaded, fused_available
 from ._version import __version__
+from .events import Events
 from .calibration import FiringRates, calibrate_, firing_rates, record_firing_rates
 from .layer import SRC, SRCCell
 from .constants import SRCConstants
 from .state import SRCState
 from .streaming import detach_states, reset_states
 
-from . import constants, ops, reference  # ops registers the fake and autograd of the ops
+from . import constants, events, ops, reference  # ops, events register the fake and autograd of the ops
 from . import models
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
@@ -25,4 +26,4 @@ torch.serialization.add_safe_globals(SAFE_GLOBALS + [(SRCConstants, "srcext.refe
 __all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "calibrate_",
            "firing_rates", "record_firing_rates", "FiringRates", "reset_states",
            "detach_states", "fused_available", "extension_loaded", "reference", "ops",
-           "SAFE_GLOBALS", "__version__"]
+           "SAFE_GLOBALS", "__version__", "events", "Events"]

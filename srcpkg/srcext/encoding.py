@@ -50,6 +50,40 @@ class RateEncoder:
         spikes[self.silent_steps:].index_copy_(1, active, fired)
         return spikes.view(self.steps, B, F)
 
+    def events(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+               dtype: torch.dtype = torch.float32):
+        """The same spikes as calling the encoder (same draws from ``generator``), as the
+        event list :class:`srcext.SRC` consumes (:class:`srcext.events.Events`), without the
+        dense (steps, B, features) tensor. See :func:`rate_code_events`."""
+        return rate_code_events(self, images, generator, dtype)
+
+
+# ---- rate code as events (srcext.events) --------------------------------------------------
+
+def rate_code_events(encoder: RateEncoder, images: torch.Tensor,
+                     generator: Optional[torch.Generator] = None,
+                     dtype: torch.dtype = torch.float32):
+    """:meth:`RateEncoder.events`: the encoder's spikes as events, row t * B + b, column f."""
+    from .events import Events
+
+    intensity = images.reshape(images.shape[0], -1)
+    if intensity.dtype == torch.uint8:
+        intensity = intensity.float() / 255.0
+    probability = (encoder.gain * intensity.float()).reshape(-1)
+    B, F = intensity.shape
+    device = probability.device
+    # The draws of RateEncoder.__call__, in its order: one per step and pixel that can spike.
+    active = probability.nonzero().squeeze(1)
+    draws = torch.rand((encoder.input_steps, active.numel()), generator=generator,
+                       device=device, dtype=torch.float32)
+    step, which = (draws < probability[active]).nonzero(as_tuple=True)  # by step, then pixel
+    pixel = active[which]  # b * F + f, ascending within a step: the CSR's order
+    rows = (step + encoder.silent_steps) * B + pixel // F
+    row_ptr = torch.zeros(encoder.steps * B + 1, dtype=torch.int64, device=device)
+    row_ptr[1:] = torch.bincount(rows, minlength=encoder.steps * B).cumsum(0)
+    return Events(row_ptr, pixel % F, torch.ones(pixel.numel(), dtype=dtype, device=device),
+                  encoder.steps, B, F)
+
 
 def random_shift(images: torch.Tensor, max_shift: int,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ from ._extension import fused_available, fused_unavailable_reason
 from .bias import cell_bias
 from .constants import (BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained,
                         raw_value, validate_constants)
+from .events import as_events, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
 from .reference import State, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
@@ -66,13 +67,16 @@ def src_layer(
     lengths: Optional[torch.Tensor] = None,
     bias_straight_through: bool = True,
     cell_constants: Optional[torch.Tensor] = None,
+    input_projection_mode: str = "dense",
 ) -> Tuple[torch.Tensor, SRCState]:
-    """One layer on time-major input (T, B, in): the GEMM in ATen, then the time loop.
+    """One layer on time-major input (T, B, in): the projection of all steps at once (one
+    GEMM, or from the input's events: see :mod:`srcext.events`), then the time loop.
 
     ``lengths`` (B,) int64 on x's device, or None: see the ops. ``bias_straight_through``:
     see :mod:`srcext.bias`. ``cell_constants``: a constants tensor (K,) or (K, H) (see
-    :mod:`srcext.constants`) that replaces k's cell constants (k then gives bias_max only)."""
-    u = nn.functional.linear(x, weight)  # (T, B, H), one GEMM for all steps
+    :mod:`srcext.constants`) that replaces k's cell constants (k then gives bias_max only).
+    ``x`` may be an :class:`srcext.events.Events`."""
+    u = input_projection(x, weight, input_projection_mode)  # (T, B, H)
     bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
@@ -106,7 +110,8 @@ class _SRCBase(nn.Module):
     _PICKLE_DEFAULTS = dict(
         initial_state_kind="zeros", bias_straight_through=False, stateful=False,
         return_state=True, state=None, _spike_recorder=None, _bias_trainable=True,
-        dropout=0.0, bidirectional=False, num_directions=1, learn=(), per_neuron=False)
+        dropout=0.0, bidirectional=False, num_directions=1, learn=(), per_neuron=False,
+        input_projection="dense")
 
     def __init__(self, input_size, hidden_size, bias, backend, detach_recurrent,
                  straight_through, bias_straight_through, constants, bias_init, weight_scale,
@@ -381,10 +386,15 @@ class _SRCBase(nn.Module):
                             f"dtype {weight.dtype}")
         return input
 
+    # The projection of SRCCell (one step per call) is always the dense GEMM.
+    input_projection = "dense"
+
     def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused):
+        # The reference backend stays pure PyTorch unless the event path is asked for.
+        mode = self.input_projection if fused or self.input_projection == "sparse" else "dense"
         spikes, final = src_layer(x, weight, bias, state, self.constants, self.detach_recurrent,
                                   self.straight_through, fused, lengths,
-                                  self.bias_straight_through, self._unit_constants(suffix))
+                                  self.bias_straight_through, self._unit_constants(suffix), mode)
         if self._spike_recorder is not None:
             self._spike_recorder(self, suffix, spikes, lengths)
         return spikes, final
@@ -446,6 +456,13 @@ class SRC(_SRCBase):
             one per layer.
         bias_init: initial value of every bias (-6).
         weight_scale: multiplies the initial weights (or use :func:`srcext.calibrate_`).
+        input_projection: ``"auto"`` (the default: the input projection of each layer is
+            computed from the non-zero inputs only when few are, see :mod:`srcext.events`),
+            ``"dense"`` (always one GEMM) or ``"sparse"`` (always from the events).
+
+    The input may also be events: a torch sparse COO tensor (T, B, input_size) (or
+    (B, T, input_size) with batch_first), or :class:`srcext.events.Events` (e.g. from
+    :meth:`srcext.data.RateEncoder.events`); the first layer then never sees a dense input.
 
     Parameters ``weight_l{k}`` (hidden_size, in) are initialised as torch.nn.Linear does,
     U(-1/sqrt(in), 1/sqrt(in)), times ``weight_scale``; ``bias_l{k}`` (hidden_size,) at
@@ -472,12 +489,14 @@ class SRC(_SRCBase):
                  z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
                  gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
                  bias_init: float = BIAS_INIT, weight_scale: float = 1.0, learn=(),
-                 per_neuron: bool = False, device=None, dtype=None):
+                 per_neuron: bool = False, input_projection: str = "auto", device=None,
+                 dtype=None):
         constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
                          gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
         super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
                          straight_through, bias_straight_through, constants, bias_init,
                          weight_scale, initial_state, stateful, return_state, learn, per_neuron)
+        self.input_projection = validate_projection(input_projection)
         self.num_layers = _positive_int("SRC", "num_layers", num_layers)
         self.bias = bias
         self.batch_first = bool(batch_first)
@@ -531,6 +550,9 @@ class SRC(_SRCBase):
     def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *,
                 hx=None):
         state = _state_or_hx(state, hx, "SRC")
+        events = None
+        if is_event_input(input):
+            events, input = self._event_input(input)
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
@@ -559,6 +581,9 @@ class SRC(_SRCBase):
             for direction in range(self.num_directions):
                 row = layer * self.num_directions + direction
                 xin = reverse_within_lengths(x, lengths) if direction else x
+                if events is not None and layer == 0:
+                    xin = (reverse_within_lengths(events.to_dense(), lengths) if direction
+                           else events)
                 spikes, final = self._run_unit(
                     self._suffix(layer, direction), xin, self.layer_weight(layer, bool(direction)),
                     self.layer_bias(layer, bool(direction)),
@@ -575,10 +600,24 @@ class SRC(_SRCBase):
             return self._finish(pack_like(x, lengths, packed), final)
         return self._finish(x.transpose(0, 1) if self.batch_first else x, final)
 
+    def _event_input(self, input):
+        """The checked events of an event input, and a stand-in dense input of its shape (no
+        memory: a zero expanded) for the checks and shapes of forward."""
+        events = as_events(input, self.batch_first, "SRC")
+        if events.features != self.input_size:
+            raise ValueError(f"SRC: expected input_size {self.input_size} in the last "
+                             f"dimension, got {events.features} (events of shape "
+                             f"{tuple(events.shape)})")
+        shape = (events.batch, events.steps) if self.batch_first else (events.steps, events.batch)
+        stand_in = events.val.new_zeros(()).expand(*shape, events.features)
+        stand_in = self._prepare_input(stand_in, 3)
+        return events.to(stand_in.dtype), stand_in
+
     def _config(self):
         return [("num_layers", self.num_layers), ("bias", self.bias),
                 ("batch_first", self.batch_first), ("dropout", self.dropout),
-                ("bidirectional", self.bidirectional)] + super()._config()
+                ("bidirectional", self.bidirectional)] + super()._config() + [
+                ("input_projection", self.input_projection)]
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("bias", True)

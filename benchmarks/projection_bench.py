@@ -1,0 +1,336 @@
+"""Event-driven input projection against the dense GEMM (``python benchmarks/speed.py
+--projection``, or this file directly).
+
+1. The projection alone, u = s W^T and dW = grad_u^T s, at densities of s from 0.5 % to 30 %
+   (T * B = 220 * 64 rows, in = 784, H = 512; float32 and bfloat16), four contenders run
+   interleaved round by round:
+     dense   the ATen GEMMs (torch.nn.functional.linear's mm, and grad_u^T s);
+     auto    src_projection / src_projection_weight_grad with the layer's crossover (the
+             events are built from the dense s in the forward and again in the backward);
+     sparse  the same ops with the event path forced (max_density = 1);
+     events  src_event_matmul / src_event_weight_grad on a prebuilt event list (the input
+             arrives as events, e.g. from RateEncoder.events).
+   The crossover is where sparse and dense take the same time (interpolated on log density).
+2. The paper's MNIST network (784 -> SRC 512 -> SRC 100, batch 64, T = 220) training step end
+   to end (rate encoding, forward, loss, backward, Adam), dense (input_projection="dense" on
+   the encoder's dense spikes: today's step) against event-driven (input_projection="auto" on
+   RateEncoder.events), in float32 and under bf16 autocast. MNIST-like synthetic images (no
+   dataset needed): the rate code is ~3 % non-zero, as MNIST's.
+
+Min and median over rounds are reported; the machine may be shared (say so with the numbers).
+Writes benchmarks/results/projection_<device>.json and a plot projection_<device>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "srcpkg"))
+
+import srcext  # noqa: E402
+from srcext.data import RateEncoder  # noqa: E402
+from srcext.events import crossover as layer_crossover  # noqa: E402
+from srcext.models import SRCClassifier  # noqa: E402
+
+DENSITIES = (0.005, 0.01, 0.03, 0.10, 0.30)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(contenders: Dict[str, Callable[[], object]], rounds: int, warmup: int,
+                device) -> Dict[str, List[float]]:
+    """Seconds of each contender per round; within a round the order rotates."""
+    names = list(contenders)
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(warmup + rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            sync(device)
+            t0 = time.perf_counter()
+            contenders[n]()
+            sync(device)
+            if r >= warmup:
+                times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def summary(xs: List[float]) -> dict:
+    return {"min_ms": 1e3 * min(xs), "median_ms": 1e3 * statistics.median(xs), "rounds": len(xs)}
+
+
+def projection_inputs(R, F, H, density, dtype, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    s = (torch.rand(R, F, generator=g) < density).to(dtype).to(device)
+    w = (torch.randn(H, F, generator=g) / math.sqrt(F)).to(dtype).to(device)
+    grad_u = torch.randn(R, H, generator=g).to(dtype).to(device)
+    return s, w, grad_u
+
+
+def bench_projection(T, B, F, H, densities, dtypes, rounds, warmup, device) -> dict:
+    ops = torch.ops.srcext
+    R = T * B
+    out = {}
+    for dname in dtypes:
+        dtype = DTYPES[dname]
+        auto = layer_crossover(device, dtype)
+        out[dname] = {}
+        for d in densities:
+            s, w, g = projection_inputs(R, F, H, d, dtype, device)
+            events = ops.src_events(s)
+            contenders = {
+                "dense": lambda: (torch.nn.functional.linear(s, w), g.t().mm(s)),
+                "auto": lambda: (ops.src_projection(s, w, auto),
+                                 ops.src_projection_weight_grad(g, s, auto)),
+                "sparse": lambda: (ops.src_projection(s, w, 1.0),
+                                   ops.src_projection_weight_grad(g, s, 1.0)),
+                "events": lambda: (ops.src_event_matmul(*events, w),
+                                   ops.src_event_weight_grad(*events, g, F)),
+            }
+            times = interleaved(contenders, rounds, warmup, device)
+            row = {n: summary(t) for n, t in times.items()}
+            row["measured_density"] = events[1].numel() / (R * F)
+            for n in ("auto", "sparse", "events"):
+                row[f"speedup_{n}_min"] = row["dense"]["min_ms"] / row[n]["min_ms"]
+                row[f"speedup_{n}_median"] = row["dense"]["median_ms"] / row[n]["median_ms"]
+            out[dname][str(d)] = row
+            print(f"  {dname:8s} density {100 * d:5.1f} %: dense {row['dense']['median_ms']:8.1f} ms"
+                  f"  sparse {row['sparse']['median_ms']:7.1f} ms ({row['speedup_sparse_median']:.1f}x)"
+                  f"  events {row['events']['median_ms']:7.1f} ms ({row['speedup_events_median']:.1f}x)"
+                  f"  auto {row['auto']['median_ms']:7.1f} ms  (median; min "
+                  f"{row['speedup_sparse_min']:.1f}x / {row['speedup_events_min']:.1f}x)", flush=True)
+        out[dname]["crossover"] = crossover_density(out[dname], densities)
+    return out
+
+
+def crossover_density(rows: dict, densities) -> dict:
+    """Where the sparse path's median time meets the dense one (log-linear between the two
+    densities that bracket it); None past the measured range."""
+    result = {}
+    for n in ("sparse", "events"):
+        ratio = [(d, rows[str(d)][n]["median_ms"] / rows[str(d)]["dense"]["median_ms"])
+                 for d in densities]
+        found = None
+        for (d0, r0), (d1, r1) in zip(ratio, ratio[1:]):
+            if r0 <= 1.0 < r1:
+                t = (math.log(1.0) - math.log(r0)) / (math.log(r1) - math.log(r0))
+                found = math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0)))
+                break
+        if found is None and ratio and ratio[-1][1] <= 1.0:
+            found = f"> {ratio[-1][0]}"
+        result[n] = found
+    return result
+
+
+def mnist_like_images(B, seed=0):
+    """Digit-sized blobs on 28 x 28: ~19 % of the pixels lit, as MNIST's, intensity ~0.65, so
+    that the paper's gain 0.25 gives ~3 % of non-zero inputs."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    centre = 14 + 2 * torch.randn(B, 2, generator=g)
+    radius = 6 + torch.rand(B, 1, 1, generator=g)
+    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
+    ring = (dist - radius).abs() < 1.7
+    return (ring * (0.3 + 0.7 * torch.rand(B, 28, 28, generator=g)) * 255).to(torch.uint8)
+
+
+def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
+    encoder = RateEncoder(gain=0.25, silent_steps=20, input_steps=200)
+    images = mnist_like_images(B).to(device)
+    labels = torch.randint(0, 10, (B,), generator=torch.Generator().manual_seed(1)).to(device)
+    out = {"T": encoder.steps, "B": B, "layers": "784 -> SRC 512 -> SRC 100"}
+    for precision in precisions:
+        amp = precision == "bf16"
+        steps = {}
+        models = {}
+        for name, mode in (("dense", "dense"), ("events", "auto")):
+            torch.manual_seed(0)
+            model = SRCClassifier(784, hidden_layers=1, hidden_size=512, neurons_per_class=10,
+                                  input_projection=mode).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            gen = torch.Generator(device=device).manual_seed(2)
+            models[name] = model
+
+            def step(model=model, opt=opt, gen=gen, mode=mode):
+                x = (encoder(images, gen, torch.bfloat16 if amp else torch.float32)
+                     if mode == "dense" else
+                     encoder.events(images, gen, torch.bfloat16 if amp else torch.float32))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits, spikes = model(x, return_spikes=True)
+                    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step.rates = [float(s.ne(0).float().mean()) for s in spikes]
+            steps[name] = step
+        times = interleaved(steps, rounds, warmup, device)
+        row = {n: summary(t) for n, t in times.items()}
+        row["speedup_min"] = row["dense"]["min_ms"] / row["events"]["min_ms"]
+        row["speedup_median"] = row["dense"]["median_ms"] / row["events"]["median_ms"]
+        row["input_density"] = float(encoder.events(images, torch.Generator(device=device)
+                                                    .manual_seed(3)).density())
+        row["layer_output_density"] = steps["events"].rates
+        out[precision] = row
+        print(f"  MNIST step {precision}: dense {row['dense']['median_ms']:.0f} ms, events "
+              f"{row['events']['median_ms']:.0f} ms: {row['speedup_median']:.2f}x median, "
+              f"{row['speedup_min']:.2f}x min (input density {100 * row['input_density']:.1f} %, "
+              f"layer outputs {[round(100 * r, 1) for r in row['layer_output_density']]} %)",
+              flush=True)
+    return out
+
+
+def class_images(labels, seed):
+    """A 10-class toy task of MNIST-like images: a ring whose centre depends on the class."""
+    g = torch.Generator().manual_seed(seed)
+    B = labels.numel()
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)],
+                           dtype=torch.float32)
+    centres[9] = torch.tensor([14.0, 14.0])
+    centre = centres[labels] + 0.7 * torch.randn(B, 2, generator=g)
+    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
+    ring = (dist - (4 + (labels == 9).float() * 5)[:, None, None]).abs() < 1.5
+    return (ring * (0.5 + 0.5 * torch.rand(B, 28, 28, generator=g)) * 255).to(torch.uint8)
+
+
+def side_by_side(steps: int, device) -> dict:
+    """The same short training run (same initial weights, same spike draws) with the dense
+    projection and with the event-driven one: losses per step and final test accuracy."""
+    encoder = RateEncoder(gain=0.25, silent_steps=10, input_steps=50)
+    test_labels = torch.arange(128) % 10
+    test_images = class_images(test_labels, 999).to(device)
+    out = {"steps": steps, "B": 32, "T": encoder.steps}
+    for name, mode in (("dense", "dense"), ("events", "auto")):
+        torch.manual_seed(0)
+        model = SRCClassifier(784, hidden_layers=1, hidden_size=128, neurons_per_class=4,
+                              input_projection=mode).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        gen = torch.Generator(device=device).manual_seed(5)
+        losses = []
+        for step in range(steps):
+            labels = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(step))
+            images = class_images(labels, step).to(device)
+            x = encoder(images, gen) if mode == "dense" else encoder.events(images, gen)
+            loss = torch.nn.functional.cross_entropy(model(x), labels.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        with torch.no_grad():
+            x = encoder(test_images, torch.Generator(device=device).manual_seed(7))
+            accuracy = float((model(x).argmax(1).cpu() == test_labels).float().mean())
+        out[name] = {"losses": losses, "test_accuracy": accuracy}
+    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["dense"]["losses"],
+                                                                 out["events"]["losses"]))
+    print(f"  side by side, {steps} steps: loss {out['dense']['losses'][0]:.3f} -> "
+          f"{out['dense']['losses'][-1]:.3f} (dense) / {out['events']['losses'][-1]:.3f} (events), "
+          f"max difference {out['max_loss_difference']:.2e}; test accuracy "
+          f"{out['dense']['test_accuracy']:.3f} / {out['events']['test_accuracy']:.3f}", flush=True)
+    return out
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results["projection"]), figsize=(11, 4.2), squeeze=False)
+    for ax, (dname, rows) in zip(axes[0], results["projection"].items()):
+        ds = [float(d) for d in rows if d != "crossover"]
+        for n, style in (("dense", "k-"), ("sparse", "C0o-"), ("events", "C1s--"), ("auto", "C2:")):
+            ax.plot([100 * d for d in ds], [rows[str(d)][n]["median_ms"] for d in ds], style,
+                    label=n)
+        cross = rows["crossover"].get("sparse")
+        if isinstance(cross, float):
+            ax.axvline(100 * cross, color="C3", lw=0.8)
+            ax.text(100 * cross, ax.get_ylim()[1] * 0.6, f" crossover {100 * cross:.0f} %",
+                    color="C3")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("density of s (% non-zero)")
+        ax.set_ylabel("forward + weight gradient (ms, median)")
+        ax.set_title(f"{dname}: R={results['R']}, F={results['F']}, H={results['H']}")
+        ax.legend()
+    fig.suptitle(f"event-driven projection vs dense GEMM, {results['device']} "
+                 f"({results['threads']} threads)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--T", type=int, default=220)
+    ap.add_argument("--B", type=int, default=64)
+    ap.add_argument("--F", type=int, default=784)
+    ap.add_argument("--H", type=int, default=512)
+    ap.add_argument("--densities", type=float, nargs="+", default=list(DENSITIES))
+    ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    ap.add_argument("--skip-mnist", action="store_true")
+    ap.add_argument("--mnist-precisions", nargs="+", default=["fp32", "bf16"],
+                    choices=["fp32", "bf16"])
+    ap.add_argument("--side-by-side", type=int, default=0, metavar="STEPS",
+                    help="also train a small classifier STEPS steps dense and event-driven")
+    ap.add_argument("--skip-projection", action="store_true")
+    ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/projection_<device>.json)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    results = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/projection_bench.py " + " ".join(
+            sys.argv[1:] if argv is None else argv),
+        "R": args.T * args.B, "F": args.F, "H": args.H, "layer_crossover": {d: layer_crossover(device, t) for d, t in DTYPES.items()},
+        "load_average_at_start": os.getloadavg(),
+    }
+    if not args.skip_projection:
+        print(f"projection alone: R = {args.T} * {args.B}, F = {args.F}, H = {args.H}, "
+              f"{args.threads} threads, {args.rounds} rounds (interleaved)")
+        results["projection"] = bench_projection(args.T, args.B, args.F, args.H, args.densities,
+                                                 args.dtypes, args.rounds, args.warmup, device)
+        for dname, rows in results["projection"].items():
+            print(f"  crossover {dname}: {rows['crossover']}")
+    if not args.skip_mnist:
+        print("MNIST 784-512-100 training step, dense vs event-driven:")
+        results["mnist"] = bench_mnist(args.B, args.rounds, args.warmup, device,
+                                       args.mnist_precisions)
+    if args.side_by_side:
+        print("side-by-side training, dense vs event-driven projection:")
+        results["side_by_side"] = side_by_side(args.side_by_side, device)
+    results["load_average_at_end"] = os.getloadavg()
+    out = args.out or os.path.join(HERE, "results", f"projection_{device.type}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    if "projection" in results:
+        png = os.path.splitext(out)[0] + ".png"
+        plot(results, png)
+        print(f"wrote {out} and {png}")
+    else:
+        print(f"wrote {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Event-driven input projection: ``u = s W^T`` and ``dW = grad_u^T s`` from the non-zero
+entries of ``s`` only.
+
+The ops (schemas in csrc/src_events.h, kernels in csrc/cpu/src_events_cpu.cpp and
+csrc/cuda/src_events.cuh) work on an *event list*, the CSR form of a 2-D input s (R, F) with
+R = T * B time-major rows: ``row_ptr`` (R + 1,) int64, ``col`` (nnz,) int64, ``val`` (nnz,).
+
+* ``src_events(s)`` builds it (one pass that also counts);
+* ``src_event_matmul(row_ptr, col, val, weight)`` is ``u = S W^T``;
+* ``src_event_weight_grad(row_ptr, col, val, grad_u, F)`` is ``grad_u^T S``, deterministic;
+* ``src_projection(s, weight, max_density)`` / ``src_projection_weight_grad`` take the dense s,
+  build its events, and run the dense GEMM instead when more than ``max_density`` of s is
+  non-zero: the count that decides is the pass that builds the events, and every output has a
+  static shape, so that the pair compiles (torch.compile fullgraph) with no graph break.
+
+Here: their fakes and autograd (registered at import, and again by the tests for the CUDA
+host emulation's namespace), the layer's projection (:func:`input_projection`) and the event
+input the layer accepts (:class:`Events`: torch sparse COO / CSR tensors, or an event list).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ._extension import extension_loaded, fused_available
+
+PROJECTIONS = ("auto", "dense", "sparse")
+
+# The density (fraction of non-zero inputs) below which "auto" runs the event-driven
+# projection, per device type and dtype of the projection.
+# CPU: measured with benchmarks/projection_bench.py (speed.py --projection) on the development
+# machine (AMD EPYC Zen 2, AVX2, 2 cores shared with other jobs; docs/events.md): forward +
+# weight gradient from a dense input tie with the float32 GEMM at ~29 % (0.25 taken, float64
+# alike); the bfloat16 GEMM (no native bf16 on AVX2) is 6x slower than the events still at
+# 30 % and float16's 8x (0.5 taken for both). A CPU with AVX-512 BF16 / AMX would lower these.
+# CUDA: a prediction, not a measurement (no GPU was available to this work), conservative,
+# see benchmarks/GPU_NOTES.md: the event path is predicted to beat the float32 SIMT GEMM only
+# below a few percent, and never the tensor-core bfloat16 / float16 GEMM (auto stays dense).
+CROSSOVER = {
+    ("cpu", torch.float64): 0.25, ("cpu", torch.float32): 0.25,
+    ("cpu", torch.bfloat16): 0.5, ("cpu", torch.float16): 0.5,
+    ("cuda", torch.float64): 0.01, ("cuda", torch.float32): 0.01,
+    ("cuda", torch.bfloat16): 0.0, ("cuda", torch.float16): 0.0,
+}
+
+
+def crossover(device, dtype: torch.dtype = torch.float32) -> float:
+    """The density below which input_projection="auto" computes from the events."""
+    return CROSSOVER.get((torch.device(device).type, dtype), 0.0)
+
+
+def validate_projection(mode: str, owner: str = "SRC") -> str:
+    if mode not in PROJECTIONS:
+        raise ValueError(f"{owner}: input_projection must be one of {', '.join(PROJECTIONS)}, "
+                         f"got {mode!r}")
+    return mode
+
+
+# ---- event input ----------------------------------------------------------------------------
+
+@dataclass
+class Events:
+    """An event list standing for a time-major input (T, B, F): row t * B + b of the CSR
+    (``row_ptr``, ``col``, ``val``) is input step t of sample b. What :class:`srcext.SRC`
+    consumes without a dense (T, B, F) tensor; make one with :func:`as_events`, or take it
+    from :meth:`srcext.data.RateEncoder.events`."""
+    row_ptr: torch.Tensor
+    col: torch.Tensor
+    val: torch.Tensor
+    steps: int
+    batch: int
+    features: int
+
+    @property
+    def shape(self):
+        return torch.Size((self.steps, self.batch, self.features))
+
+    @property
+    def device(self) -> torch.device:
+        return self.val.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.val.dtype
+
+    def density(self) -> float:
+        total = self.steps * self.batch * self.features
+        return self.col.numel() / total if total else 0.0
+
+    def rows(self) -> torch.Tensor:
+        """The row t * B + b of each event (nnz,)."""
+        counts = self.row_ptr.diff()
+        return torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense (T, B, F) input."""
+        dense = self.val.new_zeros(self.steps * self.batch * self.features)
+        dense.index_put_((self.rows() * self.features + self.col,), self.val, accumulate=True)
+        return dense.view(self.steps, self.batch, self.features)
+
+    def to(self, dtype: torch.dtype) -> "Events":
+        return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch,
+                      self.features)
+
+
+def is_event_input(x) -> bool:
+    return isinstance(x, Events) or (isinstance(x, torch.Tensor) and x.layout in (
+        torch.sparse_coo, torch.sparse_csr))
+
+
+def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
+    """The :class:`Events` of a sparse COO tensor (T, B, F) (or (B, T, F) with batch_first),
+    a batched sparse CSR tensor of the same shape, or an :class:`Events` (returned as is).""" 
+    if isinstance(x, Events):
+        return x
+    if x.dim() != 3:
+        raise ValueError(f"{owner}: a sparse input must be 3-D (T, B, F) (or (B, T, F) with "
+                         f"batch_first), got shape {tuple(x.shape)}")
+    if x.layout == torch.sparse_csr:  # batched CSR (one (B, F) matrix per step): via COO
+        x = x.to_sparse_coo()
+    if batch_first:
+        x = x.transpose(0, 1)
+    T, B, F = x.shape
+    # Coalescing sorts the indices by (t, b, f): by row t * B + b, then column, as a CSR.
+    x = x.coalesce()
+    idx = x.indices()
+    rows = idx[0] * B + idx[1]
+    row_ptr = torch.zeros(T * B + 1, dtype=torch.int64, device=x.device)
+    row_ptr[1:] = torch.bincount(rows, minlength=T * B).cumsum(0)
+    return Events(row_ptr, idx[2].contiguous(), x.values(), T, B, F)
+
+
+# ---- the layer's projection -------------------------------------------------------------------
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def event_projection_available(device: torch.device) -> bool:
+    return extension_loaded() and fused_available(device) and torch.device(device).type in (
+        "cpu", "cuda")
+
+
+def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tensor:
+    """``u = x W^T`` (T, B, H) of a layer's input: dense x (T, B, F) or :class:`Events`.
+
+    ``mode``: "dense" (one GEMM, as torch.nn.functional.linear), "sparse" (from the events of
+    x) or "auto" (events when at most :func:`crossover` of x is non-zero; the count is part of
+    the pass that builds the events). Under autocast, x and W are cast to the autocast dtype as
+    the GEMM would be, so that u has the same dtype on every path."""
+    if isinstance(x, Events):
+        if not event_projection_available(weight.device):
+            return torch.nn.functional.linear(x.to_dense(), weight)
+        low = _autocast_dtype(weight.device.type)
+        if low is not None:
+            x, weight = x.to(low), weight.to(low)
+        elif x.dtype != weight.dtype:
+            x = x.to(weight.dtype)
+        u = torch.ops.srcext.src_event_matmul(x.row_ptr, x.col, x.val, weight)
+        return u.view(x.steps, x.batch, weight.shape[0])
+    if mode == "dense" or not event_projection_available(x.device):
+        if mode == "sparse":
+            raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for "
+                               f"{x.device}")
+        return torch.nn.functional.linear(x, weight)
+    low = _autocast_dtype(x.device.type)
+    if low is not None:
+        x, weight = x.to(low), weight.to(low)
+    T, B, F = x.shape
+    max_density = 1.0 if mode == "sparse" else crossover(x.device, x.dtype)
+    u, _count = torch.ops.srcext.src_projection(x.reshape(T * B, F), weight, max_density)
+    return u.view(T, B, weight.shape[0])
+
+
+# ---- fakes and autograd -----------------------------------------------------------------------
+
+def register_event_formulas(namespace: str = "srcext") -> None:
+    """Register the fakes and autograd of the event ops ``{namespace}::src_events`` etc.
+    Done for ``srcext`` at import; the tests call it once more for the CUDA host emulation."""
+    ops = getattr(torch.ops, namespace)
+
+    @torch.library.register_fake(f"{namespace}::src_events")
+    def _events_fake(s):
+        nnz = torch.library.get_ctx().new_dynamic_size()
+        R = s.shape[0]
+        return (s.new_empty((R + 1,), dtype=torch.int64), s.new_empty((nnz,), dtype=torch.int64),
+                s.new_empty((nnz,)))
+
+    @torch.library.register_fake(f"{namespace}::src_event_matmul")
+    def _matmul_fake(row_ptr, col, val, weight):
+        return val.new_empty((row_ptr.shape[0] - 1, weight.shape[0]))
+
+    @torch.library.register_fake(f"{namespace}::src_event_weight_grad")
+    def _weight_grad_fake(row_ptr, col, val, grad_u, num_inputs):
+        return grad_u.new_empty((grad_u.shape[1], num_inputs))
+
+    @torch.library.register_fake(f"{namespace}::src_projection")
+    def _projection_fake(s, weight, max_density):
+        return s.new_empty((s.shape[0], weight.shape[0])), s.new_empty((), dtype=torch.int64)
+
+    @torch.library.register_fake(f"{namespace}::src_projection_weight_grad")
+    def _projection_weight_grad_fake(grad_u, s, max_density):
+        return grad_u.new_empty((grad_u.shape[1], s.shape[1]))
+
+    # src_projection: u = s W^T. grad_s = grad_u W (dense: the input gradient has no sparsity
+    # to exploit), grad_W = grad_u^T s by the events of s.
+    def _projection_setup(ctx, inputs, output):
+        s, weight, max_density = inputs
+        ctx.max_density = max_density
+        ctx.save_for_backward(s if ctx.needs_input_grad[1] else None,
+                              weight if ctx.needs_input_grad[0] else None)
+        ctx.mark_non_differentiable(output[1])
+
+    def _projection_backward(ctx, grad_u, _grad_count):
+        s, weight = ctx.saved_tensors
+        grad_s = grad_u.mm(weight) if ctx.needs_input_grad[0] else None
+        grad_w = (ops.src_projection_weight_grad(grad_u, s, ctx.max_density)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_s, grad_w, None
+
+    torch.library.register_autograd(f"{namespace}::src_projection", _projection_backward,
+                                    setup_context=_projection_setup)
+
+    # src_event_matmul: u[r] = sum over the events (r, f, v) of v W[:, f].
+    def _matmul_setup(ctx, inputs, output):
+        row_ptr, col, val, weight = inputs
+        ctx.num_inputs = weight.shape[1]
+        ctx.save_for_backward(row_ptr, col, val, weight)
+
+    def _matmul_backward(ctx, grad_u):
+        row_ptr, col, val, weight = ctx.saved_tensors
+        grad_val = grad_w = None
+        if ctx.needs_input_grad[2]:
+            # d u[r, h] / d v = W[h, f]: one dot product per event.
+            counts = row_ptr.diff()
+            rows = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device),
+                                           counts)
+            grad_val = (grad_u.index_select(0, rows) * weight.t().index_select(0, col)).sum(1)
+        if ctx.needs_input_grad[3]:
+            grad_w = ops.src_event_weight_grad(row_ptr, col, val, grad_u, ctx.num_inputs)
+        return None, None, grad_val, grad_w
+
+    torch.library.register_autograd(f"{namespace}::src_event_matmul", _matmul_backward,
+                                    setup_context=_matmul_setup)
+
+    def _no_double_backward(ctx, *grads):
+        raise RuntimeError("srcext: double backward through the event-driven projection is "
+                           "not supported; use input_projection='dense'")
+
+    for name in ("src_event_weight_grad", "src_projection_weight_grad"):
+        torch.library.register_autograd(f"{namespace}::{name}", _no_double_backward)
+
+
+if extension_loaded():
+    register_event_formulas("srcext")

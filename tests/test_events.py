@@ -1,0 +1,422 @@
+"""The event-driven input projection (srcext.events, csrc/src_events*): the ops against dense
+float64 matrix products on random inputs of every density, their gradients (gradcheck), their
+registration (opcheck), the determinism of the weight gradient, bad input; and the SRC layer
+with input_projection dense / sparse / auto, and with sparse (event) input."""
+import warnings
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import srcext
+from srcext.events import Events, as_events
+
+from helpers import assert_close, requires_fused
+
+pytestmark = requires_fused
+
+DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+DTYPE_IDS = ["f64", "f32", "bf16", "f16"]
+DENSITIES = [0.0, 0.005, 0.03, 0.3, 1.0]
+# Relative error of a product of length F against float64 (storage rounding of the result).
+TOL = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+
+
+def spikes(R, F, density, dtype=torch.float32, seed=0, analog=True):
+    """(R, F) with about `density` of its entries non-zero: analog values (either sign, as
+    SRC's own pulses may be scaled) or ones."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(R, F, generator=g) < density
+    values = torch.randn(R, F, generator=g, dtype=torch.float64) if analog else torch.ones(R, F)
+    return (mask * values).to(dtype)
+
+
+def ops_of(namespace="srcext"):
+    return getattr(torch.ops, namespace)
+
+
+# ---- the ops (shared with tests/test_events_cuda_emulation.py) --------------------------------
+
+def check_events(ops, R, F, density, dtype, seed=0):
+    s = spikes(R, F, density, dtype, seed)
+    row_ptr, col, val = ops.src_events(s)
+    nz = s.ne(0)
+    rows, cols = nz.nonzero(as_tuple=True)  # row-major: the CSR's order
+    assert row_ptr.dtype == col.dtype == torch.int64 and val.dtype == dtype
+    assert row_ptr.tolist() == [0] + nz.sum(1).cumsum(0).tolist()
+    assert torch.equal(col, cols)
+    assert torch.equal(val, s[rows, cols])
+
+
+def check_matmul_and_weight_grad(ops, R, F, H, density, dtype, seed=0):
+    s = spikes(R, F, density, dtype, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    weight = torch.randn(H, F, generator=g, dtype=torch.float64).to(dtype)
+    grad_u = torch.randn(R, H, generator=g, dtype=torch.float64).to(dtype)
+    u_ref = s.double() @ weight.double().t()
+    gw_ref = grad_u.double().t() @ s.double()
+    row_ptr, col, val = ops.src_events(s)
+    u = ops.src_event_matmul(row_ptr, col, val, weight)
+    gw = ops.src_event_weight_grad(row_ptr, col, val, grad_u, F)
+    assert u.dtype == gw.dtype == dtype and u.shape == (R, H) and gw.shape == (H, F)
+    assert_close(u, u_ref, TOL[dtype], "u")
+    assert_close(gw, gw_ref, TOL[dtype], "grad_weight")
+    # The composite ops, on both sides of the crossover.
+    for max_density in (0.0, density, 1.0):
+        up, count = ops.src_projection(s, weight, max_density)
+        assert count.item() == int(s.ne(0).sum())
+        assert_close(up, u_ref, TOL[dtype], f"src_projection u at max_density={max_density}")
+        gwp = ops.src_projection_weight_grad(grad_u, s, max_density)
+        assert_close(gwp, gw_ref, TOL[dtype], f"src_projection grad_weight at {max_density}")
+    if density == 0.0 or R * F == 0:
+        assert torch.count_nonzero(u) == 0 and torch.count_nonzero(gw) == 0
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_events_are_the_csr(dtype, density):
+    check_events(ops_of(), 57, 100, density, dtype)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (1, 1), (40, 17), (5, 33)])
+def test_events_edge_shapes(shape):
+    for density in (0.0, 0.5, 1.0):
+        check_events(ops_of(), *shape, density, torch.float32)
+
+
+def test_events_zero_sign_and_nan():
+    s = torch.tensor([[0.0, -0.0, 1.0, float("nan"), -2.0]])
+    row_ptr, col, val = torch.ops.srcext.src_events(s)
+    assert col.tolist() == [2, 3, 4] and row_ptr.tolist() == [0, 3]  # -0 is zero, NaN is not
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_matmul_and_weight_grad_match_dense(dtype, density):
+    # H = 150: two full tiles of 64 columns and a partial one.
+    check_matmul_and_weight_grad(ops_of(), 70, 45, 150, density, dtype, seed=3)
+
+
+def test_one_active_input():
+    s = torch.zeros(30, 50)
+    s[17, 23] = 0.75
+    w = torch.randn(9, 50)
+    u, count = torch.ops.srcext.src_projection(s, w, 1.0)
+    assert count.item() == 1
+    expected = torch.zeros(30, 9)
+    expected[17] = 0.75 * w[:, 23]
+    assert torch.equal(u, expected)
+    g = torch.randn(30, 9)
+    gw = torch.ops.srcext.src_projection_weight_grad(g, s, 1.0)
+    expected_gw = torch.zeros(9, 50)
+    expected_gw[:, 23] = 0.75 * g[17]
+    assert torch.equal(gw, expected_gw)
+
+
+def test_weight_grad_is_bitwise_reproducible():
+    """Same bits run to run and whatever the number of threads: each element of the weight
+    gradient is summed by one thread in one order."""
+    s = spikes(2000, 300, 0.05, seed=5)
+    grad_u = torch.randn(2000, 200, generator=torch.Generator().manual_seed(6))
+    events = torch.ops.srcext.src_events(s)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (threads, 1, threads):
+            torch.set_num_threads(n)
+            results.append(torch.ops.srcext.src_event_weight_grad(*events, grad_u, 300))
+            results.append(torch.ops.srcext.src_projection_weight_grad(grad_u, s, 1.0))
+    finally:
+        torch.set_num_threads(threads)
+    for r in results[1:]:
+        assert torch.equal(r, results[0])
+
+
+def test_gradcheck_float64():
+    s = spikes(12, 9, 0.3, torch.float64, seed=7).requires_grad_()
+    w = torch.randn(5, 9, dtype=torch.float64, requires_grad=True)
+    for max_density in (0.0, 1.0):
+        torch.autograd.gradcheck(lambda s, w: torch.ops.srcext.src_projection(s, w, max_density)[0],
+                                 (s, w))
+    row_ptr, col, val = torch.ops.srcext.src_events(s.detach())
+    val = val.clone().requires_grad_()
+    torch.autograd.gradcheck(
+        lambda v, w: torch.ops.srcext.src_event_matmul(row_ptr, col, v, w), (val, w))
+
+
+def test_opcheck():
+    s = spikes(20, 30, 0.2, seed=8)
+    w = torch.randn(7, 30, requires_grad=True)
+    events = torch.ops.srcext.src_events(s)
+    grad_u = torch.randn(20, 7)
+    cases = [
+        (torch.ops.srcext.src_events.default, (s,)),
+        (torch.ops.srcext.src_event_matmul.default, (*events, w)),
+        (torch.ops.srcext.src_event_weight_grad.default, (*events, grad_u, 30)),
+        (torch.ops.srcext.src_projection.default, (s.clone().requires_grad_(), w, 1.0)),
+        (torch.ops.srcext.src_projection.default, (s, w, 0.0)),
+        (torch.ops.srcext.src_projection_weight_grad.default, (grad_u, s, 1.0)),
+    ]
+    for op, args in cases:
+        torch.library.opcheck(op, args)
+
+
+def test_bad_input():
+    s = spikes(4, 6, 0.5)
+    w = torch.randn(3, 6)
+    events = torch.ops.srcext.src_events(s)
+    with pytest.raises(ValueError, match="2-D"):
+        torch.ops.srcext.src_events(s.view(2, 2, 6))
+    with pytest.raises(TypeError, match="floating point"):
+        torch.ops.srcext.src_events(s.long())
+    with pytest.raises(ValueError, match="does not match"):
+        torch.ops.srcext.src_projection(s, torch.randn(3, 5), 1.0)
+    with pytest.raises(TypeError, match="dtype"):
+        torch.ops.srcext.src_projection(s, w.double(), 1.0)
+    with pytest.raises(ValueError, match="max_density"):
+        torch.ops.srcext.src_projection(s, w, float("nan"))
+    with pytest.raises(ValueError, match="col must lie"):
+        torch.ops.srcext.src_event_matmul(*events, torch.randn(3, 2))
+    with pytest.raises(TypeError, match="int64"):
+        torch.ops.srcext.src_event_matmul(events[0].int(), events[1], events[2], w)
+    with pytest.raises(ValueError, match="row_ptr"):
+        torch.ops.srcext.src_event_matmul(events[0] + 1, events[1], events[2], w)
+    with pytest.raises(ValueError, match="one length"):
+        torch.ops.srcext.src_event_matmul(events[0], events[1][:-1], events[2], w)
+    with pytest.raises(ValueError, match="R = 4"):
+        torch.ops.srcext.src_event_weight_grad(*events, torch.randn(5, 3), 6)
+    with pytest.raises(TypeError, match="dtype"):
+        torch.ops.srcext.src_event_weight_grad(*events, torch.randn(4, 3).double(), 6)
+    with pytest.raises(TypeError, match="weight has dtype"):
+        torch.ops.srcext.src_event_matmul(*events, w.half())
+    with pytest.raises(ValueError, match="num_inputs"):
+        torch.ops.srcext.src_event_weight_grad(*events, torch.randn(4, 3), -1)
+
+
+# ---- the layer ----------------------------------------------------------------------------------
+
+def make_layer(mode, seed=0, dtype=torch.float32, **kw):
+    torch.manual_seed(seed)
+    # Large weights, so that every layer fires and the comparison sees spikes, not zeros.
+    return srcext.SRC(40, 24, input_projection=mode, weight_scale=12.0, dtype=dtype, **kw)
+
+
+def run_layer(model, x, **kw):
+    out, state = model(x, **kw)
+    g = torch.Generator().manual_seed(99)
+    weights = torch.randn(out.shape, generator=g).to(out.dtype)
+    (out.float() * weights.float()).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return out.detach(), state, grads
+
+
+def layer_input(T, B, F, density, dtype=torch.float32, seed=1):
+    return spikes(T * B, F, density, dtype, seed, analog=False).view(T, B, F)
+
+
+def compare_modes(x, tol, modes=("sparse", "auto"), layer_kw=None, call_kw=None, dtype=None):
+    layer_kw, call_kw = layer_kw or {}, call_kw or {}
+    dtype = dtype or torch.float32
+    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", dtype=dtype, **layer_kw), x,
+                                              **call_kw)
+    assert ref_out.abs().sum() > 0, "the test layer must fire"
+    for mode in modes:
+        out, state, grads = run_layer(make_layer(mode, dtype=dtype, **layer_kw), x, **call_kw)
+        assert_close(out, ref_out, tol, f"{mode} output")
+        for a, b in zip(state, ref_state):
+            assert_close(a, b, tol, f"{mode} state")
+        for name in ref_grads:
+            assert_close(grads[name], ref_grads[name], tol, f"{mode} grad {name}")
+
+
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.3, 1.0])
+def test_layer_modes_agree(density):
+    x = layer_input(30, 4, 40, density)
+    if density == 0.0:
+        for mode in ("dense", "sparse", "auto"):
+            out, _, grads = run_layer(make_layer(mode), x)
+        return
+    compare_modes(x, 1e-5, layer_kw=dict(num_layers=2))
+
+
+def test_layer_modes_agree_float64():
+    x = layer_input(25, 3, 40, 0.05, torch.float64)
+    compare_modes(x, 1e-12, layer_kw=dict(num_layers=2), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("option", ["batch_first", "bidirectional", "lengths", "packed", "state"])
+def test_layer_modes_agree_with_options(option):
+    T, B = 30, 4
+    x = layer_input(T, B, 40, 0.05)
+    layer_kw, call_kw = dict(num_layers=2), {}
+    lengths = torch.tensor([30, 11, 25, 1])
+    if option == "batch_first":
+        layer_kw["batch_first"] = True
+        x = x.transpose(0, 1).contiguous()
+    elif option == "bidirectional":
+        layer_kw["bidirectional"] = True
+        call_kw["lengths"] = lengths
+    elif option == "lengths":
+        call_kw["lengths"] = lengths
+    elif option == "packed":
+        x = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    elif option == "state":
+        g = torch.Generator().manual_seed(4)
+        call_kw["state"] = tuple(torch.rand(2, B, 24, generator=g) for _ in range(3))
+    if option == "packed":
+        outs = []
+        for mode in ("dense", "sparse"):
+            out, _ = make_layer(mode, **layer_kw)(x)
+            outs.append(out.data)
+        assert_close(outs[1], outs[0], 1e-5, "packed output")
+        return
+    compare_modes(x, 1e-5, layer_kw=layer_kw, call_kw=call_kw)
+
+
+def test_layer_modes_agree_under_bf16_autocast():
+    """The projection under CPU autocast: u in bfloat16 on every path, as the GEMM gives."""
+    x = layer_input(30, 4, 40, 0.05)
+    results = {}
+    for mode in ("dense", "sparse", "auto"):
+        model = make_layer(mode, num_layers=2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = model(x)
+        assert out.dtype == torch.bfloat16
+        out.float().sum().backward()
+        results[mode] = (out.float(), model.weight_l0.grad.clone(), model.weight_l1.grad.clone())
+    for mode in ("sparse", "auto"):
+        for a, b in zip(results[mode], results["dense"]):
+            assert_close(a, b, 5e-2, f"{mode} under autocast")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
+def test_layer_modes_agree_half_storage(dtype):
+    x = layer_input(30, 4, 40, 0.05, dtype)
+    compare_modes(x, 5e-2, modes=("sparse",), dtype=dtype)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_sparse_tensor_and_event_input(batch_first):
+    T, B = 30, 4
+    x = layer_input(T, B, 40, 0.05)
+    if batch_first:
+        x = x.transpose(0, 1).contiguous()
+    kw = dict(num_layers=2, batch_first=batch_first)
+    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", **kw), x)
+    inputs = [x.to_sparse(), as_events(x.to_sparse(), batch_first)]
+    for inp in inputs:
+        out, state, grads = run_layer(make_layer("auto", **kw), inp)
+        assert_close(out, ref_out, 1e-5, "output from events")
+        for name in ref_grads:
+            assert_close(grads[name], ref_grads[name], 1e-5, f"grad {name} from events")
+
+
+def test_event_input_bidirectional_and_lengths():
+    x = layer_input(20, 3, 40, 0.05)
+    lengths = torch.tensor([20, 7, 13])
+    kw = dict(bidirectional=True)
+    ref = make_layer("dense", **kw)(x, lengths=lengths)[0]
+    out = make_layer("sparse", **kw)(x.to_sparse(), lengths=lengths)[0]
+    assert_close(out, ref, 1e-5, "bidirectional from events")
+
+
+def test_batched_csr_input():
+    # A batched CSR tensor needs as many events at every step: one spike per (t, b).
+    T, B, F = 10, 3, 40
+    x = torch.zeros(T, B, F)
+    idx = torch.randint(0, F, (T, B), generator=torch.Generator().manual_seed(2))
+    x.scatter_(2, idx.unsqueeze(2), 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        csr = x.to_sparse_csr()
+    ref = make_layer("dense")(x)[0]
+    assert_close(make_layer("auto")(csr)[0], ref, 1e-5, "from batched CSR")
+
+
+def test_layer_event_input_errors():
+    model = make_layer("auto")
+    x = layer_input(10, 2, 40, 0.1)
+    with pytest.raises(ValueError, match="input_size 40"):
+        model(layer_input(10, 2, 39, 0.1).to_sparse())
+    with pytest.raises(ValueError, match="3-D"):
+        model(x[0].to_sparse())
+    with pytest.raises(TypeError, match="dtype"):
+        model(x.double().to_sparse())
+    with pytest.raises(ValueError, match="input_projection"):
+        srcext.SRC(4, 4, input_projection="events")
+
+
+def test_events_round_trip():
+    x = layer_input(6, 5, 40, 0.2)
+    e = as_events(x.to_sparse())
+    assert e.shape == x.shape and torch.equal(e.to_dense(), x)
+    assert abs(e.density() - x.ne(0).float().mean().item()) < 1e-9
+    row_ptr, col, val = torch.ops.srcext.src_events(x.view(30, 40))
+    assert torch.equal(e.row_ptr, row_ptr) and torch.equal(e.col, col) and torch.equal(e.val, val)
+
+
+@pytest.mark.parametrize("mode", ["sparse", "auto"])
+def test_layer_compiles_fullgraph(mode):
+    x = layer_input(20, 3, 40, 0.05)
+    ref_model = make_layer("dense", num_layers=2)
+    ref = ref_model(x)[0]
+    model = make_layer(mode, num_layers=2)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out = compiled(x)[0]
+    out.sum().backward()
+    ref.sum().backward()
+    assert_close(out, ref, 1e-5, "compiled output")
+    assert_close(model.weight_l0.grad, ref_model.weight_l0.grad, 1e-5, "compiled grad")
+
+
+def test_src_events_compiles_with_dynamic_size():
+    def f(s, w):
+        row_ptr, col, val = torch.ops.srcext.src_events(s)
+        return torch.ops.srcext.src_event_matmul(row_ptr, col, val, w)
+
+    s = spikes(30, 40, 0.1)
+    w = torch.randn(8, 40)
+    out = torch.compile(f, fullgraph=True, backend="aot_eager")(s, w)
+    assert_close(out, s @ w.t(), 1e-5, "compiled events")
+
+
+def test_rate_encoder_events_are_its_spikes():
+    from srcext.data import RateEncoder
+
+    g = torch.Generator().manual_seed(5)
+    images = (torch.rand(6, 28, 28, generator=g) * 255 * (torch.rand(6, 28, 28, generator=g) < 0.3)
+              ).to(torch.uint8)
+    encoder = RateEncoder(gain=0.5, silent_steps=3, input_steps=12)
+    for dtype in (torch.float32, torch.bfloat16):
+        dense = encoder(images, torch.Generator().manual_seed(1), dtype)
+        events = encoder.events(images, torch.Generator().manual_seed(1), dtype)
+        assert events.shape == dense.shape and events.dtype == dtype
+        assert torch.equal(events.to_dense(), dense)
+        assert events.col.numel() == int(dense.ne(0).sum()) > 0
+    # The layer takes them as they are, with the result of the dense spikes.
+    dense = encoder(images, torch.Generator().manual_seed(2))
+    events = encoder.events(images, torch.Generator().manual_seed(2))
+    outs = []
+    for mode, x in (("dense", dense), ("auto", events)):
+        torch.manual_seed(0)
+        outs.append(srcext.SRC(784, 16, weight_scale=12.0, input_projection=mode)(x)[0])
+    assert outs[0].abs().sum() > 0
+    assert_close(outs[1], outs[0], 1e-5, "SRC on the encoder's events")
+
+
+def test_auto_follows_the_crossover():
+    """"auto" takes the event path below the crossover and the GEMM above it. Told apart by an
+    inf weight on an input that is always 0: the GEMM's 0 * inf is NaN, the events skip it."""
+    from srcext.events import crossover, input_projection
+
+    w = torch.randn(30, 40)
+    w[:, 0] = float("inf")
+    c = crossover("cpu", torch.float32)
+    assert 0 < c < 1
+    for density, expect_events in ((c / 3, True), (min(1.0, 3 * c), False)):
+        x = spikes(200, 40, density, seed=3).view(20, 10, 40)
+        x[..., 0] = 0
+        u = input_projection(x, w, "auto")
+        assert torch.isfinite(u).all() == expect_events
+        assert torch.isnan(input_projection(x, w, "dense")).all()
+        assert torch.isfinite(input_projection(x, w, "sparse")).all()
