@@ -18,7 +18,7 @@ from srcext.ops import CHECKPOINT_INTERVAL, run_forward_op, src_recurrence_fused
 from srcext.reference import src_recurrence_reference
 
 import cuda_emulation
-from conftest import FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused, tolerance
+from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused, tolerance
 
 pytestmark = requires_fused
 
