@@ -38,7 +38,6 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "srcpkg"))
 
-import srcext  # noqa: E402
 from srcext.data import RateEncoder  # noqa: E402
 from srcext.events import crossover as layer_crossover  # noqa: E402
 from srcext.models import SRCClassifier  # noqa: E402

@@ -23,7 +23,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import srcext
-from common import NMNISTFrames, StaticImages, UsageError, encoder_of, portable_options, write_json
+from common import (NMNISTFrames, StaticImages, UsageError, encoder_of, learned_dynamics,
+                    portable_options, write_json)
 from srcext.data import DATASETS
 from srcext.models import SRCClassifier
 

@@ -15,7 +15,7 @@ from cuda_emulation import EMULATION, ROOT
 NAMESPACE = "srcext_events_emulation"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load():
     from torch.utils import cpp_extension
 

@@ -9,7 +9,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import srcext
-from srcext.events import Events, as_events
+from srcext.events import as_events
 
 from helpers import assert_close, requires_fused
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import requires_fused
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import projection_bench  # noqa: E402
+import projection_bench
 
 pytestmark = requires_fused
 

@@ -26,4 +26,4 @@ torch.serialization.add_safe_globals(SAFE_GLOBALS + [(SRCConstants, "srcext.refe
 __all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "calibrate_",
            "firing_rates", "record_firing_rates", "FiringRates", "reset_states",
            "detach_states", "fused_available", "extension_loaded", "reference", "ops",
-           "SAFE_GLOBALS", "__version__", "events", "Events"]
+           "SAFE_GLOBALS", "__version__", "constants", "events", "Events"]

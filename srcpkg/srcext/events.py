@@ -100,7 +100,7 @@ class Events:
         dense.index_put_((self.rows() * self.features + self.col,), self.val, accumulate=True)
         return dense.view(self.steps, self.batch, self.features)
 
-    def to(self, dtype: torch.dtype) -> "Events":
+    def to(self, dtype: torch.dtype) -> Events:
         return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch,
                       self.features)
 
@@ -112,7 +112,7 @@ def is_event_input(x) -> bool:
 
 def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
     """The :class:`Events` of a sparse COO tensor (T, B, F) (or (B, T, F) with batch_first),
-    a batched sparse CSR tensor of the same shape, or an :class:`Events` (returned as is).""" 
+    a batched sparse CSR tensor of the same shape, or an :class:`Events` (returned as is)."""
     if isinstance(x, Events):
         return x
     if x.dim() != 3:
