@@ -48,7 +48,8 @@ SRC_HD void advance_block(const CellConstants<float>& k, const float* drive, con
     srcext::cell_input(k, i[l], x[l], dx_di[l]);
   }
   for (int l = 0; l < kLanes; ++l) gate[l] = srcext::cell_gate(k, h[l]);
-  for (int l = 0; l < kLanes; ++l) srcext::cell_candidate(k, x[l], h[l], hs[l], b[l], cand[l], dcand[l]);
+  for (int l = 0; l < kLanes; ++l)
+    srcext::cell_candidate(k, x[l], h[l], hs[l], b[l], cand[l], dcand[l]);
   for (int l = 0; l < kLanes; ++l) {
     const StepTrace<float> tr{dx_di[l], gate[l], cand[l], dcand[l]};
     srcext::cell_advance(k, tr, h[l], hs[l]);
@@ -195,24 +196,29 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "The cell math of srcext's CPU kernels alone, on L1-resident blocks (benchmarks only).";
   m.attr("lanes") = kLanes;
   m.attr("chunk") = kChunk;
-  m.def("forward", [](const std::vector<double>& c, int64_t blocks, int64_t steps) {
-          check_args(blocks, steps);
-          const auto k = constants(c);
-          pybind11::gil_scoped_release release;
-          return timed_blocks(blocks, [&](const BlockData& d) { return forward_math(k, d, steps); });
-        },
-        "Seconds to run `steps` forward steps (the forward kernel's math) on each of `blocks` "
-        "blocks of `lanes` neurons, over ATen's threads.",
-        pybind11::arg("constants"), pybind11::arg("blocks"), pybind11::arg("steps"));
-  m.def("backward", [](const std::vector<double>& c, int64_t blocks, int64_t steps, bool detach) {
-          check_args(blocks, steps);
-          const auto k = constants(c);
-          const int64_t chunks = (steps + kChunk - 1) / kChunk;
-          pybind11::gil_scoped_release release;
-          return timed_blocks(blocks, [&](const BlockData& d) { return backward_math(k, d, chunks, detach); });
-        },
-        "Seconds to run the backward kernel's math (recompute each chunk, walk it back) over "
-        "`steps` steps, rounded up to whole chunks, on each of `blocks` blocks, over ATen's threads.",
-        pybind11::arg("constants"), pybind11::arg("blocks"), pybind11::arg("steps"),
-        pybind11::arg("detach") = true);
+  m.def(
+      "forward",
+      [](const std::vector<double>& c, int64_t blocks, int64_t steps) {
+        check_args(blocks, steps);
+        const auto k = constants(c);
+        pybind11::gil_scoped_release release;
+        return timed_blocks(blocks, [&](const BlockData& d) { return forward_math(k, d, steps); });
+      },
+      "Seconds to run `steps` forward steps (the forward kernel's math) on each of `blocks` "
+      "blocks of `lanes` neurons, over ATen's threads.",
+      pybind11::arg("constants"), pybind11::arg("blocks"), pybind11::arg("steps"));
+  m.def(
+      "backward",
+      [](const std::vector<double>& c, int64_t blocks, int64_t steps, bool detach) {
+        check_args(blocks, steps);
+        const auto k = constants(c);
+        const int64_t chunks = (steps + kChunk - 1) / kChunk;
+        pybind11::gil_scoped_release release;
+        return timed_blocks(
+            blocks, [&](const BlockData& d) { return backward_math(k, d, chunks, detach); });
+      },
+      "Seconds to run the backward kernel's math (recompute each chunk, walk it back) over "
+      "`steps` steps, rounded up to whole chunks, on each of `blocks` blocks, over ATen's threads.",
+      pybind11::arg("constants"), pybind11::arg("blocks"), pybind11::arg("steps"),
+      pybind11::arg("detach") = true);
 }

@@ -34,9 +34,17 @@ struct CellConstants {
 
   SRC_HD static CellConstants from(const Acc* v, int64_t stride) {
     const Acc rho = v[kRho * stride], z = v[kZ * stride], z_hyp = v[kZHyp * stride];
-    return {v[kAlpha * stride], rho, Acc(1) / rho, v[kR * stride], v[kRS * stride],
-            z, Acc(1) - z, z_hyp, v[kZDep * stride] - z_hyp,
-            v[kGateSlope * stride], v[kGateThreshold * stride]};
+    return {v[kAlpha * stride],
+            rho,
+            Acc(1) / rho,
+            v[kR * stride],
+            v[kRS * stride],
+            z,
+            Acc(1) - z,
+            z_hyp,
+            v[kZDep * stride] - z_hyp,
+            v[kGateSlope * stride],
+            v[kGateThreshold * stride]};
   }
 };
 
@@ -166,8 +174,8 @@ SRC_HD StepJacobian<Acc> step_jacobian(const CellConstants<Acc>& k, const StepTr
 //   kStraightThrough: d s / d h = 1 instead of the true relu derivative.
 // `sig` receives the step's gradient signals (what its constants' gradients are made of).
 template <bool kDetach, bool kStraightThrough, typename Acc>
-SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac,
-                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias, StepSignals<Acc>& sig) {
+SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac, Acc grad_spike,
+                         CellGrad<Acc>& g, Acc& dbias, StepSignals<Acc>& sig) {
   // s[t] = relu(h[t])
   const Acc dh = g.dh + (kStraightThrough || jac.spiking ? grad_spike : Acc(0));
   // c[t] = tanh(pre), pre = x + r h[t-1] + r_s hs[t-1] + b;  h[t] = z h[t-1] + (1 - z) c[t]
@@ -191,8 +199,8 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
 }
 
 template <bool kDetach, bool kStraightThrough, typename Acc>
-SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac,
-                         Acc grad_spike, CellGrad<Acc>& g, Acc& dbias) {
+SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& jac, Acc grad_spike,
+                         CellGrad<Acc>& g, Acc& dbias) {
   StepSignals<Acc> unused;  // dead code unless read: the compiler drops it
   return step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, unused);
 }
@@ -251,21 +259,20 @@ SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInp
 
 // Backward of step t from its trace and the state before it (h[t] recomputed for the relu).
 template <bool kDetach, bool kStraightThrough, typename Acc>
-SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
-                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
-                              Acc& dbias, StepSignals<Acc>& sig) {
+SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc h_prev,
+                              Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g, Acc& dbias,
+                              StepSignals<Acc>& sig) {
   const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;  // as cell_advance computes it
-  return step_backward<kDetach, kStraightThrough>(
-      k, step_jacobian(k, tr, h_prev, hs_prev, h_new), grad_spike, g, dbias, sig);
+  return step_backward<kDetach, kStraightThrough>(k, step_jacobian(k, tr, h_prev, hs_prev, h_new),
+                                                  grad_spike, g, dbias, sig);
 }
 
 template <bool kDetach, bool kStraightThrough, typename Acc>
-SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
-                              Acc h_prev, Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g,
-                              Acc& dbias) {
+SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc h_prev,
+                              Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g, Acc& dbias) {
   StepSignals<Acc> unused;
-  return cell_step_backward<kDetach, kStraightThrough>(k, tr, h_prev, hs_prev, grad_spike, g,
-                                                       dbias, unused);
+  return cell_step_backward<kDetach, kStraightThrough>(k, tr, h_prev, hs_prev, grad_spike, g, dbias,
+                                                       unused);
 }
 
 }  // namespace srcext

@@ -60,8 +60,8 @@ inline int64_t check_event_list(const at::Tensor& row_ptr, const at::Tensor& col
                     "srcext: col and val must be 1-D of one length (nnz,), got ", col.sizes(),
                     " and ", val.sizes());
   TORCH_CHECK_VALUE(row_ptr.device() == val.device() && col.device() == val.device(),
-                    "srcext: row_ptr (", row_ptr.device(), "), col (", col.device(),
-                    ") and val (", val.device(), ") must be on one device");
+                    "srcext: row_ptr (", row_ptr.device(), "), col (", col.device(), ") and val (",
+                    val.device(), ") must be on one device");
   const int64_t R = row_ptr.size(0) - 1, nnz = col.size(0);
   if (row_ptr.is_cpu()) {
     const at::Tensor rp = row_ptr.contiguous(), c = col.contiguous();
@@ -146,8 +146,10 @@ at::Tensor src_event_weight_grad_op(const at::Tensor& row_ptr, const at::Tensor&
                                     int64_t num_inputs) {
   TORCH_CHECK_VALUE(num_inputs >= 0, "srcext: num_inputs must be >= 0, got ", num_inputs);
   const int64_t R = check_event_list(row_ptr, col, val, num_inputs);
-  TORCH_CHECK_VALUE(grad_u.dim() == 2 && grad_u.size(0) == R, "srcext: grad_u must be (R, H) "
-                    "with R = ", R, " rows (one per row of the event list), got ", grad_u.sizes());
+  TORCH_CHECK_VALUE(grad_u.dim() == 2 && grad_u.size(0) == R,
+                    "srcext: grad_u must be (R, H) "
+                    "with R = ",
+                    R, " rows (one per row of the event list), got ", grad_u.sizes());
   TORCH_CHECK_VALUE(grad_u.device() == val.device(), "srcext: grad_u is on ", grad_u.device(),
                     " but val is on ", val.device());
   TORCH_CHECK_TYPE(grad_u.scalar_type() == val.scalar_type(), "srcext: grad_u has dtype ",
@@ -177,8 +179,10 @@ template <typename Backend>
 at::Tensor src_projection_weight_grad_op(const at::Tensor& grad_u, const at::Tensor& s,
                                          double max_density) {
   check_dense_events_input(s, "s");
-  TORCH_CHECK_VALUE(grad_u.dim() == 2 && grad_u.size(0) == s.size(0), "srcext: grad_u must be "
-                    "(R, H) with the R = ", s.size(0), " rows of s, got ", grad_u.sizes());
+  TORCH_CHECK_VALUE(grad_u.dim() == 2 && grad_u.size(0) == s.size(0),
+                    "srcext: grad_u must be "
+                    "(R, H) with the R = ",
+                    s.size(0), " rows of s, got ", grad_u.sizes());
   TORCH_CHECK_VALUE(grad_u.device() == s.device(), "srcext: grad_u is on ", grad_u.device(),
                     " but s is on ", s.device());
   TORCH_CHECK_TYPE(grad_u.scalar_type() == s.scalar_type(), "srcext: grad_u has dtype ",

@@ -41,17 +41,16 @@ Fn kernel_for(at::ScalarType dtype, Fn f32, Fn f64, Fn bf16, Fn f16) {
 }
 
 inline void check_same(const Tensor& ref, const Tensor& t, const char* name) {
-  TORCH_CHECK(t.device() == ref.device(), "srcext: ", name, " is on ", t.device(),
-              " but u is on ", ref.device());
+  TORCH_CHECK(t.device() == ref.device(), "srcext: ", name, " is on ", t.device(), " but u is on ",
+              ref.device());
   TORCH_CHECK(t.scalar_type() == ref.scalar_type(), "srcext: ", name, " has dtype ",
               t.scalar_type(), " but u has ", ref.scalar_type());
 }
 
 inline void check_state(const Tensor& u, const Tensor& s, const char* name) {
   check_same(u, s, name);
-  TORCH_CHECK(s.dim() == 2 && s.size(0) == u.size(1) && s.size(1) == u.size(2), "srcext: ",
-              name, " must have shape (B, H) = (", u.size(1), ", ", u.size(2), "), got ",
-              s.sizes());
+  TORCH_CHECK(s.dim() == 2 && s.size(0) == u.size(1) && s.size(1) == u.size(2), "srcext: ", name,
+              " must have shape (B, H) = (", u.size(1), ", ", u.size(2), "), got ", s.sizes());
 }
 
 // The optional per-sample lengths as the kernels read them: int64, contiguous, on u's device;
@@ -64,10 +63,10 @@ inline Tensor checked_lengths(const std::optional<Tensor>& lengths, const Tensor
   const int64_t T = u.size(0), B = u.size(1);
   TORCH_CHECK_TYPE(l.scalar_type() == at::kInt || l.scalar_type() == at::kLong,
                    "srcext: lengths must have dtype int32 or int64, got ", l.scalar_type());
-  TORCH_CHECK_VALUE(l.dim() == 1 && l.size(0) == B, "srcext: lengths must have shape (B,) = (",
-                    B, ",), got ", l.sizes());
-  TORCH_CHECK_VALUE(l.device() == u.device(), "srcext: lengths is on ", l.device(),
-                    " but u is on ", u.device());
+  TORCH_CHECK_VALUE(l.dim() == 1 && l.size(0) == B, "srcext: lengths must have shape (B,) = (", B,
+                    ",), got ", l.sizes());
+  TORCH_CHECK_VALUE(l.device() == u.device(), "srcext: lengths is on ", l.device(), " but u is on ",
+                    u.device());
   Tensor l64 = l.to(at::kLong).contiguous();
   if (l64.is_cpu() && B > 0) {
     const int64_t* v = l64.const_data_ptr<int64_t>();
@@ -94,8 +93,9 @@ inline std::pair<Tensor, ConstantsRef> checked_constants(const Tensor& k, const 
                     "srcext: constants must have shape (K,) = (", int(kNumConstants),
                     ",) (per layer) or (K, H) = (", int(kNumConstants), ", ", H,
                     ") (per neuron), got ", k.sizes());
-  TORCH_CHECK_VALUE(k.is_cpu() || k.device() == u.device(), "srcext: constants are on ",
-                    k.device(), " but u is on ", u.device(), " (they may be on either the CPU "
+  TORCH_CHECK_VALUE(k.is_cpu() || k.device() == u.device(), "srcext: constants are on ", k.device(),
+                    " but u is on ", u.device(),
+                    " (they may be on either the CPU "
                     "or u's device)");
   if (k.dim() == 1 && k.is_cpu() && !per_neuron) {
     // One value per layer, readable on the host: the kernels take them once per launch.
@@ -142,8 +142,8 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   Tensor i_n = at::empty({B, H}, u.options());
   Tensor h_n = at::empty({B, H}, u.options());
   Tensor hs_n = at::empty({B, H}, u.options());
-  Tensor checkpoints = save_for_backward ? Backend::empty({num_checkpoints(T), 3, B, H}, acc)
-                                         : at::empty({0}, acc);
+  Tensor checkpoints =
+      save_for_backward ? Backend::empty({num_checkpoints(T), 3, B, H}, acc) : at::empty({0}, acc);
   if (T == 0 || B * H == 0) {
     // Nothing to run: the final state is the initial one (copies: outputs never alias inputs).
     i_n.copy_(i0c);
@@ -211,15 +211,17 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
     grad_i0.copy_(grad_i_n);
     grad_h0.copy_(grad_h_n);
     grad_hs0.copy_(grad_hs_n);
-    return {grad_u, at::zeros_like(bias), grad_i0, grad_h0, grad_hs0,
-            constants_grad ? at::zeros_like(constants) : at::empty({0}, constants.options())};
+    return {
+        grad_u,   at::zeros_like(bias),
+        grad_i0,  grad_h0,
+        grad_hs0, constants_grad ? at::zeros_like(constants) : at::empty({0}, constants.options())};
   }
   const Tensor bc = bias.contiguous();
   const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
   const Tensor uc = u.contiguous(), ck = checkpoints.contiguous();
   Tensor grad_bias_partial = at::empty({B, H}, g.options().dtype(acc));
-  Tensor grad_constants_partial = constants_grad
-      ? at::empty({kNumConstants, B, H}, g.options().dtype(acc)) : Tensor();
+  Tensor grad_constants_partial =
+      constants_grad ? at::empty({kNumConstants, B, H}, g.options().dtype(acc)) : Tensor();
 
   BackwardParams p{};
   p.T = T;
@@ -247,10 +249,11 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   // Sum the per-neuron partials over the batch in a fixed order: deterministic, no atomics.
   Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());
   // The constants' likewise, over the batch (and the neurons too for per-layer constants).
-  Tensor grad_constants = !constants_grad ? at::empty({0}, constants.options())
-      : (constants.dim() == 2 ? grad_constants_partial.sum(1)
-                              : grad_constants_partial.sum(at::IntArrayRef{1, 2}))
-            .to(constants.device());
+  Tensor grad_constants =
+      !constants_grad ? at::empty({0}, constants.options())
+                      : (constants.dim() == 2 ? grad_constants_partial.sum(1)
+                                              : grad_constants_partial.sum(at::IntArrayRef{1, 2}))
+                            .to(constants.device());
   return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0, grad_constants};
 }
 

@@ -54,7 +54,8 @@ struct ForwardParams {
   void* i_n;           // (N,)     final state
   void* h_n;
   void* hs_n;
-  void* checkpoints;   // (num_checkpoints(T), 3, N) Acc, (i, h, hs) before step c*K; null in inference
+  void*
+      checkpoints;  // (num_checkpoints(T), 3, N) Acc, (i, h, hs) before step c*K; null in inference
   const int64_t* lengths;  // (B,) steps of each sample, or null: all run T steps
 };
 
@@ -62,22 +63,22 @@ struct BackwardParams {
   int64_t T, N, H;
   ConstantsRef k;
   const void* grad_spikes;  // (T, B, H), read through its strides (below): an upstream gradient
-                            // that is broadcast (stride 0) or transposed is not copied
+  // that is broadcast (stride 0) or transposed is not copied
   int64_t grad_spikes_stride_t, grad_spikes_stride_b, grad_spikes_stride_h;  // in elements
-  const void* grad_i_n;     // (N,)
+  const void* grad_i_n;  // (N,)
   const void* grad_h_n;
   const void* grad_hs_n;
-  const void* u;            // (T, N)   the forward's drive
-  const void* bias;         // (H,)
+  const void* u;  // (T, N)   the forward's drive
+  const void* bias;  // (H,)
   const void* checkpoints;  // (num_checkpoints(T), 3, N) Acc
-  void* grad_u;             // (T, N)
+  void* grad_u;  // (T, N)
   void* grad_bias_partial;  // (N,) Acc, per-neuron sums over time; the op reduces over B
   void* grad_constants_partial;  // (K, N) Acc, per-neuron sums over time, or null: no
-                                 // gradient of the constants wanted; the op reduces it
-  void* grad_i0;            // (N,)
+  // gradient of the constants wanted; the op reduces it
+  void* grad_i0;  // (N,)
   void* grad_h0;
   void* grad_hs0;
-  const int64_t* lengths;   // (B,) or null, as in ForwardParams
+  const int64_t* lengths;  // (B,) or null, as in ForwardParams
 };
 
 }  // namespace srcext

@@ -9,13 +9,13 @@
 // entry points, whose callees must all inline.
 #pragma once
 
-#define SRC_BOOL_SWITCH(COND, NAME, ...)   \
-  do {                                     \
-    if (COND) {                            \
-      constexpr bool NAME = true;          \
-      __VA_ARGS__;                         \
-    } else {                               \
-      constexpr bool NAME = false;         \
-      __VA_ARGS__;                         \
-    }                                      \
+#define SRC_BOOL_SWITCH(COND, NAME, ...) \
+  do {                                   \
+    if (COND) {                          \
+      constexpr bool NAME = true;        \
+      __VA_ARGS__;                       \
+    } else {                             \
+      constexpr bool NAME = false;       \
+      __VA_ARGS__;                       \
+    }                                    \
   } while (0)

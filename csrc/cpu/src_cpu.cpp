@@ -21,7 +21,8 @@
 #include "../src_switch.h"
 #include "src_cpu_buffers.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SRCEXT_NO_CPU_CLONES)
 #define SRC_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SRC_CPU_CLONES
@@ -31,9 +32,9 @@ namespace srcext {
 namespace cpu {
 namespace {
 
-constexpr int kLanes = 64;                   // neurons per block: 4 AVX-512 / 8 AVX2 vectors of float
+constexpr int kLanes = 64;  // neurons per block: 4 AVX-512 / 8 AVX2 vectors of float
 constexpr int kChunk = static_cast<int>(kCheckpointInterval);
-constexpr int64_t kPrefetchSteps = 4;        // steps ahead the drive is prefetched
+constexpr int64_t kPrefetchSteps = 4;  // steps ahead the drive is prefetched
 
 // Copy n (<= kLanes) values into a full lane array, zero-padding the rest.
 template <typename Acc, typename scalar_t>
@@ -59,7 +60,8 @@ SRC_HD void store_lanes(const Acc* src, int n, scalar_t* dst) {
 template <typename T>
 SRC_HD void prefetch_row(const T* row, int n) {
   const char* bytes = reinterpret_cast<const char*>(row);
-  for (int off = 0; off < n * static_cast<int>(sizeof(T)); off += 64) __builtin_prefetch(bytes + off);
+  for (int off = 0; off < n * static_cast<int>(sizeof(T)); off += 64)
+    __builtin_prefetch(bytes + off);
 }
 
 template <typename Acc, typename scalar_t>
@@ -110,8 +112,8 @@ struct BlockConstants<Acc, true> {
     }
   }
   SRC_HD CellConstants<Acc> at(int l) const {
-    return {alpha[l], rho[l], inv_rho[l], r[l], r_s[l], z[l], one_minus_z[l], z_hyp[l],
-            z_dep_minus_z_hyp[l], gate_slope[l], gate_threshold[l]};
+    return {alpha[l],       rho[l],   inv_rho[l],           r[l],          r_s[l],           z[l],
+            one_minus_z[l], z_hyp[l], z_dep_minus_z_hyp[l], gate_slope[l], gate_threshold[l]};
   }
 };
 
@@ -152,9 +154,9 @@ SRC_HD void load_lane_lengths(const int64_t* lengths, int64_t H, int64_t T, int6
 // gives the out-of-order core many independent vectors, where one long step per vector
 // would leave it waiting on the chain exp -> reciprocal -> tanh. x is scratch space.
 template <typename Acc, bool kPerNeuron>
-SRC_HD void advance_block(const BlockConstants<Acc, kPerNeuron>& k, const Acc* drive,
-                          const Acc* b, Acc* i, Acc* h, Acc* hs, Acc* x, Acc* dx_di, Acc* gate,
-                          Acc* cand, Acc* dcand) {
+SRC_HD void advance_block(const BlockConstants<Acc, kPerNeuron>& k, const Acc* drive, const Acc* b,
+                          Acc* i, Acc* h, Acc* hs, Acc* x, Acc* dx_di, Acc* gate, Acc* cand,
+                          Acc* dcand) {
   for (int l = 0; l < kLanes; ++l) {
     i[l] = cell_integrate(k.at(l), i[l], drive[l]);
     cell_input(k.at(l), i[l], x[l], dx_di[l]);
@@ -229,8 +231,8 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
 // Where each lane of a block reads a tensor given by its (T, B, H) strides: whole rows when
 // (B, H) is contiguous (the usual case, and a gradient broadcast over T), else a gather.
 struct LaneStrides {
-  int64_t step;       // stride of t
-  bool rows;          // lane l of step t is at t * step + n0 + l
+  int64_t step;  // stride of t
+  bool rows;  // lane l of step t is at t * step + n0 + l
   int64_t lane[kLanes];
 };
 
@@ -298,8 +300,8 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
   load_bias(static_cast<const scalar_t*>(p.bias), p.H, n0, n, b);
   for (int l = 0; l < kLanes; ++l) dbias[l] = Acc(0);
   LaneStrides gs;
-  lane_strides(p.grad_spikes_stride_t, p.grad_spikes_stride_b, p.grad_spikes_stride_h, p.H, n0,
-               n, gs);
+  lane_strides(p.grad_spikes_stride_t, p.grad_spikes_stride_b, p.grad_spikes_stride_h, p.H, n0, n,
+               gs);
   LaneLengths lens;
   load_lane_lengths<kLengths>(p.lengths, p.H, T, n0, n, lens);
   const int64_t shortest = lens.shortest, longest = lens.longest;
@@ -338,8 +340,8 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
       if constexpr (kConstGrad) {
         for (int l = 0; l < kLanes; ++l) {  // lane_out holds x[t]
           const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l], lane_out[l]};
-          dx_drho[j][l] = step_inputs(k.at(l), tr, i_prev[j][l], i[l], h_prev[j][l],
-                                      hs_prev[j][l]).dx_drho;
+          dx_drho[j][l] =
+              step_inputs(k.at(l), tr, i_prev[j][l], i[l], h_prev[j][l], hs_prev[j][l]).dx_drho;
         }
       }
     }
@@ -360,8 +362,8 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
           if constexpr (kConstGrad) {
             ConstantGrads<Acc> d;
             for (int c2 = 0; c2 < kNumConstants; ++c2) d.v[c2] = dk[c2][l];
-            accumulate_constant_grads(k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev,
-                                                            cand, gate, j, l), sig, d);
+            accumulate_constant_grads(
+                k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev, cand, gate, j, l), sig, d);
             for (int c2 = 0; c2 < kNumConstants; ++c2) dk[c2][l] = d.v[c2];
           }
         }
@@ -384,8 +386,8 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
           if constexpr (kConstGrad) {
             ConstantGrads<Acc> d;
             for (int c2 = 0; c2 < kNumConstants; ++c2) d.v[c2] = dk[c2][l];
-            accumulate_constant_grads(k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev,
-                                                            cand, gate, j, l), sig, d);
+            accumulate_constant_grads(
+                k.at(l), chunk_inputs(i_prev, dx_drho, h_prev, hs_prev, cand, gate, j, l), sig, d);
             for (int c2 = 0; c2 < kNumConstants; ++c2) dk[c2][l] = active ? d.v[c2] : dk[c2][l];
           }
         }
@@ -416,7 +418,7 @@ SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
     k.load(p.k, p.H, n0, n);
     SRC_BOOL_SWITCH(save, kSave,
-        forward_block<scalar_t, Acc, kSave, kLengths, kPerNeuron>(p, k, n0, n));
+                    forward_block<scalar_t, Acc, kSave, kLengths, kPerNeuron>(p, k, n0, n));
   }
 }
 
@@ -429,9 +431,10 @@ SRC_HD void backward_blocks_with(const BackwardParams& p, bool detach, bool stra
     const int64_t n0 = blk * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
     k.load(p.k, p.H, n0, n);
-    SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
-        backward_block<scalar_t, Acc, kDetach, kStraightThrough, kLengths, kPerNeuron,
-                       kConstGrad>(p, k, n0, n)));
+    SRC_BOOL_SWITCH(detach, kDetach,
+                    SRC_BOOL_SWITCH(straight_through, kStraightThrough,
+                                    backward_block<scalar_t, Acc, kDetach, kStraightThrough,
+                                                   kLengths, kPerNeuron, kConstGrad>(p, k, n0, n)));
   }
 }
 
@@ -441,12 +444,12 @@ template <typename scalar_t, typename Acc, bool kLengths, bool kDynamics>
 SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_through,
                             int64_t begin, int64_t end) {
   if constexpr (!kDynamics) {
-    backward_blocks_with<scalar_t, Acc, kLengths, false, false>(p, detach, straight_through,
-                                                                begin, end);
+    backward_blocks_with<scalar_t, Acc, kLengths, false, false>(p, detach, straight_through, begin,
+                                                                end);
   } else {
     SRC_BOOL_SWITCH(p.grad_constants_partial != nullptr, kConstGrad,
-        backward_blocks_with<scalar_t, Acc, kLengths, true, kConstGrad>(
-            p, detach, straight_through, begin, end));
+                    backward_blocks_with<scalar_t, Acc, kLengths, true, kConstGrad>(
+                        p, detach, straight_through, begin, end));
   }
 }
 
@@ -458,7 +461,7 @@ SRC_HD void backward_blocks(const BackwardParams& p, bool detach, bool straight_
 // compiled the forward's hot loop about 20 % slower in a function that held them too.
 // The dynamics variants (per-neuron constants, or their gradients) are entry points of their
 // own too, so that the default ones compile exactly the per-layer code.
-#define SRC_CPU_ENTRY_POINTS(NAME, scalar_t, Acc, kLengths, kDynamics)                         \
+#define SRC_CPU_ENTRY_POINTS(NAME, scalar_t, Acc, kLengths, kDynamics)                          \
   SRC_CPU_CLONES void forward_##NAME(const ForwardParams& p, bool save, int64_t b, int64_t e) { \
     forward_blocks<scalar_t, Acc, kLengths, kDynamics>(p, save, b, e);                          \
   }                                                                                             \
@@ -499,12 +502,15 @@ struct CpuBackend {
 
   static void forward(const ForwardParams& p, at::ScalarType dtype, bool save) {
     const bool lengths = p.lengths != nullptr, dynamics = p.k.per_neuron;
-    const auto fn = dynamics
-        ? (lengths ? kernel_for(dtype, &forward_f32_lengths_dynamics, &forward_f64_lengths_dynamics,
+    const auto fn =
+        dynamics
+            ? (lengths
+                   ? kernel_for(dtype, &forward_f32_lengths_dynamics, &forward_f64_lengths_dynamics,
                                 &forward_bf16_lengths_dynamics, &forward_f16_lengths_dynamics)
                    : kernel_for(dtype, &forward_f32_dynamics, &forward_f64_dynamics,
                                 &forward_bf16_dynamics, &forward_f16_dynamics))
-        : (lengths ? kernel_for(dtype, &forward_f32_lengths, &forward_f64_lengths,
+            : (lengths
+                   ? kernel_for(dtype, &forward_f32_lengths, &forward_f64_lengths,
                                 &forward_bf16_lengths, &forward_f16_lengths)
                    : kernel_for(dtype, &forward_f32, &forward_f64, &forward_bf16, &forward_f16));
     at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, save, b, e); });
@@ -512,16 +518,17 @@ struct CpuBackend {
 
   static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
     const bool lengths = p.lengths != nullptr, dynamics = p.k.per_neuron;
-    const auto fn = dynamics
-        ? (lengths ? kernel_for(dtype, &backward_f32_lengths_dynamics,
-                                &backward_f64_lengths_dynamics, &backward_bf16_lengths_dynamics,
-                                &backward_f16_lengths_dynamics)
-                   : kernel_for(dtype, &backward_f32_dynamics, &backward_f64_dynamics,
-                                &backward_bf16_dynamics, &backward_f16_dynamics))
-        : (lengths ? kernel_for(dtype, &backward_f32_lengths, &backward_f64_lengths,
-                                &backward_bf16_lengths, &backward_f16_lengths)
-                   : kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16,
-                                &backward_f16));
+    const auto fn =
+        dynamics
+            ? (lengths ? kernel_for(dtype, &backward_f32_lengths_dynamics,
+                                    &backward_f64_lengths_dynamics, &backward_bf16_lengths_dynamics,
+                                    &backward_f16_lengths_dynamics)
+                       : kernel_for(dtype, &backward_f32_dynamics, &backward_f64_dynamics,
+                                    &backward_bf16_dynamics, &backward_f16_dynamics))
+            : (lengths ? kernel_for(dtype, &backward_f32_lengths, &backward_f64_lengths,
+                                    &backward_bf16_lengths, &backward_f16_lengths)
+                       : kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16,
+                                    &backward_f16));
     at::parallel_for(0, num_blocks(p.N), 1, [&](int64_t b, int64_t e) { fn(p, detach, st, b, e); });
   }
 };

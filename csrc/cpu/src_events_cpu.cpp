@@ -24,8 +24,10 @@
 
 #include "../src_events_ops.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SRCEXT_NO_CPU_CLONES)
-#define SRC_EVENTS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SRCEXT_NO_CPU_CLONES)
+#define SRC_EVENTS_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SRC_EVENTS_CLONES
 #endif
@@ -37,10 +39,10 @@ namespace cpu {
 namespace {
 
 constexpr int kScanBlock = 16;  // inputs tested together: an all-zero block is skipped at once
-constexpr int64_t kSlice = 64;     // columns of u / grad_wt per tile: 4 AVX-512 / 8 AVX2 vectors
+constexpr int64_t kSlice = 64;  // columns of u / grad_wt per tile: 4 AVX-512 / 8 AVX2 vectors
 constexpr int64_t kRowBlock = 64;  // rows of u per block of the matmul
-constexpr int64_t kGradRows = 256; // rows of grad_u per block of the weight gradient
-constexpr int64_t kGrain = 1 << 15; // inputs (or multiply-adds) below which a task runs alone
+constexpr int64_t kGradRows = 256;  // rows of grad_u per block of the weight gradient
+constexpr int64_t kGrain = 1 << 15;  // inputs (or multiply-adds) below which a task runs alone
 
 // Non-zero test on the raw bits for 16-bit floats (sign bit ignored: -0 is zero), which
 // vectorises; NaN counts as non-zero, so that it propagates as through the GEMM.
@@ -53,10 +55,26 @@ SRC_EVENTS_INLINE bool nonzero(c10::Half x) { return (x.x & 0x7fff) != 0; }
 // rule as nonzero()): an integer OR reduction, which vectorises where float compares did not.
 template <typename scalar_t>
 struct ScanBits;
-template <> struct ScanBits<float> { typedef uint32_t __attribute__((may_alias)) U; static constexpr U kMask = 0x7fffffffu; };
-template <> struct ScanBits<double> { typedef uint64_t __attribute__((may_alias)) U; static constexpr U kMask = 0x7fffffffffffffffull; };
-template <> struct ScanBits<c10::BFloat16> { typedef uint16_t __attribute__((may_alias)) U; static constexpr U kMask = 0x7fff; };
-template <> struct ScanBits<c10::Half> { typedef uint16_t __attribute__((may_alias)) U; static constexpr U kMask = 0x7fff; };
+template <>
+struct ScanBits<float> {
+  typedef uint32_t __attribute__((may_alias)) U;
+  static constexpr U kMask = 0x7fffffffu;
+};
+template <>
+struct ScanBits<double> {
+  typedef uint64_t __attribute__((may_alias)) U;
+  static constexpr U kMask = 0x7fffffffffffffffull;
+};
+template <>
+struct ScanBits<c10::BFloat16> {
+  typedef uint16_t __attribute__((may_alias)) U;
+  static constexpr U kMask = 0x7fff;
+};
+template <>
+struct ScanBits<c10::Half> {
+  typedef uint16_t __attribute__((may_alias)) U;
+  static constexpr U kMask = 0x7fff;
+};
 
 template <typename scalar_t>
 SRC_EVENTS_INLINE bool any_nonzero(const scalar_t* x) {
@@ -73,16 +91,16 @@ template <typename scalar_t>
 struct Chunk {
   std::vector<int64_t> col;
   std::vector<scalar_t> val;
-  int64_t budget = 0;     // events it may hold
-  int64_t count = 0;      // events in its rows
-  bool complete = true;   // false: it went over its budget and stopped copying
+  int64_t budget = 0;  // events it may hold
+  int64_t count = 0;  // events in its rows
+  bool complete = true;  // false: it went over its budget and stopped copying
 };
 
 // Scan rows [r0, r1) of s (F inputs each): row_count[r] for each row and, while within the
 // budget, the chunk's events.
 template <typename scalar_t>
-SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64_t r1, int64_t* row_count,
-                      Chunk<scalar_t>& c) {
+SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64_t r1,
+                                 int64_t* row_count, Chunk<scalar_t>& c) {
   auto take = [&](int64_t f, scalar_t v) {
     if (c.complete && static_cast<int64_t>(c.col.size()) < c.budget) {
       c.col.push_back(f);
@@ -185,10 +203,10 @@ SRC_EVENTS_INLINE void matmul_rows(const EventMatmulParams& p, const Acc* packed
 // column): what the weight gradient walks.
 struct BlockColumns {
   int64_t blocks = 0;
-  const int64_t* ptr = nullptr;   // (blocks, F + 1): block b's events of column f are
-                                  // [ptr[b * (F + 1) + f], ptr[b * (F + 1) + f + 1])
-  const int32_t* row = nullptr;   // (nnz,): row within the block
-  const void* val = nullptr;      // (nnz,) storage dtype
+  const int64_t* ptr = nullptr;  // (blocks, F + 1): block b's events of column f are
+  // [ptr[b * (F + 1) + f], ptr[b * (F + 1) + f + 1])
+  const int32_t* row = nullptr;  // (nnz,): row within the block
+  const void* val = nullptr;  // (nnz,) storage dtype
 };
 
 // Slices [s0, s1) of kSlice columns of grad_wt, summed into `packed` (slices, F, kSlice),
@@ -237,19 +255,19 @@ SRC_EVENTS_INLINE void weight_grad_slices(const EventWeightGradParams& p, const 
 }  // namespace
 
 // One multi-versioned entry point per dtype and kernel (target_clones needs plain functions).
-#define SRC_EVENTS_CPU_ENTRY_POINTS(NAME, scalar_t, Acc)                                        \
-  SRC_EVENTS_CLONES void scan_##NAME(const void* s, int64_t F, int64_t r0, int64_t r1,         \
-                                     int64_t* row_count, Chunk<scalar_t>& c) {                 \
-    scan_rows<scalar_t>(static_cast<const scalar_t*>(s), F, r0, r1, row_count, c);             \
-  }                                                                                             \
-  SRC_EVENTS_CLONES void matmul_##NAME(const EventMatmulParams& p, const void* packed,         \
-                                       int64_t r0, int64_t r1) {                                \
-    matmul_rows<scalar_t, Acc>(p, static_cast<const Acc*>(packed), r0, r1);                     \
-  }                                                                                             \
-  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p,                   \
-                                            const BlockColumns& bc, void* packed, int64_t s0,   \
-                                            int64_t s1) {                                       \
-    weight_grad_slices<scalar_t, Acc>(p, bc, static_cast<Acc*>(packed), s0, s1);                \
+#define SRC_EVENTS_CPU_ENTRY_POINTS(NAME, scalar_t, Acc)                                           \
+  SRC_EVENTS_CLONES void scan_##NAME(const void* s, int64_t F, int64_t r0, int64_t r1,             \
+                                     int64_t* row_count, Chunk<scalar_t>& c) {                     \
+    scan_rows<scalar_t>(static_cast<const scalar_t*>(s), F, r0, r1, row_count, c);                 \
+  }                                                                                                \
+  SRC_EVENTS_CLONES void matmul_##NAME(const EventMatmulParams& p, const void* packed, int64_t r0, \
+                                       int64_t r1) {                                               \
+    matmul_rows<scalar_t, Acc>(p, static_cast<const Acc*>(packed), r0, r1);                        \
+  }                                                                                                \
+  SRC_EVENTS_CLONES void weight_grad_##NAME(const EventWeightGradParams& p,                        \
+                                            const BlockColumns& bc, void* packed, int64_t s0,      \
+                                            int64_t s1) {                                          \
+    weight_grad_slices<scalar_t, Acc>(p, bc, static_cast<Acc*>(packed), s0, s1);                   \
   }
 
 SRC_EVENTS_CPU_ENTRY_POINTS(f32, float, float)
@@ -280,8 +298,8 @@ struct CpuEventsBackend {
     std::vector<int64_t> counts(R);
     // Several chunks per thread, so that uneven rows (the silent steps of a rate code) share
     // out; but at least kGrain inputs each: a small input is not worth waking threads for.
-    const int64_t chunks = std::max<int64_t>(
-        1, std::min<int64_t>({R, 8 * at::get_num_threads(), R * F / kGrain}));
+    const int64_t chunks =
+        std::max<int64_t>(1, std::min<int64_t>({R, 8 * at::get_num_threads(), R * F / kGrain}));
     std::vector<Chunk<scalar_t>> c(chunks);
     auto first_row = [&](int64_t k) { return k * R / chunks; };
     auto run_scan = [&](int64_t k, int64_t budget) {
@@ -317,13 +335,14 @@ struct CpuEventsBackend {
     int64_t* col = e.col.data_ptr<int64_t>();
     scalar_t* val = static_cast<scalar_t*>(e.val.data_ptr());
     // (A copy of a few MB: in parallel only when larger.)
-    at::parallel_for(0, chunks, e.nnz < (int64_t(1) << 20) ? chunks : 1, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t pos = rp[first_row(k)];
-        std::copy(c[k].col.begin(), c[k].col.end(), col + pos);
-        std::copy(c[k].val.begin(), c[k].val.end(), val + pos);
-      }
-    });
+    at::parallel_for(0, chunks, e.nnz < (int64_t(1) << 20) ? chunks : 1,
+                     [&](int64_t k0, int64_t k1) {
+                       for (int64_t k = k0; k < k1; ++k) {
+                         const int64_t pos = rp[first_row(k)];
+                         std::copy(c[k].col.begin(), c[k].col.end(), col + pos);
+                         std::copy(c[k].val.begin(), c[k].val.end(), val + pos);
+                       }
+                     });
     e.built = true;
     return e;
   }
@@ -365,7 +384,8 @@ struct CpuEventsBackend {
     const auto fn = kernel_for(dtype, &matmul_f32, &matmul_f64, &matmul_bf16, &matmul_f16);
     const at::Tensor packed = pack(p.wt, p.F, p.H, acc_dtype(dtype));
     // Rows per task: enough multiply-adds to be worth a thread.
-    const int64_t per_row = std::max<int64_t>(1, p.H * std::max<int64_t>(1, p.nnz / std::max<int64_t>(p.R, 1)));
+    const int64_t per_row =
+        std::max<int64_t>(1, p.H * std::max<int64_t>(1, p.nnz / std::max<int64_t>(p.R, 1)));
     at::parallel_for(0, p.R, std::max<int64_t>(1, kGrain / per_row),
                      [&](int64_t r0, int64_t r1) { fn(p, packed.const_data_ptr(), r0, r1); });
   }
@@ -397,33 +417,34 @@ struct CpuEventsBackend {
     const char* vsrc = static_cast<const char*>(p.val);
     char* vdst = static_cast<char*>(sorted_val.data_ptr());
     // In parallel only when there are many events: a serial pass is cheaper than a barrier.
-    at::parallel_for(0, blocks, p.nnz < (int64_t(1) << 20) ? blocks : 1, [&](int64_t b0, int64_t b1) {
-      std::vector<int64_t> next(F);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r0 = b * kGradRows, r1 = std::min(R, r0 + kGradRows);
-        const int64_t e0 = p.ptr[r0], e1 = p.ptr[r1];
-        int64_t* bp = ptr.data() + b * (F + 1);
-        std::fill(next.begin(), next.end(), 0);
-        for (int64_t e = e0; e < e1; ++e) {
-          const int64_t f = p.index[e];
-          if (f >= 0 && f < F) ++next[f];
-        }
-        bp[0] = e0;
-        for (int64_t f = 0; f < F; ++f) {
-          bp[f + 1] = bp[f] + next[f];
-          next[f] = bp[f];
-        }
-        for (int64_t r = r0; r < r1; ++r) {
-          for (int64_t e = p.ptr[r]; e < p.ptr[r + 1]; ++e) {
-            const int64_t f = p.index[e];
-            if (f < 0 || f >= F) continue;
-            const int64_t at_ = next[f]++;
-            rows[at_] = static_cast<int32_t>(r - r0);
-            std::memcpy(vdst + at_ * item, vsrc + e * item, item);
-          }
-        }
-      }
-    });
+    at::parallel_for(0, blocks, p.nnz < (int64_t(1) << 20) ? blocks : 1,
+                     [&](int64_t b0, int64_t b1) {
+                       std::vector<int64_t> next(F);
+                       for (int64_t b = b0; b < b1; ++b) {
+                         const int64_t r0 = b * kGradRows, r1 = std::min(R, r0 + kGradRows);
+                         const int64_t e0 = p.ptr[r0], e1 = p.ptr[r1];
+                         int64_t* bp = ptr.data() + b * (F + 1);
+                         std::fill(next.begin(), next.end(), 0);
+                         for (int64_t e = e0; e < e1; ++e) {
+                           const int64_t f = p.index[e];
+                           if (f >= 0 && f < F) ++next[f];
+                         }
+                         bp[0] = e0;
+                         for (int64_t f = 0; f < F; ++f) {
+                           bp[f + 1] = bp[f] + next[f];
+                           next[f] = bp[f];
+                         }
+                         for (int64_t r = r0; r < r1; ++r) {
+                           for (int64_t e = p.ptr[r]; e < p.ptr[r + 1]; ++e) {
+                             const int64_t f = p.index[e];
+                             if (f < 0 || f >= F) continue;
+                             const int64_t at_ = next[f]++;
+                             rows[at_] = static_cast<int32_t>(r - r0);
+                             std::memcpy(vdst + at_ * item, vsrc + e * item, item);
+                           }
+                         }
+                       }
+                     });
     BlockColumns bc;
     bc.blocks = blocks;
     bc.ptr = ptr.data();

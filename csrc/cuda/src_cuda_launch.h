@@ -12,8 +12,8 @@ namespace cuda {
 // code that checks the grid size (src_cuda.cpp) uses the same number as the launches.
 constexpr int kThreads = 256;
 
-#define SRCEXT_DECLARE_LAUNCHERS(NAME)                                                     \
-  void forward_##NAME(const ForwardParams& p, bool save, cudaStream_t stream);             \
+#define SRCEXT_DECLARE_LAUNCHERS(NAME)                                         \
+  void forward_##NAME(const ForwardParams& p, bool save, cudaStream_t stream); \
   void backward_##NAME(const BackwardParams& p, bool detach, bool st, cudaStream_t stream);
 
 SRCEXT_DECLARE_LAUNCHERS(f32)

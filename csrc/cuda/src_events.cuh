@@ -37,8 +37,7 @@ __device__ __forceinline__ bool event_nonzero<double>(double x) {
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kEventThreads)
-    event_count_kernel(EventsBuildParams p) {
+__global__ void __launch_bounds__(kEventThreads) event_count_kernel(EventsBuildParams p) {
   const int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= p.R) return;
   const scalar_t* row = static_cast<const scalar_t*>(p.s) + r * p.F;
@@ -48,8 +47,7 @@ __global__ void __launch_bounds__(kEventThreads)
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kEventThreads)
-    event_fill_kernel(EventsBuildParams p) {
+__global__ void __launch_bounds__(kEventThreads) event_fill_kernel(EventsBuildParams p) {
   const int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= p.R) return;
   const scalar_t* row = static_cast<const scalar_t*>(p.s) + r * p.F;
@@ -66,8 +64,7 @@ __global__ void __launch_bounds__(kEventThreads)
 }
 
 template <typename scalar_t, typename Acc>
-__global__ void __launch_bounds__(kEventThreads)
-    event_matmul_kernel(EventMatmulParams p) {
+__global__ void __launch_bounds__(kEventThreads) event_matmul_kernel(EventMatmulParams p) {
   const int64_t r = blockIdx.x;
   const int64_t h = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
   if (r >= p.R || h >= p.H) return;
@@ -85,8 +82,7 @@ __global__ void __launch_bounds__(kEventThreads)
 }
 
 template <typename scalar_t, typename Acc>
-__global__ void __launch_bounds__(kEventThreads)
-    event_weight_grad_kernel(EventWeightGradParams p) {
+__global__ void __launch_bounds__(kEventThreads) event_weight_grad_kernel(EventWeightGradParams p) {
   const int64_t f = blockIdx.x;
   const int64_t h = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
   if (f >= p.F || h >= p.H) return;
@@ -109,14 +105,14 @@ inline unsigned event_blocks(int64_t n) {
 
 template <typename scalar_t>
 void launch_event_count(const EventsBuildParams& p, cudaStream_t stream) {
-  launch_kernel<&event_count_kernel<scalar_t>>(dim3(event_blocks(p.R)), dim3(kEventThreads),
-                                               stream, p);
+  launch_kernel<&event_count_kernel<scalar_t>>(dim3(event_blocks(p.R)), dim3(kEventThreads), stream,
+                                               p);
 }
 
 template <typename scalar_t>
 void launch_event_fill(const EventsBuildParams& p, cudaStream_t stream) {
-  launch_kernel<&event_fill_kernel<scalar_t>>(dim3(event_blocks(p.R)), dim3(kEventThreads),
-                                              stream, p);
+  launch_kernel<&event_fill_kernel<scalar_t>>(dim3(event_blocks(p.R)), dim3(kEventThreads), stream,
+                                              p);
 }
 
 template <typename scalar_t, typename Acc>
@@ -135,20 +131,20 @@ void launch_event_weight_grad(const EventWeightGradParams& p, cudaStream_t strea
 }  // namespace srcext
 
 // The launchers of one storage dtype (declared in src_events_launch.h).
-#define SRCEXT_EVENTS_INSTANTIATE(NAME, scalar_t, Acc)                                           \
-  namespace srcext {                                                                             \
-  namespace cuda {                                                                               \
-  void event_count_##NAME(const EventsBuildParams& p, cudaStream_t s) {                          \
-    launch_event_count<scalar_t>(p, s);                                                          \
-  }                                                                                              \
-  void event_fill_##NAME(const EventsBuildParams& p, cudaStream_t s) {                           \
-    launch_event_fill<scalar_t>(p, s);                                                           \
-  }                                                                                              \
-  void event_matmul_##NAME(const EventMatmulParams& p, cudaStream_t s) {                         \
-    launch_event_matmul<scalar_t, Acc>(p, s);                                                    \
-  }                                                                                              \
-  void event_weight_grad_##NAME(const EventWeightGradParams& p, cudaStream_t s) {                \
-    launch_event_weight_grad<scalar_t, Acc>(p, s);                                               \
-  }                                                                                              \
-  }                                                                                              \
+#define SRCEXT_EVENTS_INSTANTIATE(NAME, scalar_t, Acc)                            \
+  namespace srcext {                                                              \
+  namespace cuda {                                                                \
+  void event_count_##NAME(const EventsBuildParams& p, cudaStream_t s) {           \
+    launch_event_count<scalar_t>(p, s);                                           \
+  }                                                                               \
+  void event_fill_##NAME(const EventsBuildParams& p, cudaStream_t s) {            \
+    launch_event_fill<scalar_t>(p, s);                                            \
+  }                                                                               \
+  void event_matmul_##NAME(const EventMatmulParams& p, cudaStream_t s) {          \
+    launch_event_matmul<scalar_t, Acc>(p, s);                                     \
+  }                                                                               \
+  void event_weight_grad_##NAME(const EventWeightGradParams& p, cudaStream_t s) { \
+    launch_event_weight_grad<scalar_t, Acc>(p, s);                                \
+  }                                                                               \
+  }                                                                               \
   }

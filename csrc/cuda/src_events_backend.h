@@ -15,8 +15,7 @@ namespace srcext {
 namespace cuda {
 
 inline void check_event_grid(int64_t blocks_x, int64_t H) {
-  TORCH_CHECK(blocks_x <= int64_t(INT32_MAX) &&
-                  (H + kEventThreads - 1) / kEventThreads <= 65535,
+  TORCH_CHECK(blocks_x <= int64_t(INT32_MAX) && (H + kEventThreads - 1) / kEventThreads <= 65535,
               "srcext: ", blocks_x, " rows and H = ", H, " are more than one CUDA launch can hold");
 }
 
@@ -36,8 +35,8 @@ struct CudaEventsBackend {
     const auto dtype = s.scalar_type();
     if (R > 0 && F > 0) {
       check_event_grid((R + kEventThreads - 1) / kEventThreads, 1);
-      kernel_for(dtype, &event_count_f32, &event_count_f64, &event_count_bf16,
-                 &event_count_f16)(p, Runtime::stream());
+      kernel_for(dtype, &event_count_f32, &event_count_f64, &event_count_bf16, &event_count_f16)(
+          p, Runtime::stream());
       Runtime::check_launch();
       at::Tensor counts = e.row_ptr.slice(0, 1);
       counts.copy_(counts.cumsum(0));
@@ -49,8 +48,8 @@ struct CudaEventsBackend {
     if (e.nnz > 0) {
       p.col = e.col.data_ptr<int64_t>();
       p.val = e.val.data_ptr();
-      kernel_for(dtype, &event_fill_f32, &event_fill_f64, &event_fill_bf16,
-                 &event_fill_f16)(p, Runtime::stream());
+      kernel_for(dtype, &event_fill_f32, &event_fill_f64, &event_fill_bf16, &event_fill_f16)(
+          p, Runtime::stream());
       Runtime::check_launch();
     }
     e.built = true;
@@ -59,8 +58,8 @@ struct CudaEventsBackend {
 
   static void matmul(const EventMatmulParams& p, at::ScalarType dtype) {
     check_event_grid(p.R, p.H);
-    kernel_for(dtype, &event_matmul_f32, &event_matmul_f64, &event_matmul_bf16,
-               &event_matmul_f16)(p, Runtime::stream());
+    kernel_for(dtype, &event_matmul_f32, &event_matmul_f64, &event_matmul_bf16, &event_matmul_f16)(
+        p, Runtime::stream());
     Runtime::check_launch();
   }
 

@@ -13,10 +13,10 @@ namespace cuda {
 // (src_events_backend.h) uses the same number as the launches.
 constexpr int kEventThreads = 256;
 
-#define SRCEXT_DECLARE_EVENT_LAUNCHERS(NAME)                                 \
-  void event_count_##NAME(const EventsBuildParams& p, cudaStream_t s);       \
-  void event_fill_##NAME(const EventsBuildParams& p, cudaStream_t s);        \
-  void event_matmul_##NAME(const EventMatmulParams& p, cudaStream_t s);      \
+#define SRCEXT_DECLARE_EVENT_LAUNCHERS(NAME)                            \
+  void event_count_##NAME(const EventsBuildParams& p, cudaStream_t s);  \
+  void event_fill_##NAME(const EventsBuildParams& p, cudaStream_t s);   \
+  void event_matmul_##NAME(const EventMatmulParams& p, cudaStream_t s); \
   void event_weight_grad_##NAME(const EventWeightGradParams& p, cudaStream_t s);
 
 SRCEXT_DECLARE_EVENT_LAUNCHERS(f32)

@@ -119,9 +119,9 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
 
 template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
 __global__ void __launch_bounds__(kThreads)
-src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
-                   const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
-                   Acc* __restrict__ checkpoints) {
+    src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
+                       const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
+                       Acc* __restrict__ checkpoints) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
@@ -234,8 +234,8 @@ __device__ __forceinline__ void backward_chunk(
     const Acc grad_spike = static_cast<Acc>(grads[m % G]);
     grads[m % G] = m + G < kChunk ? grad_spikes[(j - G) * gs_step]
                                   : grad_spikes_next[(j - G + kChunk) * gs_step];
-    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
-                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
+                                dhs_dhs_prev[j]};
     StepSignals<Acc> sig;
     const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, sig);
     if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
@@ -249,8 +249,8 @@ __device__ __forceinline__ void backward_chunk(
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
-template <bool kDetach, bool kStraightThrough, bool kConstGrad, bool kPrefetch,
-          typename scalar_t, typename Acc, typename K>
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, bool kPrefetch, typename scalar_t,
+          typename Acc, typename K>
 __device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
@@ -326,8 +326,8 @@ __device__ __forceinline__ void backward_chunk_exact(
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
       s = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
-    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j],
-                                dhs_dh_prev[j], dhs_dhs_prev[j]};
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
+                                dhs_dhs_prev[j]};
     StepSignals<Acc> sig;
     const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias, sig);
     if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
@@ -342,9 +342,9 @@ template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_
           typename K>
 __device__ __forceinline__ void backward_partial_chunk(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, int len,
-    const scalar_t* __restrict__ u,
-    const scalar_t* __restrict__ grad_spikes, const Acc* __restrict__ checkpoints,
-    scalar_t* __restrict__ grad_u, CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u, CellGrad<Acc>& g,
+    Acc& dbias, ConstantGrads<Acc>& dk) {
   const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
   CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
   StepJacobian<Acc> jac[kChunk];
@@ -369,9 +369,9 @@ __device__ __forceinline__ void backward_partial_chunk(
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
           bool kPerNeuron, bool kConstGrad>
 __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
-src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
-                    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
-                    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
+    src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
+                        const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+                        const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
@@ -421,9 +421,9 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
         const scalar_t* u_next = has_next ? uc - u_chunk : uc;
         const scalar_t* gs_next = has_next ? gc - gs_chunk : gc;
         const Acc* ck_next = has_next ? ck - 3 * N : ck;
-        backward_chunk<kDetach, kStraightThrough, kConstGrad>(
-            k, bias, N, gs_step, uc, u_next, gc, gs_next, ck_next, guc, drives, grads, s, g,
-            dbias, dk);
+        backward_chunk<kDetach, kStraightThrough, kConstGrad>(k, bias, N, gs_step, uc, u_next, gc,
+                                                              gs_next, ck_next, guc, drives, grads,
+                                                              s, g, dbias, dk);
         uc = u_next;
         gc = gs_next;
         ck = ck_next;
@@ -438,8 +438,8 @@ src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
         // per-thread grad_spikes offset), and the prefetches' pointers made ptxas spill 16-68
         // bytes in the loop (f32/bf16/f16; GPU_NOTES.md). They keep the FIFO alone.
         backward_chunk_exact<kDetach, kStraightThrough, kConstGrad, !kLengths>(
-            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s,
-            g, dbias, dk);
+            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s, g,
+            dbias, dk);
       }
     }
   }
@@ -474,10 +474,14 @@ void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
   const auto* u = static_cast<const scalar_t*>(p.u);
   auto* spikes = static_cast<scalar_t*>(p.spikes);
   auto* checkpoints = static_cast<Acc*>(p.checkpoints);
-  SRC_BOOL_SWITCH(save, kSave, SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
-      SRC_BOOL_SWITCH(p.k.per_neuron, kPerNeuron,
-          launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron>>(
-              grid, kThreads, stream, p, k, u, spikes, checkpoints))));
+  SRC_BOOL_SWITCH(
+      save, kSave,
+      SRC_BOOL_SWITCH(
+          p.lengths != nullptr, kLengths,
+          SRC_BOOL_SWITCH(
+              p.k.per_neuron, kPerNeuron,
+              launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron>>(
+                  grid, kThreads, stream, p, k, u, spikes, checkpoints))));
 }
 
 template <typename scalar_t, typename Acc>
@@ -491,32 +495,37 @@ void launch_backward(const BackwardParams& p, bool detach, bool straight_through
   auto* grad_u = static_cast<scalar_t*>(p.grad_u);
   // The constants' gradients are computed only with per-neuron reads (the op passes per-layer
   // constants whose gradients are wanted that way, with stride_h 0): no per-layer variant.
-  SRC_BOOL_SWITCH(detach, kDetach, SRC_BOOL_SWITCH(straight_through, kStraightThrough,
-      SRC_BOOL_SWITCH(p.lengths != nullptr, kLengths,
-          if (!p.k.per_neuron) {
-            launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
-                                               kLengths, false, false>>(
-                grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
-          } else {
-            SRC_BOOL_SWITCH(p.grad_constants_partial != nullptr, kConstGrad,
+  SRC_BOOL_SWITCH(
+      detach, kDetach,
+      SRC_BOOL_SWITCH(
+          straight_through, kStraightThrough,
+          SRC_BOOL_SWITCH(
+              p.lengths != nullptr, kLengths,
+              if (!p.k.per_neuron) {
                 launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
-                                                   kLengths, true, kConstGrad>>(
-                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
-          })));
+                                                   kLengths, false, false>>(
+                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
+              } else {
+                SRC_BOOL_SWITCH(
+                    p.grad_constants_partial != nullptr, kConstGrad,
+                    launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
+                                                       kLengths, true, kConstGrad>>(
+                        grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+              })));
 }
 
 }  // namespace cuda
 }  // namespace srcext
 
 // One translation unit per storage dtype instantiates its launchers with this.
-#define SRCEXT_CUDA_INSTANTIATE(NAME, scalar_t, Acc)                                           \
-  namespace srcext {                                                                           \
-  namespace cuda {                                                                             \
-  void forward_##NAME(const ForwardParams& p, bool save, cudaStream_t stream) {                \
-    launch_forward<scalar_t, Acc>(p, save, stream);                                            \
-  }                                                                                            \
-  void backward_##NAME(const BackwardParams& p, bool detach, bool st, cudaStream_t stream) {   \
-    launch_backward<scalar_t, Acc>(p, detach, st, stream);                                     \
-  }                                                                                            \
-  }                                                                                            \
+#define SRCEXT_CUDA_INSTANTIATE(NAME, scalar_t, Acc)                                         \
+  namespace srcext {                                                                         \
+  namespace cuda {                                                                           \
+  void forward_##NAME(const ForwardParams& p, bool save, cudaStream_t stream) {              \
+    launch_forward<scalar_t, Acc>(p, save, stream);                                          \
+  }                                                                                          \
+  void backward_##NAME(const BackwardParams& p, bool detach, bool st, cudaStream_t stream) { \
+    launch_backward<scalar_t, Acc>(p, detach, st, stream);                                   \
+  }                                                                                          \
+  }                                                                                          \
   }

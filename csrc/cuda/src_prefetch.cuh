@@ -33,9 +33,9 @@ template <typename T>
 __device__ __forceinline__ T load_nc(const T* p) {
 #if defined(__CUDA_ARCH__)
   static_assert(sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8, "a 2, 4 or 8-byte value");
-  using Bits = std::conditional_t<sizeof(T) == 2, unsigned short,
-                                  std::conditional_t<sizeof(T) == 4, unsigned int,
-                                                     unsigned long long>>;
+  using Bits =
+      std::conditional_t<sizeof(T) == 2, unsigned short,
+                         std::conditional_t<sizeof(T) == 4, unsigned int, unsigned long long>>;
   const Bits bits = __ldg(reinterpret_cast<const Bits*>(p));
   T v;
   memcpy(&v, &bits, sizeof(T));

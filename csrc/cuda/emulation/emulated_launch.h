@@ -23,10 +23,11 @@ namespace cuda {
 namespace emulation {
 
 struct LaunchRecord {
-  std::string kernel;      // the kernel instance, e.g. "srcext::cuda::src_forward_kernel<float, float, true>"
+  std::string
+      kernel;  // the kernel instance, e.g. "srcext::cuda::src_forward_kernel<float, float, true>"
   dim3 grid, block;
   std::uintptr_t stream;
-  int64_t blocks_run;      // every block of the grid, or the size of the block subset
+  int64_t blocks_run;  // every block of the grid, or the size of the block subset
 };
 
 struct LaunchState {
@@ -64,8 +65,8 @@ std::string kernel_name() {
 // The runtime's launch limits (compute capability 9.0; the same for every GPU srcext builds for).
 inline void check_configuration(const dim3& grid, const dim3& block) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
-  TORCH_CHECK(block.x >= 1 && block.y >= 1 && block.z >= 1 && block.x <= 1024 &&
-                  block.y <= 1024 && block.z <= 64 && threads <= 1024,
+  TORCH_CHECK(block.x >= 1 && block.y >= 1 && block.z >= 1 && block.x <= 1024 && block.y <= 1024 &&
+                  block.z <= 64 && threads <= 1024,
               "CUDA emulation: invalid configuration argument: block (", block.x, ", ", block.y,
               ", ", block.z, ")");
   TORCH_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 2147483647u &&
@@ -105,8 +106,10 @@ void run_grid(dim3 grid, dim3 block, cudaStream_t stream, const Args&... args) {
     for (int64_t b = 0; b < blocks; ++b) run_block(b, grid, block, body);
   } else {
     for (const int64_t b : subset) {
-      TORCH_CHECK(b >= 0 && b < blocks, "CUDA emulation: block ", b, " of the subset is outside "
-                  "the grid of ", blocks, " blocks");
+      TORCH_CHECK(b >= 0 && b < blocks, "CUDA emulation: block ", b,
+                  " of the subset is outside "
+                  "the grid of ",
+                  blocks, " blocks");
       run_block(b, grid, block, body);
     }
   }

@@ -77,7 +77,8 @@ template <typename Launch>
 void run_checked(std::initializer_list<Buffer> outputs, Launch launch) {
   const bool check = whole_grid();  // a block subset writes only its own part
   if (check) {
-    for (const Buffer& b : outputs) if (b.data) fill_unwritten(b.data, b.count, b.size);
+    for (const Buffer& b : outputs)
+      if (b.data) fill_unwritten(b.data, b.count, b.size);
   }
   launch();
   if (check) {
@@ -133,7 +134,8 @@ __global__ void position_probe_kernel(int64_t* out) {
   const int64_t block =
       blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
   const int64_t threads = int64_t(blockDim.x) * blockDim.y * blockDim.z;
-  const int64_t thread = threadIdx.x + int64_t(blockDim.x) * (threadIdx.y + int64_t(blockDim.y) * threadIdx.z);
+  const int64_t thread =
+      threadIdx.x + int64_t(blockDim.x) * (threadIdx.y + int64_t(blockDim.y) * threadIdx.z);
   out[block * threads + thread] = block * 100000 + thread;
 }
 
@@ -185,7 +187,7 @@ void set_block_subset(const std::vector<int64_t>& blocks) {
 }  // namespace
 
 at::Tensor probe_launch(std::tuple<unsigned, unsigned, unsigned> g,
-                       std::tuple<unsigned, unsigned, unsigned> b) {
+                        std::tuple<unsigned, unsigned, unsigned> b) {
   using namespace srcext::cuda;
   const dim3 grid(std::get<0>(g), std::get<1>(g), std::get<2>(g));
   const dim3 block(std::get<0>(b), std::get<1>(b), std::get<2>(b));
@@ -204,13 +206,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("clear_launches", &clear_launches);
   m.def("set_block_subset", &set_block_subset,
         "run only these linear block indices of each launch (empty: all)");
-  m.def("stream_token", [] {
-    return reinterpret_cast<std::uintptr_t>(srcext::cuda::emulation::stream_token());
-  });
+  m.def("stream_token",
+        [] { return reinterpret_cast<std::uintptr_t>(srcext::cuda::emulation::stream_token()); });
   m.attr("threads_per_block") = srcext::cuda::kThreads;
-  m.def("set_approx_error", [](int mode) {
-    TORCH_CHECK(mode >= -1 && mode <= 2, "set_approx_error: mode is -1, 0, 1 or 2");
-    srcext::cuda::emulation::approx_error_mode.store(mode);
-  }, "error model of the device's approximate instructions (cuda_runtime.h): 0 none, "
-     "+1 / -1 the documented bound with that sign, 2 the bound with a hashed sign");
+  m.def(
+      "set_approx_error",
+      [](int mode) {
+        TORCH_CHECK(mode >= -1 && mode <= 2, "set_approx_error: mode is -1, 0, 1 or 2");
+        srcext::cuda::emulation::approx_error_mode.store(mode);
+      },
+      "error model of the device's approximate instructions (cuda_runtime.h): 0 none, "
+      "+1 / -1 the documented bound with that sign, 2 the bound with a hashed sign");
 }

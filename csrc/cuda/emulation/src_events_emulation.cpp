@@ -21,7 +21,9 @@ namespace cuda {
 namespace emulation {
 namespace {
 
-cudaStream_t events_stream_token() { return reinterpret_cast<cudaStream_t>(std::uintptr_t(0xe7e7)); }
+cudaStream_t events_stream_token() {
+  return reinterpret_cast<cudaStream_t>(std::uintptr_t(0xe7e7));
+}
 
 struct EmulatedRuntime {
   struct Guard {
@@ -125,20 +127,23 @@ TORCH_LIBRARY_IMPL(srcext_events_emulation, CPU, m) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "srcext's event-projection CUDA kernels run on the host (test-only)";
-  m.def("launches", [] {
-    using srcext::cuda::emulation::state;
-    std::lock_guard<std::mutex> lock(state().mutex);
-    pybind11::list out;
-    for (const auto& r : state().log) {
-      pybind11::dict d;
-      d["kernel"] = r.kernel;
-      d["grid"] = pybind11::make_tuple(r.grid.x, r.grid.y, r.grid.z);
-      d["block"] = pybind11::make_tuple(r.block.x, r.block.y, r.block.z);
-      d["stream"] = r.stream;
-      out.append(d);
-    }
-    return out;
-  }, "every launch since the last clear_launches()");
+  m.def(
+      "launches",
+      [] {
+        using srcext::cuda::emulation::state;
+        std::lock_guard<std::mutex> lock(state().mutex);
+        pybind11::list out;
+        for (const auto& r : state().log) {
+          pybind11::dict d;
+          d["kernel"] = r.kernel;
+          d["grid"] = pybind11::make_tuple(r.grid.x, r.grid.y, r.grid.z);
+          d["block"] = pybind11::make_tuple(r.block.x, r.block.y, r.block.z);
+          d["stream"] = r.stream;
+          out.append(d);
+        }
+        return out;
+      },
+      "every launch since the last clear_launches()");
   m.def("clear_launches", [] {
     using srcext::cuda::emulation::state;
     std::lock_guard<std::mutex> lock(state().mutex);
