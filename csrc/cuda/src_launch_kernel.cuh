@@ -21,7 +21,7 @@ inline void launch_kernel(dim3 grid, dim3 block, cudaStream_t stream, const Args
 #if defined(SRCEXT_CUDA_EMULATION)
   emulation::run_grid<Kernel>(grid, block, stream, args...);
 #else
-  Kernel<<<grid, block, 0, stream> > >(args...);
+  Kernel<<<grid, block, 0, stream>>>(args...);
 #endif
 }
 
