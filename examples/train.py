@@ -64,6 +64,9 @@ def parse_args(argv=None):
     ap.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
+    ap.add_argument("--input-projection", default="auto", choices=["auto", "dense", "sparse"],
+                    help="each SRC layer's input projection: the dense GEMM, event-driven, or "
+                         "auto (event-driven below the measured density crossover)")
     ap.add_argument("--detach-recurrent", action=argparse.BooleanOptionalAction, default=True,
                     help="the paper's gradient setting (default); --no-detach-recurrent: exact BPTT")
     ap.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=True,

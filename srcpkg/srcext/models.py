@@ -92,10 +92,10 @@ class SRCClassifier(nn.Module):
         ``examples/train.py`` stores in its checkpoints and metrics.json (``hidden_layers``,
         ``hidden_size``, ``neurons_per_class``, ``readout_decay``, ``trainable_readout``,
         ``weight_scale``, ``hidden_init``, ``backend``, ``detach_recurrent``,
-        ``straight_through``; missing keys take the defaults, other keys are ignored)."""
+        ``straight_through``, ``input_projection``; missing keys take the defaults, other keys are ignored)."""
         model_keys = ("hidden_layers", "hidden_size", "neurons_per_class", "readout_decay",
                       "trainable_readout", "weight_scale", "hidden_init")
-        src_keys = ("backend", "detach_recurrent", "straight_through")
+        src_keys = ("backend", "detach_recurrent", "straight_through", "input_projection")
         kwargs = {k: config[k] for k in model_keys + src_keys if k in config}
         return cls(input_size, **kwargs)
 
