@@ -62,6 +62,9 @@ def parse_args(argv=None):
     ap.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
+    ap.add_argument("--input-projection", default="auto", choices=["auto", "dense", "sparse"],
+                    help="each SRC layer's input projection: the dense GEMM, event-driven, or "
+                         "auto (event-driven below the measured density crossover)")
     ap.add_argument("--detach-recurrent", action=argparse.BooleanOptionalAction, default=True,
                     help="the paper's gradient setting (default); --no-detach-recurrent: exact BPTT")
     ap.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=True,
@@ -202,7 +205,8 @@ def setup(args) -> Run:
         neurons_per_class=args.neurons_per_class, readout_decay=args.readout_decay,
         trainable_readout=args.trainable_readout, weight_scale=args.weight_scale,
         hidden_init=args.hidden_init, backend=args.backend, detach_recurrent=args.detach_recurrent,
-        straight_through=args.straight_through, **learned_dynamics(args.learn_dynamics)).to(device)
+        straight_through=args.straight_through, input_projection=args.input_projection,
+        **learned_dynamics(args.learn_dynamics)).to(device)
     optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
                  if args.weight_decay else torch.optim.Adam(model.parameters(), lr=args.lr))
     run = Run(args, device, rank, world, train_data,
