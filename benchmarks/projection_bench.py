@@ -91,14 +91,15 @@ def bench_projection(T, B, F, H, densities, dtypes, rounds, warmup, device) -> d
         for d in densities:
             s, w, g = projection_inputs(R, F, H, d, dtype, device)
             events = ops.src_events(s)
+            # (default arguments bind this density's tensors; each runs within the iteration)
             contenders = {
-                "dense": lambda: (torch.nn.functional.linear(s, w), g.t().mm(s)),
-                "auto": lambda: (ops.src_projection(s, w, auto),
-                                 ops.src_projection_weight_grad(g, s, auto)),
-                "sparse": lambda: (ops.src_projection(s, w, 1.0),
-                                   ops.src_projection_weight_grad(g, s, 1.0)),
-                "events": lambda: (ops.src_event_matmul(*events, w),
-                                   ops.src_event_weight_grad(*events, g, F)),
+                "dense": lambda s=s, w=w, g=g: (torch.nn.functional.linear(s, w), g.t().mm(s)),
+                "auto": lambda s=s, w=w, g=g, auto=auto: (ops.src_projection(s, w, auto),
+                                                          ops.src_projection_weight_grad(g, s, auto)),
+                "sparse": lambda s=s, w=w, g=g: (ops.src_projection(s, w, 1.0),
+                                                 ops.src_projection_weight_grad(g, s, 1.0)),
+                "events": lambda events=events, w=w, g=g: (ops.src_event_matmul(*events, w),
+                                                           ops.src_event_weight_grad(*events, g, F)),
             }
             times = interleaved(contenders, rounds, warmup, device)
             row = {n: summary(t) for n, t in times.items()}
@@ -164,7 +165,7 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
             gen = torch.Generator(device=device).manual_seed(2)
             models[name] = model
 
-            def step(model=model, opt=opt, gen=gen, mode=mode):
+            def step(model=model, opt=opt, gen=gen, mode=mode, amp=amp):
                 x = (encoder(images, gen, torch.bfloat16 if amp else torch.float32)
                      if mode == "dense" else
                      encoder.events(images, gen, torch.bfloat16 if amp else torch.float32))
@@ -300,7 +301,8 @@ def main(argv=None) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/projection_bench.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
-        "R": args.T * args.B, "F": args.F, "H": args.H, "layer_crossover": {d: layer_crossover(device, t) for d, t in DTYPES.items()},
+        "R": args.T * args.B, "F": args.F, "H": args.H,
+        "layer_crossover": {d: layer_crossover(device, t) for d, t in DTYPES.items()},
         "load_average_at_start": os.getloadavg(),
     }
     if not args.skip_projection:

@@ -136,8 +136,8 @@ def test_gradcheck_float64():
     s = spikes(12, 9, 0.3, torch.float64, seed=7).requires_grad_()
     w = torch.randn(5, 9, dtype=torch.float64, requires_grad=True)
     for max_density in (0.0, 1.0):
-        torch.autograd.gradcheck(lambda s, w: torch.ops.srcext.src_projection(s, w, max_density)[0],
-                                 (s, w))
+        torch.autograd.gradcheck(
+            lambda s, w, m=max_density: torch.ops.srcext.src_projection(s, w, m)[0], (s, w))
     row_ptr, col, val = torch.ops.srcext.src_events(s.detach())
     val = val.clone().requires_grad_()
     torch.autograd.gradcheck(

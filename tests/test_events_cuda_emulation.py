@@ -77,7 +77,7 @@ def test_emulated_launches(emu, ops):
     emu.clear_launches()
     u, count = ops.src_projection(s, w, 1.0)
     ops.src_projection_weight_grad(torch.randn(R, H), s, 1.0)
-    launches = [(l["kernel"].split("::")[-1], l["grid"], l["block"]) for l in emu.launches()]
+    launches = [(x["kernel"].split("::")[-1], x["grid"], x["block"]) for x in emu.launches()]
     threads = emu.threads_per_block
     blocks = lambda n: (n + threads - 1) // threads  # noqa: E731
     assert launches[:3] == [
@@ -91,7 +91,7 @@ def test_emulated_launches(emu, ops):
     # Too dense for max_density: only the count kernel runs, then the GEMM.
     emu.clear_launches()
     ops.src_projection(s, w, 0.01)
-    assert [l["kernel"].split("::")[-1] for l in emu.launches()] == ["event_count_kernel<float>"]
+    assert [x["kernel"].split("::")[-1] for x in emu.launches()] == ["event_count_kernel<float>"]
 
 
 def test_emulated_gradcheck(ops):
