@@ -78,6 +78,11 @@ static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardA
 // bound (its math needs ~200 registers).
 template <typename Acc>
 constexpr int kBackwardMinBlocks = sizeof(Acc) == 8 ? 1 : 2;
+// The kernels that also accumulate the constants' gradients keep 9 more sums and each step's
+// inputs of them: at the 128-register cap they spill 0.8-1.1 kB per thread, so they take 1
+// block's budget (up to 255 registers).
+template <typename Acc, bool kConstGrad>
+constexpr int kBackwardMinBlocksFor = kConstGrad ? 1 : kBackwardMinBlocks<Acc>;
 
 // The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
 // bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
@@ -368,7 +373,7 @@ __device__ __forceinline__ void backward_partial_chunk(
 
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
           bool kPerNeuron, bool kConstGrad>
-__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGrad>)
     src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
                         const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
                         const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
