@@ -34,7 +34,10 @@ tail -3 "$OUT/build.log"
 grep -E "registers|spill" "$OUT/build.log" > "$OUT/ptxas.txt" 2>/dev/null || true
 
 echo "== CUDA tests"
-(cd /tmp && timeout 170 $PY -m pytest "$OLDPWD/tests/test_cuda.py" -q -p no:cacheprovider -p no:logging \
+# test_cuda.py (the CUDA-only checks) and the CUDA cases of the op and layer suites, which are
+# parametrised over the device: -m cuda selects them and leaves the CPU cases out.
+(cd /tmp && timeout 170 $PY -m pytest "$OLDPWD/tests/test_cuda.py" "$OLDPWD/tests/test_ops.py" \
+  "$OLDPWD/tests/test_layer.py" -m cuda -q -p no:cacheprovider -p no:logging \
   -o addopts="" -rs --junitxml="$OUT/pytest_cuda.xml") > "$OUT/pytest_cuda.log" 2>&1
 status cuda_tests $?
 tail -3 "$OUT/pytest_cuda.log"

@@ -9,10 +9,22 @@ import pytest
 import torch
 
 import srcext
+from srcext import SRC
 from srcext.reference import SRCConstants
 
 requires_fused = pytest.mark.skipif(not srcext.fused_available("cpu"),
                                     reason="srcext._C not built")
+# The devices the fused kernels run on: every generic op and layer check is parametrised over
+# them (tests/test_cuda.py holds only what is CUDA-specific). The CUDA entry is marked `cuda`
+# (benchmarks/gpu_check.sh selects with -m cuda) and skipped without a GPU or CUDA kernels.
+requires_cuda = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    pytest.mark.skipif(torch.cuda.is_available() and not srcext.fused_available("cuda"),
+                       reason="srcext built without CUDA kernels"),
+]
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
+over_devices = pytest.mark.parametrize("device", DEVICES)
 FLAGS = [(d, s) for d in (True, False) for s in (True, False)]
 FLAG_IDS = [f"detach={d}-st={s}" for d, s in FLAGS]
 
@@ -38,6 +50,12 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return (actual - expected).norm().item() / scale
 
 
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The cosine of the angle between two tensors seen as vectors (compared in float64)."""
+    a, b = a.double().flatten(), b.double().flatten()
+    return (a @ b / (a.norm() * b.norm()).clamp_min(1e-30)).item()
+
+
 def assert_close(actual, expected, tol: float, what: str = "") -> None:
     if expected is None:  # the reference gives no gradient: the fused one must be zero
         assert actual is None or torch.count_nonzero(actual) == 0, f"{what}: expected no gradient"
@@ -60,3 +78,44 @@ def tolerance(dtype: torch.dtype, detach_recurrent: bool) -> float:
         return 1e-4 if detach_recurrent else 2e-3
     return 3e-2  # bfloat16 / float16 storage, float32 math
 
+
+
+def linear_src_model() -> torch.nn.Module:
+    """Linear(24, 32) into a 2-layer fused SRC(32, 48), weights strong enough that it fires."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.linear = torch.nn.Linear(24, 32)
+    model.src = SRC(32, 48, 2, backend="fused")
+    with torch.no_grad():
+        model.linear.weight.mul_(4)
+        model.src.weight_l0.mul_(6)
+        model.src.weight_l1.mul_(6)
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, x):
+            out, _ = self.m.src(self.m.linear(x))
+            return out
+
+    return Wrapped()
+
+
+def assert_compiled_matches_eager(device: str, mode: str | None = None) -> None:
+    """linear_src_model compiled with inductor (fullgraph, `mode`) on `device` gives the eager
+    outputs and parameter gradients."""
+    torch._dynamo.reset()
+    model = linear_src_model().to(device)
+    x = (torch.rand(30, 8, 24, generator=torch.Generator().manual_seed(0)) < 0.5).float().to(device)
+    eager = model(x)
+    eager_grads = torch.autograd.grad(eager.sum(), list(model.parameters()))
+    compiled = torch.compile(model, fullgraph=True, mode=mode)
+    for _ in range(3):  # CUDA graphs are recorded after warm-up runs
+        out = compiled(x)
+        grads = torch.autograd.grad(out.sum(), list(model.parameters()))
+    torch.testing.assert_close(out, eager, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads, eager_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert (eager > 0).any()

@@ -1,5 +1,5 @@
 """Random op inputs run through a fused op and the float64 reference on the same inputs and
-upstream gradients, and the comparison every backend is held to (test_ops, test_cuda,
+upstream gradients, and the comparison every backend is held to (test_ops on every device,
 test_cuda_emulation)."""
 import pytest
 import torch
@@ -78,6 +78,16 @@ def assert_matches_reference(dtype, shape, k, detach, st, device, fused=src_recu
         assert_close(a, b, bound(tolerance(dtype, True), own, b), label)
     for label, a, b, own in zip(("u", "bias", "i0", "h0", "hs0"), grads, ref_grads, own_grads):
         assert_close(a, b, bound(tolerance(dtype, detach), own, b), f"grad {label}")
+
+
+def op_args(T, B, H, dtype, device):
+    """Leaf tensors [u, bias, i0, h0, hs0] for calling the ops directly on `device`."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(T, B, H, generator=g, dtype=dtype).to(device).requires_grad_()
+    bias = torch.full((H,), -5.0, dtype=dtype, device=device, requires_grad=True)
+    states = [(torch.randn(B, H, generator=g, dtype=dtype) * 0.3).to(device).requires_grad_()
+              for _ in range(3)]
+    return [u, bias] + states
 
 
 def upstream_layouts(T, B, H, dtype):

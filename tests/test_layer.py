@@ -1,5 +1,6 @@
 """The SRC and SRCCell modules: fused backend against the reference backend end to end
-(input, weight, bias and state gradients), state passing, layouts, and input validation."""
+(input, weight, bias and state gradients; the fused one on every device, helpers.DEVICES),
+torch.compile, state passing, layouts, and input validation."""
 import copy
 
 import pytest
@@ -8,8 +9,8 @@ import torch
 from srcext import SRC, SRCCell
 from srcext.reference import SRCConstants
 
-from helpers import (FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused,
-                      tolerance)
+from helpers import (FLAG_IDS, FLAGS, assert_close, assert_compiled_matches_eager, over_devices,
+                      random_constants, requires_fused, tolerance)
 
 pytestmark = requires_fused
 
@@ -31,36 +32,41 @@ def make_pair(in_size, hidden, layers, dtype=torch.float64, **kwargs):
     return fused, ref
 
 
-def run_layer(model, x, state):
-    x = x.clone().requires_grad_()
-    state = None if state is None else tuple(s.clone().requires_grad_() for s in state)
+def run_layer(model, x, state, device="cpu"):
+    """Run `model` (on `device`) on CPU inputs; outputs and gradients come back on the CPU."""
+    x = x.to(device).requires_grad_()
+    state = None if state is None else tuple(s.to(device).requires_grad_() for s in state)
     out, final = model(x, state)
     g = torch.Generator().manual_seed(7)
-    def cot(t):  # the same upstream gradient whatever the dtype
-        return torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype)
+    def cot(t):  # the same upstream gradient whatever the dtype and device
+        return torch.randn(t.shape, generator=g, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
 
     loss = (out * cot(out)).sum() + sum((f * cot(f)).sum() for f in final)
     inputs = [x] + list(model.parameters()) + ([] if state is None else list(state))
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    return out, final, grads
+    return (out.detach().cpu(), tuple(f.detach().cpu() for f in final),
+            tuple(None if g is None else g.cpu() for g in grads))
 
 
 CASES = [  # (T, B, in, hidden, layers, batch_first)
     (1, 1, 1, 1, 1, False),
     (9, 3, 13, 7, 2, False),
     (20, 2, 5, 11, 3, True),
+    (27, 5, 13, 21, 3, True),
 ]
 
 
+@over_devices
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 @pytest.mark.parametrize("constants", ["default", "random"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
-def test_fused_layer_matches_reference(case, detach, st, constants, with_state):
+def test_fused_layer_matches_reference(device, case, detach, st, constants, with_state):
     T, B, F, H, L, batch_first = case
     k = SRCConstants() if constants == "default" else random_constants(11)
     fused, ref = make_pair(F, H, L, detach_recurrent=detach, straight_through=st,
                            batch_first=batch_first, **k.as_dict())
+    fused = fused.to(device)
     x = spikes_input(T, B, F, seed=3)
     if batch_first:
         x = x.transpose(0, 1).contiguous()
@@ -68,13 +74,13 @@ def test_fused_layer_matches_reference(case, detach, st, constants, with_state):
     if with_state:
         g = torch.Generator().manual_seed(4)
         state = tuple(torch.randn(L, B, H, generator=g, dtype=torch.float64) * 0.5 for _ in range(3))
-    out, final, grads = run_layer(fused, x, state)
+    out, final, grads = run_layer(fused, x, state, device)
     rout, rfinal, rgrads = run_layer(ref, x, state)
     assert out.shape == ((B, T, H) if batch_first else (T, B, H))
-    assert_close(out, rout, 1e-9, "output")
+    assert_close(out, rout, 1e-10, "output")
     for name, a, b in zip(("i_n", "h_n", "hs_n"), final, rfinal):
         assert a.shape == (L, B, H)
-        assert_close(a, b, 1e-9, name)
+        assert_close(a, b, 1e-10, name)
     names = ["input"] + [n for n, _ in fused.named_parameters()] + (["i0", "h0", "hs0"] if with_state else [])
     for name, a, b in zip(names, grads, rgrads):
         assert_close(a, b, 1e-8, f"grad {name}")
@@ -90,6 +96,11 @@ def test_fused_layer_float32_against_float64_reference():
     assert_close(out, rout, tolerance(torch.float32, True), "output")
     for a, b in zip(grads, rgrads):
         assert_close(a, b, 1e-3, "gradient")
+
+
+@over_devices
+def test_compile_matches_eager(device):
+    assert_compiled_matches_eager(device)
 
 
 @pytest.mark.parametrize("backend", ["fused", "reference"])

@@ -1,20 +1,22 @@
-"""The fused ops against the pure-PyTorch reference, at the level of the time loop."""
+"""The fused ops against the pure-PyTorch reference, at the level of the time loop; the generic
+checks run on every device (helpers.DEVICES), the CUDA-only ones are in test_cuda.py."""
 import pytest
 import torch
 
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants
 
-from helpers import FLAG_IDS, FLAGS, assert_close, requires_fused, tolerance
-from op_helpers import (assert_matches_reference, make_inputs, over_oracle_cases, run_both,
+from helpers import FLAG_IDS, FLAGS, assert_close, cosine, over_devices, requires_fused, tolerance
+from op_helpers import (assert_matches_reference, make_inputs, op_args, over_oracle_cases, run_both,
                         upstream_layouts)
 
 pytestmark = requires_fused
 
 
+@over_devices
 @over_oracle_cases
-def test_fused_matches_reference(dtype, shape, name, k, detach, st):
-    assert_matches_reference(dtype, shape, k, detach, st, device="cpu")
+def test_fused_matches_reference(device, dtype, shape, name, k, detach, st):
+    assert_matches_reference(dtype, shape, k, detach, st, device=device)
 
 
 def test_cases_exercise_spikes_and_every_gradient_path():
@@ -25,16 +27,37 @@ def test_cases_exercise_spikes_and_every_gradient_path():
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+@over_devices
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
-def test_half_storage_matches_reference(dtype, detach, st):
+def test_half_storage_matches_reference(device, dtype, detach, st):
     # Rounding the drive to 8 bits can move a spike by a step in a long run; keep T short.
-    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st)
+    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st,
+                                                     device=device)
     for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
         assert a.dtype == dtype
         assert_close(a, b, tolerance(dtype, True), label)
     for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):
         assert_close(a, b, tolerance(dtype, detach), f"grad {label}")
+        # the direction and the size of the gradient, not only a small relative error
+        assert cosine(a, b) > 0.999, label
+        assert 0.97 < (a.double().norm() / b.double().norm()).item() < 1.03, label
+
+
+@over_devices
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_opcheck(device, detach, st):
+    """The forward and backward ops' registrations (schema, fake tensors, autograd, AOT dispatch)
+    on each device, across a checkpoint boundary."""
+    c = list(constant_args(SRCConstants(), torch.float64))
+    args = op_args(CHECKPOINT_INTERVAL + 5, 2, 3, torch.float64, device)
+    torch.library.opcheck(torch.ops.srcext.src_forward.default, args + c + [detach, st, True])
+    u, bias, i0, h0, hs0 = (a.detach() for a in args)
+    out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
+    grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
+    torch.library.opcheck(torch.ops.srcext.src_backward.default,
+                          grads + [u, bias, out[4]] + c + [detach, st, False],
+                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
 def test_gradcheck_exact_bptt_float64():
