@@ -9,6 +9,7 @@ Environment variables:
   TORCH_CUDA_ARCH_LIST     GPU architectures (default: 8.0;8.6;8.9;9.0+PTX).
   MAX_JOBS                 parallel compile jobs (ninja).
 """
+
 import glob
 import os
 import sys
@@ -42,8 +43,10 @@ def want_cuda():
         return False, "no CUDA toolkit found (set CUDA_HOME to build the CUDA kernels)"
     if not os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
         # e.g. nvcc on PATH is a wrapper script outside the toolkit
-        return False, (f"CUDA_HOME={home} holds no CUDA toolkit (no include/cuda_runtime.h); "
-                       "set CUDA_HOME to the toolkit's folder to build the CUDA kernels")
+        return False, (
+            f"CUDA_HOME={home} holds no CUDA toolkit (no include/cuda_runtime.h); "
+            "set CUDA_HOME to the toolkit's folder to build the CUDA kernels"
+        )
     return True, f"CUDA {torch.version.cuda}, toolkit at {cpp_extension.CUDA_HOME}"
 
 
@@ -61,15 +64,21 @@ def extensions():
     compile_args = {"cxx": cxx_flags}
     if use_cuda:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
-        print(f"srcext: building CPU and CUDA kernels ({why}; "
-              f"archs {os.environ['TORCH_CUDA_ARCH_LIST']})")
+        print(f"srcext: building CPU and CUDA kernels ({why}; archs {os.environ['TORCH_CUDA_ARCH_LIST']})")
         sources += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/*.cu"))
         compile_args["nvcc"] = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
     else:
         print(f"srcext: building CPU kernels only ({why})")
     extension = cpp_extension.CUDAExtension if use_cuda else cpp_extension.CppExtension
-    return [extension("srcext._C", sources, include_dirs=[os.path.join(HERE, "csrc")],
-                      extra_link_args=link_flags, extra_compile_args=compile_args)]
+    return [
+        extension(
+            "srcext._C",
+            sources,
+            include_dirs=[os.path.join(HERE, "csrc")],
+            extra_link_args=link_flags,
+            extra_compile_args=compile_args,
+        )
+    ]
 
 
 setup(

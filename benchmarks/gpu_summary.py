@@ -1,5 +1,6 @@
 """Summarise a benchmarks/gpu_check.sh run: OUT/gpu_summary.json and OUT/gpu_summary.md with
 the figures of the CUDA targets (T=500, B=256, H=1024, float32)."""
+
 import json
 import os
 import re
@@ -32,29 +33,42 @@ def main(out: str) -> None:
         speed = json.load(open(speed_path))
         r = speed.get("ratios", {})
         bw = speed.get("bandwidth", {})
-        summary.update({
-            "gpu": speed.get("device"), "torch": speed.get("torch"), "cuda": speed.get("cuda"),
-            "commit": speed.get("commit"), "T": speed.get("T"), "B": speed.get("B"), "H": speed.get("H"),
-            "recurrence_speedup_vs_reference": r.get("fwd_bwd_detached_vs_reference"),
-            "recurrence_speedup_vs_compiled": r.get("fwd_bwd_detached_vs_compiled"),
-            "recurrence_bptt_speedup_vs_reference": r.get("fwd_bwd_bptt_vs_reference"),
-            "recurrence_forward_speedup_vs_reference": r.get("forward_detached_vs_reference"),
-            "bandwidth_fraction_forward": bw.get("forward_fraction_of_copy"),
-            "bandwidth_fraction_backward": bw.get("backward_fraction_of_copy"),
-            "copy_bandwidth_bytes_per_s": bw.get("copy_bytes_per_s"),
-            "layer_speedup_vs_gru": r.get("layer_step_vs_gru"),
-            "bf16_speedup_vs_fp32": speed.get("bf16_speedup_vs_fp32"),
-            "peak_memory_bytes_src_layer_step": speed.get("peak_memory_bytes_src_layer_step"),
-            "peak_memory_bytes_gru_layer_step": speed.get("peak_memory_bytes_gru_layer_step"),
-            "timings_s": speed.get("timings_s"),
-        })
+        summary.update(
+            {
+                "gpu": speed.get("device"),
+                "torch": speed.get("torch"),
+                "cuda": speed.get("cuda"),
+                "commit": speed.get("commit"),
+                "T": speed.get("T"),
+                "B": speed.get("B"),
+                "H": speed.get("H"),
+                "recurrence_speedup_vs_reference": r.get("fwd_bwd_detached_vs_reference"),
+                "recurrence_speedup_vs_compiled": r.get("fwd_bwd_detached_vs_compiled"),
+                "recurrence_bptt_speedup_vs_reference": r.get("fwd_bwd_bptt_vs_reference"),
+                "recurrence_forward_speedup_vs_reference": r.get("forward_detached_vs_reference"),
+                "bandwidth_fraction_forward": bw.get("forward_fraction_of_copy"),
+                "bandwidth_fraction_backward": bw.get("backward_fraction_of_copy"),
+                "copy_bandwidth_bytes_per_s": bw.get("copy_bytes_per_s"),
+                "layer_speedup_vs_gru": r.get("layer_step_vs_gru"),
+                "bf16_speedup_vs_fp32": speed.get("bf16_speedup_vs_fp32"),
+                "peak_memory_bytes_src_layer_step": speed.get("peak_memory_bytes_src_layer_step"),
+                "peak_memory_bytes_gru_layer_step": speed.get("peak_memory_bytes_gru_layer_step"),
+                "timings_s": speed.get("timings_s"),
+            }
+        )
     with open(os.path.join(out, "gpu_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    md = [f"# srcext on {summary.get('gpu', 'GPU')}", "",
-          f"torch {summary.get('torch')}, CUDA {summary.get('cuda')}, commit {summary.get('commit')}, "
-          f"T={summary.get('T')} B={summary.get('B')} H={summary.get('H')} float32", "",
-          f"CUDA tests: {summary['pytest_summary']} (passed: {summary['cuda_tests_passed']})", "",
-          "| figure | measured | target | met |", "|---|---|---|---|"]
+    md = [
+        f"# srcext on {summary.get('gpu', 'GPU')}",
+        "",
+        f"torch {summary.get('torch')}, CUDA {summary.get('cuda')}, commit {summary.get('commit')}, "
+        f"T={summary.get('T')} B={summary.get('B')} H={summary.get('H')} float32",
+        "",
+        f"CUDA tests: {summary['pytest_summary']} (passed: {summary['cuda_tests_passed']})",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
     for key, (threshold, what) in TARGETS.items():
         value = summary.get(key)
         met = "" if value is None else ("yes" if value >= threshold else "no")

@@ -20,6 +20,7 @@
 Min and median over rounds are reported; the machine may be shared (say so with the numbers).
 Writes benchmarks/results/projection_<device>.json and a plot projection_<device>.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,14 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def interleaved(contenders: Dict[str, Callable[[], object]], rounds: int, warmup: int,
-                device) -> Dict[str, List[float]]:
+def interleaved(
+    contenders: Dict[str, Callable[[], object]], rounds: int, warmup: int, device
+) -> Dict[str, List[float]]:
     """Seconds of each contender per round; within a round the order rotates."""
     names = list(contenders)
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(warmup + rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for n in order:
             sync(device)
             t0 = time.perf_counter()
@@ -94,12 +96,18 @@ def bench_projection(T, B, F, H, densities, dtypes, rounds, warmup, device) -> d
             # (default arguments bind this density's tensors; each runs within the iteration)
             contenders = {
                 "dense": lambda s=s, w=w, g=g: (torch.nn.functional.linear(s, w), g.t().mm(s)),
-                "auto": lambda s=s, w=w, g=g, auto=auto: (ops.src_projection(s, w, auto),
-                                                          ops.src_projection_weight_grad(g, s, auto)),
-                "sparse": lambda s=s, w=w, g=g: (ops.src_projection(s, w, 1.0),
-                                                 ops.src_projection_weight_grad(g, s, 1.0)),
-                "events": lambda events=events, w=w, g=g: (ops.src_event_matmul(*events, w),
-                                                           ops.src_event_weight_grad(*events, g, F)),
+                "auto": lambda s=s, w=w, g=g, auto=auto: (
+                    ops.src_projection(s, w, auto),
+                    ops.src_projection_weight_grad(g, s, auto),
+                ),
+                "sparse": lambda s=s, w=w, g=g: (
+                    ops.src_projection(s, w, 1.0),
+                    ops.src_projection_weight_grad(g, s, 1.0),
+                ),
+                "events": lambda events=events, w=w, g=g: (
+                    ops.src_event_matmul(*events, w),
+                    ops.src_event_weight_grad(*events, g, F),
+                ),
             }
             times = interleaved(contenders, rounds, warmup, device)
             row = {n: summary(t) for n, t in times.items()}
@@ -108,11 +116,14 @@ def bench_projection(T, B, F, H, densities, dtypes, rounds, warmup, device) -> d
                 row[f"speedup_{n}_min"] = row["dense"]["min_ms"] / row[n]["min_ms"]
                 row[f"speedup_{n}_median"] = row["dense"]["median_ms"] / row[n]["median_ms"]
             out[dname][str(d)] = row
-            print(f"  {dname:8s} density {100 * d:5.1f} %: dense {row['dense']['median_ms']:8.1f} ms"
-                  f"  sparse {row['sparse']['median_ms']:7.1f} ms ({row['speedup_sparse_median']:.1f}x)"
-                  f"  events {row['events']['median_ms']:7.1f} ms ({row['speedup_events_median']:.1f}x)"
-                  f"  auto {row['auto']['median_ms']:7.1f} ms  (median; min "
-                  f"{row['speedup_sparse_min']:.1f}x / {row['speedup_events_min']:.1f}x)", flush=True)
+            print(
+                f"  {dname:8s} density {100 * d:5.1f} %: dense {row['dense']['median_ms']:8.1f} ms"
+                f"  sparse {row['sparse']['median_ms']:7.1f} ms ({row['speedup_sparse_median']:.1f}x)"
+                f"  events {row['events']['median_ms']:7.1f} ms ({row['speedup_events_median']:.1f}x)"
+                f"  auto {row['auto']['median_ms']:7.1f} ms  (median; min "
+                f"{row['speedup_sparse_min']:.1f}x / {row['speedup_events_min']:.1f}x)",
+                flush=True,
+            )
         out[dname]["crossover"] = crossover_density(out[dname], densities)
     return out
 
@@ -122,8 +133,7 @@ def crossover_density(rows: dict, densities) -> dict:
     densities that bracket it); None past the measured range."""
     result = {}
     for n in ("sparse", "events"):
-        ratio = [(d, rows[str(d)][n]["median_ms"] / rows[str(d)]["dense"]["median_ms"])
-                 for d in densities]
+        ratio = [(d, rows[str(d)][n]["median_ms"] / rows[str(d)]["dense"]["median_ms"]) for d in densities]
         found = None
         for (d0, r0), (d1, r1) in zip(ratio, ratio[1:]):
             if r0 <= 1.0 < r1:
@@ -159,16 +169,19 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
         models = {}
         for name, mode in (("dense", "dense"), ("events", "auto")):
             torch.manual_seed(0)
-            model = SRCClassifier(784, hidden_layers=1, hidden_size=512, neurons_per_class=10,
-                                  input_projection=mode).to(device)
+            model = SRCClassifier(
+                784, hidden_layers=1, hidden_size=512, neurons_per_class=10, input_projection=mode
+            ).to(device)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             gen = torch.Generator(device=device).manual_seed(2)
             models[name] = model
 
             def step(model=model, opt=opt, gen=gen, mode=mode, amp=amp):
-                x = (encoder(images, gen, torch.bfloat16 if amp else torch.float32)
-                     if mode == "dense" else
-                     encoder.events(images, gen, torch.bfloat16 if amp else torch.float32))
+                x = (
+                    encoder(images, gen, torch.bfloat16 if amp else torch.float32)
+                    if mode == "dense"
+                    else encoder.events(images, gen, torch.bfloat16 if amp else torch.float32)
+                )
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits, spikes = model(x, return_spikes=True)
                     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
@@ -176,20 +189,22 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
                 loss.backward()
                 opt.step()
                 step.rates = [float(s.ne(0).float().mean()) for s in spikes]
+
             steps[name] = step
         times = interleaved(steps, rounds, warmup, device)
         row = {n: summary(t) for n, t in times.items()}
         row["speedup_min"] = row["dense"]["min_ms"] / row["events"]["min_ms"]
         row["speedup_median"] = row["dense"]["median_ms"] / row["events"]["median_ms"]
-        row["input_density"] = float(encoder.events(images, torch.Generator(device=device)
-                                                    .manual_seed(3)).density())
+        row["input_density"] = float(encoder.events(images, torch.Generator(device=device).manual_seed(3)).density())
         row["layer_output_density"] = steps["events"].rates
         out[precision] = row
-        print(f"  MNIST step {precision}: dense {row['dense']['median_ms']:.0f} ms, events "
-              f"{row['events']['median_ms']:.0f} ms: {row['speedup_median']:.2f}x median, "
-              f"{row['speedup_min']:.2f}x min (input density {100 * row['input_density']:.1f} %, "
-              f"layer outputs {[round(100 * r, 1) for r in row['layer_output_density']]} %)",
-              flush=True)
+        print(
+            f"  MNIST step {precision}: dense {row['dense']['median_ms']:.0f} ms, events "
+            f"{row['events']['median_ms']:.0f} ms: {row['speedup_median']:.2f}x median, "
+            f"{row['speedup_min']:.2f}x min (input density {100 * row['input_density']:.1f} %, "
+            f"layer outputs {[round(100 * r, 1) for r in row['layer_output_density']]} %)",
+            flush=True,
+        )
     return out
 
 
@@ -198,8 +213,7 @@ def class_images(labels, seed):
     g = torch.Generator().manual_seed(seed)
     B = labels.numel()
     yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)],
-                           dtype=torch.float32)
+    centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)], dtype=torch.float32)
     centres[9] = torch.tensor([14.0, 14.0])
     centre = centres[labels] + 0.7 * torch.randn(B, 2, generator=g)
     dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
@@ -216,8 +230,9 @@ def side_by_side(steps: int, device) -> dict:
     out = {"steps": steps, "B": 32, "T": encoder.steps}
     for name, mode in (("dense", "dense"), ("events", "auto")):
         torch.manual_seed(0)
-        model = SRCClassifier(784, hidden_layers=1, hidden_size=128, neurons_per_class=4,
-                              input_projection=mode).to(device)
+        model = SRCClassifier(784, hidden_layers=1, hidden_size=128, neurons_per_class=4, input_projection=mode).to(
+            device
+        )
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         gen = torch.Generator(device=device).manual_seed(5)
         losses = []
@@ -234,17 +249,20 @@ def side_by_side(steps: int, device) -> dict:
             x = encoder(test_images, torch.Generator(device=device).manual_seed(7))
             accuracy = float((model(x).argmax(1).cpu() == test_labels).float().mean())
         out[name] = {"losses": losses, "test_accuracy": accuracy}
-    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["dense"]["losses"],
-                                                                 out["events"]["losses"]))
-    print(f"  side by side, {steps} steps: loss {out['dense']['losses'][0]:.3f} -> "
-          f"{out['dense']['losses'][-1]:.3f} (dense) / {out['events']['losses'][-1]:.3f} (events), "
-          f"max difference {out['max_loss_difference']:.2e}; test accuracy "
-          f"{out['dense']['test_accuracy']:.3f} / {out['events']['test_accuracy']:.3f}", flush=True)
+    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["dense"]["losses"], out["events"]["losses"]))
+    print(
+        f"  side by side, {steps} steps: loss {out['dense']['losses'][0]:.3f} -> "
+        f"{out['dense']['losses'][-1]:.3f} (dense) / {out['events']['losses'][-1]:.3f} (events), "
+        f"max difference {out['max_loss_difference']:.2e}; test accuracy "
+        f"{out['dense']['test_accuracy']:.3f} / {out['events']['test_accuracy']:.3f}",
+        flush=True,
+    )
     return out
 
 
 def plot(results: dict, path: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -252,28 +270,24 @@ def plot(results: dict, path: str) -> None:
     for ax, (dname, rows) in zip(axes[0], results["projection"].items()):
         ds = [float(d) for d in rows if d != "crossover"]
         for n, style in (("dense", "k-"), ("sparse", "C0o-"), ("events", "C1s--"), ("auto", "C2:")):
-            ax.plot([100 * d for d in ds], [rows[str(d)][n]["median_ms"] for d in ds], style,
-                    label=n)
+            ax.plot([100 * d for d in ds], [rows[str(d)][n]["median_ms"] for d in ds], style, label=n)
         cross = rows["crossover"].get("sparse")
         if isinstance(cross, float):
             ax.axvline(100 * cross, color="C3", lw=0.8)
-            ax.text(100 * cross, ax.get_ylim()[1] * 0.6, f" crossover {100 * cross:.0f} %",
-                    color="C3")
+            ax.text(100 * cross, ax.get_ylim()[1] * 0.6, f" crossover {100 * cross:.0f} %", color="C3")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("density of s (% non-zero)")
         ax.set_ylabel("forward + weight gradient (ms, median)")
         ax.set_title(f"{dname}: R={results['R']}, F={results['F']}, H={results['H']}")
         ax.legend()
-    fig.suptitle(f"event-driven projection vs dense GEMM, {results['device']} "
-                 f"({results['threads']} threads)")
+    fig.suptitle(f"event-driven projection vs dense GEMM, {results['device']} ({results['threads']} threads)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
@@ -285,37 +299,46 @@ def main(argv=None) -> dict:
     ap.add_argument("--densities", type=float, nargs="+", default=list(DENSITIES))
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--skip-mnist", action="store_true")
-    ap.add_argument("--mnist-precisions", nargs="+", default=["fp32", "bf16"],
-                    choices=["fp32", "bf16"])
-    ap.add_argument("--side-by-side", type=int, default=0, metavar="STEPS",
-                    help="also train a small classifier STEPS steps dense and event-driven")
+    ap.add_argument("--mnist-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument(
+        "--side-by-side",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also train a small classifier STEPS steps dense and event-driven",
+    )
     ap.add_argument("--skip-projection", action="store_true")
     ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/projection_<device>.json)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     results = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/projection_bench.py " + " ".join(
-            sys.argv[1:] if argv is None else argv),
-        "R": args.T * args.B, "F": args.F, "H": args.H,
+        "command": "python benchmarks/projection_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "R": args.T * args.B,
+        "F": args.F,
+        "H": args.H,
         "layer_crossover": {d: layer_crossover(device, t) for d, t in DTYPES.items()},
         "load_average_at_start": os.getloadavg(),
     }
     if not args.skip_projection:
-        print(f"projection alone: R = {args.T} * {args.B}, F = {args.F}, H = {args.H}, "
-              f"{args.threads} threads, {args.rounds} rounds (interleaved)")
-        results["projection"] = bench_projection(args.T, args.B, args.F, args.H, args.densities,
-                                                 args.dtypes, args.rounds, args.warmup, device)
+        print(
+            f"projection alone: R = {args.T} * {args.B}, F = {args.F}, H = {args.H}, "
+            f"{args.threads} threads, {args.rounds} rounds (interleaved)"
+        )
+        results["projection"] = bench_projection(
+            args.T, args.B, args.F, args.H, args.densities, args.dtypes, args.rounds, args.warmup, device
+        )
         for dname, rows in results["projection"].items():
             print(f"  crossover {dname}: {rows['crossover']}")
     if not args.skip_mnist:
         print("MNIST 784-512-100 training step, dense vs event-driven:")
-        results["mnist"] = bench_mnist(args.B, args.rounds, args.warmup, device,
-                                       args.mnist_precisions)
+        results["mnist"] = bench_mnist(args.B, args.rounds, args.warmup, device, args.mnist_precisions)
     if args.side_by_side:
         print("side-by-side training, dense vs event-driven projection:")
         results["side_by_side"] = side_by_side(args.side_by_side, device)

@@ -87,6 +87,7 @@ loads a median register lead of at least `loads.l2_littles_law_steps` (the same 
 L2_LATENCY / latency) and a fewest of that ratio of a step, and no backward load after a store
 (TARGETS; GPU_NOTES.md justifies the numbers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -110,7 +111,6 @@ MAX_ITERATIONS_AHEAD = 32  # how far the load-to-use search follows a value
 KINDS = ("memory", "mufu", "float_arith", "conversion", "double", "control", "other")
 
 
-
 class AtLeast(float):
     """A lower limit in TARGETS (a plain number is an upper limit)."""
 
@@ -123,8 +123,14 @@ class AtLeastIfAny(AtLeast):
 # BANDWIDTH x LATENCY, shared by the resident threads of the model size; a thread moving B
 # bytes a step (loads and stores) must have its loads issued that many bytes' worth of steps
 # ahead: steps = BANDWIDTH x LATENCY / (resident threads x B).
-H200 = {"bandwidth": 4.8e12, "latency": 600e-9, "sms": 132, "registers_per_sm": 65536,
-        "threads_per_sm": 2048, "threads": 256 * 1024}  # T=500, B=256, H=1024
+H200 = {
+    "bandwidth": 4.8e12,
+    "latency": 600e-9,
+    "sms": 132,
+    "registers_per_sm": 65536,
+    "threads_per_sm": 2048,
+    "threads": 256 * 1024,
+}  # T=500, B=256, H=1024
 # L2 hit latency for loads covered by a prefetch (GPU_NOTES.md, "Prefetch into L2"): public H100
 # microbenchmarks put an unloaded L2 hit at ~260 cycles (~150 ns at ~1.75 GHz), about half the
 # unloaded DRAM latency; the model takes half of its 600 ns DRAM latency (a model value, not a
@@ -150,19 +156,35 @@ def littles_law_steps(dtype, direction, flags, registers, K=16) -> float:
 # The issue's targets (issue 17), checked by --check. One row per target:
 # (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
 TARGETS = [
-    ("forward <= 60 instructions/step", ("f32", "bf16"), "forward", None,
-     "instructions_per_step.total", 60),
-    ("backward, detached states <= 90 instructions/step", ("f32", "bf16"), "backward",
-     {"detach_recurrent": True}, "instructions_per_step.total", 90),
-    ("backward, exact BPTT <= 110 instructions/step", ("f32", "bf16"), "backward",
-     {"detach_recurrent": False}, "instructions_per_step.total", 110),
-    ("no double-precision conversion in a time loop", ("f32", "bf16"), None, None,
-     "double_conversions_in_loop", 0),
+    ("forward <= 60 instructions/step", ("f32", "bf16"), "forward", None, "instructions_per_step.total", 60),
+    (
+        "backward, detached states <= 90 instructions/step",
+        ("f32", "bf16"),
+        "backward",
+        {"detach_recurrent": True},
+        "instructions_per_step.total",
+        90,
+    ),
+    (
+        "backward, exact BPTT <= 110 instructions/step",
+        ("f32", "bf16"),
+        "backward",
+        {"detach_recurrent": False},
+        "instructions_per_step.total",
+        110,
+    ),
+    ("no double-precision conversion in a time loop", ("f32", "bf16"), None, None, "double_conversions_in_loop", 0),
     # The default instances (per-layer constants, no gradient of them): the per-neuron ones
     # keep the constants in registers and the ones with the constants' gradients also each
     # step's StepInputs (issue 13); they take up to 255 registers, without spills.
-    ("backward <= 128 registers", ("f32", "bf16", "f16"), "backward",
-     {"per_neuron": False, "constant_grads": False}, "registers", 128),
+    (
+        "backward <= 128 registers",
+        ("f32", "bf16", "f16"),
+        "backward",
+        {"per_neuron": False, "constant_grads": False},
+        "registers",
+        128,
+    ),
     ("backward without spills", ("f32", "bf16", "f16"), "backward", None, "spills_bytes", 0),
     # Loads ahead of use (benchmarks/GPU_NOTES.md, "Loads ahead: the thresholds"): the median
     # lead at least the Little's-law lead of the instance (`loads.littles_law_steps`, from its
@@ -171,16 +193,32 @@ TARGETS = [
     # prefetch's lead for the DRAM part (`dram_steps_ahead`), and its own register lead must
     # cover an L2 hit: median >= the Little's-law lead scaled by L2_LATENCY / latency, fewest
     # >= one step so scaled. Instances without prefetches have no L2 rows (None: not applicable).
-    ("loads ahead of use, DRAM (median) >= Little's law", ("f32", "bf16"), None, None,
-     "loads.median_over_littles_law", AtLeast(1)),
-    ("every load's DRAM lead >= 1 step", ("f32", "bf16"), None, None,
-     "loads.min_dram_steps_ahead", AtLeast(1)),
-    ("prefetched loads ahead of use, L2 (median) >= Little's law", ("f32", "bf16"), None, None,
-     "loads.l2_median_over_littles_law", AtLeastIfAny(1)),
-    ("every prefetched load >= 1 step ahead, L2", ("f32", "bf16"), None, None,
-     "loads.l2_min_over_one_step", AtLeastIfAny(1)),
-    ("backward: no load issued after a store", ("f32", "bf16"), "backward", None,
-     "loads.fraction_after_store", 0),
+    (
+        "loads ahead of use, DRAM (median) >= Little's law",
+        ("f32", "bf16"),
+        None,
+        None,
+        "loads.median_over_littles_law",
+        AtLeast(1),
+    ),
+    ("every load's DRAM lead >= 1 step", ("f32", "bf16"), None, None, "loads.min_dram_steps_ahead", AtLeast(1)),
+    (
+        "prefetched loads ahead of use, L2 (median) >= Little's law",
+        ("f32", "bf16"),
+        None,
+        None,
+        "loads.l2_median_over_littles_law",
+        AtLeastIfAny(1),
+    ),
+    (
+        "every prefetched load >= 1 step ahead, L2",
+        ("f32", "bf16"),
+        None,
+        None,
+        "loads.l2_min_over_one_step",
+        AtLeastIfAny(1),
+    ),
+    ("backward: no load issued after a store", ("f32", "bf16"), "backward", None, "loads.fraction_after_store", 0),
 ]
 
 
@@ -190,6 +228,7 @@ class ToolsMissing(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # Tools
+
 
 def _real_nvcc(path: str) -> str:
     """Follow a wrapper script (`exec /real/nvcc "$@"`) to the binary it runs."""
@@ -219,14 +258,11 @@ def find_tools() -> dict:
     candidates = [os.path.join(bindir, "cuobjdump"), shutil.which("cuobjdump")]
     spec = importlib.util.find_spec("triton")
     if spec is not None and spec.origin:
-        candidates.append(os.path.join(os.path.dirname(spec.origin), "backends", "nvidia", "bin",
-                                       "cuobjdump"))
-    cuobjdump = next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)),
-                     None)
+        candidates.append(os.path.join(os.path.dirname(spec.origin), "backends", "nvidia", "bin", "cuobjdump"))
+    cuobjdump = next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
     if cuobjdump is None:
         raise ToolsMissing(f"no cuobjdump (looked in {bindir}, on PATH and in triton's wheel)")
-    filt = (shutil.which("cu++filt", path=bindir) or shutil.which("cu++filt")
-            or shutil.which("c++filt"))
+    filt = shutil.which("cu++filt", path=bindir) or shutil.which("cu++filt") or shutil.which("c++filt")
     return {"nvcc": nvcc, "cuobjdump": cuobjdump, "filt": filt}
 
 
@@ -251,13 +287,30 @@ def checkpoint_interval() -> int:
 
 def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
     from torch.utils import cpp_extension  # here, not at the top: torch is slow to import
+
     includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     includes.append(f"-I{os.path.join(ROOT, 'csrc')}")
-    return [nvcc, "-cubin", f"-arch={ARCH}", "-O3", "--expt-relaxed-constexpr", "-lineinfo",
-            "-std=c++20", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-            "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
-            "-DTORCH_API_INCLUDE_EXTENSION_H", "-DTORCH_EXTENSION_NAME=_C",
-            *includes, "-Xptxas", "-v", "-o", cubin, src]
+    return [
+        nvcc,
+        "-cubin",
+        f"-arch={ARCH}",
+        "-O3",
+        "--expt-relaxed-constexpr",
+        "-lineinfo",
+        "-std=c++20",
+        "-D__CUDA_NO_HALF_OPERATORS__",
+        "-D__CUDA_NO_HALF_CONVERSIONS__",
+        "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+        "-D__CUDA_NO_HALF2_OPERATORS__",
+        "-DTORCH_API_INCLUDE_EXTENSION_H",
+        "-DTORCH_EXTENSION_NAME=_C",
+        *includes,
+        "-Xptxas",
+        "-v",
+        "-o",
+        cubin,
+        src,
+    ]
 
 
 def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
@@ -306,8 +359,10 @@ class Instr:
             return out
 
         wide = self.base.startswith("D") or self.op.startswith(("F2F.F64", "I2F.F64"))
-        if self.base in ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY",
-                         "BSYNC", "CCTL") or not parts:
+        if (
+            self.base in ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY", "BSYNC", "CCTL")
+            or not parts
+        ):
             dest, srcs = set(), expand(",".join(parts))
         else:
             width = 1
@@ -323,8 +378,25 @@ class Instr:
 
 def kind_of(ins: Instr) -> str:
     b, op = ins.base, ins.op
-    if b in ("LDG", "STG", "LD", "ST", "LDL", "STL", "LDS", "STS", "ATOM", "ATOMG", "RED", "LDGSTS",
-             "LDSM", "ATOMS", "CCTL", "LDGDEPBAR", "DEPBAR"):
+    if b in (
+        "LDG",
+        "STG",
+        "LD",
+        "ST",
+        "LDL",
+        "STL",
+        "LDS",
+        "STS",
+        "ATOM",
+        "ATOMG",
+        "RED",
+        "LDGSTS",
+        "LDSM",
+        "ATOMS",
+        "CCTL",
+        "LDGDEPBAR",
+        "DEPBAR",
+    ):
         return "memory"
     if b == "MUFU":
         return "mufu"
@@ -332,11 +404,42 @@ def kind_of(ins: Instr) -> str:
         return "double"
     if b in ("F2F", "F2I", "I2F", "F2FP", "I2I", "FRND", "F2IP", "I2FP"):
         return "conversion"
-    if b in ("FFMA", "FADD", "FMUL", "FMNMX", "FSEL", "FSETP", "FCHK", "FSWZADD", "HFMA2", "HADD2",
-             "HMUL2", "HMNMX2", "HSETP2", "FSET", "HSET2"):
+    if b in (
+        "FFMA",
+        "FADD",
+        "FMUL",
+        "FMNMX",
+        "FSEL",
+        "FSETP",
+        "FCHK",
+        "FSWZADD",
+        "HFMA2",
+        "HADD2",
+        "HMUL2",
+        "HMNMX2",
+        "HSETP2",
+        "FSET",
+        "HSET2",
+    ):
         return "float_arith"
-    if b in ("BRA", "BRX", "JMP", "JMX", "BSSY", "BSYNC", "CALL", "RET", "EXIT", "WARPSYNC", "BREAK",
-             "BMOV", "YIELD", "KILL", "BPT", "NANOSLEEP"):
+    if b in (
+        "BRA",
+        "BRX",
+        "JMP",
+        "JMX",
+        "BSSY",
+        "BSYNC",
+        "CALL",
+        "RET",
+        "EXIT",
+        "WARPSYNC",
+        "BREAK",
+        "BMOV",
+        "YIELD",
+        "KILL",
+        "BPT",
+        "NANOSLEEP",
+    ):
         return "control"
     return "other"
 
@@ -361,8 +464,7 @@ def parse_sass(text: str) -> dict:
             continue
         m = INSTR_RE.search(line)
         if m and cur is not None:
-            cur.append(Instr(int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3),
-                             m.group(4).strip()))
+            cur.append(Instr(int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3), m.group(4).strip()))
     return funcs
 
 
@@ -373,11 +475,9 @@ def parse_ptxas(text: str) -> dict:
         if m:
             cur = out.setdefault(m.group(1), {})
             continue
-        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads",
-                      line)
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
         if m and cur is not None:
-            cur.update(stack_bytes=int(m.group(1)), spill_store_bytes=int(m.group(2)),
-                       spill_load_bytes=int(m.group(3)))
+            cur.update(stack_bytes=int(m.group(1)), spill_store_bytes=int(m.group(2)), spill_load_bytes=int(m.group(3)))
         m = re.search(r"Compiling entry function '(\S+)'", line)
         if m:
             cur = out.setdefault(m.group(1), {})
@@ -396,8 +496,7 @@ def parse_res_usage(text: str) -> dict:
             continue
         m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", line)
         if m and cur:
-            out[cur] = {"registers": int(m.group(1)), "stack_bytes": int(m.group(2)),
-                        "local_bytes": int(m.group(3))}
+            out[cur] = {"registers": int(m.group(1)), "stack_bytes": int(m.group(2)), "local_bytes": int(m.group(3))}
     return out
 
 
@@ -413,8 +512,11 @@ def parse_pointer_params(elf_text: str) -> dict:
         if m:
             cur = out.setdefault(m.group(1), set())
             continue
-        m = re.search(r"Ordinal\s*:\s*(0x[0-9a-f]+)\s+Offset\s*:\s*(0x[0-9a-f]+)\s+Size\s*:\s*"
-                      r"(0x[0-9a-f]+)", line)
+        m = re.search(
+            r"Ordinal\s*:\s*(0x[0-9a-f]+)\s+Offset\s*:\s*(0x[0-9a-f]+)\s+Size\s*:\s*"
+            r"(0x[0-9a-f]+)",
+            line,
+        )
         if m and cur is not None and int(m.group(3), 16) == 8:
             cur.add(PARAM_BASE + int(m.group(2), 16))
     return out
@@ -437,8 +539,7 @@ def instance_of(demangled: str):
     if m.group(1) == "forward":  # <scalar_t, Acc, kSave[, kLengths[, kPerNeuron]]>
         names = ("save", "lengths", "per_neuron")
     else:  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
-        names = ("detach_recurrent", "straight_through", "lengths", "per_neuron",
-                 "constant_grads")
+        names = ("detach_recurrent", "straight_through", "lengths", "per_neuron", "constant_grads")
     flags = dict(zip(names, bools))
     flags.setdefault("lengths", False)
     return m.group(1), flags
@@ -450,13 +551,13 @@ def variant_name(direction, flags) -> str:
     extra += "+constant_grads" if flags.get("constant_grads") else ""
     if direction == "forward":
         return ("training" if flags["save"] else "inference") + extra
-    name = ("detach" if flags["detach_recurrent"] else "exact") + (
-        "+st" if flags["straight_through"] else "")
+    name = ("detach" if flags["detach_recurrent"] else "exact") + ("+st" if flags["straight_through"] else "")
     return name + extra
 
 
 # ---------------------------------------------------------------------------------------------
 # Control flow and the steady-state path
+
 
 @dataclass
 class Block:
@@ -511,8 +612,11 @@ def _is_periodic_test(ins, K) -> bool:
 
 def _store_only(instrs, lo, hi) -> bool:
     kinds = [kind_of(ins) for ins in instrs[lo:hi]]
-    return ("memory" in kinds and not any(ins.base in ("LDG", "LD", "LDL") for ins in instrs[lo:hi])
-            and not any(k in ("mufu", "float_arith", "double") for k in kinds))
+    return (
+        "memory" in kinds
+        and not any(ins.base in ("LDG", "LD", "LDL") for ins in instrs[lo:hi])
+        and not any(k in ("mufu", "float_arith", "double") for k in kinds)
+    )
 
 
 def block_frequencies(instrs, blocks, head, tail, K):
@@ -535,8 +639,7 @@ def block_frequencies(instrs, blocks, head, tail, K):
             continue
         (a, ka), (c, kc) = succ
         taken, fall = (a, c) if ka == "taken" else (c, a)
-        cold = [s for s in (taken, fall) if any(ins.base == "CALL"
-                                                for ins in instrs[blocks[s].start:blocks[s].end])]
+        cold = [s for s in (taken, fall) if any(ins.base == "CALL" for ins in instrs[blocks[s].start : blocks[s].end])]
         if len(cold) == 1:
             freq[fall if cold[0] == taken else taken] += f
             continue
@@ -544,14 +647,17 @@ def block_frequencies(instrs, blocks, head, tail, K):
         pred = last.pred.lstrip("@").lstrip("!")
         setter = _pred_setter(instrs, b.end - 1, blocks[head].start, pred)
         skipped_lo, skipped_hi = blocks[fall].start, blocks[taken].start
-        if taken > fall and (_is_periodic_test(setter, K) or _store_only(instrs, skipped_lo,
-                                                                          skipped_hi)):
+        if taken > fall and (_is_periodic_test(setter, K) or _store_only(instrs, skipped_lo, skipped_hi)):
             freq[fall] += f / K
             freq[taken] += f * (1 - 1 / K)
-            periodic.append({"from": f"0x{instrs[skipped_lo].addr:x}",
-                             "to": f"0x{instrs[skipped_hi - 1].addr:x}",
-                             "instructions": skipped_hi - skipped_lo,
-                             "by": "counter mask" if _is_periodic_test(setter, K) else "store-only"})
+            periodic.append(
+                {
+                    "from": f"0x{instrs[skipped_lo].addr:x}",
+                    "to": f"0x{instrs[skipped_hi - 1].addr:x}",
+                    "instructions": skipped_hi - skipped_lo,
+                    "by": "counter mask" if _is_periodic_test(setter, K) else "store-only",
+                }
+            )
         else:
             freq[fall] += f
     return freq, periodic, nested
@@ -564,8 +670,7 @@ def analyse_loop(instrs, blocks, head, tail, K):
         if freq[k] > 0:
             weighted += [(i, freq[k]) for i in range(blocks[k].start, blocks[k].end)]
     # A predicated store is conditional (e.g. checkpoint stores the compiler if-converted).
-    stores_full = sum(1 for i, w in weighted
-                      if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
+    stores_full = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
     transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
     steps, method = stores_full, "output stores"
     if steps == 0:  # every store predicated: fall back on the exponentials, then on all stores
@@ -573,9 +678,15 @@ def analyse_loop(instrs, blocks, head, tail, K):
         if steps == 0:
             steps = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999)
             method = "all stores"
-    return {"weighted": weighted, "steps": steps, "steps_by_stores": stores_full,
-            "step_method": method, "transcendentals": transc,
-            "periodic": periodic, "nested": nested}
+    return {
+        "weighted": weighted,
+        "steps": steps,
+        "steps_by_stores": stores_full,
+        "step_method": method,
+        "transcendentals": transc,
+        "periodic": periodic,
+        "nested": nested,
+    }
 
 
 def time_loops(instrs, blocks, K):
@@ -590,7 +701,7 @@ def time_loops(instrs, blocks, K):
         if ins.base != "BRA" or t is None or t > ins.addr or t not in addr_idx:
             continue
         lo = addr_idx[t]
-        if not any(x.base == "STG" for x in instrs[lo:i + 1]):
+        if not any(x.base == "STG" for x in instrs[lo : i + 1]):
             continue
         loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K)
         loop.update(head=t, tail=ins.addr)
@@ -600,8 +711,24 @@ def time_loops(instrs, blocks, K):
 
 UREG_RE = re.compile(r"(?<![A-Za-z0-9_])UR(\d+)")
 CONST_RE = re.compile(r"c\[0x0\]\[(0x[0-9a-f]+)\]")
-NO_DEST = ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY", "BSYNC",
-           "CCTL", "BAR", "WARPSYNC", "NOP", "DEPBAR")
+NO_DEST = (
+    "ST",
+    "STG",
+    "STL",
+    "STS",
+    "RED",
+    "BRA",
+    "EXIT",
+    "CALL",
+    "RET",
+    "BSSY",
+    "BSYNC",
+    "CCTL",
+    "BAR",
+    "WARPSYNC",
+    "NOP",
+    "DEPBAR",
+)
 
 
 def is_prefetch(ins: Instr) -> bool:
@@ -734,19 +861,25 @@ def load_distances(instrs, weighted, per_step, streams=None, pointer_params=()):
         steps = None if dist is None else round(dist / per_step, 2)
         pf = cover.get(pos)
         st = (streams or {}).get(i)
-        out.append({"addr": f"0x{ins.addr:x}", "op": ins.op,
-                    "instructions_to_use": dist,
-                    "steps_ahead": steps,
-                    "after_store": seen_store,
-                    "stream": None if st is None else f"c[0x0][0x{st:x}]",
-                    "prefetch_instructions_ahead": pf,
-                    # the DRAM part is in flight from the prefetch on, when there is one
-                    "dram_steps_ahead": round(pf / per_step, 2) if pf is not None else steps})
+        out.append(
+            {
+                "addr": f"0x{ins.addr:x}",
+                "op": ins.op,
+                "instructions_to_use": dist,
+                "steps_ahead": steps,
+                "after_store": seen_store,
+                "stream": None if st is None else f"c[0x0][0x{st:x}]",
+                "prefetch_instructions_ahead": pf,
+                # the DRAM part is in flight from the prefetch on, when there is one
+                "dram_steps_ahead": round(pf / per_step, 2) if pf is not None else steps,
+            }
+        )
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Report
+
 
 def _median(xs):
     return sorted(xs)[len(xs) // 2] if xs else None
@@ -759,8 +892,14 @@ def analyse_function(name, instrs, K, pointer_params=()):
         return {"error": "no time loop found"}
     # The time loop does the cell math (exponentials on the MUFU); a loop that only stores
     # (e.g. the zero spikes past a sample's length) is not it, however unrolled.
-    main = max(loops, key=lambda lp: (any(kind_of(instrs[i]) == "mufu" for i, _ in lp["weighted"]),
-                                      lp["steps"], lp["tail"] - lp["head"]))
+    main = max(
+        loops,
+        key=lambda lp: (
+            any(kind_of(instrs[i]) == "mufu" for i, _ in lp["weighted"]),
+            lp["steps"],
+            lp["tail"] - lp["head"],
+        ),
+    )
     steps = max(main["steps"], 1)
     weighted = main["weighted"]
     counts = {k: 0.0 for k in KINDS}
@@ -771,48 +910,52 @@ def analyse_function(name, instrs, K, pointer_params=()):
     per_step["total"] = round(total / steps, 2)
     dconv = sum(w for i, w in weighted if is_double_conversion(instrs[i]))
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
-    streams = address_streams(instrs, addr_idx[main["head"]], addr_idx[main["tail"]],
-                              pointer_params)
+    streams = address_streams(instrs, addr_idx[main["head"]], addr_idx[main["tail"]], pointer_params)
     loads = load_distances(instrs, weighted, total / steps, streams)
     ahead = [ld["steps_ahead"] for ld in loads if ld["steps_ahead"] is not None]
     dram = [ld["dram_steps_ahead"] for ld in loads if ld["dram_steps_ahead"] is not None]
-    l2 = [ld["steps_ahead"] for ld in loads
-          if ld["prefetch_instructions_ahead"] is not None and ld["steps_ahead"] is not None]
+    l2 = [
+        ld["steps_ahead"]
+        for ld in loads
+        if ld["prefetch_instructions_ahead"] is not None and ld["steps_ahead"] is not None
+    ]
     return {
         "steps_per_iteration": main["steps"],
         "step_detection": {
             "method": main["step_method"],
             "by_output_stores": main["steps_by_stores"],
-            "by_transcendentals": (round(main["transcendentals"] / TRANSCENDENTALS_PER_STEP, 2)
-                                   if main["transcendentals"] else None),
+            "by_transcendentals": (
+                round(main["transcendentals"] / TRANSCENDENTALS_PER_STEP, 2) if main["transcendentals"] else None
+            ),
         },
-        "instructions_per_step": {"total": per_step["total"],
-                                  **{k: per_step[k] for k in KINDS}},
+        "instructions_per_step": {"total": per_step["total"], **{k: per_step[k] for k in KINDS}},
         "instructions_per_iteration": round(total, 2),
         "double_conversions_in_loop": round(dconv / steps, 3),
         "double_conversions_in_loop_per_iteration": round(dconv, 3),
         "mufu_ex2_tanh_per_step": round(main["transcendentals"] / steps, 2),
-        "global_loads_per_step": round(
-            sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
-        "global_stores_per_step": round(
-            sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
-        "loop": {"head": f"0x{main['head']:x}", "tail": f"0x{main['tail']:x}",
-                 "static_instructions": (main["tail"] - main["head"]) // 16 + 1,
-                 "periodic_blocks": main["periodic"], "nested_loops": main["nested"],
-                 "time_loops_found": len(loops)},
+        "global_loads_per_step": round(sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
+        "global_stores_per_step": round(sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
+        "loop": {
+            "head": f"0x{main['head']:x}",
+            "tail": f"0x{main['tail']:x}",
+            "static_instructions": (main["tail"] - main["head"]) // 16 + 1,
+            "periodic_blocks": main["periodic"],
+            "nested_loops": main["nested"],
+            "time_loops_found": len(loops),
+        },
         "loads": {
             "min_steps_ahead": min(ahead) if ahead else None,
             "mean_steps_ahead": round(sum(ahead) / len(ahead), 2) if ahead else None,
             "median_steps_ahead": _median(ahead),
-            "fraction_after_store": round(sum(ld["after_store"] for ld in loads) / len(loads), 3)
-            if loads else None,
+            "fraction_after_store": round(sum(ld["after_store"] for ld in loads) / len(loads), 3) if loads else None,
             # with prefetches: the DRAM lead of each load (the prefetch's, where one covers it)
             # and the register lead of the covered loads (which wait for an L2 hit only)
-            "prefetches_per_step": round(
-                sum(w for i, w in weighted if is_prefetch(instrs[i])) / steps, 3),
+            "prefetches_per_step": round(sum(w for i, w in weighted if is_prefetch(instrs[i])) / steps, 3),
             "fraction_covered_by_prefetch": round(
-                sum(ld["prefetch_instructions_ahead"] is not None for ld in loads) / len(loads), 3)
-            if loads else None,
+                sum(ld["prefetch_instructions_ahead"] is not None for ld in loads) / len(loads), 3
+            )
+            if loads
+            else None,
             "min_dram_steps_ahead": min(dram) if dram else None,
             "median_dram_steps_ahead": _median(dram),
             "l2_min_steps_ahead": min(l2) if l2 else None,
@@ -848,8 +991,11 @@ def build_report(tools, dtypes, workdir) -> dict:
             direction, flags = inst
             px, ru = ptxas.get(mangled, {}), res.get(mangled, {})
             entry = {
-                "dtype": dtype, "direction": direction, "variant": variant_name(direction, flags),
-                "flags": flags, "name": names[mangled],
+                "dtype": dtype,
+                "direction": direction,
+                "variant": variant_name(direction, flags),
+                "flags": flags,
+                "name": names[mangled],
                 "registers": px.get("registers", ru.get("registers")),
                 "spills_bytes": px.get("spill_store_bytes", 0) + px.get("spill_load_bytes", 0),
                 "stack_bytes": px.get("stack_bytes", ru.get("stack_bytes")),
@@ -865,20 +1011,31 @@ def build_report(tools, dtypes, workdir) -> dict:
                 loads["l2_littles_law_steps"] = round(need * l2_share, 2)
                 loads["median_over_littles_law"] = (
                     round(loads["median_dram_steps_ahead"] / need, 2)
-                    if loads["median_dram_steps_ahead"] is not None else None)
+                    if loads["median_dram_steps_ahead"] is not None
+                    else None
+                )
                 loads["l2_median_over_littles_law"] = (
                     round(loads["l2_median_steps_ahead"] / (need * l2_share), 2)
-                    if loads["l2_median_steps_ahead"] is not None else None)
+                    if loads["l2_median_steps_ahead"] is not None
+                    else None
+                )
                 loads["l2_min_over_one_step"] = (
                     round(loads["l2_min_steps_ahead"] / l2_share, 2)
-                    if loads["l2_min_steps_ahead"] is not None else None)
+                    if loads["l2_min_steps_ahead"] is not None
+                    else None
+                )
             kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
     commit, dirty = git_commit()
-    return {"arch": ARCH, "nvcc": tool_version(tools["nvcc"]),
-            "cuobjdump": tool_version(tools["cuobjdump"]), "git_commit": commit,
-            "csrc_modified": dirty, "checkpoint_interval": K,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-            "kernels": kernels}
+    return {
+        "arch": ARCH,
+        "nvcc": tool_version(tools["nvcc"]),
+        "cuobjdump": tool_version(tools["cuobjdump"]),
+        "git_commit": commit,
+        "csrc_modified": dirty,
+        "checkpoint_interval": K,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "kernels": kernels,
+    }
 
 
 def _metric(entry, metric):
@@ -909,12 +1066,18 @@ def check(report) -> list:
 
 
 def table(report) -> str:
-    head = (f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
-            f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
-            f"{'f64cv':>5} {'ldMed':>5} {'ldMin':>5} {'ld>st':>5}")
-    lines = [f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
-             f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
-             " of the steady-state loop", head, "-" * len(head)]
+    head = (
+        f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
+        f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
+        f"{'f64cv':>5} {'ldMed':>5} {'ldMin':>5} {'ld>st':>5}"
+    )
+    lines = [
+        f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
+        f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
+        " of the steady-state loop",
+        head,
+        "-" * len(head),
+    ]
     for key, e in report["kernels"].items():
         ips = e.get("instructions_per_step")
         if not ips:
@@ -927,17 +1090,19 @@ def table(report) -> str:
             f"{ips['mufu']:>5.1f} {ips['float_arith']:>5.1f} {ips['conversion']:>5.1f} "
             f"{ips['double']:>5.1f} {ips['control']:>5.1f} {ips['other']:>5.1f} "
             f"{e['double_conversions_in_loop']:>5.2f} {str(ld['median_steps_ahead']):>5} "
-            f"{str(ld['min_steps_ahead']):>5} {str(ld['fraction_after_store']):>5}")
-    lines.append("f64cv: double<->float conversions per step in the loop; ldMed / ldMin: median "
-                 "/ fewest steps a global load of the loop is issued ahead of its first use; "
-                 "ld>st: fraction of loads issued after a store of the same iteration")
+            f"{str(ld['min_steps_ahead']):>5} {str(ld['fraction_after_store']):>5}"
+        )
+    lines.append(
+        "f64cv: double<->float conversions per step in the loop; ldMed / ldMin: median "
+        "/ fewest steps a global load of the loop is issued ahead of its first use; "
+        "ld>st: fraction of loads issued after a store of the same iteration"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dtypes", default=",".join(DTYPES),
-                    help="comma-separated subset of " + ",".join(DTYPES))
+    ap.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated subset of " + ",".join(DTYPES))
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
     ap.add_argument("--workdir", default=None, help="keep cubins here (default: a temp folder)")
     ap.add_argument("--check", action="store_true", help="exit 1 listing every missed target")
@@ -952,6 +1117,7 @@ def main(argv=None) -> int:
         print(f"sass_report: skipped: {e}")
         return 0
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)

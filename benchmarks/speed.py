@@ -32,6 +32,7 @@ What is compared:
     SRC(H, H) against nn.GRU(H, H), and with --peers the other libraries' layers.
 Prints tables and writes JSON to benchmarks/results/speed_<device>.json (or --out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,13 +62,21 @@ ROOT = os.path.dirname(HERE)
 # The eager baseline
 
 
-def src_recurrence_unbind(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True,
-                          straight_through=True, step=src_cell_step, drives=None):
+def src_recurrence_unbind(
+    u,
+    bias,
+    state,
+    k: SRCConstants = DEFAULTS,
+    detach_recurrent=True,
+    straight_through=True,
+    step=src_cell_step,
+    drives=None,
+):
     """The loop of src_recurrence_reference (over ``u.unbind(0)``) with a pluggable cell step,
     for the compiled baseline; with the eager step it is bitwise the reference
     (tests/test_benchmarks.py). ``drives``: the per-step drives, if not ``u.unbind(0)``."""
     outputs = []
-    for u_t in (u.unbind(0) if drives is None else drives):
+    for u_t in u.unbind(0) if drives is None else drives:
         s_t, state = step(u_t, state, bias, k, detach_recurrent, straight_through)
         outputs.append(s_t)
     if outputs:
@@ -75,19 +84,21 @@ def src_recurrence_unbind(u, bias, state, k: SRCConstants = DEFAULTS, detach_rec
     return u.new_empty((0,) + tuple(state[0].shape)), state
 
 
-def src_recurrence_indexed(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True,
-                           straight_through=True):
+def src_recurrence_indexed(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True, straight_through=True):
     """The reference as it was before it walked u with unbind: indexing ``u[t]``, whose
     backward zero-fills a whole (T, B, H) gradient per step (quadratic in T). --select-loop."""
-    return src_recurrence_unbind(u, bias, state, k, detach_recurrent, straight_through,
-                                 drives=(u[t] for t in range(u.shape[0])))
+    return src_recurrence_unbind(
+        u, bias, state, k, detach_recurrent, straight_through, drives=(u[t] for t in range(u.shape[0]))
+    )
 
 
 def compiled_reference(step):
     """The eager loop around a compiled cell step (compiling the unrolled 220-step loop takes
     minutes; one compiled step is what a user gets)."""
+
     def run(u, bias, state, k=DEFAULTS, detach_recurrent=True, straight_through=True):
         return src_recurrence_unbind(u, bias, state, k, detach_recurrent, straight_through, step)
+
     return run
 
 
@@ -204,8 +215,7 @@ def spread(xs: List[float]) -> dict:
 class Session:
     """All the comparisons of one run, and the contention probe of every round."""
 
-    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float,
-                 foreign: float = 0.05):
+    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float, foreign: float = 0.05):
         if rounds < 1 or warmup < 0:
             raise ValueError("speed.py: --rounds must be >= 1 and --warmup >= 0")
         self.clock = Clock(device)
@@ -232,8 +242,12 @@ class Session:
                 probes.append(probe)
                 foreign.append(self.foreign.fraction(load))
         self.groups[group] = {"samples": samples, "probes": probes, "foreign": foreign}
-        print(f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
-              f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
+            f"{time.perf_counter() - began:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         return samples
 
     def seconds(self, group: str, name: str) -> List[float]:
@@ -243,9 +257,14 @@ class Session:
         samples = self.groups[group]["samples"][name]
         secs = [s[0] for s in samples]
         q1, med, q3 = quartiles(secs)
-        return {"median_s": med, "min_s": min(secs), "q1_s": q1, "q3_s": q3,
-                "minor_faults_per_call": statistics.median(s[1] for s in samples),
-                "major_faults_per_call": statistics.median(s[2] for s in samples)}
+        return {
+            "median_s": med,
+            "min_s": min(secs),
+            "q1_s": q1,
+            "q3_s": q3,
+            "minor_faults_per_call": statistics.median(s[1] for s in samples),
+            "major_faults_per_call": statistics.median(s[2] for s in samples),
+        }
 
     def paired(self, group: str, num: str, den: str, scale: float = 1.0) -> dict:
         """Per round scale * time(num) / time(den), summarised."""
@@ -261,20 +280,26 @@ class Session:
         drifted = sum(p > limit for p in every)
         loads = {name: g.get("foreign", []) for name, g in self.groups.items()}
         measured = [x for xs in loads.values() for x in xs if x is not None]
-        per_group = {name: sum(x is not None and x > self.foreign_limit for x in xs)
-                     for name, xs in loads.items()}
+        per_group = {name: sum(x is not None and x > self.foreign_limit for x in xs) for name, xs in loads.items()}
         flagged = sum(per_group.values())
-        return {"flagged": flagged > 0, "measure": "foreign_cpu" if measured else "none",
-                "foreign_limit": self.foreign_limit, "rounds": len(every),
-                "flagged_rounds": flagged, "flagged_fraction": flagged / len(every),
-                "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
-                "foreign_median": statistics.median(measured) if measured else None,
-                "foreign_max": max(measured) if measured else None,
-                "foreign_per_round": loads,
-                "drift_limit": self.drift, "probe_rounds_above_drift": drifted,
-                "probe_min_s": fastest, "probe_median_s": statistics.median(every),
-                "probe_max_drift": max(every) / fastest - 1,
-                "probes_s": {name: g["probes"] for name, g in self.groups.items()}}
+        return {
+            "flagged": flagged > 0,
+            "measure": "foreign_cpu" if measured else "none",
+            "foreign_limit": self.foreign_limit,
+            "rounds": len(every),
+            "flagged_rounds": flagged,
+            "flagged_fraction": flagged / len(every),
+            "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
+            "foreign_median": statistics.median(measured) if measured else None,
+            "foreign_max": max(measured) if measured else None,
+            "foreign_per_round": loads,
+            "drift_limit": self.drift,
+            "probe_rounds_above_drift": drifted,
+            "probe_min_s": fastest,
+            "probe_median_s": statistics.median(every),
+            "probe_max_drift": max(every) / fastest - 1,
+            "probes_s": {name: g["probes"] for name, g in self.groups.items()},
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,11 +350,11 @@ def bench_recurrence(session, results, u, bias, state, k, impls):
         def go():
             with torch.no_grad():
                 run(ud, bd, state, k)
+
         return go
 
     group = "recurrence_inference"
-    session.compare(group, {name: inference(run) for name, run in impls.items()
-                            if name in ("fused", "reference")})
+    session.compare(group, {name: inference(run) for name, run in impls.items() if name in ("fused", "reference")})
     for name in ("fused", "reference"):
         stats[f"{group}_{name}"] = session.stats(group, name)
         tm[f"{group}_{name}"] = stats[f"{group}_{name}"]["median_s"]
@@ -344,24 +369,32 @@ def bench_recurrence(session, results, u, bias, state, k, impls):
 def load_cell_math_bench(verbose: bool = False):
     """benchmarks/cell_math_bench.cpp, compiled (once, cached) into the checkout's build/."""
     from torch.utils.cpp_extension import load
+
     build = os.path.join(ROOT, "build", "cell_math_bench")
     os.makedirs(build, exist_ok=True)
     # The kernels' flags (setup.py): the same code generation for the same math, and the
     # same OpenMP thread pool.
     omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    return load(name="srcext_cell_math_bench", sources=[os.path.join(HERE, "cell_math_bench.cpp")],
-                extra_include_paths=[os.path.join(ROOT, "csrc")], build_directory=build,
-                extra_cflags=["-O3", "-fno-math-errno", "-fno-trapping-math"] + omp,
-                extra_ldflags=omp, verbose=verbose)
+    return load(
+        name="srcext_cell_math_bench",
+        sources=[os.path.join(HERE, "cell_math_bench.cpp")],
+        extra_include_paths=[os.path.join(ROOT, "csrc")],
+        build_directory=build,
+        extra_cflags=["-O3", "-fno-math-errno", "-fno-trapping-math"] + omp,
+        extra_ldflags=omp,
+        verbose=verbose,
+    )
 
 
 def kernel_bytes(T, B, H, itemsize=4):
     """Bytes each kernel must move at least (float32 math and checkpoints)."""
     N = T * B * H
     ckpt = 3 * 4 * B * H * num_checkpoints(T)
-    return {"forward_train": 2 * itemsize * N + ckpt,          # read u, write spikes, checkpoints
-            "forward_inference": 2 * itemsize * N,             # read u, write spikes
-            "backward_detached": 3 * itemsize * N + ckpt}      # read grad and u, checkpoints; write grad_u
+    return {
+        "forward_train": 2 * itemsize * N + ckpt,  # read u, write spikes, checkpoints
+        "forward_inference": 2 * itemsize * N,  # read u, write spikes
+        "backward_detached": 3 * itemsize * N + ckpt,
+    }  # read grad and u, checkpoints; write grad_u
 
 
 def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
@@ -378,8 +411,7 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
     contenders = {
         "forward_train": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True),
         "forward_inference": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, False),
-        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True,
-                                                                   False),
+        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True, False),
         "copy": lambda: dst.copy_(src),
     }
     if math_bench is not None:
@@ -402,13 +434,16 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
     roof = {"copy_bytes": copy_bytes, "copy_bytes_per_s": copy_bw, "kernels": {}}
     if math_bench is not None:
         roof["cell_math_ns_per_neuron_step"] = {
-            what: stats[f"kernel_math_{what}"]["median_s"] / (T * B * H) * 1e9
-            for what in ("forward", "backward")}
+            what: stats[f"kernel_math_{what}"]["median_s"] / (T * B * H) * 1e9 for what in ("forward", "backward")
+        }
     for name, nbytes in need.items():
-        entry = {"time_s": stats[f"kernel_{name}"]["median_s"], "bytes": nbytes,
-                 "bytes_per_s": nbytes / stats[f"kernel_{name}"]["median_s"],
-                 # per round: (bytes / kernel time) / (copy bytes / copy time)
-                 "fraction_of_copy": session.paired(group, "copy", name, nbytes / copy_bytes)}
+        entry = {
+            "time_s": stats[f"kernel_{name}"]["median_s"],
+            "bytes": nbytes,
+            "bytes_per_s": nbytes / stats[f"kernel_{name}"]["median_s"],
+            # per round: (bytes / kernel time) / (copy bytes / copy time)
+            "fraction_of_copy": session.paired(group, "copy", name, nbytes / copy_bytes),
+        }
         if math_bench is not None:
             math_name = "math_backward" if name.startswith("backward") else "math_forward"
             entry["cell_math_fraction"] = session.paired(group, math_name, name)
@@ -435,8 +470,13 @@ def bench_bf16(session, results, u, bias, state, k):
     bb = bias.detach().to(torch.bfloat16).requires_grad_()
     sb = tuple(s.to(torch.bfloat16) for s in state)
     group = "bf16"
-    session.compare(group, {"float32": make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1],
-                            "bfloat16": make_step_runner(src_recurrence_fused, ub, bb, sb, k, True)[1]})
+    session.compare(
+        group,
+        {
+            "float32": make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1],
+            "bfloat16": make_step_runner(src_recurrence_fused, ub, bb, sb, k, True)[1],
+        },
+    )
     results["stats"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")
     results["timings_s"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")["median_s"]
     results["ratio_spread"]["bf16_vs_fp32"] = session.paired(group, "float32", "bfloat16")
@@ -462,6 +502,7 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
 
     try:
         import snntorch as snn  # the tutorials: a Linear then the neuron, looped over steps with mem
+
         fc1 = torch.nn.Linear(F, H, device=device, dtype=dtype)
         lif1 = snn.Leaky(beta=0.95).to(device=device, dtype=dtype)
 
@@ -472,8 +513,12 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
                 spk, mem = lif1(fc1(x[step]), mem)
                 spikes.append(spk)
             return torch.stack(spikes)
-        layers["snnTorch Leaky"] = (torch.nn.ModuleList([fc1, lif1]), leaky,
-                                    f"snntorch {snn.__version__}: Linear + Leaky(beta=0.95), loop over steps")
+
+        layers["snnTorch Leaky"] = (
+            torch.nn.ModuleList([fc1, lif1]),
+            leaky,
+            f"snntorch {snn.__version__}: Linear + Leaky(beta=0.95), loop over steps",
+        )
         fc2 = torch.nn.Linear(F, H, device=device, dtype=dtype)
         rlif = snn.RLeaky(beta=0.95, linear_features=H).to(device=device, dtype=dtype)
 
@@ -484,9 +529,12 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
                 spk, mem = rlif(fc2(x[step]), spk, mem)
                 spikes.append(spk)
             return torch.stack(spikes)
-        layers["snnTorch RLeaky"] = (torch.nn.ModuleList([fc2, rlif]), rleaky,
-                                     f"snntorch {snn.__version__}: Linear + RLeaky(beta=0.95, "
-                                     "linear_features=H), loop over steps")
+
+        layers["snnTorch RLeaky"] = (
+            torch.nn.ModuleList([fc2, rlif]),
+            rleaky,
+            f"snntorch {snn.__version__}: Linear + RLeaky(beta=0.95, linear_features=H), loop over steps",
+        )
     except ImportError as e:
         missing["snnTorch"] = str(e)
 
@@ -495,6 +543,7 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
 
         import spikingjelly
         from spikingjelly.activation_based import functional, layer, neuron
+
         kwargs = {"step_mode": "m"}
         backend = "torch"
         if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
@@ -507,21 +556,33 @@ def peer_layers(F, H, device, dtype, with_peers: bool):
         def sj(x):
             functional.reset_net(net)
             return net(x)
+
         version = getattr(spikingjelly, "__version__", "")
-        layers["SpikingJelly LIFNode"] = (net, sj, f"spikingjelly {version}: Sequential(layer.Linear, "
-                                          f"neuron.LIFNode(step_mode='m')), reset_net; {backend} backend")
+        layers["SpikingJelly LIFNode"] = (
+            net,
+            sj,
+            f"spikingjelly {version}: Sequential(layer.Linear, "
+            f"neuron.LIFNode(step_mode='m')), reset_net; {backend} backend",
+        )
     except ImportError as e:
         missing["SpikingJelly"] = str(e)
 
     try:
         import norse
         import norse.torch as nt
+
         lif_net = nt.SequentialState(torch.nn.Linear(F, H), nt.LIF()).to(device=device, dtype=dtype)
-        layers["Norse LIF"] = (lif_net, lambda x: lif_net(x)[0],
-                               f"norse {norse.__version__}: SequentialState(Linear, LIF()) on (T, B, F)")
+        layers["Norse LIF"] = (
+            lif_net,
+            lambda x: lif_net(x)[0],
+            f"norse {norse.__version__}: SequentialState(Linear, LIF()) on (T, B, F)",
+        )
         lifr = nt.LIFRecurrent(F, H).to(device=device, dtype=dtype)
-        layers["Norse LIFRecurrent"] = (lifr, lambda x: lifr(x)[0],
-                                        f"norse {norse.__version__}: LIFRecurrent(F, H) on (T, B, F)")
+        layers["Norse LIFRecurrent"] = (
+            lifr,
+            lambda x: lifr(x)[0],
+            f"norse {norse.__version__}: LIFRecurrent(F, H) on (T, B, F)",
+        )
     except ImportError as e:
         missing["Norse"] = str(e)
     return layers, missing
@@ -550,12 +611,14 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
         def go():
             module.zero_grad(set_to_none=True)
             fwd(x).sum().backward()
+
         return go
 
     def infer(fwd):
         def go():
             with torch.no_grad():
                 fwd(x)
+
         return go
 
     session.compare("layer_train_step", {n: train(m, f) for n, (m, f, _) in layers.items()})
@@ -596,8 +659,9 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
 
 def git_commit() -> str:
     try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
-                                       stderr=subprocess.DEVNULL, text=True).strip()
+        return subprocess.check_output(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, stderr=subprocess.DEVNULL, text=True
+        ).strip()
     except Exception:
         return "unknown"
 
@@ -611,31 +675,52 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     ap.add_argument("--rounds", type=int, default=11, help="timed rounds of each comparison (>= 7 for a report)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    ap.add_argument("--drift", type=float, default=0.10,
-                    help="report rounds whose probe is this much above its fastest (not a flag)")
-    ap.add_argument("--foreign", type=float, default=0.05,
-                    help="flag rounds in which other processes used more than this fraction of the CPUs")
-    ap.add_argument("--peers", action="store_true",
-                    help="also snnTorch, SpikingJelly, Norse (where installed) and nn.LSTM")
+    ap.add_argument(
+        "--drift",
+        type=float,
+        default=0.10,
+        help="report rounds whose probe is this much above its fastest (not a flag)",
+    )
+    ap.add_argument(
+        "--foreign",
+        type=float,
+        default=0.05,
+        help="flag rounds in which other processes used more than this fraction of the CPUs",
+    )
+    ap.add_argument(
+        "--peers", action="store_true", help="also snnTorch, SpikingJelly, Norse (where installed) and nn.LSTM"
+    )
     ap.add_argument("--density", type=float, default=0.05, help="fraction of ones in the layer input")
-    ap.add_argument("--select-loop", action="store_true",
-                    help="also the reference loop as it was, indexing u[t] (its backward is quadratic in T)")
+    ap.add_argument(
+        "--select-loop",
+        action="store_true",
+        help="also the reference loop as it was, indexing u[t] (its backward is quadratic in T)",
+    )
     ap.add_argument("--skip-compile", action="store_true", help="skip the torch.compile baseline")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend (tests: eager)")
     ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/cell-math/copy roofline")
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
-    ap.add_argument("--projection", action="store_true",
-                    help="the event-driven input projection against the dense GEMM, and the MNIST "
-                         "training step (benchmarks/projection_bench.py; its own JSON and plot)")
-    ap.add_argument("--markdown", metavar="JSON", default=None,
-                    help="print docs/results.md's speed tables from a JSON this script wrote, and exit")
+    ap.add_argument(
+        "--projection",
+        action="store_true",
+        help="the event-driven input projection against the dense GEMM, and the MNIST "
+        "training step (benchmarks/projection_bench.py; its own JSON and plot)",
+    )
+    ap.add_argument(
+        "--markdown",
+        metavar="JSON",
+        default=None,
+        help="print docs/results.md's speed tables from a JSON this script wrote, and exit",
+    )
     args = ap.parse_args(argv)
     if args.projection:
         from projection_bench import main as projection_main
-        return projection_main(["--device", args.device, "--threads", str(args.threads)]
-                               + (["--out", args.out] if args.out else []))
+
+        return projection_main(
+            ["--device", args.device, "--threads", str(args.threads)] + (["--out", args.out] if args.out else [])
+        )
     if args.markdown:
         with open(args.markdown) as f:
             results = json.load(f)
@@ -659,13 +744,26 @@ def main(argv=None) -> dict:
     dtype = torch.float32
     results = {
         "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
-        "device_type": device.type, "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cuda": torch.version.cuda, "srcext": srcext.__version__,
-        "commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device_type": device.type,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "srcext": srcext.__version__,
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "T": T, "B": B, "H": H, "dtype": "float32", "checkpoint_interval": CHECKPOINT_INTERVAL,
-        "rounds": args.rounds, "warmup_rounds": args.warmup, "compile_backend": args.compile_backend,
-        "timings_s": {}, "ratios": {}, "ratio_spread": {}, "stats": {},
+        "T": T,
+        "B": B,
+        "H": H,
+        "dtype": "float32",
+        "checkpoint_interval": CHECKPOINT_INTERVAL,
+        "rounds": args.rounds,
+        "warmup_rounds": args.warmup,
+        "compile_backend": args.compile_backend,
+        "timings_s": {},
+        "ratios": {},
+        "ratio_spread": {},
+        "stats": {},
     }
     u, bias, state = recurrence_inputs(T, B, H, device, dtype)
 
@@ -678,12 +776,14 @@ def main(argv=None) -> dict:
     impls = {"fused": src_recurrence_fused, "reference": src_recurrence_reference}
     if not args.skip_compile:
         impls["compiled"] = compiled_reference(
-            torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend))
+            torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend)
+        )
     if args.select_loop:
         impls["reference_select"] = src_recurrence_indexed
     bench_recurrence(session, results, u, bias, state, k, impls)
     if not args.skip_compile:
         from torch._dynamo.utils import counters
+
         results["compiled_unique_graphs"] = counters["stats"]["unique_graphs"]
 
     if cuda:
@@ -706,14 +806,18 @@ def fmt_spread(s: dict) -> str:
 
 
 def print_report(results):
-    print(f"\nsrcext speed — {results['device']} ({results['device_type']}, {results['threads']} threads), "
-          f"T={results['T']} B={results['B']} H={results['H']} float32, {results['rounds']} interleaved "
-          f"rounds after {results['warmup_rounds']} warm-up, commit {results['commit']}")
+    print(
+        f"\nsrcext speed — {results['device']} ({results['device_type']}, {results['threads']} threads), "
+        f"T={results['T']} B={results['B']} H={results['H']} float32, {results['rounds']} interleaved "
+        f"rounds after {results['warmup_rounds']} warm-up, commit {results['commit']}"
+    )
     print(f"\n{'case':<52}{'median ms':>11}{'min ms':>10}{'IQR ms':>16}{'faults/call':>13}")
     for name, st in results["stats"].items():
         iqr = f"{st['q1_s'] * 1e3:.2f}-{st['q3_s'] * 1e3:.2f}"
-        print(f"{name:<52}{st['median_s'] * 1e3:>11.2f}{st['min_s'] * 1e3:>10.2f}{iqr:>16}"
-              f"{st['minor_faults_per_call'] + st['major_faults_per_call']:>13.0f}")
+        print(
+            f"{name:<52}{st['median_s'] * 1e3:>11.2f}{st['min_s'] * 1e3:>10.2f}{iqr:>16}"
+            f"{st['minor_faults_per_call'] + st['major_faults_per_call']:>13.0f}"
+        )
     print(f"\n{'paired ratio (baseline time / fused time)':<52}{'median [q1, q3]':>24}{'min-max':>16}")
     for name, s in results["ratio_spread"].items():
         print(f"{name:<52}{fmt_spread(s):>24}{s['min']:>8.2f}-{s['max']:.2f}")
@@ -722,8 +826,10 @@ def print_report(results):
         print(f"\nroofline: copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s", end="")
         if "cell_math_ns_per_neuron_step" in roof:
             m = roof["cell_math_ns_per_neuron_step"]
-            print(f"; cell math alone {m['forward']:.3f} (forward), {m['backward']:.3f} (backward) "
-                  f"ns per neuron-step", end="")
+            print(
+                f"; cell math alone {m['forward']:.3f} (forward), {m['backward']:.3f} (backward) ns per neuron-step",
+                end="",
+            )
         print()
         for name, e in roof["kernels"].items():
             line = f"  {name:<20} {e['bytes_per_s'] / 1e9:7.1f} GB/s, of copy {fmt_spread(e['fraction_of_copy'])}"
@@ -731,34 +837,46 @@ def print_report(results):
                 line += f", of its cell math {fmt_spread(e['cell_math_fraction'])}"
             print(line)
         if "recurrence_fwd_bwd_cell_math_fraction" in roof:
-            print(f"  fused recurrence fwd+bwd (autograd): of its cell math "
-                  f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}")
+            print(
+                f"  fused recurrence fwd+bwd (autograd): of its cell math "
+                f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}"
+            )
     if "bf16_speedup_vs_fp32" in results:
         print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
     if "layers" in results:
-        print(f"\nlayers: input -> {results['H']} neurons over {results['T']} steps, batch {results['B']}, "
-              f"input density {results['layer_input_density']}")
-        print(f"{'layer':<22}{'train ms':>10}{'ns/n-step':>11}{'x SRC':>8}{'infer ms':>10}{'ns/n-step':>11}"
-              f"{'x SRC':>8}{'firing':>9}")
+        print(
+            f"\nlayers: input -> {results['H']} neurons over {results['T']} steps, batch {results['B']}, "
+            f"input density {results['layer_input_density']}"
+        )
+        print(
+            f"{'layer':<22}{'train ms':>10}{'ns/n-step':>11}{'x SRC':>8}{'infer ms':>10}{'ns/n-step':>11}"
+            f"{'x SRC':>8}{'firing':>9}"
+        )
         for name, r in results["layers"].items():
             rate = "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}"
-            print(f"{name:<22}{r['train_s'] * 1e3:>10.1f}{r['train_ns_per_neuron_step']:>11.2f}"
-                  f"{r['train_vs_src']['median']:>8.2f}{r['inference_s'] * 1e3:>10.1f}"
-                  f"{r['inference_ns_per_neuron_step']:>11.2f}{r['inference_vs_src']['median']:>8.2f}{rate:>9}")
+            print(
+                f"{name:<22}{r['train_s'] * 1e3:>10.1f}{r['train_ns_per_neuron_step']:>11.2f}"
+                f"{r['train_vs_src']['median']:>8.2f}{r['inference_s'] * 1e3:>10.1f}"
+                f"{r['inference_ns_per_neuron_step']:>11.2f}{r['inference_vs_src']['median']:>8.2f}{rate:>9}"
+            )
         for name, why in results.get("peers_missing", {}).items():
             print(f"{name}: not installed ({why})")
     c = results["contention"]
     if c.get("rounds"):
         if c.get("foreign_median") is not None:
-            print(f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
-                  f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
-                  f"{c['foreign_limit']:.0%}" + (" — FLAGGED: the machine was busy, figures are suspect"
-                                                 if c["flagged"] else ""))
+            print(
+                f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
+                f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
+                f"{c['foreign_limit']:.0%}"
+                + (" — FLAGGED: the machine was busy, figures are suspect" if c["flagged"] else "")
+            )
         else:
             print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
-        print(f"probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
-              f"max drift {c['probe_max_drift']:.0%} ({c['probe_rounds_above_drift']}/{c['rounds']} rounds "
-              f"above +{c['drift_limit']:.0%}; reported, not flagged)")
+        print(
+            f"probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
+            f"max drift {c['probe_max_drift']:.0%} ({c['probe_rounds_above_drift']}/{c['rounds']} rounds "
+            f"above +{c['drift_limit']:.0%}; reported, not flagged)"
+        )
 
 
 def markdown(results) -> str:
@@ -774,45 +892,70 @@ def markdown(results) -> str:
         s = sp[key]
         return f"**{s['median']:.1f}x** ({s['q1']:.1f}-{s['q3']:.1f})"
 
-    lines = [f"| recurrence (T={results['T']}, B={results['B']}, H={results['H']}) | fused | eager loop "
-             "| fused speedup | torch.compile(step) | speedup vs compiled |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| recurrence (T={results['T']}, B={results['B']}, H={results['H']}) | fused | eager loop "
+        "| fused speedup | torch.compile(step) | speedup vs compiled |",
+        "|---|---|---|---|---|---|",
+    ]
     for what, label in (("forward", "forward"), ("fwd_bwd", "forward + backward")):
         for tag, flag in (("detached", "detach_recurrent=True"), ("bptt", "exact BPTT")):
             g = f"recurrence_{what}_{tag}"
-            lines.append(f"| {label}, {flag} | {ms(g + '_fused')} | {ms(g + '_reference')} | "
-                         f"{ratio(f'{what}_{tag}_vs_reference')} | {ms(g + '_compiled')} | "
-                         f"{ratio(f'{what}_{tag}_vs_compiled')} |")
-    lines.append(f"| inference (no grad) | {ms('recurrence_inference_fused')} | "
-                 f"{ms('recurrence_inference_reference')} | {ratio('inference_vs_reference')} | | |")
+            lines.append(
+                f"| {label}, {flag} | {ms(g + '_fused')} | {ms(g + '_reference')} | "
+                f"{ratio(f'{what}_{tag}_vs_reference')} | {ms(g + '_compiled')} | "
+                f"{ratio(f'{what}_{tag}_vs_compiled')} |"
+            )
+    lines.append(
+        f"| inference (no grad) | {ms('recurrence_inference_fused')} | "
+        f"{ms('recurrence_inference_reference')} | {ratio('inference_vs_reference')} | | |"
+    )
     roof = results.get("roofline")
     if roof:
-        lines += ["", "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
-                  "share of its time that is cell math |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
+            "share of its time that is cell math |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, e in roof["kernels"].items():
             math_key = "kernel_math_backward" if name.startswith("backward") else "kernel_math_forward"
             frac = e.get("cell_math_fraction")
-            lines.append(f"| {name.replace('_', ' ')} | {e['time_s'] * 1e3:.1f} ms | "
-                         f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
-                         f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
-                         + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "") + " |")
+            lines.append(
+                f"| {name.replace('_', ' ')} | {e['time_s'] * 1e3:.1f} ms | "
+                f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
+                f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
+                + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "")
+                + " |"
+            )
         if "recurrence_fwd_bwd_cell_math_fraction" in roof:
             frac = roof["recurrence_fwd_bwd_cell_math_fraction"]
-            lines.append(f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
-                         f"{(tm['kernel_math_forward'] + tm['kernel_math_backward']) * 1e3:.1f} ms | "
-                         f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |")
-        lines.append(f"| copy ({roof['copy_bytes'] / 2**20:.0f} MiB moved) | {ms('kernel_copy')} | | "
-                     f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s | | |")
+            lines.append(
+                f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
+                f"{(tm['kernel_math_forward'] + tm['kernel_math_backward']) * 1e3:.1f} ms | "
+                f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |"
+            )
+        lines.append(
+            f"| copy ({roof['copy_bytes'] / 2**20:.0f} MiB moved) | {ms('kernel_copy')} | | "
+            f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s | | |"
+        )
     if "layers" in results:
-        lines += ["", f"| layer, {results['H']} -> {results['H']}, T={results['T']}, B={results['B']} | "
-                  "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
-                  "| firing rate |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"| layer, {results['H']} -> {results['H']}, T={results['T']}, B={results['B']} | "
+            "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
+            "| firing rate |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in results["layers"].items():
-            rate = ("-" if r["firing_rate"] is None else "0" if r["firing_rate"] == 0
-                    else f"{100 * r['firing_rate']:.2g} %")
-            lines.append(f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
-                         f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
-                         f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
-                         f"| {rate} |")
+            rate = (
+                "-" if r["firing_rate"] is None else "0" if r["firing_rate"] == 0 else f"{100 * r['firing_rate']:.2g} %"
+            )
+            lines.append(
+                f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
+                f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
+                f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
+                f"| {rate} |"
+            )
     return "\n".join(lines)
 
 

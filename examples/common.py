@@ -4,6 +4,7 @@ paths written without the machine's absolute folders.
 
 The scripts import it as ``common`` (Python puts a script's own folder on the path).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ import os
 
 import torch
 
-from srcext.data import (DatasetNotFound, RateEncoder, collate_frames, load_idx_dataset,
-                         nmnist_dataset, random_shift)
+from srcext.data import DatasetNotFound, RateEncoder, collate_frames, load_idx_dataset, nmnist_dataset, random_shift
 from srcext.constants import CELL_CONSTANTS
 from srcext.models import SRCClassifier
 
@@ -23,13 +23,13 @@ class UsageError(Exception):
 
 # ---- datasets -----------------------------------------------------------------------------
 
+
 class StaticImages:
     """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device.
     split "val" is the last `val_size` images of the training set, "train" the rest; training
     images are shifted at random by up to `shift` pixels."""
 
-    def __init__(self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0,
-                 dtype=torch.float32):
+    def __init__(self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0, dtype=torch.float32):
         try:
             images, labels = load_idx_dataset(dataset, "test" if split == "test" else "train", data_dir)
         except DatasetNotFound as exc:
@@ -52,12 +52,11 @@ class StaticImages:
 
     def batches(self, indices, batch_size, device, generator):
         for start in range(0, len(indices), batch_size):
-            idx = indices[start:start + batch_size]
+            idx = indices[start : start + batch_size]
             images = self.images[idx].to(device)
             if self.shift:
                 images = random_shift(images, self.shift, generator)
-            yield (self.encoder(images, generator=generator, dtype=self.dtype),
-                   self.labels[idx].to(device))
+            yield (self.encoder(images, generator=generator, dtype=self.dtype), self.labels[idx].to(device))
 
 
 class NMNISTFrames:
@@ -71,8 +70,10 @@ class NMNISTFrames:
         except ImportError as exc:
             raise UsageError(str(exc)) from None
         except Exception as exc:  # tonic raises when files are missing and download is off
-            raise UsageError(f"N-MNIST not found under {data_dir}: {exc}. Download it with "
-                             "tonic on a machine with internet (tonic.datasets.NMNIST(save_to=DIR)).") from None
+            raise UsageError(
+                f"N-MNIST not found under {data_dir}: {exc}. Download it with "
+                "tonic on a machine with internet (tonic.datasets.NMNIST(save_to=DIR))."
+            ) from None
         self.n = len(self.dataset) if not limit else min(limit, len(self.dataset))
         self.dtype = dtype
 
@@ -81,7 +82,7 @@ class NMNISTFrames:
 
     def batches(self, indices, batch_size, device, generator):
         for start in range(0, len(indices), batch_size):
-            x, y = collate_frames([self.dataset[int(i)] for i in indices[start:start + batch_size]])
+            x, y = collate_frames([self.dataset[int(i)] for i in indices[start : start + batch_size]])
             yield (x > 0).to(device=device, dtype=self.dtype), y.to(device)
 
 
@@ -89,9 +90,18 @@ class NMNISTFrames:
 
 # train.py's options that are SRCClassifier arguments under the same name: how checkpoints
 # written before they stored the model's own config (``model_config``) are read.
-LEGACY_MODEL_OPTIONS = ("hidden_layers", "hidden_size", "neurons_per_class", "readout_decay",
-                        "trainable_readout", "weight_scale", "hidden_init", "backend",
-                        "detach_recurrent", "straight_through")
+LEGACY_MODEL_OPTIONS = (
+    "hidden_layers",
+    "hidden_size",
+    "neurons_per_class",
+    "readout_decay",
+    "trainable_readout",
+    "weight_scale",
+    "hidden_init",
+    "backend",
+    "detach_recurrent",
+    "straight_through",
+)
 
 
 INPUT_SIZES = {"mnist": 28 * 28, "fashion-mnist": 28 * 28, "nmnist": NMNISTFrames.input_size}
@@ -135,6 +145,7 @@ def load_checkpoint(path: str):
 
 
 # ---- paths --------------------------------------------------------------------------------
+
 
 def portable_path(path):
     """`path` relative to the working directory, so that a metrics.json or checkpoint holds

@@ -10,6 +10,7 @@ Writes what examples/results/depth_probes_10x128.json holds under "runs". Its
 that were stopped (the first to switch to the identity start, the second to switch to
 lr 3e-3), copied from their metrics; this script does not rerun them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,15 @@ from common import write_json
 SETTINGS = [
     ("uniform init, straight-through, lr 1e-3", ["--hidden-init", "uniform", "--lr", "1e-3"]),
     ("uniform init, straight-through, lr 2e-4", ["--hidden-init", "uniform", "--lr", "2e-4"]),
-    ("uniform init, true ReLU derivative, lr 1e-3",
-     ["--hidden-init", "uniform", "--no-straight-through", "--lr", "1e-3"]),
+    (
+        "uniform init, true ReLU derivative, lr 1e-3",
+        ["--hidden-init", "uniform", "--no-straight-through", "--lr", "1e-3"],
+    ),
     ("identity init, straight-through, lr 1e-3", ["--hidden-init", "identity", "--lr", "1e-3"]),
-    ("identity init, true ReLU derivative, lr 1e-3",
-     ["--hidden-init", "identity", "--no-straight-through", "--lr", "1e-3"]),
+    (
+        "identity init, true ReLU derivative, lr 1e-3",
+        ["--hidden-init", "identity", "--no-straight-through", "--lr", "1e-3"],
+    ),
     ("identity init, straight-through, lr 3e-4", ["--hidden-init", "identity", "--lr", "3e-4"]),
     ("identity init, straight-through, lr 3e-3", ["--hidden-init", "identity", "--lr", "3e-3"]),
     ("identity init, straight-through, lr 1e-2", ["--hidden-init", "identity", "--lr", "1e-2"]),
@@ -40,15 +45,38 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--out", default="runs/depth_probes", help="one train.py run folder per setting")
     ap.add_argument("--json", help="write the summary here")
-    ap.add_argument("--settings", type=int, nargs="+", default=None,
-                    help="run only these settings (indices into the list above)")
-    ap.add_argument("--train-options", nargs=argparse.REMAINDER, default=[],
-                    help="further train.py options, last (they override the probes' own: "
-                         "e.g. --hidden-size 8 --steps 10 for a smoke test)")
+    ap.add_argument(
+        "--settings", type=int, nargs="+", default=None, help="run only these settings (indices into the list above)"
+    )
+    ap.add_argument(
+        "--train-options",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="further train.py options, last (they override the probes' own: "
+        "e.g. --hidden-size 8 --steps 10 for a smoke test)",
+    )
     args = ap.parse_args(argv)
-    common = ["--dataset", "mnist", "--data-dir", args.data_dir, "--hidden-layers", "10",
-              "--hidden-size", "128", "--limit-train", "5000", "--epochs", "2", "--batch-size", "64",
-              "--lr-schedule", "cosine", "--amp", "bf16", "--no-progress"]
+    common = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        args.data_dir,
+        "--hidden-layers",
+        "10",
+        "--hidden-size",
+        "128",
+        "--limit-train",
+        "5000",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--lr-schedule",
+        "cosine",
+        "--amp",
+        "bf16",
+        "--no-progress",
+    ]
     chosen = range(len(SETTINGS)) if args.settings is None else args.settings
     runs = []
     for index in chosen:
@@ -59,14 +87,26 @@ def main(argv=None) -> int:
             return status
         with open(os.path.join(out, "metrics.json")) as f:
             last = json.load(f)["history"][-1]
-        runs.append({"setting": setting, f"train_loss_epoch{last['epoch']}": round(last["train_loss"], 4),
-                     f"train_accuracy_epoch{last['epoch']}": round(last["train_accuracy"], 4)})
-        print(f"{setting}: train loss {last['train_loss']:.4f}, train accuracy "
-              f"{100 * last['train_accuracy']:.2f} %", flush=True)
+        runs.append(
+            {
+                "setting": setting,
+                f"train_loss_epoch{last['epoch']}": round(last["train_loss"], 4),
+                f"train_accuracy_epoch{last['epoch']}": round(last["train_accuracy"], 4),
+            }
+        )
+        print(
+            f"{setting}: train loss {last['train_loss']:.4f}, train accuracy {100 * last['train_accuracy']:.2f} %",
+            flush=True,
+        )
     if args.json:
-        write_json(args.json, {"what": "10 hidden SRC layers x 128 on MNIST, 5,000 training images, 2 epochs, "
-                               "batch 64, cosine, bf16; settings compared on the training loss",
-                       "runs": runs})
+        write_json(
+            args.json,
+            {
+                "what": "10 hidden SRC layers x 128 on MNIST, 5,000 training images, 2 epochs, "
+                "batch 64, cosine, bf16; settings compared on the training loss",
+                "runs": runs,
+            },
+        )
     return 0
 
 

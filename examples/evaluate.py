@@ -8,6 +8,7 @@ the numbers are comparable).
 
     python examples/evaluate.py --checkpoint runs/mnist/checkpoint.pt --data-dir DATA --encodings 1 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,18 +21,16 @@ from common import UsageError, load_checkpoint, portable_path, write_json
 from srcext.data import DatasetNotFound, load_idx_dataset
 
 
-def accuracy_by_encodings(model, images, labels, encoder, encodings, batch_size, generator,
-                          dtype=None):
+def accuracy_by_encodings(model, images, labels, encoder, encodings, batch_size, generator, dtype=None):
     """{K: accuracy} where the logits of the first K codings of each image are averaged."""
     model.eval()
     most = max(encodings)
     correct = {k: 0 for k in encodings}
     device = next(model.parameters()).device
-    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                         enabled=dtype is not None):
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for start in range(0, len(labels), batch_size):
-            x = images[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device)
+            x = images[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size].to(device)
             total = None
             for k in range(1, most + 1):
                 logits = model(encoder(x, generator=generator, dtype=dtype or torch.float32)).float()
@@ -65,8 +64,7 @@ def main(argv=None) -> int:
         return 2
     cfg = ckpt["config"]
     if cfg.get("dataset") not in ("mnist", "fashion-mnist"):
-        print(f"evaluate.py: error: static-image datasets only, the run used {cfg.get('dataset')!r}",
-              file=sys.stderr)
+        print(f"evaluate.py: error: static-image datasets only, the run used {cfg.get('dataset')!r}", file=sys.stderr)
         return 2
     try:
         images, labels = load_idx_dataset(cfg["dataset"], "test", args.data_dir or cfg["data_dir"])
@@ -74,20 +72,35 @@ def main(argv=None) -> int:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
     if args.limit_test:
-        images, labels = images[:args.limit_test], labels[:args.limit_test]
+        images, labels = images[: args.limit_test], labels[: args.limit_test]
     amp = args.amp or cfg.get("amp", "none")
     dtype = torch.bfloat16 if amp == "bf16" else None
     t0 = time.time()
-    result = accuracy_by_encodings(model, images, labels, encoder, sorted(set(args.encodings)),
-                                   args.batch_size, torch.Generator().manual_seed(args.seed), dtype)
+    result = accuracy_by_encodings(
+        model,
+        images,
+        labels,
+        encoder,
+        sorted(set(args.encodings)),
+        args.batch_size,
+        torch.Generator().manual_seed(args.seed),
+        dtype,
+    )
     for k, acc in result.items():
-        print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: "
-              f"{100 * acc:.2f} %")
+        print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: {100 * acc:.2f} %")
     if args.json:
-        write_json(args.json, {"checkpoint": portable_path(args.checkpoint), "epoch": ckpt.get("epoch"),
-                               "images": len(labels), "amp": amp, "seed": args.seed,
-                               "wall_time_s": time.time() - t0,
-                               "accuracy_by_encodings": {str(k): v for k, v in result.items()}})
+        write_json(
+            args.json,
+            {
+                "checkpoint": portable_path(args.checkpoint),
+                "epoch": ckpt.get("epoch"),
+                "images": len(labels),
+                "amp": amp,
+                "seed": args.seed,
+                "wall_time_s": time.time() - t0,
+                "accuracy_by_encodings": {str(k): v for k, v in result.items()},
+            },
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ weights so that the layer fires at 5 % of its neuron-steps on one batch.
 
 ``DATA`` holds ``mnist/`` with the four IDX files (see srcext.data).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,22 +33,23 @@ import srcext
 from common import portable_options
 from srcext.data import load_idx_dataset
 
-WINDOWS = 4     # the readout sees each neuron's spike count in 4 windows of 7 rows
+WINDOWS = 4  # the readout sees each neuron's spike count in 4 windows of 7 rows
 
 
 class RowClassifier(nn.Module):
     def __init__(self, hidden_size: int, num_layers: int, bidirectional: bool, backend: str):
         super().__init__()
-        self.rnn = srcext.SRC(28, hidden_size, num_layers, batch_first=True,
-                              bidirectional=bidirectional, backend=backend)
+        self.rnn = srcext.SRC(
+            28, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional, backend=backend
+        )
         self.readout = nn.Linear(WINDOWS * hidden_size * self.rnn.num_directions, 10)
 
     def forward(self, packed):
-        out, _ = self.rnn(packed)                       # PackedSequence in, PackedSequence out
+        out, _ = self.rnn(packed)  # PackedSequence in, PackedSequence out
         # Zero-padded past each sample's length, so the windows a sample did not reach count 0.
         spikes, _ = pad_packed_sequence(out, batch_first=True, total_length=28)
         counts = spikes.reshape(spikes.shape[0], WINDOWS, 28 // WINDOWS, -1).sum(2)
-        return self.readout(counts.flatten(1))          # (B, WINDOWS * D * H) -> logits
+        return self.readout(counts.flatten(1))  # (B, WINDOWS * D * H) -> logits
 
 
 def random_lengths(n: int, min_length: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,9 +67,9 @@ def evaluate(model, data, lengths, batch_size: int) -> float:
     correct = 0
     with torch.no_grad():
         for start in range(0, len(data[0]), batch_size):
-            x = data[0][start:start + batch_size]
-            y = data[1][start:start + batch_size]
-            logits = model(pack(x, lengths[start:start + batch_size]))
+            x = data[0][start : start + batch_size]
+            y = data[1][start : start + batch_size]
+            logits = model(pack(x, lengths[start : start + batch_size]))
             correct += int((logits.argmax(1) == y).sum())
     return correct / len(data[0])
 
@@ -97,17 +99,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
     train = load_idx_dataset("mnist", "train", args.data_dir)
     test = load_idx_dataset("mnist", "test", args.data_dir)
     if args.limit_train:
-        train = tuple(t[:args.limit_train] for t in train)
+        train = tuple(t[: args.limit_train] for t in train)
     if args.limit_test:
-        test = tuple(t[:args.limit_test] for t in test)
+        test = tuple(t[: args.limit_test] for t in test)
     test_lengths = random_lengths(len(test[0]), args.min_length, g)
 
     model = RowClassifier(args.hidden_size, args.num_layers, args.bidirectional, args.backend)
     sample = train[0][:256]
-    report = srcext.calibrate_(model, pack(sample, random_lengths(len(sample), args.min_length, g)),
-                               target_rate=args.target_rate)
-    print("calibrated:", {k: f"scale {v['scale']:.2f}, rate {v['rate_before']:.4f} -> "
-                             f"{v['rate']:.4f}" for k, v in report.items()})
+    report = srcext.calibrate_(
+        model, pack(sample, random_lengths(len(sample), args.min_length, g)), target_rate=args.target_rate
+    )
+    print(
+        "calibrated:",
+        {k: f"scale {v['scale']:.2f}, rate {v['rate_before']:.4f} -> {v['rate']:.4f}" for k, v in report.items()},
+    )
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     history = []
     start_time = time.time()
@@ -116,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         order = torch.randperm(len(train[0]), generator=g)
         total, count = 0.0, 0
         for start in range(0, len(order), args.batch_size):
-            idx = order[start:start + args.batch_size]
+            idx = order[start : start + args.batch_size]
             packed = pack(train[0][idx], random_lengths(len(idx), args.min_length, g))
             loss = nn.functional.cross_entropy(model(packed), train[1][idx])
             opt.zero_grad(set_to_none=True)
@@ -126,13 +131,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
             count += len(idx)
         accuracy = evaluate(model, test, test_lengths, 256)
         rates = srcext.firing_rates(model, pack(test[0][:256], test_lengths[:256]))
-        history.append({"epoch": epoch + 1, "train_loss": total / count,
-                        "test_accuracy": accuracy, "firing_rates": dict(rates)})
-        print(f"epoch {epoch + 1}: train loss {total / count:.4f}, test accuracy "
-              f"{100 * accuracy:.2f} %, firing rates {dict(rates)}")
-    metrics = {"config": portable_options(vars(args)), "calibration": report, "history": history,
-               "test_accuracy": history[-1]["test_accuracy"] if history else None,
-               "wall_time_s": time.time() - start_time}
+        history.append(
+            {"epoch": epoch + 1, "train_loss": total / count, "test_accuracy": accuracy, "firing_rates": dict(rates)}
+        )
+        print(
+            f"epoch {epoch + 1}: train loss {total / count:.4f}, test accuracy "
+            f"{100 * accuracy:.2f} %, firing rates {dict(rates)}"
+        )
+    metrics = {
+        "config": portable_options(vars(args)),
+        "calibration": report,
+        "history": history,
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "wall_time_s": time.time() - start_time,
+    }
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "metrics.json"), "w") as f:

@@ -16,6 +16,7 @@ signal has to be built up by training before the deep layers can learn anything.
     python examples/signal_propagation.py --hidden-layers 10 --hidden-init identity
     python examples/signal_propagation.py --checkpoint runs/deep/checkpoint.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,14 @@ def count_statistics(model, images, encoder, generator):
         _, second = model(encoder(images, generator=generator), return_spikes=True)
     rows = []
     for a, b in zip(first, second):
-        ca, cb = (a > 0).double().sum(0), (b > 0).double().sum(0)          # (B, H) counts
-        noise = ((ca - cb) ** 2 / 2).mean()                                  # per-encoding noise
+        ca, cb = (a > 0).double().sum(0), (b > 0).double().sum(0)  # (B, H) counts
+        noise = ((ca - cb) ** 2 / 2).mean()  # per-encoding noise
         # var over images of the 2-encoding mean holds signal + noise / 2
         image = ((ca + cb) / 2).var(0).mean() - noise / 2
         rate = ((a > 0).double().mean() + (b > 0).double().mean()) / 2
-        rows.append({"firing_rate": rate.item(), "image_variance": max(image.item(), 0.0),
-                     "noise_variance": noise.item()})
+        rows.append(
+            {"firing_rate": rate.item(), "image_variance": max(image.item(), 0.0), "noise_variance": noise.item()}
+        )
     return rows
 
 
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     images, _ = load_idx_dataset(args.dataset, "test", args.data_dir)
-    images = images[:args.images]
+    images = images[: args.images]
     if args.checkpoint:
         try:
             _, model, encoder = load_checkpoint(args.checkpoint)
@@ -69,9 +71,13 @@ def main(argv=None) -> int:
             print(f"signal_propagation.py: error: {exc}", file=sys.stderr)
             return 2
     else:
-        model = SRCClassifier(images[0].numel(), hidden_layers=args.hidden_layers,
-                              hidden_size=args.hidden_size, weight_scale=args.weight_scale,
-                              hidden_init=args.hidden_init)
+        model = SRCClassifier(
+            images[0].numel(),
+            hidden_layers=args.hidden_layers,
+            hidden_size=args.hidden_size,
+            weight_scale=args.weight_scale,
+            hidden_init=args.hidden_init,
+        )
         encoder = RateEncoder()
     rows = count_statistics(model, images, encoder, torch.Generator().manual_seed(args.seed))
     print("    layer  firing rate  image variance  noise variance")

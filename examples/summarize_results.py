@@ -19,6 +19,7 @@ averaged (``codings``), the depth series (``depth``), all from examples/results,
 speed tables (``speed_recurrence``, ``speed_kernels`` from benchmarks/results/speed_cpu.json,
 ``speed_peers`` from speed_cpu_peers.json, as ``benchmarks/speed.py --markdown`` prints them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,30 +74,33 @@ def load_runs(root: str = RESULTS):
         cfg = m.get("config", {})
         val = [v for v in m.get("val_accuracy_per_epoch", []) if v is not None]
         codings = (_json(os.path.join(os.path.dirname(path), "evaluate_encodings.json")) or {}).get(
-            "accuracy_by_encodings", {})
-        runs.append({
-            "run": os.path.relpath(os.path.dirname(path), root),
-            "dataset": cfg.get("dataset"),
-            "hidden_layers": cfg.get("hidden_layers"),
-            "hidden_size": cfg.get("hidden_size"),
-            "epochs": m.get("epochs"),
-            "test_accuracy": m.get("test_accuracy"),
-            "val_accuracy": val[-1] if val else None,
-            "wall_time_s": m.get("wall_time_s"),
-            "firing_rate": m.get("firing_rate", []),
-            "parameters": m.get("parameters"),
-            "amp": cfg.get("amp", "none"),
-            "lr_schedule": cfg.get("lr_schedule", "constant"),
-            "threads": cfg.get("threads"),
-            "augment_shift": cfg.get("augment_shift", 0),
-            "lr": cfg.get("lr"),
-            "hidden_init": cfg.get("hidden_init") or "uniform",
-            "neurons_per_class": cfg.get("neurons_per_class", 10),
-            "init_from": cfg.get("init_from"),
-            "earlier_epochs": earlier_epochs(cfg.get("init_from"), m),
-            "earlier_wall_time_s": (source_metrics(cfg.get("init_from")) or {}).get("wall_time_s"),
-            "accuracy_by_encodings": {int(k): v for k, v in codings.items()},
-        })
+            "accuracy_by_encodings", {}
+        )
+        runs.append(
+            {
+                "run": os.path.relpath(os.path.dirname(path), root),
+                "dataset": cfg.get("dataset"),
+                "hidden_layers": cfg.get("hidden_layers"),
+                "hidden_size": cfg.get("hidden_size"),
+                "epochs": m.get("epochs"),
+                "test_accuracy": m.get("test_accuracy"),
+                "val_accuracy": val[-1] if val else None,
+                "wall_time_s": m.get("wall_time_s"),
+                "firing_rate": m.get("firing_rate", []),
+                "parameters": m.get("parameters"),
+                "amp": cfg.get("amp", "none"),
+                "lr_schedule": cfg.get("lr_schedule", "constant"),
+                "threads": cfg.get("threads"),
+                "augment_shift": cfg.get("augment_shift", 0),
+                "lr": cfg.get("lr"),
+                "hidden_init": cfg.get("hidden_init") or "uniform",
+                "neurons_per_class": cfg.get("neurons_per_class", 10),
+                "init_from": cfg.get("init_from"),
+                "earlier_epochs": earlier_epochs(cfg.get("init_from"), m),
+                "earlier_wall_time_s": (source_metrics(cfg.get("init_from")) or {}).get("wall_time_s"),
+                "accuracy_by_encodings": {int(k): v for k, v in codings.items()},
+            }
+        )
     return runs
 
 
@@ -106,16 +110,21 @@ def network(run) -> str:
 
 
 def markdown(runs) -> str:
-    lines = ["| run | dataset | network | epochs | test accuracy | val accuracy | wall time | "
-             "firing rate per layer | parameters | codings averaged |", "|---" * 10 + "|"]
+    lines = [
+        "| run | dataset | network | epochs | test accuracy | val accuracy | wall time | "
+        "firing rate per layer | parameters | codings averaged |",
+        "|---" * 10 + "|",
+    ]
     for r in runs:
         rates = ", ".join(f"{100 * v:.1f}" for v in r["firing_rate"]) + " %"
         wall = "" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.0f} min"
         epochs = r["epochs"] if r["earlier_epochs"] is None else f"{r['earlier_epochs']} + {r['epochs']}"
         codings = ", ".join(f"{_pct(v)} ({k})" for k, v in sorted(r["accuracy_by_encodings"].items()) if k > 1)
-        lines.append(f"| {r['run']} | {r['dataset']} | {network(r)} | {epochs} | "
-                     f"{_pct(r['test_accuracy'])} | {_pct(r['val_accuracy'])} | {wall} | {rates} | "
-                     f"{r['parameters']:,} | {codings} |")
+        lines.append(
+            f"| {r['run']} | {r['dataset']} | {network(r)} | {epochs} | "
+            f"{_pct(r['test_accuracy'])} | {_pct(r['val_accuracy'])} | {wall} | {rates} | "
+            f"{r['parameters']:,} | {codings} |"
+        )
     return "\n".join(lines)
 
 
@@ -149,8 +158,10 @@ def _epochs(run) -> str:
 def _training(run) -> str:
     """How a run was trained, from its options: learning rate and schedule, precision,
     threads, and the options that differ from train.py's defaults."""
-    parts = [f"lr {_lr(run['lr'])} {run['lr_schedule']}",
-             "float32" if run["amp"] in (None, "none") else f"`--amp {run['amp']}`"]
+    parts = [
+        f"lr {_lr(run['lr'])} {run['lr_schedule']}",
+        "float32" if run["amp"] in (None, "none") else f"`--amp {run['amp']}`",
+    ]
     if run["threads"] and run["threads"] > 1:
         parts.append(f"{run['threads']} threads")
     if run["augment_shift"]:
@@ -163,26 +174,36 @@ def _training(run) -> str:
 
 
 def _network(run) -> str:
-    sizes = ([INPUT_SIZES.get(run["dataset"], "?")] + [f"SRC {run['hidden_size']}"] * run["hidden_layers"]
-             + [f"SRC {10 * run['neurons_per_class']}"])
+    sizes = (
+        [INPUT_SIZES.get(run["dataset"], "?")]
+        + [f"SRC {run['hidden_size']}"] * run["hidden_layers"]
+        + [f"SRC {10 * run['neurons_per_class']}"]
+    )
     return " -> ".join(str(s) for s in sizes)
 
 
 def runs_table(runs) -> str:
-    lines = ["| run | dataset | network | training | epochs | test accuracy | val accuracy | wall time "
-             "| firing rate per layer | parameters |", "|---" * 10 + "|"]
+    lines = [
+        "| run | dataset | network | training | epochs | test accuracy | val accuracy | wall time "
+        "| firing rate per layer | parameters |",
+        "|---" * 10 + "|",
+    ]
     for r in runs:
         rates = ", ".join(f"{100 * v:.1f}" for v in r["firing_rate"]) + " %"
-        lines.append(f"| {r['run']} | {DATASET_NAMES.get(r['dataset'], r['dataset'])} | {_network(r)} | "
-                     f"{_training(r)} | {_epochs(r)} | **{_pct(r['test_accuracy'])}** | "
-                     f"{_pct(r['val_accuracy'])} | {_minutes(r)} | {rates} | {r['parameters']:,} |")
+        lines.append(
+            f"| {r['run']} | {DATASET_NAMES.get(r['dataset'], r['dataset'])} | {_network(r)} | "
+            f"{_training(r)} | {_epochs(r)} | **{_pct(r['test_accuracy'])}** | "
+            f"{_pct(r['val_accuracy'])} | {_minutes(r)} | {rates} | {r['parameters']:,} |"
+        )
     return "\n".join(lines)
 
 
 def codings_table(runs) -> str:
     ks = sorted({k for r in runs for k in r["accuracy_by_encodings"]})
-    lines = ["| run | epochs | " + " | ".join(f"{k} coding{'s' if k > 1 else ''}" for k in ks) + " |",
-             "|---" * (len(ks) + 2) + "|"]
+    lines = [
+        "| run | epochs | " + " | ".join(f"{k} coding{'s' if k > 1 else ''}" for k in ks) + " |",
+        "|---" * (len(ks) + 2) + "|",
+    ]
     for r in runs:
         cells = [_pct(r["accuracy_by_encodings"].get(k)) for k in ks]
         lines.append(f"| {r['run']} | {_epochs(r)} | " + " | ".join(cells) + " |")
@@ -190,14 +211,19 @@ def codings_table(runs) -> str:
 
 
 def depth_table(runs) -> str:
-    lines = ["| run | hidden layers | training | epochs | test accuracy | val accuracy | wall time "
-             "| firing rate (hidden mean, output) | parameters |", "|---" * 9 + "|"]
+    lines = [
+        "| run | hidden layers | training | epochs | test accuracy | val accuracy | wall time "
+        "| firing rate (hidden mean, output) | parameters |",
+        "|---" * 9 + "|",
+    ]
     for r in sorted(runs, key=lambda r: (r["hidden_layers"], r["earlier_epochs"] is not None)):
         hidden = r["firing_rate"][:-1]
         rates = (f"{100 * sum(hidden) / len(hidden):.1f} %, " if hidden else "") + f"{100 * r['firing_rate'][-1]:.1f} %"
-        lines.append(f"| {r['run']} | {r['hidden_layers']} | {_training(r)} | {_epochs(r)} | "
-                     f"**{_pct(r['test_accuracy'])}** | {_pct(r['val_accuracy'])} | {_minutes(r)} | {rates} | "
-                     f"{r['parameters']:,} |")
+        lines.append(
+            f"| {r['run']} | {r['hidden_layers']} | {_training(r)} | {_epochs(r)} | "
+            f"**{_pct(r['test_accuracy'])}** | {_pct(r['val_accuracy'])} | {_minutes(r)} | {rates} | "
+            f"{r['parameters']:,} |"
+        )
     return "\n".join(lines)
 
 
@@ -214,11 +240,15 @@ def tables(root: str = RESULTS, bench: str = os.path.join(REPO, "benchmarks", "r
     """{NAME: markdown table} for every table of docs/results.md."""
     runs = load_runs(root)
     depth = [r for r in runs if r["run"].startswith("depth" + os.sep)]
-    out = {"runs": runs_table([r for r in runs if r not in depth]),
-           "codings": codings_table([r for r in runs if r["accuracy_by_encodings"]]),
-           "depth": depth_table(depth)}
-    default, peers = speed_tables(os.path.join(bench, "speed_cpu.json")), speed_tables(
-        os.path.join(bench, "speed_cpu_peers.json"))
+    out = {
+        "runs": runs_table([r for r in runs if r not in depth]),
+        "codings": codings_table([r for r in runs if r["accuracy_by_encodings"]]),
+        "depth": depth_table(depth),
+    }
+    default, peers = (
+        speed_tables(os.path.join(bench, "speed_cpu.json")),
+        speed_tables(os.path.join(bench, "speed_cpu_peers.json")),
+    )
     out.update(speed_recurrence=default[0], speed_kernels=default[1], speed_peers=peers[2])
     return out
 
@@ -228,10 +258,12 @@ BLOCK = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(\n<!-- /results:\2 -->)", r
 
 def update(text: str, generated: dict) -> str:
     """`text` with every marked table replaced by its generated form."""
+
     def replace(m):
         if m.group(2) not in generated:
             raise KeyError(f"unknown table {m.group(2)!r}; known: {', '.join(sorted(generated))}")
         return m.group(1) + generated[m.group(2)] + m.group(4)
+
     return BLOCK.sub(replace, text)
 
 
@@ -249,8 +281,7 @@ def main(argv=None) -> int:
         new = update(text, tables(args.root))
         if args.check:
             if new != text:
-                print(f"{path}: tables out of date; run examples/summarize_results.py --update {path}",
-                      file=sys.stderr)
+                print(f"{path}: tables out of date; run examples/summarize_results.py --update {path}", file=sys.stderr)
                 return 1
             return 0
         with open(path, "w") as f:

@@ -8,6 +8,7 @@ configuration, wall time), OUT/curves.png, OUT/raster.png, and OUT/checkpoint.pt
 epoch (``--resume`` continues from it). Loss: cross-entropy on the readout integrator at the
 last step. Static images are rate coded (gain 0.25; 20 silent steps, then --steps input steps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import srcext
-from common import (NMNISTFrames, StaticImages, UsageError, encoder_of, learned_dynamics,
-                    portable_options, write_json)
+from common import NMNISTFrames, StaticImages, UsageError, encoder_of, learned_dynamics, portable_options, write_json
 from srcext.data import DATASETS
 from srcext.models import SRCClassifier
 
@@ -36,25 +36,42 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                    help="cosine: decay the learning rate to 0 over --epochs")
-    ap.add_argument("--weight-decay", type=float, default=0.0,
-                    help="decoupled weight decay (AdamW); 0 = plain Adam")
-    ap.add_argument("--augment-shift", type=int, default=0,
-                    help="training images: random translation by up to N pixels (static images only)")
-    ap.add_argument("--val-size", type=int, default=0,
-                    help="hold out the last N training samples to report validation accuracy "
-                         "(tune on this, not on the test set)")
+    ap.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=["constant", "cosine"],
+        help="cosine: decay the learning rate to 0 over --epochs",
+    )
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW); 0 = plain Adam")
+    ap.add_argument(
+        "--augment-shift",
+        type=int,
+        default=0,
+        help="training images: random translation by up to N pixels (static images only)",
+    )
+    ap.add_argument(
+        "--val-size",
+        type=int,
+        default=0,
+        help="hold out the last N training samples to report validation accuracy (tune on this, not on the test set)",
+    )
     ap.add_argument("--hidden-layers", type=int, default=1)
     ap.add_argument("--hidden-size", type=int, default=256)
     ap.add_argument("--neurons-per-class", type=int, default=10)
-    ap.add_argument("--trainable-readout", action="store_true",
-                    help="learn the readout matrix (starts as the paper's fixed +1 / -0.1 one)")
+    ap.add_argument(
+        "--trainable-readout",
+        action="store_true",
+        help="learn the readout matrix (starts as the paper's fixed +1 / -0.1 one)",
+    )
     ap.add_argument("--readout-decay", type=float, default=0.99)
     ap.add_argument("--weight-scale", type=float, default=4.0, help="initial weight scale (see srcext.SRC)")
-    ap.add_argument("--hidden-init", default="uniform", choices=["uniform", "identity"],
-                    help="identity: hidden-to-hidden layers start as 3 x identity + 0.25 x the uniform "
-                         "init, which keeps the image information through deep stacks")
+    ap.add_argument(
+        "--hidden-init",
+        default="uniform",
+        choices=["uniform", "identity"],
+        help="identity: hidden-to-hidden layers start as 3 x identity + 0.25 x the uniform "
+        "init, which keeps the image information through deep stacks",
+    )
     ap.add_argument("--steps", type=int, default=200, help="input steps (static images) or time bins (N-MNIST)")
     ap.add_argument("--silent-steps", type=int, default=20, help="empty steps before the input (static images)")
     ap.add_argument("--gain", type=float, default=0.25, help="spike probability per unit intensity")
@@ -62,35 +79,67 @@ def parse_args(argv=None):
     ap.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
-    ap.add_argument("--input-projection", default="auto", choices=["auto", "dense", "sparse"],
-                    help="each SRC layer's input projection: the dense GEMM, event-driven, or "
-                         "auto (event-driven below the measured density crossover)")
-    ap.add_argument("--detach-recurrent", action=argparse.BooleanOptionalAction, default=True,
-                    help="the paper's gradient setting (default); --no-detach-recurrent: exact BPTT")
-    ap.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=True,
-                    help="surrogate ReLU: d spike / d h = 1 (default); --no-straight-through: "
-                         "the true ReLU derivative")
-    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
-                    help="mixed precision: GEMMs in bf16/fp16 (torch.autocast), the recurrence "
-                         "storing in that dtype with float32 math, float32 master weights; fp16 "
-                         "(CUDA only) uses a GradScaler. bf16 is ~2.5x faster on CPUs with AMX")
-    ap.add_argument("--learn-dynamics", default="none", choices=["none", "per-layer", "per-neuron"],
-                    help="learn every cell constant (alpha, rho, r, ...) per layer or per neuron")
+    ap.add_argument(
+        "--input-projection",
+        default="auto",
+        choices=["auto", "dense", "sparse"],
+        help="each SRC layer's input projection: the dense GEMM, event-driven, or "
+        "auto (event-driven below the measured density crossover)",
+    )
+    ap.add_argument(
+        "--detach-recurrent",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the paper's gradient setting (default); --no-detach-recurrent: exact BPTT",
+    )
+    ap.add_argument(
+        "--straight-through",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="surrogate ReLU: d spike / d h = 1 (default); --no-straight-through: the true ReLU derivative",
+    )
+    ap.add_argument(
+        "--amp",
+        default="none",
+        choices=["none", "bf16", "fp16"],
+        help="mixed precision: GEMMs in bf16/fp16 (torch.autocast), the recurrence "
+        "storing in that dtype with float32 math, float32 master weights; fp16 "
+        "(CUDA only) uses a GradScaler. bf16 is ~2.5x faster on CPUs with AMX",
+    )
+    ap.add_argument(
+        "--learn-dynamics",
+        default="none",
+        choices=["none", "per-layer", "per-neuron"],
+        help="learn every cell constant (alpha, rho, r, ...) per layer or per neuron",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     ap.add_argument("--out", default="runs/train")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    ap.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                    help="start from the weights of a checkpoint.pt (same architecture) with a fresh "
-                         "optimizer, schedule and history: fine-tuning or training on")
+    ap.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from the weights of a checkpoint.pt (same architecture) with a fresh "
+        "optimizer, schedule and history: fine-tuning or training on",
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     check_args(args)
     return args
 
 
-POSITIVE = ("epochs", "batch_size", "hidden_size", "steps", "neurons_per_class", "limit_train",
-            "limit_test", "weight_scale", "lr")
+POSITIVE = (
+    "epochs",
+    "batch_size",
+    "hidden_size",
+    "steps",
+    "neurons_per_class",
+    "limit_train",
+    "limit_test",
+    "weight_scale",
+    "lr",
+)
 NON_NEGATIVE = ("val_size", "augment_shift", "weight_decay", "hidden_layers", "silent_steps")
 
 
@@ -122,8 +171,9 @@ def make_data(args, split, limit):
         if split == "val":
             raise UsageError("--val-size is not supported for nmnist")
         return NMNISTFrames(args.data_dir, split, args.steps, limit, dtype)
-    return StaticImages(args.dataset, args.data_dir, split, encoder_of(vars(args)), limit,
-                        args.val_size, args.augment_shift, dtype)
+    return StaticImages(
+        args.dataset, args.data_dir, split, encoder_of(vars(args)), limit, args.val_size, args.augment_shift, dtype
+    )
 
 
 def amp_dtype(args):
@@ -148,10 +198,12 @@ def progress(iterable, total, desc, enabled):
 
 # ---- one training run: setup, epochs, checkpoint and results --------------------------------
 
+
 @dataclass
 class Run:
     """What the epochs of a run share: the options, the process group, data, model, optimizer
     and the history so far (restored by --resume)."""
+
     args: argparse.Namespace
     device: torch.device
     rank: int
@@ -201,23 +253,43 @@ def setup(args) -> Run:
 
     train_data = make_data(args, "train", args.limit_train)
     model = SRCClassifier(
-        train_data.input_size, hidden_layers=args.hidden_layers, hidden_size=args.hidden_size,
-        neurons_per_class=args.neurons_per_class, readout_decay=args.readout_decay,
-        trainable_readout=args.trainable_readout, weight_scale=args.weight_scale,
-        hidden_init=args.hidden_init, backend=args.backend, detach_recurrent=args.detach_recurrent,
-        straight_through=args.straight_through, input_projection=args.input_projection,
-        **learned_dynamics(args.learn_dynamics)).to(device)
-    optimizer = (torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-                 if args.weight_decay else torch.optim.Adam(model.parameters(), lr=args.lr))
-    run = Run(args, device, rank, world, train_data,
-              test_data=make_data(args, "test", args.limit_test),
-              val_data=make_data(args, "val", None) if args.val_size else None,
-              model=model,
-              ddp_model=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model,
-              optimizer=optimizer,
-              scaler=torch.amp.GradScaler(device.type, enabled=args.amp == "fp16"),
-              scheduler=(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-                         if args.lr_schedule == "cosine" else None))
+        train_data.input_size,
+        hidden_layers=args.hidden_layers,
+        hidden_size=args.hidden_size,
+        neurons_per_class=args.neurons_per_class,
+        readout_decay=args.readout_decay,
+        trainable_readout=args.trainable_readout,
+        weight_scale=args.weight_scale,
+        hidden_init=args.hidden_init,
+        backend=args.backend,
+        detach_recurrent=args.detach_recurrent,
+        straight_through=args.straight_through,
+        input_projection=args.input_projection,
+        **learned_dynamics(args.learn_dynamics),
+    ).to(device)
+    optimizer = (
+        torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        if args.weight_decay
+        else torch.optim.Adam(model.parameters(), lr=args.lr)
+    )
+    run = Run(
+        args,
+        device,
+        rank,
+        world,
+        train_data,
+        test_data=make_data(args, "test", args.limit_test),
+        val_data=make_data(args, "val", None) if args.val_size else None,
+        model=model,
+        ddp_model=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler(device.type, enabled=args.amp == "fp16"),
+        scheduler=(
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+            if args.lr_schedule == "cosine"
+            else None
+        ),
+    )
     os.makedirs(args.out, exist_ok=True)
     if args.resume:
         if not os.path.exists(run.checkpoint_path):
@@ -237,8 +309,10 @@ def setup(args) -> Run:
         try:
             model.load_state_dict(source["model"])
         except (KeyError, RuntimeError) as exc:
-            raise UsageError(f"--init-from {args.init_from} does not fit this model "
-                             f"(same --hidden-layers, --hidden-size, dataset?): {exc}") from None
+            raise UsageError(
+                f"--init-from {args.init_from} does not fit this model "
+                f"(same --hidden-layers, --hidden-size, dataset?): {exc}"
+            ) from None
     return run
 
 
@@ -249,12 +323,16 @@ def train_epoch(run: Run, epoch: int) -> dict:
     t0 = time.time()
     model.train()
     gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-    order = torch.randperm(len(run.train_data), generator=gen)[run.rank::run.world]
+    order = torch.randperm(len(run.train_data), generator=gen)[run.rank :: run.world]
     enc_gen = torch.Generator(device=device).manual_seed(args.seed * 1000 + epoch + 7 * run.rank)
     total_loss, correct, seen = 0.0, 0, 0
     n_batches = math.ceil(len(order) / args.batch_size)
-    bar = progress(run.train_data.batches(order, args.batch_size, device, enc_gen), n_batches,
-                   f"epoch {epoch + 1}/{args.epochs}", run.is_main and not args.no_progress)
+    bar = progress(
+        run.train_data.batches(order, args.batch_size, device, enc_gen),
+        n_batches,
+        f"epoch {epoch + 1}/{args.epochs}",
+        run.is_main and not args.no_progress,
+    )
     for x, y in bar:
         with autocast(args, device):
             logits = run.ddp_model(x)
@@ -276,15 +354,20 @@ def train_epoch(run: Run, epoch: int) -> dict:
     test_acc = evaluate(run, run.test_data)
     val_acc = evaluate(run, run.val_data) if run.val_data else None
     run.elapsed += time.time() - t0
-    return {"epoch": epoch + 1, "train_loss": stats[0].item() / stats[2].item(),
-            "train_accuracy": stats[1].item() / stats[2].item(), "test_accuracy": test_acc,
-            "val_accuracy": val_acc, "epoch_time_s": time.time() - t0}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": stats[0].item() / stats[2].item(),
+        "train_accuracy": stats[1].item() / stats[2].item(),
+        "test_accuracy": test_acc,
+        "val_accuracy": val_acc,
+        "epoch_time_s": time.time() - t0,
+    }
 
 
 def evaluate(run: Run, data) -> float:
     """Accuracy on `data`, each process scoring its share."""
     run.model.eval()
-    indices = torch.arange(len(data))[run.rank::run.world]
+    indices = torch.arange(len(data))[run.rank :: run.world]
     gen = torch.Generator(device=run.device).manual_seed(10_000 + run.args.seed)
     correct = torch.zeros((), dtype=torch.float64, device=run.device)
     total = torch.zeros((), dtype=torch.float64, device=run.device)
@@ -301,13 +384,21 @@ def evaluate(run: Run, data) -> float:
 def save_checkpoint(run: Run) -> None:
     """OUT/checkpoint.pt: what --resume continues from, and what evaluate.py and
     signal_propagation.py load (the model's own config rebuilds it)."""
-    torch.save({"model": run.model.state_dict(), "model_config": run.model.config(),
-                "optimizer": run.optimizer.state_dict(),
-                "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
-                "scaler": run.scaler.state_dict(),
-                "history": run.history, "epoch": run.history[-1]["epoch"], "wall_time_s": run.elapsed,
-                "init_from_epochs": run.init_from_epochs,
-                "config": portable_options(vars(run.args))}, run.checkpoint_path)
+    torch.save(
+        {
+            "model": run.model.state_dict(),
+            "model_config": run.model.config(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "history": run.history,
+            "epoch": run.history[-1]["epoch"],
+            "wall_time_s": run.elapsed,
+            "init_from_epochs": run.init_from_epochs,
+            "config": portable_options(vars(run.args)),
+        },
+        run.checkpoint_path,
+    )
 
 
 def write_results(run: Run) -> None:
@@ -318,15 +409,23 @@ def write_results(run: Run) -> None:
         "train_loss": [h["train_loss"] for h in history],
         "test_accuracy_per_epoch": [h["test_accuracy"] for h in history],
         "val_accuracy_per_epoch": [h.get("val_accuracy") for h in history],
-        "epochs": len(history), "wall_time_s": run.elapsed, "firing_rate": firing_rates(run),
-        "parameters": run.parameters, "processes": run.world, "history": history,
+        "epochs": len(history),
+        "wall_time_s": run.elapsed,
+        "firing_rate": firing_rates(run),
+        "parameters": run.parameters,
+        "processes": run.world,
+        "history": history,
         "init_from_epochs": run.init_from_epochs,
-        "config": portable_options(vars(args)), "torch": torch.__version__, "srcext": srcext.__version__,
+        "config": portable_options(vars(args)),
+        "torch": torch.__version__,
+        "srcext": srcext.__version__,
     }
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     plot(args.out, history, run.model, run.test_data, run.device, args)
-    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, "
-          "curves.png, raster.png", flush=True)
+    print(
+        f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, curves.png, raster.png",
+        flush=True,
+    )
 
 
 def firing_rates(run: Run, samples=256):
@@ -346,6 +445,7 @@ def firing_rates(run: Run, samples=256):
 
 def plot(out, history, model, test_data, device, args):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -378,17 +478,23 @@ def plot(out, history, model, test_data, device, args):
 def run(args):
     run = setup(args)
     if run.is_main:
-        print(f"srcext {srcext.__version__}: {args.dataset}, {len(run.train_data)} train / "
-              f"{len(run.test_data)} test, {args.hidden_layers} hidden x {args.hidden_size}, "
-              f"{run.parameters} parameters, device {run.device}, {run.world} process(es)", flush=True)
+        print(
+            f"srcext {srcext.__version__}: {args.dataset}, {len(run.train_data)} train / "
+            f"{len(run.test_data)} test, {args.hidden_layers} hidden x {args.hidden_size}, "
+            f"{run.parameters} parameters, device {run.device}, {run.world} process(es)",
+            flush=True,
+        )
     for epoch in range(run.start_epoch, args.epochs):
         h = train_epoch(run, epoch)
         run.history.append(h)
         if run.is_main:
             val = "" if h["val_accuracy"] is None else f"val acc {100 * h['val_accuracy']:.2f}%, "
-            print(f"epoch {h['epoch']}/{args.epochs}: train loss {h['train_loss']:.4f}, train acc "
-                  f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * h['test_accuracy']:.2f}%, "
-                  f"{h['epoch_time_s']:.0f} s", flush=True)
+            print(
+                f"epoch {h['epoch']}/{args.epochs}: train loss {h['train_loss']:.4f}, train acc "
+                f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * h['test_accuracy']:.2f}%, "
+                f"{h['epoch_time_s']:.0f} s",
+                flush=True,
+            )
             save_checkpoint(run)
     if run.is_main:
         write_results(run)

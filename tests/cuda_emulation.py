@@ -10,6 +10,7 @@ package does not carry it.
 ``SRCEXT_EMULATION_SANITIZE=1`` builds it with AddressSanitizer and UBSan instead (the
 process must then preload the sanitizer runtimes: tests/sanitize_cuda_emulation.sh does).
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,8 +40,7 @@ def load():
     ldflags = []
     if sanitized():
         name += "_sanitized"
-        flags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                  "-fno-sanitize-recover=all"]
+        flags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
         ldflags += ["-fsanitize=address,undefined"]
     else:
         flags += ["-O2"]

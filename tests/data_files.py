@@ -1,5 +1,6 @@
 """Small synthetic datasets written in the on-disk formats srcext reads: IDX files (MNIST,
 Fashion-MNIST) and N-MNIST recordings as tonic's loader expects them."""
+
 import gzip
 import os
 import struct
@@ -24,7 +25,7 @@ def write_dataset(root, dataset="mnist", n_train=40, n_test=20, compress=True, s
         labels = np.arange(n) % 10
         images = np.zeros((n, 28, 28), dtype=np.uint8)
         for k, label in enumerate(labels):  # a class-dependent bright stripe: learnable
-            images[k, 2 + 2 * label: 5 + 2 * label, 4:24] = 255
+            images[k, 2 + 2 * label : 5 + 2 * label, 4:24] = 255
             images[k] += rng.integers(0, 30, (28, 28), dtype=np.uint8)
         write_idx(os.path.join(folder, f"{split}-images-idx3-ubyte{ext}"), images, compress)
         write_idx(os.path.join(folder, f"{split}-labels-idx1-ubyte{ext}"), labels, compress)
@@ -53,6 +54,8 @@ def write_synthetic_nmnist(root, per_class=1000, train=True, seed=0):
         os.makedirs(d, exist_ok=True)
         for k in range(per_class):
             n = 6
-            events = [(int(rng.integers(0, 34)), int(3 * digit + rng.integers(0, 3)),
-                       int(t), int(rng.integers(0, 2))) for t in np.sort(rng.integers(0, 300_000, n))]
+            events = [
+                (int(rng.integers(0, 34)), int(3 * digit + rng.integers(0, 3)), int(t), int(rng.integers(0, 2)))
+                for t in np.sort(rng.integers(0, 300_000, n))
+            ]
             write_nmnist_bin(os.path.join(d, f"{k:05d}.bin"), events)

@@ -4,6 +4,7 @@ recurrence: the same ``.cu`` source compiled by the host compiler, every launch'
 threads run one after another on the CPU. Its ops are
 ``torch.ops.srcext_events_emulation.*`` on CPU tensors, with the fakes and autograd of
 ``torch.ops.srcext``'s. Cached in ``build/`` of the checkout."""
+
 from __future__ import annotations
 
 import functools

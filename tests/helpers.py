@@ -1,6 +1,7 @@
 """Shared helpers of the srcext test suite: random constants, the oracle comparisons.
 Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path: ``pythonpath`` in
 pyproject.toml)."""
+
 from __future__ import annotations
 
 import random
@@ -12,16 +13,16 @@ import srcext
 from srcext import SRC
 from srcext.reference import SRCConstants
 
-requires_fused = pytest.mark.skipif(not srcext.fused_available("cpu"),
-                                    reason="srcext._C not built")
+requires_fused = pytest.mark.skipif(not srcext.fused_available("cpu"), reason="srcext._C not built")
 # The devices the fused kernels run on: every generic op and layer check is parametrised over
 # them (tests/test_cuda.py holds only what is CUDA-specific). The CUDA entry is marked `cuda`
 # (benchmarks/gpu_check.sh selects with -m cuda) and skipped without a GPU or CUDA kernels.
 requires_cuda = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-    pytest.mark.skipif(torch.cuda.is_available() and not srcext.fused_available("cuda"),
-                       reason="srcext built without CUDA kernels"),
+    pytest.mark.skipif(
+        torch.cuda.is_available() and not srcext.fused_available("cuda"), reason="srcext built without CUDA kernels"
+    ),
 ]
 DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 over_devices = pytest.mark.parametrize("device", DEVICES)
@@ -33,10 +34,17 @@ def random_constants(seed: int) -> SRCConstants:
     """Constants drawn inside the documented valid ranges, around the paper's regime."""
     rng = random.Random(seed)
     return SRCConstants(
-        alpha=rng.uniform(0.5, 0.99), rho=rng.uniform(1.0, 4.0), r=rng.uniform(0.5, 3.0),
-        r_s=rng.uniform(-8.0, -1.0), z=rng.uniform(0.0, 0.6), z_hyp=rng.uniform(0.5, 1.0),
-        z_dep=rng.uniform(0.0, 0.3), gate_slope=rng.uniform(2.0, 15.0),
-        gate_threshold=rng.uniform(0.0, 1.0), bias_max=rng.uniform(-5.0, -3.0))
+        alpha=rng.uniform(0.5, 0.99),
+        rho=rng.uniform(1.0, 4.0),
+        r=rng.uniform(0.5, 3.0),
+        r_s=rng.uniform(-8.0, -1.0),
+        z=rng.uniform(0.0, 0.6),
+        z_hyp=rng.uniform(0.5, 1.0),
+        z_dep=rng.uniform(0.0, 0.3),
+        gate_slope=rng.uniform(2.0, 15.0),
+        gate_threshold=rng.uniform(0.0, 1.0),
+        bias_max=rng.uniform(-5.0, -3.0),
+    )
 
 
 def constants_cases():
@@ -77,7 +85,6 @@ def tolerance(dtype: torch.dtype, detach_recurrent: bool) -> float:
     if dtype == torch.float32:
         return 1e-4 if detach_recurrent else 2e-3
     return 3e-2  # bfloat16 / float16 storage, float32 math
-
 
 
 def linear_src_model() -> torch.nn.Module:

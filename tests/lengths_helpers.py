@@ -1,5 +1,6 @@
 """Variable lengths: the cases and the oracle (each sample run alone, with the reference, on
 its own prefix u[:lengths[b], b]) shared by test_lengths and test_cuda_emulation."""
+
 import torch
 
 from srcext.ops import CHECKPOINT_INTERVAL
@@ -26,14 +27,13 @@ CASE_IDS = [f"T{c[0]}-B{c[1]}-H{c[2]}" for c in CASES]
 
 def pad_after(u, lengths, value):
     """u with the drive past each sample's length set to `value` (which must not matter)."""
-    steps = torch.arange(u.shape[0]).unsqueeze(1)                                    # (T, 1)
+    steps = torch.arange(u.shape[0]).unsqueeze(1)  # (T, 1)
     return torch.where((steps >= lengths).unsqueeze(-1), torch.full_like(u, value), u)
 
 
 def cotangents(T, B, H, seed):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=g, dtype=torch.float64)
-            for shape in ((T, B, H), (B, H), (B, H), (B, H))]
+    return [torch.randn(shape, generator=g, dtype=torch.float64) for shape in ((T, B, H), (B, H), (B, H), (B, H))]
 
 
 def run(fn, u, bias, state, k, detach, st, lengths, cot, dtype, device="cpu"):
@@ -44,10 +44,8 @@ def run(fn, u, bias, state, k, detach, st, lengths, cot, dtype, device="cpu"):
     spikes, final = fn(leaves[0], leaves[1], tuple(leaves[2:]), k, detach, st, lengths=lengths)
     outs = (spikes,) + tuple(final)
     loss = sum((o.double() * c.to(device)).sum() for o, c in zip(outs, cot))
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else \
-        [None] * len(leaves)
-    grads = [torch.zeros_like(x, dtype=torch.float64) if g is None else g.double()
-             for g, x in zip(grads, leaves)]
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else [None] * len(leaves)
+    grads = [torch.zeros_like(x, dtype=torch.float64) if g is None else g.double() for g, x in zip(grads, leaves)]
     return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]
 
 
@@ -64,8 +62,17 @@ def each_sample_alone(u, bias, state, k, detach, st, lengths, cot, dtype=torch.f
         L = int(lengths[b])
         row = slice(b, b + 1)
         (s, *fin), (gu, gb, *gs) = run(
-            src_recurrence_reference, u[:L, row], bias, tuple(x[row] for x in state), k,
-            detach, st, None, [cot[0][:L, row]] + [c[row] for c in cot[1:]], dtype)
+            src_recurrence_reference,
+            u[:L, row],
+            bias,
+            tuple(x[row] for x in state),
+            k,
+            detach,
+            st,
+            None,
+            [cot[0][:L, row]] + [c[row] for c in cot[1:]],
+            dtype,
+        )
         spikes[:L, row] = s
         grad_u[:L, row] = gu
         grad_bias += gb
@@ -80,8 +87,7 @@ OUT_NAMES = ("spikes", "i_n", "h_n", "hs_n")
 GRAD_NAMES = ("u", "bias", "i0", "h0", "hs0")
 
 
-def check_against_alone(fn, case, k, dtype, detach, st, seed=0, out_tol=None, grad_tol=None,
-                        device="cpu"):
+def check_against_alone(fn, case, k, dtype, detach, st, seed=0, out_tol=None, grad_tol=None, device="cpu"):
     T, B, H, lengths = case
     lengths = torch.tensor(lengths, dtype=torch.int64)
     u, bias, state = make_inputs(T, B, H, k, dtype, seed)
@@ -92,8 +98,11 @@ def check_against_alone(fn, case, k, dtype, detach, st, seed=0, out_tol=None, gr
     want_outs, want_grads = each_sample_alone(u, bias, state, k, detach, st, lengths, cot)
     # As in test_ops: a fixed bound, or 4x the error of the reference itself run in `dtype`
     # where that is larger (exact BPTT through the bistable cell amplifies rounding).
-    own_outs, own_grads = ([None] * 4, [None] * 5) if dtype == torch.float64 else \
-        each_sample_alone(u, bias, state, k, detach, st, lengths, cot, dtype)
+    own_outs, own_grads = (
+        ([None] * 4, [None] * 5)
+        if dtype == torch.float64
+        else each_sample_alone(u, bias, state, k, detach, st, lengths, cot, dtype)
+    )
 
     def bound(base, own, want):
         return base if own is None else max(base, 4 * rel_err(own, want))

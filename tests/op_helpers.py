@@ -1,6 +1,7 @@
 """Random op inputs run through a fused op and the float64 reference on the same inputs and
 upstream gradients, and the comparison every backend is held to (test_ops on every device,
 test_cuda_emulation)."""
+
 import pytest
 import torch
 
@@ -9,8 +10,7 @@ from srcext.reference import src_recurrence_reference
 
 from helpers import FLAG_IDS, FLAGS, assert_close, constants_cases, rel_err, tolerance
 
-SHAPES = [(1, 1, 1), (7, 3, 5), (33, 2, 67), (CHECKPOINT_INTERVAL, 4, 3),
-          (2 * CHECKPOINT_INTERVAL + 1, 1, 130)]
+SHAPES = [(1, 1, 1), (7, 3, 5), (33, 2, 67), (CHECKPOINT_INTERVAL, 4, 3), (2 * CHECKPOINT_INTERVAL + 1, 1, 130)]
 
 
 def over_oracle_cases(test):
@@ -18,10 +18,12 @@ def over_oracle_cases(test):
     default and random constants, and every gradient flag: the grid each backend's fused op is
     held to against the reference (assert_matches_reference)."""
     cases = constants_cases()
-    for mark in (pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"]),
-                 pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES]),
-                 pytest.mark.parametrize("name,k", cases, ids=[c[0] for c in cases]),
-                 pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)):
+    for mark in (
+        pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"]),
+        pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES]),
+        pytest.mark.parametrize("name,k", cases, ids=[c[0] for c in cases]),
+        pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS),
+    ):
         test = mark(test)
     return test
 
@@ -38,8 +40,9 @@ def make_inputs(T, B, H, k, dtype, seed, scale=1.0):
     return u, bias, state
 
 
-def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=False,
-             device="cpu", fused=src_recurrence_fused):
+def run_both(
+    T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=False, device="cpu", fused=src_recurrence_fused
+):
     """Fused (the function `fused`) in `dtype` on `device` and reference in float64 on the CPU,
     on the same inputs and upstream gradients (and, on request, the reference in `dtype` too:
     the accuracy that dtype allows). Results come back on the CPU."""
@@ -54,12 +57,10 @@ def run_both(T, B, H, k, dtype, detach, st, seed=0, with_reference_in_dtype=Fals
         spikes, final = fn(u, b, (i0, h0, hs0), k, detach, st)
         outs = (spikes,) + tuple(final)
         g = torch.Generator().manual_seed(seed + 1)
-        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device=dev, dtype=dt)
-               for o in outs]
+        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device=dev, dtype=dt) for o in outs]
         loss = sum((o * c).sum() for o, c in zip(outs, cot))
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        results.append((tuple(o.detach().cpu() for o in outs),
-                        tuple(None if g is None else g.cpu() for g in grads)))
+        results.append((tuple(o.detach().cpu() for o in outs), tuple(None if g is None else g.cpu() for g in grads)))
     return results
 
 
@@ -68,7 +69,8 @@ def assert_matches_reference(dtype, shape, k, detach, st, device, fused=src_recu
     to 4x the error of the reference itself run in `dtype`, whichever is larger (a saturated
     neuron's 1 - tanh^2 has few significant bits in float32, in any implementation)."""
     (outs, grads), (ref_outs, ref_grads), (own_outs, own_grads) = run_both(
-        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device=device, fused=fused)
+        *shape, k, dtype, detach, st, with_reference_in_dtype=True, device=device, fused=fused
+    )
 
     def bound(base, own, ref):
         return base if ref is None or own is None else max(base, 4 * rel_err(own, ref))
@@ -85,8 +87,7 @@ def op_args(T, B, H, dtype, device):
     g = torch.Generator().manual_seed(0)
     u = torch.randn(T, B, H, generator=g, dtype=dtype).to(device).requires_grad_()
     bias = torch.full((H,), -5.0, dtype=dtype, device=device, requires_grad=True)
-    states = [(torch.randn(B, H, generator=g, dtype=dtype) * 0.3).to(device).requires_grad_()
-              for _ in range(3)]
+    states = [(torch.randn(B, H, generator=g, dtype=dtype) * 0.3).to(device).requires_grad_() for _ in range(3)]
     return [u, bias] + states
 
 

@@ -1,6 +1,7 @@
 """Tests of the benchmark scripts: the eager baseline of benchmarks/speed.py against the
 reference, its statistics, and smoke runs at tiny sizes on the CPU (so that the GPU run of
 benchmarks/gpu_check.sh does not fail on a script error)."""
+
 import importlib.util
 import json
 import os
@@ -55,8 +56,9 @@ def test_unbind_loop_is_bitwise_the_reference(speed, dtype, detach, st, seed):
     u = leaf(T, B, H, scale=1.5)
     bias = leaf(H, scale=0.5, shift=-1.0)  # near threshold: spikes and silence both occur
     state = (leaf(B, H), leaf(B, H, scale=0.5), leaf(B, H, scale=0.5))
-    weights = [torch.randn(T, B, H, generator=g).to(dtype)] + [torch.randn(B, H, generator=g).to(dtype)
-                                                              for _ in range(3)]
+    weights = [torch.randn(T, B, H, generator=g).to(dtype)] + [
+        torch.randn(B, H, generator=g).to(dtype) for _ in range(3)
+    ]
     out_ref, grads_ref = run_and_grad(src_recurrence_reference, u, bias, state, k, detach, st, weights)
     out_unb, grads_unb = run_and_grad(speed.src_recurrence_unbind, u, bias, state, k, detach, st, weights)
     assert (out_ref[0] > 0).any() and (out_ref[0] == 0).any(), "the case must exercise the relu"
@@ -85,7 +87,7 @@ def test_rounds_rotate_and_time_each_call_alone(speed):
     session = speed.Session(torch.device("cpu"), rounds=3, warmup=1, drift=0.1)
     calls = []
     samples = session.compare("g", {n: (lambda n=n: calls.append(n)) for n in "abc"})
-    rounds = [calls[i:i + 3] for i in range(0, 12, 3)]
+    rounds = [calls[i : i + 3] for i in range(0, 12, 3)]
     assert rounds == [list("abc"), list("bca"), list("cab"), list("abc")]
     assert all(len(s) == 3 for s in samples.values())  # the warm-up round is not kept
     assert len(session.groups["g"]["probes"]) == 3
@@ -94,9 +96,13 @@ def test_rounds_rotate_and_time_each_call_alone(speed):
 def test_paired_ratios_and_contention_flag(speed):
     session = speed.Session(torch.device("cpu"), rounds=4, warmup=0, drift=0.1)
     session.groups["g"] = {
-        "samples": {"fused": [(1.0, 0, 0), (2.0, 0, 0), (1.0, 0, 0), (4.0, 0, 0)],
-                    "base": [(3.0, 5, 1), (6.0, 5, 1), (9.0, 7, 1), (8.0, 9, 1)]},
-        "probes": [1.0, 1.05, 1.09, 1.0], "foreign": [0.01, 0.0, 0.04, None]}
+        "samples": {
+            "fused": [(1.0, 0, 0), (2.0, 0, 0), (1.0, 0, 0), (4.0, 0, 0)],
+            "base": [(3.0, 5, 1), (6.0, 5, 1), (9.0, 7, 1), (8.0, 9, 1)],
+        },
+        "probes": [1.0, 1.05, 1.09, 1.0],
+        "foreign": [0.01, 0.0, 0.04, None],
+    }
     # Per round 3, 3, 9, 2: the median of the pairs, not the ratio of medians (6.5 / 1.5).
     r = session.paired("g", "base", "fused")
     assert r["median"] == 3.0 and r["min"] == 2.0 and r["max"] == 9.0 and r["n"] == 4
@@ -134,9 +140,10 @@ def test_foreign_load_sees_another_process(speed):
     load = speed.ForeignLoad()
     assert load.available
     started = load.start()
-    subprocess.run([sys.executable, "-c",
-                    "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.5: pass"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.5: pass"],
+        check=True,
+    )
     # The child kept a core busy for most of the window (its interpreter start-up included).
     assert load.fraction(started) > 0.3 / load.cores
 
@@ -155,8 +162,7 @@ def test_clock_counts_page_faults(speed):
 @requires_fused
 def test_speed_script_runs_and_writes_json(speed, tmp_path):
     out = tmp_path / "speed_cuda.json"  # named as gpu_check.sh names it, for gpu_summary below
-    results = speed.main(TINY + ["--compile-backend", "eager", "--copy-mib", "8", "--select-loop",
-                                 "--out", str(out)])
+    results = speed.main(TINY + ["--compile-backend", "eager", "--copy-mib", "8", "--select-loop", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["T"] == 6 and data["rounds"] == 2
     for tag in ("detached", "bptt"):
@@ -185,8 +191,13 @@ def test_speed_script_runs_and_writes_json(speed, tmp_path):
     # benchmarks/gpu_summary.py finds every figure it reports but bf16 (a CUDA-only group).
     load("gpu_summary").main(str(tmp_path))
     summary = json.loads((tmp_path / "gpu_summary.json").read_text())
-    for key in ("recurrence_speedup_vs_reference", "recurrence_speedup_vs_compiled",
-                "bandwidth_fraction_forward", "bandwidth_fraction_backward", "layer_speedup_vs_gru"):
+    for key in (
+        "recurrence_speedup_vs_reference",
+        "recurrence_speedup_vs_compiled",
+        "bandwidth_fraction_forward",
+        "bandwidth_fraction_backward",
+        "layer_speedup_vs_gru",
+    ):
         assert summary[key] is not None and summary[key] > 0, key
 
 
@@ -222,16 +233,17 @@ def test_cell_math_bench_builds_and_runs(speed):
         bench.forward(c[:3], 2, 5)
 
 
-PEERS = {"snnTorch": ("snntorch", ["snnTorch Leaky", "snnTorch RLeaky"]),
-         "SpikingJelly": ("spikingjelly", ["SpikingJelly LIFNode"]),
-         "Norse": ("norse", ["Norse LIF", "Norse LIFRecurrent"])}
+PEERS = {
+    "snnTorch": ("snntorch", ["snnTorch Leaky", "snnTorch RLeaky"]),
+    "SpikingJelly": ("spikingjelly", ["SpikingJelly LIFNode"]),
+    "Norse": ("norse", ["Norse LIF", "Norse LIFRecurrent"]),
+}
 
 
 @pytest.fixture(scope="module")
 def peers_run(speed, tmp_path_factory):
     out = tmp_path_factory.mktemp("peers") / "speed.json"
-    speed.main(TINY + ["--skip-compile", "--skip-roofline", "--peers", "--density", "0.5",
-                       "--out", str(out)])
+    speed.main(TINY + ["--skip-compile", "--skip-roofline", "--peers", "--density", "0.5", "--out", str(out)])
     return json.loads(out.read_text())
 
 
@@ -262,18 +274,33 @@ def test_gpu_summary_reads_a_run(tmp_path):
     summary = load("gpu_summary")
     (tmp_path / "stages.txt").write_text("build=0\ncuda_tests=0\nbenchmark=0\n")
     (tmp_path / "pytest_cuda.log").write_text("....\n== 120 passed, 1 skipped in 30.0s ==\n")
-    speed = {"device": "NVIDIA H200", "torch": "2.11", "cuda": "13.0", "commit": "abc", "T": 500,
-             "B": 256, "H": 1024, "ratios": {"fwd_bwd_detached_vs_reference": 80.0,
-                                             "fwd_bwd_detached_vs_compiled": 4.0,
-                                             "layer_step_vs_gru": 3.5},
-             "bandwidth": {"forward_fraction_of_copy": 0.7, "backward_fraction_of_copy": 0.65},
-             "bf16_speedup_vs_fp32": 1.4}
+    speed = {
+        "device": "NVIDIA H200",
+        "torch": "2.11",
+        "cuda": "13.0",
+        "commit": "abc",
+        "T": 500,
+        "B": 256,
+        "H": 1024,
+        "ratios": {
+            "fwd_bwd_detached_vs_reference": 80.0,
+            "fwd_bwd_detached_vs_compiled": 4.0,
+            "layer_step_vs_gru": 3.5,
+        },
+        "bandwidth": {"forward_fraction_of_copy": 0.7, "backward_fraction_of_copy": 0.65},
+        "bf16_speedup_vs_fp32": 1.4,
+    }
     (tmp_path / "speed_cuda.json").write_text(json.dumps(speed))
     summary.main(str(tmp_path))
     data = json.loads((tmp_path / "gpu_summary.json").read_text())
     assert data["cuda_tests_passed"] is True
     assert data["recurrence_speedup_vs_reference"] == 80.0
-    for key in ("recurrence_speedup_vs_compiled", "bandwidth_fraction_forward",
-                "bandwidth_fraction_backward", "layer_speedup_vs_gru", "bf16_speedup_vs_fp32"):
+    for key in (
+        "recurrence_speedup_vs_compiled",
+        "bandwidth_fraction_forward",
+        "bandwidth_fraction_backward",
+        "layer_speedup_vs_gru",
+        "bf16_speedup_vs_fp32",
+    ):
         assert data[key] is not None, key
     assert "| yes |" in (tmp_path / "gpu_summary.md").read_text()

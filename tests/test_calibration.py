@@ -1,5 +1,6 @@
 """No silent layer: the bias is never frozen above bias_max, firing rates can be read per
 layer, and calibrate_ brings silent layers to a target firing rate."""
+
 import copy
 
 import pytest
@@ -18,27 +19,27 @@ BACKENDS = [pytest.param("fused", marks=requires_fused), "reference"]
 
 # ---- the bias ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bias_above_bias_max_still_gets_gradient(backend):
     torch.manual_seed(0)
     x = (torch.rand(20, 4, 6) < 0.5).double()
     grads = {}
     for straight in (True, False):
-        m = SRC(6, 5, backend=backend, dtype=torch.float64, weight_scale=6.0,
-                bias_straight_through=straight)
+        m = SRC(6, 5, backend=backend, dtype=torch.float64, weight_scale=6.0, bias_straight_through=straight)
         with torch.no_grad():
-            m.bias_l0.zero_()               # a common init loop: zeros for every bias*
+            m.bias_l0.zero_()  # a common init loop: zeros for every bias*
         clamped = copy.deepcopy(m)
         with torch.no_grad():
             clamped.bias_l0.fill_(m.constants.bias_max)
         out, _ = m(x)
-        assert torch.equal(out, clamped(x)[0])   # the forward value is min(b, bias_max)
+        assert torch.equal(out, clamped(x)[0])  # the forward value is min(b, bias_max)
         (g,) = torch.autograd.grad(out.sum(), [m.bias_l0])
         (g_at_max,) = torch.autograd.grad(clamped(x)[0].sum(), [clamped.bias_l0])
         grads[straight] = (g, g_at_max)
     g, g_at_max = grads[True]
-    assert (g > 0).all() and torch.equal(g, g_at_max)   # more spikes with more bias
-    assert torch.count_nonzero(grads[False][0]) == 0      # the spec's clamp: frozen
+    assert (g > 0).all() and torch.equal(g, g_at_max)  # more spikes with more bias
+    assert torch.count_nonzero(grads[False][0]) == 0  # the spec's clamp: frozen
 
 
 def test_bias_gradient_above_max_only_where_it_lowers_b():
@@ -58,7 +59,7 @@ def test_zero_initialised_bias_trains_back_below_bias_max(backend):
     opt = torch.optim.Adam(m.parameters(), lr=0.2)
     x = (torch.rand(30, 4, 8) < 0.5).float()
     start = m(x)[0].sum().item()
-    for _ in range(40):                    # a loss that asks for fewer spikes
+    for _ in range(40):  # a loss that asks for fewer spikes
         opt.zero_grad()
         m(x)[0].sum().backward()
         opt.step()
@@ -68,11 +69,11 @@ def test_zero_initialised_bias_trains_back_below_bias_max(backend):
 
 # ---- firing rates and calibration -------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_firing_rates_per_layer_and_direction(backend):
     torch.manual_seed(2)
-    net = nn.Sequential(SRC(5, 6, 2, bidirectional=True, return_state=False, backend=backend,
-                            weight_scale=6.0))
+    net = nn.Sequential(SRC(5, 6, 2, bidirectional=True, return_state=False, backend=backend, weight_scale=6.0))
     x = (torch.rand(9, 3, 5) < 0.5).float()
     lengths = torch.tensor([9, 5, 2])
     rates = srcext.firing_rates(net, pack_padded_sequence(x, lengths))
@@ -90,9 +91,9 @@ def test_firing_rates_per_layer_and_direction(backend):
 
 def silent_cases():
     g = torch.Generator().manual_seed(3)
-    sparse = (torch.rand(100, 16, 700, generator=g) < 0.02).float()       # 700 ch at 2 %
+    sparse = (torch.rand(100, 16, 700, generator=g) < 0.02).float()  # 700 ch at 2 %
     embeddings = torch.empty(100, 16, 64).uniform_(-0.1, 0.1, generator=g)  # U(-0.1, 0.1)
-    pixels = torch.rand(100, 16, 28, generator=g)                            # raw intensities
+    pixels = torch.rand(100, 16, 28, generator=g)  # raw intensities
     return {"sparse-spikes": sparse, "small-embeddings": embeddings, "pixels": pixels}
 
 
@@ -105,7 +106,7 @@ def test_calibrate_brings_silent_layers_to_target(case):
         m = SRC(x.shape[-1], 128, backend="fused", initial_state=initial_state)
         before = srcext.firing_rates(m, x)["l0"]
         if case != "pixels":
-            assert before < 0.002                   # silent as the issue reports
+            assert before < 0.002  # silent as the issue reports
         report = srcext.calibrate_(m, x, target_rate=0.05)
         after = srcext.firing_rates(m, x)["l0"]
         assert after == pytest.approx(0.05, rel=0.1)
@@ -133,7 +134,7 @@ def test_calibrate_layer_by_layer_anywhere_in_a_model_deterministic():
     twin = copy.deepcopy(net)
     report = srcext.calibrate_(net, x, target_rate=0.04)
     assert list(report) == ["rnn.l0", "rnn.l0_reverse", "rnn.l1", "rnn.l1_reverse", "cell"]
-    assert net.training and net.cell.state is None      # mode and carried state restored
+    assert net.training and net.cell.state is None  # mode and carried state restored
     net.eval()
     rates = srcext.firing_rates(net, x)
     srcext.reset_states(net)

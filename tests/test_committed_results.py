@@ -1,6 +1,7 @@
 """The committed results (examples/results, benchmarks/results) carry no path of the machine
 that produced them: they are read on other machines, and a path there is either wrong or a
 leak. Paths are stored relative to the repository (examples/common.py: portable_path)."""
+
 import json
 import pathlib
 import re
@@ -8,8 +9,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = sorted(p for folder in ("examples/results", "benchmarks/results")
-                 for p in (ROOT / folder).rglob("*.json"))
+RESULTS = sorted(p for folder in ("examples/results", "benchmarks/results") for p in (ROOT / folder).rglob("*.json"))
 # An absolute path into a user's or a scratch folder, alone or inside a command line.
 MACHINE_PATH = re.compile(r"(^|[\s=:'\"])/(work|tmp|home|root|Users|scratch)/")
 

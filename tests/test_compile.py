@@ -1,5 +1,6 @@
 """torch.compile with dynamic shapes (no recompile per sequence length) and torch.export of an
 inference model (the opcheck and fullgraph tests of the ops are in test_library.py)."""
+
 import torch
 import torch._dynamo.testing
 

@@ -1,6 +1,7 @@
 """The CPU ops keep their large output buffers for reuse (csrc/cpu/src_cpu_buffers.h): a
 repeated training step faults in no new pages, results are unchanged, and the cache can be
 emptied."""
+
 import resource
 
 import torch
@@ -46,8 +47,7 @@ def test_repeated_steps_fault_in_no_new_pages_and_give_the_same_results():
 
 def test_release_frees_the_kept_buffers():
     u = torch.randn(100, 16, 128, requires_grad=True)
-    training_step(u, torch.full((128,), -5.0), tuple(torch.zeros(16, 128) for _ in range(3)),
-                  torch.ones(100, 16, 128))
+    training_step(u, torch.full((128,), -5.0), tuple(torch.zeros(16, 128) for _ in range(3)), torch.ones(100, 16, 128))
     assert torch.ops.srcext.release_cpu_buffers() > 0
     assert torch.ops.srcext.release_cpu_buffers() == 0
 
@@ -55,6 +55,5 @@ def test_release_frees_the_kept_buffers():
 def test_small_outputs_do_not_use_the_cache():
     torch.ops.srcext.release_cpu_buffers()
     u = torch.randn(5, 2, 3, requires_grad=True)
-    training_step(u, torch.full((3,), -5.0), tuple(torch.zeros(2, 3) for _ in range(3)),
-                  torch.ones(5, 2, 3))
+    training_step(u, torch.full((3,), -5.0), tuple(torch.zeros(2, 3) for _ in range(3)), torch.ones(5, 2, 3))
     assert torch.ops.srcext.release_cpu_buffers() == 0

@@ -2,6 +2,7 @@
 64-bit indexing, autocast + GradScaler (run where a GPU exists, skipped cleanly where none does;
 benchmarks/gpu_check.sh runs them on the GPU machine). The generic op and layer checks run on
 CUDA too, parametrised over the device in test_ops.py and test_layer.py."""
+
 import copy
 
 import pytest
@@ -54,7 +55,7 @@ def test_cuda_index_beyond_int32():
     T = (2**31) // (B * H) + 3
     k = SRCConstants()
     g = torch.Generator(device="cuda").manual_seed(0)
-    u = (torch.randn(T, B, H, device="cuda", generator=g, dtype=torch.bfloat16) * 0.6)
+    u = torch.randn(T, B, H, device="cuda", generator=g, dtype=torch.bfloat16) * 0.6
     u.requires_grad_()
     bias = torch.full((H,), -6.0, device="cuda", dtype=torch.bfloat16)
     state = tuple(torch.zeros(B, H, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -62,8 +63,7 @@ def test_cuda_index_beyond_int32():
     (gu,) = torch.autograd.grad(spikes, u, torch.ones_like(spikes))
     rows, cols = slice(B - 3, B), slice(H - 5, H)  # the neurons with the largest indices
     u_s = u.detach()[:, rows, cols].double().requires_grad_()
-    ref, _ = src_recurrence_reference(u_s, bias[cols].double(),
-                                      tuple(s[rows, cols].double() for s in state), k)
+    ref, _ = src_recurrence_reference(u_s, bias[cols].double(), tuple(s[rows, cols].double() for s in state), k)
     (gref,) = torch.autograd.grad(ref, u_s, torch.ones_like(ref))
     assert (ref > 0).any()
     assert_close(spikes[:, rows, cols].cpu(), ref.cpu(), 3e-2, "spikes")

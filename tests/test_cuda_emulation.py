@@ -1,6 +1,7 @@
 """The CUDA kernels, executed on the CPU through their host emulation (tests/cuda_emulation.py):
 every kernel instance against the CPU op and the float64 reference, the launches they make,
 and the checks of the CUDA suite that make sense without a device."""
+
 import math
 
 import pytest
@@ -18,11 +19,20 @@ pytestmark = requires_fused
 
 # T: empty, one step, exactly one checkpoint chunk, one past it, two chunks and one; B * H not
 # a multiple of the 256-thread block; H = 1.
-SHAPES = [(0, 2, 3), (1, 1, 1), (CHECKPOINT_INTERVAL, 3, 100), (CHECKPOINT_INTERVAL + 1, 2, 1),
-          (2 * CHECKPOINT_INTERVAL + 1, 3, 97)]
+SHAPES = [
+    (0, 2, 3),
+    (1, 1, 1),
+    (CHECKPOINT_INTERVAL, 3, 100),
+    (CHECKPOINT_INTERVAL + 1, 2, 1),
+    (2 * CHECKPOINT_INTERVAL + 1, 3, 97),
+]
 CONSTANTS = [("default", SRCConstants())] + [(f"random{s}", random_constants(s)) for s in (4, 5)]
-DTYPE_NAMES = {torch.float32: ("float", "float"), torch.float64: ("double", "double"),
-               torch.bfloat16: ("c10::BFloat16", "float"), torch.float16: ("c10::Half", "float")}
+DTYPE_NAMES = {
+    torch.float32: ("float", "float"),
+    torch.float64: ("double", "double"),
+    torch.bfloat16: ("c10::BFloat16", "float"),
+    torch.float16: ("c10::Half", "float"),
+}
 ALL_DTYPES = list(DTYPE_NAMES)
 DTYPE_IDS = ["f32", "f64", "bf16", "f16"]
 
@@ -34,8 +44,9 @@ def emu():
 
 def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
     """src_recurrence_fused, on the emulated CUDA kernels."""
-    return run_forward_op(cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent,
-                          straight_through, lengths)
+    return run_forward_op(
+        cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths
+    )
 
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
@@ -49,8 +60,7 @@ def test_emulated_kernels_match_reference(emu, dtype, shape, name, k, detach, st
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_emulated_half_storage_matches_reference(emu, dtype, detach, st):
-    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st,
-                                                     fused=emulated)
+    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st, fused=emulated)
     for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
         assert a.dtype == dtype
         assert_close(a, b, tolerance(dtype, True), label)
@@ -60,8 +70,7 @@ def test_emulated_half_storage_matches_reference(emu, dtype, detach, st):
 
 # The emulated device math (expf, 1/d) and the CPU kernels' vectorised math differ by an ulp or
 # two per operation; over a run that stays at the level of the storage precision.
-CPU_AGREEMENT = {torch.float64: 1e-12, torch.float32: 2e-5, torch.bfloat16: 1e-2,
-                 torch.float16: 2e-3}
+CPU_AGREEMENT = {torch.float64: 1e-12, torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
 
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
@@ -81,8 +90,7 @@ def test_emulated_kernels_match_cpu_op(emu, dtype, detach, st):
         cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype) for o in outs]
         grads = torch.autograd.grad(sum((o * c).sum() for o, c in zip(outs, cot)), leaves)
         with torch.no_grad():  # the inference instance (no checkpoints)
-            inference = fn(*(t.detach() for t in leaves[:2]), tuple(t.detach() for t in leaves[2:]),
-                           k, detach, st)
+            inference = fn(*(t.detach() for t in leaves[:2]), tuple(t.detach() for t in leaves[2:]), k, detach, st)
         results.append((outs, grads, (inference[0],) + tuple(inference[1])))
     (outs, grads, inf), (cpu_outs, cpu_grads, _) = results
     # Exact BPTT through the bistable cell amplifies any rounding difference, as against the
@@ -115,8 +123,7 @@ def test_launch_record_names_the_instance_grid_and_stream(emu):
             expected = [  # <storage, math, save, lengths, per_neuron> and <storage, math,
                 #            flags, lengths, per_neuron, constant_grads>
                 f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false, false>",
-                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false, false, "
-                "false>",
+                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false, false, false>",
                 f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false, false, false>",
             ]
             assert [r["kernel"] for r in launches] == expected
@@ -131,12 +138,12 @@ def test_launch_record_with_lengths(emu):
     u64, b64, s64 = make_inputs(9, 2, 5, SRCConstants(), torch.float32, seed=1)
     leaves = [t.float().requires_grad_() for t in (u64, b64) + s64]
     emu.clear_launches()
-    spikes, _ = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(),
-                         lengths=torch.tensor([9, 4]))
+    spikes, _ = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), lengths=torch.tensor([9, 4]))
     spikes.sum().backward()
     assert [r["kernel"] for r in emu.launches()] == [
         "srcext::cuda::src_forward_kernel<float, float, true, true, false>",
-        "srcext::cuda::src_backward_kernel<float, float, true, true, true, false, false>"]
+        "srcext::cuda::src_backward_kernel<float, float, true, true, true, false, false>",
+    ]
 
 
 def test_empty_problems_launch_nothing(emu):
@@ -147,8 +154,7 @@ def test_empty_problems_launch_nothing(emu):
         assert emu.launches() == []
 
 
-@pytest.mark.parametrize("grid,block", [((3, 1, 1), (5, 1, 1)), ((2, 3, 2), (4, 2, 3)),
-                                        ((1, 1, 1), (1024, 1, 1))])
+@pytest.mark.parametrize("grid,block", [((3, 1, 1), (5, 1, 1)), ((2, 3, 2), (4, 2, 3)), ((1, 1, 1), (1024, 1, 1))])
 def test_emulated_grid_runs_every_thread_once(emu, grid, block):
     out = emu.probe_launch(grid, block)
     threads = block[0] * block[1] * block[2]
@@ -157,9 +163,16 @@ def test_emulated_grid_runs_every_thread_once(emu, grid, block):
     assert torch.equal(out, expected)
 
 
-@pytest.mark.parametrize("grid,block", [((1, 1, 1), (1025, 1, 1)), ((1, 1, 1), (1, 1, 65)),
-                                        ((1, 65536, 1), (32, 1, 1)), ((0, 1, 1), (32, 1, 1)),
-                                        ((1, 1, 1), (0, 1, 1))])
+@pytest.mark.parametrize(
+    "grid,block",
+    [
+        ((1, 1, 1), (1025, 1, 1)),
+        ((1, 1, 1), (1, 1, 65)),
+        ((1, 65536, 1), (32, 1, 1)),
+        ((0, 1, 1), (32, 1, 1)),
+        ((1, 1, 1), (0, 1, 1)),
+    ],
+)
 def test_emulated_launch_rejects_what_the_runtime_rejects(emu, grid, block):
     with pytest.raises(RuntimeError, match="invalid configuration argument"):
         emu.probe_launch(grid, block)
@@ -225,8 +238,11 @@ def test_emulated_opcheck(emu, detach, st):
     u, bias, i0, h0, hs0 = (a.detach() for a in args)
     out = ops.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
-    torch.library.opcheck(ops.src_backward.default, grads + [u, bias, out[4]] + c + [detach, st, False],
-                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+    torch.library.opcheck(
+        ops.src_backward.default,
+        grads + [u, bias, out[4]] + c + [detach, st, False],
+        test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+    )
 
 
 def test_emulated_gradcheck_exact_bptt_float64(emu):
@@ -275,7 +291,7 @@ def test_emulated_indexing_is_64_bit(emu, case):
         fill_neurons(big, n0, n1, values.to(dt))
         fill_neurons(big, 0, threads, values.to(dt))  # block 0 runs too (bias index n % H)
     bias = torch.full((H,), -5.0, dtype=dt)
-    bias[n0 % H:] = small[1].to(dt)
+    bias[n0 % H :] = small[1].to(dt)
     ops = cuda_emulation.ops()
     emu.set_block_subset([0, last])
     try:
@@ -293,15 +309,14 @@ def test_emulated_indexing_is_64_bit(emu, case):
     finally:
         emu.set_block_subset([])
     sl = [neuron_slice(t, n0, n1) for t in (u, i0, h0, hs0)]
-    b_small = bias[n0 % H:].clone()
+    b_small = bias[n0 % H :].clone()
     expected = torch.ops.srcext.src_forward(sl[0], b_small, *sl[1:], *c, True, True, backward)
     for a, b in zip((spikes, i_n, h_n, hs_n), expected[:4]):
         assert torch.equal(neuron_slice(a, n0, n1), b) or rel_err(neuron_slice(a, n0, n1), b) < 1e-2
     assert (expected[0] > 0).any()
     if backward:
         gsl = [neuron_slice(t, n0, n1) for t in (grad_spikes, gi, gh, ghs)]
-        expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c,
-                                                       False, True, False)
+        expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c, False, True, False)
         got = [neuron_slice(grads[0], n0, n1)] + [neuron_slice(t, n0, n1) for t in grads[2:]]
         want = [expected_grads[0]] + list(expected_grads[2:])
         for a, b in zip(got, want):
@@ -361,6 +376,7 @@ def test_grad_scaler_recovers_from_float16_overflow():
 
 # ---- variable lengths (tests/test_lengths.py's oracle: each sample run alone) ----------------
 
+
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("case", LENGTH_CASES, ids=LENGTH_CASE_IDS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -409,25 +425,32 @@ def test_emulated_backward_reads_any_upstream_layout(emu, layout):
     for a, e in zip(got, expected):
         assert torch.equal(a, e)
 
+
 # The device computes exp2, 1/x and (bfloat16 storage) tanh with the special-function unit's
 # approximate instructions (src_math.h), which the emulation runs correctly rounded. Its error
 # model (csrc/cuda/emulation/cuda_runtime.h) can put every such result at the instruction's
 # documented error bound instead: +1 / -1 all with that sign, 2 with a sign hashed from the
 # value. The emulation's approximations otherwise differ from the device's by up to that bound.
 @pytest.mark.parametrize("mode", [1, -1, 2], ids=["plus", "minus", "hashed"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16],
-                         ids=["f32", "bf16", "f16"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["f32", "bf16", "f16"])
 def test_tolerances_hold_at_the_approximations_error_bound(emu, dtype, mode):
     emu.set_approx_error(mode)
     try:
         for detach, st in FLAGS:
             if dtype == torch.float32:
-                assert_matches_reference(dtype, (2 * CHECKPOINT_INTERVAL + 1, 3, 97),
-                                         random_constants(4), detach, st, device="cpu",
-                                         fused=emulated)
+                assert_matches_reference(
+                    dtype,
+                    (2 * CHECKPOINT_INTERVAL + 1, 3, 97),
+                    random_constants(4),
+                    detach,
+                    st,
+                    device="cpu",
+                    fused=emulated,
+                )
                 continue
-            (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype,
-                                                             detach, st, fused=emulated)
+            (outs, grads), (ref_outs, ref_grads) = run_both(
+                12, 3, 40, SRCConstants(), dtype, detach, st, fused=emulated
+            )
             for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
                 assert_close(a, b, tolerance(dtype, True), label)
             for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):

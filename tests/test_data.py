@@ -1,5 +1,6 @@
 """srcext.data: the IDX reader, MD5-checked downloads, the rate encoder, random shifts and
 N-MNIST through tonic (fast, no network)."""
+
 import shutil
 import struct
 
@@ -79,12 +80,12 @@ def test_rate_encoder_statistics_and_determinism():
     g = torch.Generator().manual_seed(3)
     spikes = enc(images, generator=g)
     assert spikes.shape == (220, 500, 4)
-    assert spikes[:20].sum() == 0                                    # silent prefix
+    assert spikes[:20].sum() == 0  # silent prefix
     rates = spikes[20:].mean(dim=(0, 1))
     expected = 0.25 * torch.tensor([0, 64, 128, 255]) / 255
-    assert torch.allclose(rates, expected.float(), atol=0.005)      # rate = gain * intensity
+    assert torch.allclose(rates, expected.float(), atol=0.005)  # rate = gain * intensity
     again = enc(images, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(spikes, again)                               # seeded
+    assert torch.equal(spikes, again)  # seeded
     other = enc(images, generator=torch.Generator().manual_seed(4))
     assert not torch.equal(spikes, other)
 
@@ -93,35 +94,35 @@ def test_rate_encoder_statistics_and_determinism():
 def test_rate_encoder_dtypes_and_float_images(dtype):
     # uint8 and float images give the same spikes for the same seed, in any output dtype
     images = torch.randint(0, 256, (9, 5, 5), dtype=torch.uint8)
-    images[:, 0] = 0                                                  # a row that never spikes
+    images[:, 0] = 0  # a row that never spikes
     enc = RateEncoder(gain=0.5, silent_steps=3, input_steps=40)
     spikes = enc(images, generator=torch.Generator().manual_seed(1), dtype=dtype)
     assert spikes.dtype == dtype and spikes.shape == (43, 9, 25)
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
-    assert spikes[:, :, :5].sum() == 0                                # zero intensity: no spike
+    assert spikes[:, :, :5].sum() == 0  # zero intensity: no spike
     as_float = enc(images.float() / 255, generator=torch.Generator().manual_seed(1))
     assert torch.equal(spikes.float(), as_float)
     full = enc(torch.full((2, 3), 255, dtype=torch.uint8), generator=torch.Generator().manual_seed(0))
-    assert 0.4 < full[3:].mean() < 0.6                                # rate = gain at intensity 1
+    assert 0.4 < full[3:].mean() < 0.6  # rate = gain at intensity 1
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_random_shift_translates_each_image_within_bounds(dtype):
     B, s = 400, 2
     images = torch.zeros((B, 9, 11), dtype=dtype)
-    images[:, 4, 5] = 200                                 # one bright pixel, far from the border
+    images[:, 4, 5] = 200  # one bright pixel, far from the border
     images[:, 3, 5] = 100
     shifted = data.random_shift(images, s, torch.Generator().manual_seed(0))
     assert shifted.shape == images.shape and shifted.dtype == dtype
-    assert torch.equal(shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2)))   # nothing lost inside
-    pos = torch.stack([(img == 200).nonzero()[0] for img in shifted])       # (B, 2)
+    assert torch.equal(shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2)))  # nothing lost inside
+    pos = torch.stack([(img == 200).nonzero()[0] for img in shifted])  # (B, 2)
     offsets = pos - torch.tensor([4, 5])
     assert offsets.abs().max() <= s
     assert torch.equal(pos - torch.tensor([1, 0]), torch.stack([(img == 100).nonzero()[0] for img in shifted]))
     seen = {tuple(o) for o in offsets.tolist()}
-    assert len(seen) == (2 * s + 1) ** 2                  # every offset occurs, per image
+    assert len(seen) == (2 * s + 1) ** 2  # every offset occurs, per image
     again = data.random_shift(images, s, torch.Generator().manual_seed(0))
-    assert torch.equal(shifted, again)                    # seeded
+    assert torch.equal(shifted, again)  # seeded
     # content pushed past the border is cut, the rest filled with zeros
     edge = torch.zeros((50, 4, 4), dtype=dtype)
     edge[:, 0, 0] = 1
@@ -146,14 +147,16 @@ def test_nmnist_through_tonic_loader(tmp_path):
     assert np.asarray(frames).shape == (12, 2, 34, 34) and label == 1
     # every event lands in a frame (tonic's equal-count binning may leave out the very last)
     assert np.asarray(frames).sum() in (5, 6)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(0, 10_000, 1000)),
-                                         batch_size=4, collate_fn=data.collate_frames)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(ds, range(0, 10_000, 1000)), batch_size=4, collate_fn=data.collate_frames
+    )
     x, y = next(iter(loader))
     assert x.shape == (12, 4, 2 * 34 * 34) and y.tolist() == [0, 1, 2, 3]
     model = SRCClassifier(2 * 34 * 34, hidden_layers=1, hidden_size=16)
     assert model((x > 0).float()).shape == (4, 10)
-    windowed = data.nmnist_dataset(str(tmp_path), train=True, n_time_bins=None,
-                                   time_window_us=50_000, first_saccade_only=True)
+    windowed = data.nmnist_dataset(
+        str(tmp_path), train=True, n_time_bins=None, time_window_us=50_000, first_saccade_only=True
+    )
     f, _ = windowed[0]
     assert np.asarray(f).shape[1:] == (2, 34, 34) and np.asarray(f).shape[0] <= 2
 
@@ -162,9 +165,22 @@ def test_data_module_reexports_datasets_and_encoding():
     """srcext.data stays the one import for both halves (datasets, encoding): the same objects,
     so that patching data.MD5 patches what the loader reads."""
     from srcext import encoding
-    for name in ("DATASETS", "MD5", "MIRRORS", "SPLIT_FILES", "SYSTEM_DIRS", "NMNIST_SENSOR",
-                 "DatasetNotFound", "read_idx", "find_file", "download", "load_idx_dataset",
-                 "nmnist_dataset", "collate_frames"):
+
+    for name in (
+        "DATASETS",
+        "MD5",
+        "MIRRORS",
+        "SPLIT_FILES",
+        "SYSTEM_DIRS",
+        "NMNIST_SENSOR",
+        "DatasetNotFound",
+        "read_idx",
+        "find_file",
+        "download",
+        "load_idx_dataset",
+        "nmnist_dataset",
+        "collate_frames",
+    ):
         assert getattr(data, name) is getattr(datasets, name), name
     for name in ("RateEncoder", "random_shift"):
         assert getattr(data, name) is getattr(encoding, name), name

@@ -4,6 +4,7 @@ bool/uint8 spikes, and saving with torch.load's default weights_only.
 
 Every comparison runs on both backends against the reference (or against running each
 sample alone), in float64."""
+
 import copy
 import inspect
 import pickle
@@ -46,14 +47,17 @@ def cotangent(t, seed):
 
 # ---- 1. the state -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("constants", ["default", "random1", "random2", "bistable"])
 def test_rest_state_is_a_fixed_point_of_the_reference_cell_in_float32(constants):
-    k = {"default": SRCConstants(), "random1": random_constants(1),
-         "random2": random_constants(2),
-         "bistable": SRCConstants(r=7.0, r_s=-3.0, bias_max=-1.0)}[constants]
-    b = torch.linspace(-12.0, 2.0, 301).clamp(max=k.bias_max)   # effective biases
-    layer = SRC(1, 301, bias_max=k.bias_max, **{n: v for n, v in k.as_dict().items()
-                                                 if n != "bias_max"})
+    k = {
+        "default": SRCConstants(),
+        "random1": random_constants(1),
+        "random2": random_constants(2),
+        "bistable": SRCConstants(r=7.0, r_s=-3.0, bias_max=-1.0),
+    }[constants]
+    b = torch.linspace(-12.0, 2.0, 301).clamp(max=k.bias_max)  # effective biases
+    layer = SRC(1, 301, bias_max=k.bias_max, **{n: v for n, v in k.as_dict().items() if n != "bias_max"})
     with torch.no_grad():
         layer.bias_l0.copy_(torch.linspace(-12.0, 2.0, 301))
     state = layer.initial_state(4)
@@ -114,7 +118,7 @@ def test_state_forms_accepted(backend):
     assert torch.equal(out_h, m(x, SRCState(torch.zeros_like(h), h, h))[0])
     out_z, _ = m(x, torch.zeros(2, 2, 5, dtype=F64))
     assert torch.equal(out_z, m(x, m.initial_state(2, kind="zeros"))[0])
-    assert torch.equal(m(x, hx=h)[0], out_h)         # nn.GRU's keyword
+    assert torch.equal(m(x, hx=h)[0], out_h)  # nn.GRU's keyword
     with pytest.raises(TypeError, match="both state and hx"):
         m(x, h, hx=h)
 
@@ -161,7 +165,7 @@ def test_state_fields_are_laid_out_as_gru_h_n():
         assert state.h.shape == h_n.shape == (3 * (2 if bidirectional else 1), 2, 5)
         head = nn.Linear(5, 4).double()
         assert head(state.h[-1]).shape == (2, 4)
-        if not bidirectional:   # row -1: the top layer's h (bidirectional: see below)
+        if not bidirectional:  # row -1: the top layer's h (bidirectional: see below)
             lower = SRC(3, 5, 2, backend="reference", dtype=F64)
             top = SRC(5, 5, backend="reference", dtype=F64)
             lower.load_state_dict({k: v for k, v in m.state_dict().items() if "l2" not in k})
@@ -173,10 +177,11 @@ def test_state_fields_are_laid_out_as_gru_h_n():
 
 # ---- 2. variable lengths ----------------------------------------------------------------
 
+
 def lengths_case(T, B, seed):
     g = torch.Generator().manual_seed(seed)
     n = torch.randint(0, T + 1, (B,), generator=g)
-    n[0], n[-1] = T, 0          # the full length and an empty sample
+    n[0], n[-1] = T, 0  # the full length and an empty sample
     return n
 
 
@@ -191,20 +196,20 @@ def alone(m, x, lengths, state, cot_seed):
     gstate = [torch.zeros_like(s) for s in state]
     for b in range(B):
         n = int(lengths[b])
-        xb = x[:n, b:b + 1].clone().requires_grad_()
-        sb = [s[:, b:b + 1].clone().requires_grad_() for s in state]
+        xb = x[:n, b : b + 1].clone().requires_grad_()
+        sb = [s[:, b : b + 1].clone().requires_grad_() for s in state]
         out, final = m(xb, SRCState(*sb))
         pad = torch.zeros((T - n,) + out.shape[1:], dtype=F64)
         outs.append(torch.cat([out, pad])[:, 0])
         finals.append([f[:, 0] for f in final])
         full_cot = cotangent(torch.empty(T, B, out.shape[-1]), cot_seed)
-        loss = (out * full_cot[:n, b:b + 1]).sum()
+        loss = (out * full_cot[:n, b : b + 1]).sum()
         for j, f in enumerate(final):
-            loss = loss + (f * cotangent(torch.empty(state[j].shape), cot_seed + 1 + j)[:, b:b + 1]).sum()
+            loss = loss + (f * cotangent(torch.empty(state[j].shape), cot_seed + 1 + j)[:, b : b + 1]).sum()
         g = torch.autograd.grad(loss, [xb] + sb + params, allow_unused=True)
         for target, gt in zip([gx[:n]] + gstate, g[:4]):
             if gt is not None:
-                target[:, b:b + 1] = gt
+                target[:, b : b + 1] = gt
         pg = [torch.zeros_like(p) if gp is None else gp for p, gp in zip(params, g[4:])]
         grads = pg if grads is None else [a + c for a, c in zip(grads, pg)]
     out = torch.stack(outs, 1)
@@ -229,14 +234,12 @@ def batched(m, x, lengths, state, cot_seed):
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 def test_lengths_equal_each_sample_alone(backend, detach, st, bidirectional):
     T, B, F, H, L = 9, 4, 3, 5, 2
-    m = model(F, H, L, backend=backend, bidirectional=bidirectional, detach_recurrent=detach,
-              straight_through=st)
+    m = model(F, H, L, backend=backend, bidirectional=bidirectional, detach_recurrent=detach, straight_through=st)
     x = spikes(T, B, F, seed=4)
     lengths = lengths_case(T, B, seed=5)
     g = torch.Generator().manual_seed(6)
-    rest = m.initial_state(B)    # near rest, so that the layers fire within 9 steps
-    state = [s + torch.randn(s.shape, generator=g, dtype=F64) * w
-             for s, w in zip(rest, (0.5, 0.1, 0.1))]
+    rest = m.initial_state(B)  # near rest, so that the layers fire within 9 steps
+    state = [s + torch.randn(s.shape, generator=g, dtype=F64) * w for s, w in zip(rest, (0.5, 0.1, 0.1))]
     out, final, grads = batched(m, x, lengths, state, 10)
     rout, rfinal, rgrads = alone(m, x, lengths, state, 10)
     assert (out > 0).any()
@@ -246,8 +249,8 @@ def test_lengths_equal_each_sample_alone(backend, detach, st, bidirectional):
     names = ["input", "i0", "h0", "hs0"] + [n for n, _ in m.named_parameters()]
     for name, a, b in zip(names, grads, rgrads):
         assert_close(a, b, 1e-9, f"grad {name}")
-    for b in range(B):        # zero past each length
-        assert torch.count_nonzero(out[int(lengths[b]):, b]) == 0
+    for b in range(B):  # zero past each length
+        assert torch.count_nonzero(out[int(lengths[b]) :, b]) == 0
 
 
 @requires_fused
@@ -256,7 +259,7 @@ def test_lengths_fused_matches_reference(bidirectional):
     fused = model(3, 6, 2, backend="fused", bidirectional=bidirectional, batch_first=True)
     ref = copy.deepcopy(fused)
     ref.backend = "reference"
-    x = spikes(11, 5, 3, seed=7).transpose(0, 1).contiguous()       # (B, T, F)
+    x = spikes(11, 5, 3, seed=7).transpose(0, 1).contiguous()  # (B, T, F)
     lengths = lengths_case(11, 5, seed=8).tolist()
     results = []
     for m in (fused, ref):
@@ -282,27 +285,24 @@ def test_packed_sequence_in_and_out_as_gru(backend, enforce_sorted, batch_first,
     lengths = torch.tensor([8, 6, 6, 3, 1]) if enforce_sorted else torch.tensor([3, 8, 1, 6, 6])
     x = spikes(T, B, F, seed=9)
     for b in range(B):
-        x[int(lengths[b]):, b] = 0
+        x[int(lengths[b]) :, b] = 0
     xin = x.transpose(0, 1) if batch_first else x
-    packed = pack_padded_sequence(xin, lengths, batch_first=batch_first,
-                                  enforce_sorted=enforce_sorted)
+    packed = pack_padded_sequence(xin, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
     out, state = m(packed)
     gru_out, _ = nn.GRU(F, H, 2, batch_first=batch_first, bidirectional=bidirectional).double()(packed)
     assert isinstance(out, type(packed))
     assert torch.equal(out.batch_sizes, gru_out.batch_sizes)
-    for a, b in ((out.sorted_indices, gru_out.sorted_indices),
-                 (out.unsorted_indices, gru_out.unsorted_indices)):
+    for a, b in ((out.sorted_indices, gru_out.sorted_indices), (out.unsorted_indices, gru_out.unsorted_indices)):
         assert (a is None and b is None) or torch.equal(a, b)
     padded, out_lengths = pad_packed_sequence(out, batch_first=batch_first, total_length=T)
     assert torch.equal(out_lengths, lengths)
     ref_out, ref_state = m(xin, lengths=lengths)
     assert torch.equal(padded, ref_out)
-    for a, b in zip(state, ref_state):    # final state in the caller's sample order
+    for a, b in zip(state, ref_state):  # final state in the caller's sample order
         assert torch.equal(a, b)
     # gradients flow back into the packed data
     data = packed.data.clone().requires_grad_()
-    out, _ = m(type(packed)(data, packed.batch_sizes, packed.sorted_indices,
-                            packed.unsorted_indices))
+    out, _ = m(type(packed)(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices))
     (grad,) = torch.autograd.grad(out.data.sum(), data)
     assert grad.shape == data.shape and grad.abs().sum() > 0
 
@@ -329,15 +329,22 @@ def test_lengths_errors():
 
 # ---- 3. nn.GRU parity -------------------------------------------------------------------
 
+
 def test_positional_arguments_in_nn_gru_order():
     gru_params = list(inspect.signature(nn.modules.rnn.RNNBase.__init__).parameters)
-    gru_order = gru_params[gru_params.index("input_size"):gru_params.index("bidirectional") + 1]
+    gru_order = gru_params[gru_params.index("input_size") : gru_params.index("bidirectional") + 1]
     src_params = list(inspect.signature(SRC.__init__).parameters)
-    assert src_params[1:1 + len(gru_order)] == gru_order
+    assert src_params[1 : 1 + len(gru_order)] == gru_order
     m = SRC(3, 4, 2, False, True, 0.25, True)
-    assert (m.num_layers, m.bias, m.batch_first, m.dropout, m.bidirectional,
-            m.num_directions) == (2, False, True, 0.25, True, 2)
-    m.flatten_parameters()        # a no-op, as called by code written for cuDNN RNNs
+    assert (m.num_layers, m.bias, m.batch_first, m.dropout, m.bidirectional, m.num_directions) == (
+        2,
+        False,
+        True,
+        0.25,
+        True,
+        2,
+    )
+    m.flatten_parameters()  # a no-op, as called by code written for cuDNN RNNs
     cell_params = list(inspect.signature(SRCCell.__init__).parameters)
     assert cell_params[1:4] == ["input_size", "hidden_size", "bias"]
 
@@ -395,8 +402,15 @@ def test_bidirectional_is_two_stacks_as_nn_gru(backend, with_lengths):
     T, B, F, H = 7, 3, 4, 5
     m = model(F, H, 2, backend=backend, bidirectional=True)
     assert [n for n, _ in m.named_parameters()] == [
-        "weight_l0", "bias_l0", "weight_l0_reverse", "bias_l0_reverse",
-        "weight_l1", "bias_l1", "weight_l1_reverse", "bias_l1_reverse"]
+        "weight_l0",
+        "bias_l0",
+        "weight_l0_reverse",
+        "bias_l0_reverse",
+        "weight_l1",
+        "bias_l1",
+        "weight_l1_reverse",
+        "bias_l1_reverse",
+    ]
     assert m.weight_l1.shape == (H, 2 * H)
     assert m.initial_state(B).h.shape == (4, B, H)
     x = spikes(T, B, F, seed=3)
@@ -406,7 +420,7 @@ def test_bidirectional_is_two_stacks_as_nn_gru(backend, with_lengths):
     # by hand, per sample: forward on x[:n], backward on x[:n] flipped, concatenated
     for b in range(B):
         n = int(lengths[b])
-        h = x[:n, b:b + 1]
+        h = x[:n, b : b + 1]
         for layer in range(2):
             fwd = SRC(h.shape[-1], H, backend=backend, dtype=F64)
             bwd = SRC(h.shape[-1], H, backend=backend, dtype=F64)
@@ -448,13 +462,34 @@ def test_unsupported_arguments_and_repr():
         SRC(3, 4, bidirectional=1)
     with pytest.raises(TypeError, match="bias must be"):
         SRC(3, 4, 1, "yes")
-    m = SRC(3, 4, 2, bias=False, batch_first=True, dropout=0.1, bidirectional=True, r=1.5,
-            initial_state="zeros", stateful=True, return_state=False, weight_scale=2.0)
+    m = SRC(
+        3,
+        4,
+        2,
+        bias=False,
+        batch_first=True,
+        dropout=0.1,
+        bidirectional=True,
+        r=1.5,
+        initial_state="zeros",
+        stateful=True,
+        return_state=False,
+        weight_scale=2.0,
+    )
     text = repr(m)
-    for part in ("SRC(3, 4, num_layers=2, bias=False, batch_first=True, dropout=0.1, "
-                 "bidirectional=True, backend='auto'", "initial_state='zeros'", "stateful=True",
-                 "return_state=False", "r=1.5", "r_s=-7.0", "bias_max=-4.0", "bias_init=-6.0",
-                 "weight_scale=2.0", "bias_straight_through=True", "detach_recurrent=True"):
+    for part in (
+        "SRC(3, 4, num_layers=2, bias=False, batch_first=True, dropout=0.1, bidirectional=True, backend='auto'",
+        "initial_state='zeros'",
+        "stateful=True",
+        "return_state=False",
+        "r=1.5",
+        "r_s=-7.0",
+        "bias_max=-4.0",
+        "bias_init=-6.0",
+        "weight_scale=2.0",
+        "bias_straight_through=True",
+        "detach_recurrent=True",
+    ):
         assert part in text, (part, text)
 
 
@@ -467,9 +502,19 @@ def test_old_checkpoints_and_pickles_still_load():
     fresh = SRC(3, 4, 2)
     fresh.load_state_dict({k: v.clone() for k, v in m.state_dict().items()})
     old = SRC(3, 4, 2, backend="reference")
-    for attr in ("initial_state_kind", "bias_straight_through", "stateful", "return_state",
-                 "state", "_spike_recorder", "_bias_trainable", "dropout", "bidirectional",
-                 "num_directions", "bias"):
+    for attr in (
+        "initial_state_kind",
+        "bias_straight_through",
+        "stateful",
+        "return_state",
+        "state",
+        "_spike_recorder",
+        "_bias_trainable",
+        "dropout",
+        "bidirectional",
+        "num_directions",
+        "bias",
+    ):
         del old.__dict__[attr]
     revived = pickle.loads(pickle.dumps(old))
     assert revived.initial_state_kind == "zeros" and revived.bias_straight_through is False
@@ -478,6 +523,7 @@ def test_old_checkpoints_and_pickles_still_load():
 
 
 # ---- 6. spike dtypes and saving ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.bool, torch.uint8])
@@ -497,12 +543,16 @@ def test_torch_save_and_default_torch_load(tmp_path):
     torch.manual_seed(0)
     x = spikes(6, 2, 3, seed=6, dtype=torch.float32)
     stateful = SRC(3, 4, 2, bidirectional=True, stateful=True)
-    stateful(x)                                        # holds an SRCState now
-    for obj in (SRC(3, 4, 2, bias=False), SRCCell(3, 4), stateful,
-                srcext.models.SRCClassifier(3, num_classes=2, hidden_size=4)):
+    stateful(x)  # holds an SRCState now
+    for obj in (
+        SRC(3, 4, 2, bias=False),
+        SRCCell(3, 4),
+        stateful,
+        srcext.models.SRCClassifier(3, num_classes=2, hidden_size=4),
+    ):
         path = tmp_path / "model.pt"
         torch.save(obj, path)
-        loaded = torch.load(path)                      # weights_only=True, the default
+        loaded = torch.load(path)  # weights_only=True, the default
         assert type(loaded) is type(obj)
         for a, b in zip(loaded.state_dict().values(), obj.state_dict().values()):
             assert torch.equal(a, b)
@@ -535,8 +585,10 @@ def test_rest_state_is_solved_once_per_bias_value(monkeypatch):
     opt.step()  # moves the biases in place
     after = model.initial_state(3)
     assert len(calls) == 2
-    fresh = real(torch.stack([torch.clamp(model.bias_l0.detach(), max=-4.0),
-                              torch.clamp(model.bias_l1.detach(), max=-4.0)]), model.constants)
+    fresh = real(
+        torch.stack([torch.clamp(model.bias_l0.detach(), max=-4.0), torch.clamp(model.bias_l1.detach(), max=-4.0)]),
+        model.constants,
+    )
     assert torch.equal(after.h[:, 0], fresh.to(after.h.dtype))
     with torch.no_grad():
         model.load_state_dict(SRC(6, 9, 2).state_dict())

@@ -1,6 +1,7 @@
 """Cell constants as one tensor, per layer or per neuron, and learnable (issue 13): the fused
 ops' gradients of the constants against autograd through the reference, gradcheck, opcheck,
 the layers' learn= / per_neuron= options, saving and loading, and bad input."""
+
 import io
 import json
 import pathlib
@@ -12,8 +13,7 @@ import torch
 
 import srcext
 from srcext import SRC, SRCCell
-from srcext.constants import (CELL_CONSTANTS, NUM_CELL_CONSTANTS, SRCConstants, constants_tensor,
-                              raw_value)
+from srcext.constants import CELL_CONSTANTS, NUM_CELL_CONSTANTS, SRCConstants, constants_tensor, raw_value
 from srcext.models import SRCClassifier
 from srcext.ops import CHECKPOINT_INTERVAL, run_forward_op, src_recurrence_fused
 from srcext.reference import src_recurrence_reference
@@ -36,8 +36,7 @@ def the_constants(kind: str, H: int, seed: int) -> torch.Tensor:
     per-layer (K,) seen as (K, H) through a stride-0 view."""
     if kind == "per_neuron":
         per = [random_constants(1000 * seed + h) for h in range(H)]
-        return torch.tensor([[getattr(k, n) for k in per] for n in CELL_CONSTANTS],
-                            dtype=torch.float64)
+        return torch.tensor([[getattr(k, n) for k in per] for n in CELL_CONSTANTS], dtype=torch.float64)
     k = constants_tensor(random_constants(seed), torch.float64)
     return k.unsqueeze(1).expand(NUM_CELL_CONSTANTS, H) if kind == "per_layer_expanded" else k
 
@@ -65,11 +64,9 @@ def run_with_grads(fn, leaves64, k64, dtype, detach, st, seed, lengths=None):
     spikes, final = fn(u, b, (i0, h0, hs0), kin, detach, st, lengths=lengths)
     outs = (spikes,) + tuple(final)
     g = torch.Generator().manual_seed(seed + 1)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum()
-               for o in outs)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outs)
     grads = torch.autograd.grad(loss, leaves + [k], allow_unused=True)
-    return ([o.detach().double() for o in outs],
-            [None if gr is None else gr.double() for gr in grads])
+    return ([o.detach().double() for o in outs], [None if gr is None else gr.double() for gr in grads])
 
 
 def check_against_reference(fused, dtype, shape, kind, detach, st, seed=0, lengths=None):
@@ -77,8 +74,7 @@ def check_against_reference(fused, dtype, shape, kind, detach, st, seed=0, lengt
     leaves = inputs(T, B, H, dtype, seed)
     k = the_constants(kind, H, seed)
     outs, grads = run_with_grads(fused, leaves, k, dtype, detach, st, seed, lengths)
-    ref_outs, ref_grads = run_with_grads(src_recurrence_reference, leaves, k, dtype, detach, st,
-                                         seed, lengths)
+    ref_outs, ref_grads = run_with_grads(src_recurrence_reference, leaves, k, dtype, detach, st, seed, lengths)
     assert (ref_outs[0] > 0).any(), "the test drives no spike"
     tol = tolerance(dtype, detach)
     for name, a, e in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
@@ -99,6 +95,7 @@ def check_against_reference(fused, dtype, shape, kind, detach, st, seed=0, lengt
 
 # ---- one definition of the constants --------------------------------------------------------
 
+
 def test_constant_names_and_order_agree_with_the_header():
     text = (ROOT / "csrc" / "src_constants.h").read_text()
     enum = re.search(r"enum ConstantIndex : int \{(.*?)\};", text, re.S).group(1)
@@ -115,12 +112,12 @@ def test_ops_and_layer_do_not_take_constants_from_the_reference():
     pkg = ROOT / "srcpkg" / "srcext"
     for module in ("ops.py", "layer.py", "state.py"):
         source = (pkg / module).read_text()
-        assert not re.search(r"from \.reference import[^\n]*(SRCConstants|DEFAULTS|BIAS_INIT)",
-                             source), module
+        assert not re.search(r"from \.reference import[^\n]*(SRCConstants|DEFAULTS|BIAS_INIT)", source), module
     assert srcext.SRCConstants is srcext.reference.SRCConstants  # still importable from there
 
 
 # ---- the ops --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("kind", KINDS)
@@ -141,8 +138,7 @@ def test_constant_gradients_half_storage(dtype, kind, detach):
 @pytest.mark.parametrize("detach", [True, False], ids=["detach", "exact"])
 def test_constant_gradients_with_lengths(kind, detach):
     lengths = torch.tensor([2 * K + 5, 0, K + 2])
-    check_against_reference(src_recurrence_fused, torch.float64, SHAPES[0], kind, detach, False,
-                            lengths=lengths)
+    check_against_reference(src_recurrence_fused, torch.float64, SHAPES[0], kind, detach, False, lengths=lengths)
 
 
 def test_per_neuron_constants_equal_to_the_layer_values_give_the_same_result():
@@ -150,9 +146,9 @@ def test_per_neuron_constants_equal_to_the_layer_values_give_the_same_result():
     u, b, i0, h0, hs0 = inputs(T, B, H, torch.float64, 3)
     k = random_constants(3)
     per_layer = src_recurrence_fused(u, b, (i0, h0, hs0), k, False, False)
-    per_neuron = src_recurrence_fused(u, b, (i0, h0, hs0),
-                                      constants_tensor(k, torch.float64)[:, None].repeat(1, H),
-                                      False, False)
+    per_neuron = src_recurrence_fused(
+        u, b, (i0, h0, hs0), constants_tensor(k, torch.float64)[:, None].repeat(1, H), False, False
+    )
     for a, e in zip((per_layer[0],) + per_layer[1], (per_neuron[0],) + per_neuron[1]):
         assert torch.equal(a, e)
 
@@ -183,8 +179,7 @@ def op_args(T, B, H, seed=0, requires_grad=True):
 def test_opcheck_with_tensor_constants(kind, detach, st):
     T, B, H = K + 5, 2, 3
     k = the_constants(kind, H, 1).requires_grad_()
-    torch.library.opcheck(torch.ops.srcext.src_forward.default,
-                          op_args(T, B, H) + [k, detach, st, True])
+    torch.library.opcheck(torch.ops.srcext.src_forward.default, op_args(T, B, H) + [k, detach, st, True])
     u, bias, i0, h0, hs0 = op_args(T, B, H, requires_grad=False)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, k.detach(), detach, st, True)
     grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
@@ -192,7 +187,8 @@ def test_opcheck_with_tensor_constants(kind, detach, st):
         torch.library.opcheck(
             torch.ops.srcext.src_backward.default,
             grads + [u, bias, out[4], k.detach(), detach, st, constants_grad],
-            test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+            test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+        )
 
 
 def test_backward_op_returns_constant_gradients_only_when_asked():
@@ -236,14 +232,16 @@ def test_bad_constants_tensors_raise_clear_errors():
 
 # ---- the CUDA kernels, emulated on the host -------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def emu():
     return cuda_emulation.load()
 
 
 def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
-    return run_forward_op(cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent,
-                          straight_through, lengths)
+    return run_forward_op(
+        cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths
+    )
 
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
@@ -271,25 +269,30 @@ def test_emulated_launches_name_the_dynamics_instances(emu):
     flags = "float, float, true, true, false"
     assert names["per_layer", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
-        f"srcext::cuda::src_backward_kernel<{flags}, false, false>"]
+        f"srcext::cuda::src_backward_kernel<{flags}, false, false>",
+    ]
     assert names["per_layer", True] == [  # read per neuron through stride 0 for the gradients
         "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
-        f"srcext::cuda::src_backward_kernel<{flags}, true, true>"]
+        f"srcext::cuda::src_backward_kernel<{flags}, true, true>",
+    ]
     assert names["per_neuron", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, true>",
-        f"srcext::cuda::src_backward_kernel<{flags}, true, false>"]
+        f"srcext::cuda::src_backward_kernel<{flags}, true, false>",
+    ]
     assert names["per_neuron", True][1] == f"srcext::cuda::src_backward_kernel<{flags}, true, true>"
 
 
 @pytest.mark.parametrize("kind", ["per_layer", "per_neuron"])
 def test_emulated_constant_gradients_bf16_and_lengths(emu, kind):
     check_against_reference(emulated, torch.bfloat16, (K + 3, 2, 9), kind, False, True)
-    check_against_reference(emulated, torch.float64, SHAPES[0], kind, True, False,
-                            lengths=torch.tensor([2 * K + 5, 0, K + 2]))
+    check_against_reference(
+        emulated, torch.float64, SHAPES[0], kind, True, False, lengths=torch.tensor([2 * K + 5, 0, K + 2])
+    )
 
 
 requires_cuda = pytest.mark.skipif(
-    not (torch.cuda.is_available() and srcext.fused_available("cuda")), reason="no CUDA device")
+    not (torch.cuda.is_available() and srcext.fused_available("cuda")), reason="no CUDA device"
+)
 
 
 @requires_cuda
@@ -299,11 +302,17 @@ requires_cuda = pytest.mark.skipif(
 def test_cuda_constant_gradients_match_reference(kind, where, detach, st):
     """On a GPU: per-layer constants on the CPU (launch arguments) or on the device (read per
     neuron through a stride-0 view), and per-neuron ones."""
+
     def on_cuda(u, bias, state, k, detach_recurrent, straight_through, lengths=None):
         spikes, final = src_recurrence_fused(
-            u.cuda(), bias.cuda(), tuple(s.cuda() for s in state), k.to(where),
-            detach_recurrent, straight_through,
-            lengths=None if lengths is None else lengths.cuda())
+            u.cuda(),
+            bias.cuda(),
+            tuple(s.cuda() for s in state),
+            k.to(where),
+            detach_recurrent,
+            straight_through,
+            lengths=None if lengths is None else lengths.cuda(),
+        )
         return spikes.cpu(), tuple(f.cpu() for f in final)
 
     for dtype in (torch.float64, torch.float32):
@@ -316,8 +325,18 @@ ALL = CELL_CONSTANTS
 
 
 def test_learned_constants_are_parameters_initialised_at_the_given_values():
-    m = SRC(4, 6, 2, learn=("alpha", "rho", "r", "z_hyp", "gate_slope", "z"), per_neuron=True,
-            alpha=0.8, rho=2.5, r=1.5, z_hyp=0.7, gate_slope=8.0)
+    m = SRC(
+        4,
+        6,
+        2,
+        learn=("alpha", "rho", "r", "z_hyp", "gate_slope", "z"),
+        per_neuron=True,
+        alpha=0.8,
+        rho=2.5,
+        r=1.5,
+        z_hyp=0.7,
+        gate_slope=8.0,
+    )
     names = dict(m.named_parameters())
     for layer in range(2):
         assert names[f"alpha_raw_l{layer}"].shape == (6,)
@@ -352,8 +371,16 @@ def test_parametrisation_keeps_constants_in_range():
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_layer_fused_gradients_of_learned_constants_match_reference(per_neuron, detach, st):
     torch.manual_seed(0)
-    kwargs = dict(learn=ALL, per_neuron=per_neuron, detach_recurrent=detach,
-                  straight_through=st, z=0.2, z_dep=0.1, weight_scale=4.0, dtype=torch.float64)
+    kwargs = dict(
+        learn=ALL,
+        per_neuron=per_neuron,
+        detach_recurrent=detach,
+        straight_through=st,
+        z=0.2,
+        z_dep=0.1,
+        weight_scale=4.0,
+        dtype=torch.float64,
+    )
     fused = SRC(5, 70, 2, backend="fused", **kwargs)
     ref = SRC(5, 70, 2, backend="reference", **kwargs)
     with torch.no_grad():  # different per-neuron values, the same in both
@@ -376,8 +403,7 @@ def test_layer_fused_gradients_of_learned_constants_match_reference(per_neuron, 
 def test_nothing_learnable_has_no_new_parameters_and_same_results():
     torch.manual_seed(0)
     plain = SRC(4, 8, 2)
-    assert [n for n, _ in plain.named_parameters()] == ["weight_l0", "bias_l0", "weight_l1",
-                                                        "bias_l1"]
+    assert [n for n, _ in plain.named_parameters()] == ["weight_l0", "bias_l0", "weight_l1", "bias_l1"]
     learned = SRC(4, 8, 2, learn=("r",))
     learned.load_state_dict(plain.state_dict(), strict=False)
     x = (torch.rand(20, 2, 4) < 0.5).float()
@@ -400,8 +426,7 @@ def test_state_dict_round_trip_with_learned_constants(tmp_path):
     loaded = torch.load(path)  # weights_only: srcext.SAFE_GLOBALS
     assert loaded.learn == ("alpha", "r_s") and loaded.per_neuron
     assert torch.equal(loaded(x)[0], m(x)[0])
-    classifier = SRCClassifier(4, hidden_size=6, neurons_per_class=2, learn=ALL,
-                               per_neuron=True)
+    classifier = SRCClassifier(4, hidden_size=6, neurons_per_class=2, learn=ALL, per_neuron=True)
     # The classifier's own config (as checkpoints store it, through JSON) rebuilds it.
     again = SRCClassifier.from_config(json.loads(json.dumps(classifier.config())))
     again.load_state_dict(classifier.state_dict())

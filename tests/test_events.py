@@ -2,6 +2,7 @@
 float64 matrix products on random inputs of every density, their gradients (gradcheck), their
 registration (opcheck), the determinism of the weight gradient, bad input; and the SRC layer
 with input_projection dense / sparse / auto, and with sparse (event) input."""
+
 import warnings
 
 import pytest
@@ -36,6 +37,7 @@ def ops_of(namespace="srcext"):
 
 
 # ---- the ops (shared with tests/test_events_cuda_emulation.py) --------------------------------
+
 
 def check_events(ops, R, F, density, dtype, seed=0):
     s = spikes(R, F, density, dtype, seed)
@@ -136,12 +138,10 @@ def test_gradcheck_float64():
     s = spikes(12, 9, 0.3, torch.float64, seed=7).requires_grad_()
     w = torch.randn(5, 9, dtype=torch.float64, requires_grad=True)
     for max_density in (0.0, 1.0):
-        torch.autograd.gradcheck(
-            lambda s, w, m=max_density: torch.ops.srcext.src_projection(s, w, m)[0], (s, w))
+        torch.autograd.gradcheck(lambda s, w, m=max_density: torch.ops.srcext.src_projection(s, w, m)[0], (s, w))
     row_ptr, col, val = torch.ops.srcext.src_events(s.detach())
     val = val.clone().requires_grad_()
-    torch.autograd.gradcheck(
-        lambda v, w: torch.ops.srcext.src_event_matmul(row_ptr, col, v, w), (val, w))
+    torch.autograd.gradcheck(lambda v, w: torch.ops.srcext.src_event_matmul(row_ptr, col, v, w), (val, w))
 
 
 def test_opcheck():
@@ -195,6 +195,7 @@ def test_bad_input():
 
 # ---- the layer ----------------------------------------------------------------------------------
 
+
 def make_layer(mode, seed=0, dtype=torch.float32, **kw):
     torch.manual_seed(seed)
     # Large weights, so that every layer fires and the comparison sees spikes, not zeros.
@@ -217,8 +218,7 @@ def layer_input(T, B, F, density, dtype=torch.float32, seed=1):
 def compare_modes(x, tol, modes=("sparse", "auto"), layer_kw=None, call_kw=None, dtype=None):
     layer_kw, call_kw = layer_kw or {}, call_kw or {}
     dtype = dtype or torch.float32
-    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", dtype=dtype, **layer_kw), x,
-                                              **call_kw)
+    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", dtype=dtype, **layer_kw), x, **call_kw)
     assert ref_out.abs().sum() > 0, "the test layer must fire"
     for mode in modes:
         out, state, grads = run_layer(make_layer(mode, dtype=dtype, **layer_kw), x, **call_kw)
@@ -384,8 +384,7 @@ def test_rate_encoder_events_are_its_spikes():
     from srcext.data import RateEncoder
 
     g = torch.Generator().manual_seed(5)
-    images = (torch.rand(6, 28, 28, generator=g) * 255 * (torch.rand(6, 28, 28, generator=g) < 0.3)
-              ).to(torch.uint8)
+    images = (torch.rand(6, 28, 28, generator=g) * 255 * (torch.rand(6, 28, 28, generator=g) < 0.3)).to(torch.uint8)
     encoder = RateEncoder(gain=0.5, silent_steps=3, input_steps=12)
     for dtype in (torch.float32, torch.bfloat16):
         dense = encoder(images, torch.Generator().manual_seed(1), dtype)
@@ -405,7 +404,7 @@ def test_rate_encoder_events_are_its_spikes():
 
 
 def test_auto_follows_the_crossover():
-    """"auto" takes the event path below the crossover and the GEMM above it. Told apart by an
+    """ "auto" takes the event path below the crossover and the GEMM above it. Told apart by an
     inf weight on an input that is always 0: the GEMM's 0 * inf is NaN, the events skip it."""
     from srcext.events import crossover, input_projection
 

@@ -1,5 +1,6 @@
 """examples/train.py's --input-projection reaches every layer of SRCClassifier, and the
 classifier's own config (what checkpoints store) keeps it."""
+
 import json
 
 import pytest
@@ -9,8 +10,7 @@ from srcext.models import SRCClassifier
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "auto"])
 def test_input_projection_reaches_every_layer_and_its_config(mode):
-    model = SRCClassifier(20, hidden_layers=2, hidden_size=12, neurons_per_class=2,
-                          input_projection=mode)
+    model = SRCClassifier(20, hidden_layers=2, hidden_size=12, neurons_per_class=2, input_projection=mode)
     assert [layer.input_projection for layer in model.layers] == [mode] * 3
     again = SRCClassifier.from_config(json.loads(json.dumps(model.config())))
     assert [layer.input_projection for layer in again.layers] == [mode] * 3

@@ -2,13 +2,13 @@
 through their host emulation (tests/events_cuda_emulation.py): every dtype and density
 against dense float64 products and against the CPU ops, bitwise determinism, the launches they
 make, and the layer's gradient formulas on top of them."""
+
 import pytest
 import torch
 
 import events_cuda_emulation
 from helpers import assert_close, requires_fused
-from test_events import (DENSITIES, DTYPE_IDS, DTYPES, TOL, check_events,
-                         check_matmul_and_weight_grad, spikes)
+from test_events import DENSITIES, DTYPE_IDS, DTYPES, TOL, check_events, check_matmul_and_weight_grad, spikes
 
 pytestmark = requires_fused
 
@@ -54,10 +54,10 @@ def test_emulated_kernels_match_cpu_ops(ops, dtype):
     for a, b in zip(ops.src_events(s), cpu.src_events(s)):
         assert torch.equal(a, b)
     events = cpu.src_events(s)
-    assert_close(ops.src_event_matmul(*events, w), cpu.src_event_matmul(*events, w), TOL[dtype],
-                 "u")
-    assert_close(ops.src_event_weight_grad(*events, g, 50),
-                 cpu.src_event_weight_grad(*events, g, 50), TOL[dtype], "grad_weight")
+    assert_close(ops.src_event_matmul(*events, w), cpu.src_event_matmul(*events, w), TOL[dtype], "u")
+    assert_close(
+        ops.src_event_weight_grad(*events, g, 50), cpu.src_event_weight_grad(*events, g, 50), TOL[dtype], "grad_weight"
+    )
 
 
 def test_emulated_weight_grad_is_bitwise_reproducible(ops):
@@ -86,8 +86,7 @@ def test_emulated_launches(emu, ops):
         ("event_fill_kernel<float>", (blocks(R), 1, 1), (threads, 1, 1)),  # the unwritten check
     ]
     assert launches[3] == ("event_matmul_kernel<float, float>", (R, blocks(H), 1), (threads, 1, 1))
-    assert launches[-1] == ("event_weight_grad_kernel<float, float>", (F, blocks(H), 1),
-                            (threads, 1, 1))
+    assert launches[-1] == ("event_weight_grad_kernel<float, float>", (F, blocks(H), 1), (threads, 1, 1))
     # Too dense for max_density: only the count kernel runs, then the GEMM.
     emu.clear_launches()
     ops.src_projection(s, w, 0.01)

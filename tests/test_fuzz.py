@@ -1,6 +1,7 @@
 """Property-based fuzzing of the fused ops against the reference (hypothesis): shapes, constants
 over their valid ranges, every flag combination, memory layouts and requires_grad patterns.
 ``SRCEXT_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py`` runs a long campaign."""
+
 import os
 
 import pytest
@@ -26,11 +27,17 @@ def fuzz_case(draw):
     B = draw(st.integers(1, 5))
     H = draw(st.integers(1, 9))
     k = SRCConstants(
-        alpha=draw(st.floats(0.0, 1.0)), rho=draw(st.floats(0.2, 5.0)),
-        r=draw(st.floats(0.0, 3.0)), r_s=draw(st.floats(-8.0, 0.0)),
-        z=draw(st.floats(0.0, 0.9)), z_hyp=draw(st.floats(0.0, 1.0)),
-        z_dep=draw(st.floats(0.0, 1.0)), gate_slope=draw(st.floats(0.0, 20.0)),
-        gate_threshold=draw(st.floats(-1.0, 1.0)), bias_max=draw(st.floats(-6.0, -3.0)))
+        alpha=draw(st.floats(0.0, 1.0)),
+        rho=draw(st.floats(0.2, 5.0)),
+        r=draw(st.floats(0.0, 3.0)),
+        r_s=draw(st.floats(-8.0, 0.0)),
+        z=draw(st.floats(0.0, 0.9)),
+        z_hyp=draw(st.floats(0.0, 1.0)),
+        z_dep=draw(st.floats(0.0, 1.0)),
+        gate_slope=draw(st.floats(0.0, 20.0)),
+        gate_threshold=draw(st.floats(-1.0, 1.0)),
+        bias_max=draw(st.floats(-6.0, -3.0)),
+    )
     detach, straight = draw(st.sampled_from(FLAGS))
     layout = draw(st.sampled_from(["contiguous", "transposed", "expanded", "strided"]))
     grads = draw(st.tuples(*[st.booleans()] * 5))
@@ -39,11 +46,11 @@ def fuzz_case(draw):
 
 
 def make_layout(t, layout):
-    if layout == "transposed":   # same values, (T, H, B) memory order
+    if layout == "transposed":  # same values, (T, H, B) memory order
         return t.transpose(1, 2).contiguous().transpose(1, 2)
     if layout == "expanded" and t.shape[1] > 0:  # one batch row broadcast over the batch
         return t[:, :1].expand_as(t)
-    if layout == "strided":      # every other element of a larger buffer
+    if layout == "strided":  # every other element of a larger buffer
         big = torch.zeros(t.shape[0], t.shape[1], 2 * t.shape[2], dtype=t.dtype)
         big[..., ::2] = t
         return big[..., ::2]

@@ -1,6 +1,7 @@
 """The SRC and SRCCell modules: fused backend against the reference backend end to end
 (input, weight, bias and state gradients; the fused one on every device, helpers.DEVICES),
 torch.compile, state passing, layouts, and input validation."""
+
 import copy
 
 import pytest
@@ -9,8 +10,16 @@ import torch
 from srcext import SRC, SRCCell
 from srcext.reference import SRCConstants
 
-from helpers import (FLAG_IDS, FLAGS, assert_close, assert_compiled_matches_eager, over_devices,
-                      random_constants, requires_fused, tolerance)
+from helpers import (
+    FLAG_IDS,
+    FLAGS,
+    assert_close,
+    assert_compiled_matches_eager,
+    over_devices,
+    random_constants,
+    requires_fused,
+    tolerance,
+)
 
 pytestmark = requires_fused
 
@@ -38,14 +47,18 @@ def run_layer(model, x, state, device="cpu"):
     state = None if state is None else tuple(s.to(device).requires_grad_() for s in state)
     out, final = model(x, state)
     g = torch.Generator().manual_seed(7)
+
     def cot(t):  # the same upstream gradient whatever the dtype and device
         return torch.randn(t.shape, generator=g, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
 
     loss = (out * cot(out)).sum() + sum((f * cot(f)).sum() for f in final)
     inputs = [x] + list(model.parameters()) + ([] if state is None else list(state))
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    return (out.detach().cpu(), tuple(f.detach().cpu() for f in final),
-            tuple(None if g is None else g.cpu() for g in grads))
+    return (
+        out.detach().cpu(),
+        tuple(f.detach().cpu() for f in final),
+        tuple(None if g is None else g.cpu() for g in grads),
+    )
 
 
 CASES = [  # (T, B, in, hidden, layers, batch_first)
@@ -64,8 +77,9 @@ CASES = [  # (T, B, in, hidden, layers, batch_first)
 def test_fused_layer_matches_reference(device, case, detach, st, constants, with_state):
     T, B, F, H, L, batch_first = case
     k = SRCConstants() if constants == "default" else random_constants(11)
-    fused, ref = make_pair(F, H, L, detach_recurrent=detach, straight_through=st,
-                           batch_first=batch_first, **k.as_dict())
+    fused, ref = make_pair(
+        F, H, L, detach_recurrent=detach, straight_through=st, batch_first=batch_first, **k.as_dict()
+    )
     fused = fused.to(device)
     x = spikes_input(T, B, F, seed=3)
     if batch_first:
@@ -159,8 +173,9 @@ def test_non_contiguous_input_and_gradients():
     for model in (fused, ref):
         xi = x.clone().transpose(0, 2).contiguous().transpose(0, 2).requires_grad_()  # same strides
         out, _ = model(xi)
-        upstream = torch.randn(out.shape[::-1], dtype=out.dtype,
-                               generator=torch.Generator().manual_seed(1)).permute(2, 1, 0)
+        upstream = torch.randn(out.shape[::-1], dtype=out.dtype, generator=torch.Generator().manual_seed(1)).permute(
+            2, 1, 0
+        )
         assert not upstream.is_contiguous()
         grads = torch.autograd.grad(out, [xi] + list(model.parameters()), upstream)
         results.append((out, grads))
@@ -186,6 +201,7 @@ def test_batch_of_zero():
 
 
 # ---- validation -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def model():
@@ -231,7 +247,7 @@ def test_rejects_bad_states(model):
     with pytest.raises(TypeError, match="3 tensors"):
         model(x, (good,) * 4)
     with pytest.raises(ValueError, match=r"shape \(2, 2, 5\)"):
-        model(x, good[:1])          # a GRU-style h tensor must have the state's shape
+        model(x, good[:1])  # a GRU-style h tensor must have the state's shape
     with pytest.raises(TypeError, match="dtype"):
         model(x, (good, good.double(), good))
     with pytest.raises(TypeError, match="floating point"):
@@ -261,12 +277,21 @@ def test_rejects_unknown_backend():
     assert model.backend == "reference"
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(rho=0.0), "rho"), (dict(rho=-1.0), "rho"), (dict(alpha=1.5), "alpha"),
-    (dict(alpha=-0.1), "alpha"), (dict(z=1.0), "z must"), (dict(z_hyp=2.0), "z_hyp"),
-    (dict(r=float("nan")), "finite"), (dict(gate_slope=float("inf")), "finite"),
-    (dict(num_layers=0), "num_layers"), (dict(hidden_size=0), "hidden_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(rho=0.0), "rho"),
+        (dict(rho=-1.0), "rho"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(alpha=-0.1), "alpha"),
+        (dict(z=1.0), "z must"),
+        (dict(z_hyp=2.0), "z_hyp"),
+        (dict(r=float("nan")), "finite"),
+        (dict(gate_slope=float("inf")), "finite"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(hidden_size=0), "hidden_size"),
+    ],
+)
 def test_rejects_invalid_configuration(kwargs, match):
     args = dict(input_size=3, hidden_size=4)
     args.update(kwargs)
@@ -276,6 +301,7 @@ def test_rejects_invalid_configuration(kwargs, match):
 
 def test_fused_unavailable_raises_with_reason(monkeypatch):
     import srcext._extension as ext
+
     monkeypatch.setattr(ext, "_load_error", ImportError("libfoo.so: cannot open"))
     with pytest.raises(RuntimeError, match="could not be loaded.*libfoo"):
         SRC(3, 4, backend="fused")(torch.zeros(2, 1, 3))
@@ -287,6 +313,7 @@ def test_fused_unavailable_raises_with_reason(monkeypatch):
 def test_fused_on_cuda_requested_without_cuda_kernels_raises(monkeypatch):
     import srcext._extension as ext
     from srcext.layer import use_fused
+
     monkeypatch.setattr(ext, "_FUSED_DEVICE_TYPES", frozenset({"cpu"}))
     with pytest.raises(RuntimeError, match="fused.*not available for cuda.*without CUDA"):
         use_fused("fused", torch.device("cuda"))
@@ -298,6 +325,7 @@ def test_import_without_extension_still_gives_reference(tmp_path):
     import subprocess
     import sys
     import textwrap
+
     code = textwrap.dedent("""
         import sys, builtins
         real_import = builtins.__import__

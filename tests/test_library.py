@@ -1,4 +1,5 @@
 """The ops as PyTorch sees them: opcheck, torch.compile, and the memory saved for backward."""
+
 import pytest
 import torch
 
@@ -26,15 +27,15 @@ def op_args(T, B, H, dtype, seed=0, requires_grad=True):
 @pytest.mark.parametrize("detach,st", FLAGS)
 @pytest.mark.parametrize("T", [0, 5, CHECKPOINT_INTERVAL + 3])
 def test_opcheck_forward(T, detach, st):
-    args = op_args(T, 2, 3, torch.float64) + list(constant_args(SRCConstants(), torch.float64)) + [
-        detach, st, True]
+    args = op_args(T, 2, 3, torch.float64) + list(constant_args(SRCConstants(), torch.float64)) + [detach, st, True]
     torch.library.opcheck(torch.ops.srcext.src_forward.default, args)
 
 
 def test_opcheck_forward_inference_and_float32():
     args = op_args(7, 3, 4, torch.float32, requires_grad=False)
-    torch.library.opcheck(torch.ops.srcext.src_forward.default,
-                          args + list(constant_args(SRCConstants())) + [True, True, False])
+    torch.library.opcheck(
+        torch.ops.srcext.src_forward.default, args + list(constant_args(SRCConstants())) + [True, True, False]
+    )
 
 
 @pytest.mark.parametrize("detach,st", FLAGS)
@@ -44,9 +45,11 @@ def test_opcheck_backward(detach, st):
     c = constant_args(SRCConstants(), torch.float64)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn(T, B, H, dtype=torch.float64)] + [torch.randn(B, H, dtype=torch.float64) for _ in range(3)]
-    torch.library.opcheck(torch.ops.srcext.src_backward.default,
-                          grads + [u, bias, out[4]] + list(c) + [detach, st, False],
-                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+    torch.library.opcheck(
+        torch.ops.srcext.src_backward.default,
+        grads + [u, bias, out[4]] + list(c) + [detach, st, False],
+        test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+    )
 
 
 class Net(torch.nn.Module):

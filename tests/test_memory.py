@@ -1,5 +1,6 @@
 """Memory: a 100,000-step sequence at 4.75 saved bytes per neuron-step, and resident memory
 flat over 10,000 calls (slow: ``-m "not slow"`` leaves it out)."""
+
 import os
 
 import pytest
@@ -23,7 +24,8 @@ def test_long_sequence_memory_and_gradient():
     state = tuple(torch.zeros(B, H) for _ in range(3))
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(
-            lambda t: saved.append(t.untyped_storage().nbytes()) or t, lambda t: t):
+        lambda t: saved.append(t.untyped_storage().nbytes()) or t, lambda t: t
+    ):
         spikes, _ = src_recurrence_fused(u, bias, state, SRCConstants())
     assert sum(saved) / (T * B * H) <= 4.8
     spikes.sum().backward()
@@ -33,6 +35,7 @@ def test_long_sequence_memory_and_gradient():
 @pytest.mark.slow
 def test_repeated_calls_keep_resident_memory_flat():
     """10,000 forward/backward calls: resident memory does not grow."""
+
     def rss_kb():
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))

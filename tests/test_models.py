@@ -1,5 +1,6 @@
 """srcext.models.SRCClassifier: shapes, the fixed readout and its integrator, the hidden
 initialisations, the config round trip, and a few training steps that learn."""
+
 import json
 
 import numpy as np
@@ -14,9 +15,10 @@ from data_files import write_dataset
 
 def test_fixed_readout_and_model_shapes():
     r = fixed_readout(3, 2)
-    assert torch.equal(r, torch.tensor([[1, 1, -0.1, -0.1, -0.1, -0.1],
-                                        [-0.1, -0.1, 1, 1, -0.1, -0.1],
-                                        [-0.1, -0.1, -0.1, -0.1, 1, 1]]))
+    assert torch.equal(
+        r,
+        torch.tensor([[1, 1, -0.1, -0.1, -0.1, -0.1], [-0.1, -0.1, 1, 1, -0.1, -0.1], [-0.1, -0.1, -0.1, -0.1, 1, 1]]),
+    )
     model = SRCClassifier(12, num_classes=3, hidden_layers=2, hidden_size=7, neurons_per_class=2)
     assert not any(p is model.readout for p in model.parameters())
     x = (torch.rand(15, 5, 12) < 0.3).float()
@@ -71,30 +73,45 @@ def test_identity_hidden_init():
     torch.manual_seed(0)
     uniform = SRCClassifier(20, hidden_layers=3, hidden_size=16, weight_scale=4.0)
     torch.manual_seed(0)
-    ident = SRCClassifier(20, hidden_layers=3, hidden_size=16, weight_scale=4.0, hidden_init="identity",
-                          identity_gain=3.0, identity_noise=0.25)
+    ident = SRCClassifier(
+        20,
+        hidden_layers=3,
+        hidden_size=16,
+        weight_scale=4.0,
+        hidden_init="identity",
+        identity_gain=3.0,
+        identity_noise=0.25,
+    )
     w_u = [layer.weight_l0 for layer in uniform.layers]
     w_i = [layer.weight_l0 for layer in ident.layers]
     # input -> hidden 1 and hidden 3 -> output keep the uniform init
     assert torch.equal(w_u[0], w_i[0]) and torch.equal(w_u[3], w_i[3])
-    for k in (1, 2):                                   # the square hidden -> hidden layers
+    for k in (1, 2):  # the square hidden -> hidden layers
         assert torch.allclose(w_i[k], 3.0 * torch.eye(16) + 0.25 * w_u[k])
     with pytest.raises(ValueError, match="hidden_init"):
         SRCClassifier(20, hidden_init="orthogonal")
 
 
 def test_classifier_config_rebuilds_the_model():
-    model = SRCClassifier(20, num_classes=4, hidden_layers=2, hidden_size=12, neurons_per_class=3,
-                          readout_decay=0.95, trainable_readout=True, hidden_init="identity",
-                          detach_recurrent=False)
+    model = SRCClassifier(
+        20,
+        num_classes=4,
+        hidden_layers=2,
+        hidden_size=12,
+        neurons_per_class=3,
+        readout_decay=0.95,
+        trainable_readout=True,
+        hidden_init="identity",
+        detach_recurrent=False,
+    )
     cfg = model.config()
-    assert json.loads(json.dumps(cfg)) == cfg                 # storable as it is
+    assert json.loads(json.dumps(cfg)) == cfg  # storable as it is
     assert cfg["input_size"] == 20 and cfg["num_classes"] == 4 and cfg["detach_recurrent"] is False
     again = SRCClassifier.from_config(cfg)
     assert [tuple(layer.weight_l0.shape) for layer in again.layers] == [(12, 20), (12, 12), (12, 12)]
     assert isinstance(again.readout, torch.nn.Parameter) and again.readout_decay == 0.95
     assert again.layers[0].detach_recurrent is False and again.config() == cfg
-    again.load_state_dict(model.state_dict())                 # same keys and shapes
+    again.load_state_dict(model.state_dict())  # same keys and shapes
     x = (torch.rand(15, 4, 20) < 0.3).float()
     assert torch.equal(again(x), model(x))
     cfg["not_an_option"] = 1

@@ -1,5 +1,6 @@
 """Numerics of the fused op and layer: non-finite input stays in its neuron, bitwise
 determinism, CPU autocast to bfloat16 against the float64 reference."""
+
 import copy
 
 import pytest

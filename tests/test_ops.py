@@ -1,5 +1,6 @@
 """The fused ops against the pure-PyTorch reference, at the level of the time loop; the generic
 checks run on every device (helpers.DEVICES), the CUDA-only ones are in test_cuda.py."""
+
 import pytest
 import torch
 
@@ -7,8 +8,7 @@ from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants
 
 from helpers import FLAG_IDS, FLAGS, assert_close, cosine, over_devices, requires_fused, tolerance
-from op_helpers import (assert_matches_reference, make_inputs, op_args, over_oracle_cases, run_both,
-                        upstream_layouts)
+from op_helpers import assert_matches_reference, make_inputs, op_args, over_oracle_cases, run_both, upstream_layouts
 
 pytestmark = requires_fused
 
@@ -32,8 +32,7 @@ def test_cases_exercise_spikes_and_every_gradient_path():
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_half_storage_matches_reference(device, dtype, detach, st):
     # Rounding the drive to 8 bits can move a spike by a step in a long run; keep T short.
-    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st,
-                                                     device=device)
+    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st, device=device)
     for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
         assert a.dtype == dtype
         assert_close(a, b, tolerance(dtype, True), label)
@@ -55,9 +54,11 @@ def test_opcheck(device, detach, st):
     u, bias, i0, h0, hs0 = (a.detach() for a in args)
     out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, *c, detach, st, True)
     grads = [torch.randn_like(u)] + [torch.randn_like(i0) for _ in range(3)]
-    torch.library.opcheck(torch.ops.srcext.src_backward.default,
-                          grads + [u, bias, out[4]] + c + [detach, st, False],
-                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+    torch.library.opcheck(
+        torch.ops.srcext.src_backward.default,
+        grads + [u, bias, out[4]] + c + [detach, st, False],
+        test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+    )
 
 
 def test_gradcheck_exact_bptt_float64():
@@ -87,8 +88,7 @@ def test_backward_without_saved_checkpoints_raises():
     k = SRCConstants()
     u, b, s = make_inputs(5, 2, 3, k, torch.float32, seed=2)
     u = u.float().requires_grad_()
-    out = torch.ops.srcext.src_forward(u, b.float(), *(x.float() for x in s),
-                                       *constant_args(k), True, True, False)
+    out = torch.ops.srcext.src_forward(u, b.float(), *(x.float() for x in s), *constant_args(k), True, True, False)
     with pytest.raises(RuntimeError, match="save_for_backward"):
         out[0].sum().backward()
 
@@ -111,21 +111,22 @@ def test_backward_reads_any_upstream_layout_without_copying(dtype, layout):
     used to be copied to a full (T, B, H) tensor)."""
     T, B, H = 2 * CHECKPOINT_INTERVAL + 3, 3, 70
     k = SRCConstants()
-    u, b, s = (t.to(dtype) if isinstance(t, torch.Tensor) else tuple(x.to(dtype) for x in t)
-               for t in make_inputs(T, B, H, k, dtype, seed=4))
+    u, b, s = (
+        t.to(dtype) if isinstance(t, torch.Tensor) else tuple(x.to(dtype) for x in t)
+        for t in make_inputs(T, B, H, k, dtype, seed=4)
+    )
     c = constant_args(k, dtype)
     out = torch.ops.srcext.src_forward(u, b, *s, *c, True, True, True)
     strided, contiguous = upstream_layouts(T, B, H, dtype)[layout]
     state_grads = [torch.zeros(B, H, dtype=dtype) for _ in range(3)]
-    expected = torch.ops.srcext.src_backward(contiguous, *state_grads, u, b, out[4], *c, False, True,
-                                             False)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                record_shapes=True) as prof:
-        got = torch.ops.srcext.src_backward(strided, *state_grads, u, b, out[4], *c, False, True,
-                                            False)
-    copies = [(e.key, e.input_shapes) for e in prof.key_averages(group_by_input_shape=True)
-              if e.key in ("aten::clone", "aten::copy_", "aten::contiguous")
-              and [T, B, H] in e.input_shapes]
+    expected = torch.ops.srcext.src_backward(contiguous, *state_grads, u, b, out[4], *c, False, True, False)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        got = torch.ops.srcext.src_backward(strided, *state_grads, u, b, out[4], *c, False, True, False)
+    copies = [
+        (e.key, e.input_shapes)
+        for e in prof.key_averages(group_by_input_shape=True)
+        if e.key in ("aten::clone", "aten::copy_", "aten::contiguous") and [T, B, H] in e.input_shapes
+    ]
     assert copies == []
     for a, e in zip(got, expected):
         assert torch.equal(a, e)

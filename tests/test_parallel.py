@@ -1,5 +1,6 @@
 """Parallel use: one model from several threads, and DistributedDataParallel over two
 processes against one process on the whole batch."""
+
 import threading
 
 import pytest
@@ -40,6 +41,7 @@ def test_concurrent_threads_get_correct_results():
 
 def _ddp_worker(rank, world, store_path, x, out_path):
     import torch.distributed as dist
+
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=world)
     torch.manual_seed(0)
@@ -59,6 +61,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     """DistributedDataParallel over 2 CPU processes (gloo) gives the gradients of one process
     on the whole batch."""
     import torch.multiprocessing as mp
+
     x = (torch.rand(15, 6, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
     out_path = str(tmp_path / "grads.pt")
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), x, out_path), nprocs=2, join=True)

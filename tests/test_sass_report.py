@@ -1,6 +1,7 @@
 """benchmarks/sass_report.py: the loop analysis on a hand-written SASS listing (always), and the
 report of the current f32 kernels (where nvcc and cuobjdump are present; about 10 s). The
 tuning targets are not asserted here: `sass_report.py --check` does that."""
+
 import importlib.util
 import json
 import os
@@ -52,14 +53,17 @@ LISTING = """
 
 def test_loop_model_on_a_listing():
     funcs = sr.parse_sass(LISTING)
-    (name, instrs), = funcs.items()
-    assert sr.instance_of("void srcext::cuda::src_forward_kernel<float, float, true, false>"
-                          "(srcext::ForwardParams)") == ("forward", {"save": True, "lengths": False})
-    assert sr.instance_of("void srcext::cuda::src_backward_kernel<float, float, true, false, true>"
-                          "(srcext::BackwardParams)") == (
-        "backward", {"detach_recurrent": True, "straight_through": False, "lengths": True})
-    assert sr.variant_name("backward", {"detach_recurrent": False, "straight_through": True,
-                                        "lengths": True}) == "exact+st+lengths"
+    ((name, instrs),) = funcs.items()
+    assert sr.instance_of(
+        "void srcext::cuda::src_forward_kernel<float, float, true, false>(srcext::ForwardParams)"
+    ) == ("forward", {"save": True, "lengths": False})
+    assert sr.instance_of(
+        "void srcext::cuda::src_backward_kernel<float, float, true, false, true>(srcext::BackwardParams)"
+    ) == ("backward", {"detach_recurrent": True, "straight_through": False, "lengths": True})
+    assert (
+        sr.variant_name("backward", {"detach_recurrent": False, "straight_through": True, "lengths": True})
+        == "exact+st+lengths"
+    )
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["head"] == "0x20" and r["loop"]["tail"] == "0xe0"
     assert r["loop"]["time_loops_found"] == 1  # the trailing `BRA self` holds no store
@@ -114,7 +118,7 @@ PREFETCH_LISTING = """
 
 def test_prefetch_covers_the_loads_of_its_stream():
     funcs = sr.parse_sass(PREFETCH_LISTING)
-    (name, instrs), = funcs.items()
+    ((name, instrs),) = funcs.items()
     r = sr.analyse_function(name, instrs, 16, pointer_params={0x380, 0x388})
     assert r["steps_per_iteration"] == 1
     per_step = r["instructions_per_step"]["total"]
@@ -133,27 +137,25 @@ def test_prefetch_covers_the_loads_of_its_stream():
     assert g_load["dram_steps_ahead"] == g_load["steps_ahead"]
     loads = r["loads"]
     assert loads["fraction_covered_by_prefetch"] == 0.5
-    assert loads["l2_min_steps_ahead"] == loads["l2_median_steps_ahead"] == pytest.approx(
-        4 / 14, abs=0.01)
+    assert loads["l2_min_steps_ahead"] == loads["l2_median_steps_ahead"] == pytest.approx(4 / 14, abs=0.01)
     assert loads["min_dram_steps_ahead"] == pytest.approx(3 / 14, abs=0.01)
     # Without the parameter table no stream is known: nothing counts as covered.
     r2 = sr.analyse_function(name, instrs, 16)
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r2["loads"]["per_load"])
     # The prefetch moved to g's stream covers g's load (14 - 2 + 4) and no longer u's.
     other = PREFETCH_LISTING.replace("CCTL.E.PF2 [R10]", "CCTL.E.PF2 [R6]")
-    (name3, instrs3), = sr.parse_sass(other).items()
+    ((name3, instrs3),) = sr.parse_sass(other).items()
     r3 = sr.analyse_function(name3, instrs3, 16, pointer_params={0x380, 0x388})
     assert [ld["prefetch_instructions_ahead"] for ld in r3["loads"]["per_load"]] == [None, 16]
     # Fewer prefetches of a stream an iteration than loads of it cover nothing.
-    twice = PREFETCH_LISTING.replace("LDG.E.CONSTANT R3, desc[UR4][R6.64]",
-                                     "LDG.E.CONSTANT R3, desc[UR4][R4.64+0x4]")
-    (name5, instrs5), = sr.parse_sass(twice).items()
+    twice = PREFETCH_LISTING.replace("LDG.E.CONSTANT R3, desc[UR4][R6.64]", "LDG.E.CONSTANT R3, desc[UR4][R4.64+0x4]")
+    ((name5, instrs5),) = sr.parse_sass(twice).items()
     r5 = sr.analyse_function(name5, instrs5, 16, pointer_params={0x380, 0x388})
     assert [ld["stream"] for ld in r5["loads"]["per_load"]] == ["c[0x0][0x380]"] * 2
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r5["loads"]["per_load"])
     # A pointer computed from both parameters belongs to no single stream.
     mixed = PREFETCH_LISTING.replace("IADD3 R10, P1, R4, R8, RZ", "IADD3 R10, P1, R4, R6, RZ")
-    (name4, instrs4), = sr.parse_sass(mixed).items()
+    ((name4, instrs4),) = sr.parse_sass(mixed).items()
     r4 = sr.analyse_function(name4, instrs4, 16, pointer_params={0x380, 0x388})
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r4["loads"]["per_load"])
 
@@ -171,19 +173,20 @@ def test_pointer_params_from_the_elf_listing():
 """
     assert sr.parse_pointer_params(elf) == {
         "_ZN6srcext4cuda19src_backward_kernelIffLb0ELb0ELb0EEEv": {0x210 + 0x118},
-        "_ZN6srcext4cuda18src_forward_kernelIffLb0ELb0EEEv": {0x210 + 0x110}}
+        "_ZN6srcext4cuda18src_forward_kernelIffLb0ELb0EEEv": {0x210 + 0x110},
+    }
 
 
 def test_store_only_guard_is_periodic_and_data_guards_run():
-    listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT",
-                              "ISETP.NE.AND P0, PT, R9, RZ, PT")
-    (name, instrs), = sr.parse_sass(listing).items()
+    listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT", "ISETP.NE.AND P0, PT, R9, RZ, PT")
+    ((name, instrs),) = sr.parse_sass(listing).items()
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["periodic_blocks"][0]["by"] == "store-only"
     # A guard around math (e.g. `j < len`) is taken as executed in the steady state.
     listing = listing.replace("STG.E desc[UR4][R10.64], R5", "FADD R5, R5, R5").replace(
-        "STG.E desc[UR4][R12.64], R5", "FMUL R5, R5, R5")
-    (name, instrs), = sr.parse_sass(listing).items()
+        "STG.E desc[UR4][R12.64], R5", "FMUL R5, R5, R5"
+    )
+    ((name, instrs),) = sr.parse_sass(listing).items()
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["periodic_blocks"] == []
     assert r["instructions_per_step"]["total"] == pytest.approx(11, abs=0.01)
@@ -191,22 +194,40 @@ def test_store_only_guard_is_periodic_and_data_guards_run():
 
 def test_check_lists_each_miss():
     def entry(dtype, direction, flags, total, regs=64, dconv=0):
-        return {"dtype": dtype, "direction": direction, "flags": flags, "registers": regs,
-                "spills_bytes": 0, "double_conversions_in_loop": dconv,
-                "instructions_per_step": {"total": total},
-                "loads": {"median_over_littles_law": 1.0, "min_dram_steps_ahead": 1.0,
-                          "fraction_after_store": 0.0, "l2_median_over_littles_law": None,
-                          "l2_min_over_one_step": None}}
-    good = {"kernels": {
-        "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
-        "bf16/backward/detach": entry("bf16", "backward",
-                                      {"detach_recurrent": True, "straight_through": False}, 90),
-        "f32/backward/exact": entry("f32", "backward",
-                                    {"detach_recurrent": False, "straight_through": False}, 110),
-        "f64/backward/exact": entry("f64", "backward",  # f64 has no targets
-                                    {"detach_recurrent": False, "straight_through": False}, 300,
-                                    regs=236, dconv=3),
-    }}
+        return {
+            "dtype": dtype,
+            "direction": direction,
+            "flags": flags,
+            "registers": regs,
+            "spills_bytes": 0,
+            "double_conversions_in_loop": dconv,
+            "instructions_per_step": {"total": total},
+            "loads": {
+                "median_over_littles_law": 1.0,
+                "min_dram_steps_ahead": 1.0,
+                "fraction_after_store": 0.0,
+                "l2_median_over_littles_law": None,
+                "l2_min_over_one_step": None,
+            },
+        }
+
+    good = {
+        "kernels": {
+            "f32/forward/training": entry("f32", "forward", {"save": True}, 60),
+            "bf16/backward/detach": entry(
+                "bf16", "backward", {"detach_recurrent": True, "straight_through": False}, 90
+            ),
+            "f32/backward/exact": entry("f32", "backward", {"detach_recurrent": False, "straight_through": False}, 110),
+            "f64/backward/exact": entry(
+                "f64",
+                "backward",  # f64 has no targets
+                {"detach_recurrent": False, "straight_through": False},
+                300,
+                regs=236,
+                dconv=3,
+            ),
+        }
+    }
     assert sr.check(good) == []
     bad = json.loads(json.dumps(good))
     bad["kernels"]["f32/forward/training"]["instructions_per_step"]["total"] = 61
@@ -221,14 +242,11 @@ def test_check_lists_each_miss():
     bad["kernels"]["f32/backward/exact"]["loads"]["l2_min_over_one_step"] = 1.5
     misses = sr.check(bad)
     assert len(misses) == 7
-    assert any("f32/backward/exact: loads.l2_median_over_littles_law = 0.94 < 1" in m
-               for m in misses)
+    assert any("f32/backward/exact: loads.l2_median_over_littles_law = 0.94 < 1" in m for m in misses)
     assert any("f32/forward/training: instructions_per_step.total = 61" in m for m in misses)
     assert any("bf16/backward/detach: registers = 130 > 128" in m for m in misses)
-    assert any("bf16/backward/detach: loads.min_dram_steps_ahead = 0.99 < 1" in m
-               for m in misses)
-    assert any("f32/forward/training: loads.median_over_littles_law = 0.9 < 1" in m
-               for m in misses)
+    assert any("bf16/backward/detach: loads.min_dram_steps_ahead = 0.99 < 1" in m for m in misses)
+    assert any("f32/forward/training: loads.median_over_littles_law = 0.9 < 1" in m for m in misses)
     assert any("f32/backward/exact: loads.fraction_after_store = 0.03 > 0" in m for m in misses)
 
 
@@ -237,13 +255,13 @@ def test_littles_law_steps():
     # 132 SMs, 12.75 bytes a step -> 3.34 steps; bf16 forward inference at 32 registers: all
     # 262,144 threads resident, 4 bytes a step -> 2.75 steps.
     assert sr.littles_law_steps("f32", "backward", {}, 128) == pytest.approx(3.342, abs=0.01)
-    assert sr.littles_law_steps("bf16", "forward", {"save": False}, 32) == pytest.approx(
-        2.747, abs=0.01)
+    assert sr.littles_law_steps("bf16", "forward", {"save": False}, 32) == pytest.approx(2.747, abs=0.01)
 
 
 def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):
     def missing():
         raise sr.ToolsMissing("no nvcc (test)")
+
     monkeypatch.setattr(sr, "find_tools", missing)
     assert sr.main(["--dtypes", "f32", "--out", str(tmp_path / "x.json"), "--check"]) == 0
     assert "skipped: no nvcc (test)" in capsys.readouterr().out
@@ -256,20 +274,28 @@ def test_report_of_the_f32_kernels(tmp_path):
     except sr.ToolsMissing as e:
         pytest.skip(f"sass_report needs the CUDA toolkit: {e}")
     out = tmp_path / "sass.json"
-    p = subprocess.run([sys.executable, SCRIPT, "--dtypes", "f32", "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, SCRIPT, "--dtypes", "f32", "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["arch"] == "sm_90" and "release" in report["nvcc"]
     assert report["git_commit"] and report["checkpoint_interval"] >= 1
     K = report["checkpoint_interval"]
     kernels = report["kernels"]
-    variants = ["f32/forward/inference", "f32/forward/training", "f32/backward/detach",
-                "f32/backward/detach+st", "f32/backward/exact", "f32/backward/exact+st"]
+    variants = [
+        "f32/forward/inference",
+        "f32/forward/training",
+        "f32/backward/detach",
+        "f32/backward/detach+st",
+        "f32/backward/exact",
+        "f32/backward/exact+st",
+    ]
     variants += [v + "+lengths" for v in variants]
     # Per-neuron constants, and (backward) with their gradients (issue 13).
     variants += [v + "+per_neuron" for v in variants] + [
-        v + "+per_neuron+constant_grads" for v in variants if "backward" in v]
+        v + "+per_neuron+constant_grads" for v in variants if "backward" in v
+    ]
     assert sorted(kernels) == sorted(variants)
     assert "f32/backward/exact+st" in p.stdout  # the table
     for key, e in kernels.items():
@@ -292,8 +318,7 @@ def test_report_of_the_f32_kernels(tmp_path):
         assert det["by_output_stores"] == steps >= 1
         assert det["by_transcendentals"] == pytest.approx(steps, abs=0.5), (key, det)
         assert e["loads"]["per_load"], key
-        assert all(ld["instructions_to_use"] is None or ld["instructions_to_use"] > 0
-                   for ld in e["loads"]["per_load"])
+        assert all(ld["instructions_to_use"] is None or ld["instructions_to_use"] > 0 for ld in e["loads"]["per_load"])
     # The forward walks one step per iteration (or an unrolled few) and loads u once a step;
     # the backward recomputes and walks back whole chunks, loading u and grad_spikes a step.
     for v in ("inference", "training"):

@@ -1,4 +1,5 @@
 """Saving and loading: state_dict across backends, torch.save of a whole model."""
+
 import torch
 
 from srcext import SRC

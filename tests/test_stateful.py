@@ -1,6 +1,7 @@
 """The spikes-only form (inside torch.nn.Sequential) and the stateful form (state carried
 across calls, reset_state / detach_state), with the peers' state helpers where installed
 (snnTorch, SpikingJelly, Norse: skipped where they are not)."""
+
 import copy
 import warnings
 
@@ -72,8 +73,7 @@ def test_stateful_chunks_equal_one_call_and_reset(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_detach_state_truncates_backpropagation(backend):
     torch.manual_seed(2)
-    m = strong(SRC(3, 5, backend=backend, dtype=F64, stateful=True, return_state=False,
-                   detach_recurrent=False))
+    m = strong(SRC(3, 5, backend=backend, dtype=F64, stateful=True, return_state=False, detach_recurrent=False))
     x1 = spikes(6, 2, 3, seed=4).requires_grad_()
     x2 = spikes(6, 2, 3, seed=5)
     m(x1)
@@ -83,7 +83,7 @@ def test_detach_state_truncates_backpropagation(backend):
     assert all(torch.equal(a, b) for a, b in zip(m.state, values))
     out = m(x2)
     out.sum().backward()
-    assert x1.grad is None                     # no gradient into the earlier chunk
+    assert x1.grad is None  # no gradient into the earlier chunk
     assert m.weight_l0.grad is not None
     # without detaching, the gradient reaches the first chunk
     m.reset_state()
@@ -94,8 +94,9 @@ def test_detach_state_truncates_backpropagation(backend):
 
 
 def test_model_wide_reset_and_detach():
-    net = nn.Sequential(SRC(3, 4, stateful=True, return_state=False), nn.Linear(4, 4),
-                        SRC(4, 4, stateful=True, return_state=False))
+    net = nn.Sequential(
+        SRC(3, 4, stateful=True, return_state=False), nn.Linear(4, 4), SRC(4, 4, stateful=True, return_state=False)
+    )
     x = spikes(5, 2, 3, seed=6).float()
     net(x)
     assert all(m.state is not None for m in (net[0], net[2]))
@@ -123,10 +124,11 @@ def test_stateful_cell_step_loop_equals_layer(backend):
 
 # ---- the peers --------------------------------------------------------------------------
 
+
 def test_spikingjelly_reset_net_and_detach_net():
     functional = pytest.importorskip("spikingjelly.activation_based.functional")
     net = nn.Sequential(SRC(3, 4, stateful=True, return_state=False), nn.Linear(4, 2))
-    x = spikes(5, 2, 3, seed=8).float()   # time-major, as SpikingJelly's multi-step mode
+    x = spikes(5, 2, 3, seed=8).float()  # time-major, as SpikingJelly's multi-step mode
     first = net(x)
     net(x)
     with warnings.catch_warnings():
@@ -141,14 +143,18 @@ def test_spikingjelly_reset_net_and_detach_net():
 def test_snntorch_step_loop_with_srcext_reset():
     snn = pytest.importorskip("snntorch")
     from snntorch import utils
+
     torch.manual_seed(4)
-    net = nn.Sequential(nn.Linear(3, 5), snn.Leaky(beta=0.9, init_hidden=True),
-                        SRCCell(5, 4, stateful=True, return_state=False, weight_scale=8.0))
+    net = nn.Sequential(
+        nn.Linear(3, 5),
+        snn.Leaky(beta=0.9, init_hidden=True),
+        SRCCell(5, 4, stateful=True, return_state=False, weight_scale=8.0),
+    )
     x = spikes(10, 2, 3, seed=9, p=0.8).float()
 
     def run():
-        utils.reset(net)            # resets snnTorch's neurons only
-        srcext.reset_states(net)    # and srcext's
+        utils.reset(net)  # resets snnTorch's neurons only
+        srcext.reset_states(net)  # and srcext's
         return torch.stack([net(x[t]) for t in range(10)])
 
     first = run()
@@ -166,5 +172,5 @@ def test_norse_sequential_state_threads_the_state():
     assert states[0] is None and isinstance(states[1], SRCState)
     ref, ref_state = src(net[0](x))
     assert torch.equal(out, ref) and torch.equal(states[1].h, ref_state.h)
-    out2, _ = net(x, states)            # continues from the returned state
+    out2, _ = net(x, states)  # continues from the returned state
     assert torch.equal(out2, src(net[0](x), ref_state)[0])

@@ -3,6 +3,7 @@
 ``from srcext import SRC`` gives a drop-in recurrent layer (like torch.nn.GRU) that emits
 spikes, with fused CPU/CUDA kernels and a pure-PyTorch reference (``srcext.reference``).
 """
+
 import torch
 
 from ._extension import extension_loaded, fused_available
@@ -23,7 +24,24 @@ SAFE_GLOBALS = [SRC, SRCCell, SRCConstants, SRCState, models.SRCClassifier, torc
 # Modules pickled before SRCConstants moved to srcext.constants name it by its old place.
 torch.serialization.add_safe_globals(SAFE_GLOBALS + [(SRCConstants, "srcext.reference.SRCConstants")])
 
-__all__ = ["SRC", "SRCCell", "SRCConstants", "SRCState", "calibrate_",
-           "firing_rates", "record_firing_rates", "FiringRates", "reset_states",
-           "detach_states", "fused_available", "extension_loaded", "reference", "ops",
-           "SAFE_GLOBALS", "__version__", "constants", "events", "Events"]
+__all__ = [
+    "SRC",
+    "SRCCell",
+    "SRCConstants",
+    "SRCState",
+    "calibrate_",
+    "firing_rates",
+    "record_firing_rates",
+    "FiringRates",
+    "reset_states",
+    "detach_states",
+    "fused_available",
+    "extension_loaded",
+    "reference",
+    "ops",
+    "SAFE_GLOBALS",
+    "__version__",
+    "constants",
+    "events",
+    "Events",
+]

@@ -1,4 +1,5 @@
 """Loading of the compiled ops (srcext._C), and what to say when they are missing."""
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,10 @@ def _device_types_with_kernels() -> frozenset:
     if _load_error is not None:
         return frozenset()
     return frozenset(
-        device_type for device_type, key in (("cpu", "CPU"), ("cuda", "CUDA"))
-        if torch._C._dispatch_has_kernel_for_dispatch_key("srcext::src_forward", key))
+        device_type
+        for device_type, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+        if torch._C._dispatch_has_kernel_for_dispatch_key("srcext::src_forward", key)
+    )
 
 
 # Looked up once here: torch.compile cannot trace the dispatcher query inside forward().

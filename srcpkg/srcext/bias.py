@@ -8,6 +8,7 @@ where it lowers b (a positive gradient: descent moves b down, back toward the ra
 acts). The other sign is dropped there: it would only push b further up, where it does
 nothing, and it would take as long to come back.
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ A layer is one direction of one layer of an :class:`srcext.SRC` (named
 (named by its module name). Its firing rate is the fraction of its neuron-steps with a spike
 (h > 0), counting only the steps within each sample's length, over every call while recording.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,9 @@ class FiringRates(dict):
         self.counts: Dict[str, List[int]] = {}
         self.units: Dict[str, tuple] = {}
 
-    def _add(self, name: str, module: _SRCBase, suffix: str, spikes: torch.Tensor,
-             lengths: Optional[torch.Tensor]) -> None:
+    def _add(
+        self, name: str, module: _SRCBase, suffix: str, spikes: torch.Tensor, lengths: Optional[torch.Tensor]
+    ) -> None:
         spikes = spikes.detach()
         fired = spikes > 0
         if lengths is None:
@@ -63,8 +65,10 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
     modules = [(name, m) for name, m in model.named_modules() if isinstance(m, _SRCBase)]
     previous = {m: m._spike_recorder for _, m in modules}
     for name, module in modules:
+
         def recorder(m, suffix, spikes, lengths, _name=name):
             rates._add(_layer_name(_name, suffix), m, suffix, spikes, lengths)
+
         module._spike_recorder = recorder
     try:
         yield rates
@@ -74,7 +78,7 @@ def record_firing_rates(model: nn.Module) -> Iterator[FiringRates]:
 
 
 def _call(model: nn.Module, sample_input):
-    if type(sample_input) is tuple:          # not a PackedSequence (a named tuple)
+    if type(sample_input) is tuple:  # not a PackedSequence (a named tuple)
         return model(*sample_input)
     if isinstance(sample_input, dict):
         return model(**sample_input)
@@ -105,9 +109,15 @@ def _calibration_mode(model: nn.Module):
             m.state = state
 
 
-def calibrate_(model: nn.Module, sample_input, target_rate: float = 0.05, *,
-               rel_tolerance: float = 0.1, max_evaluations: int = 30,
-               max_scale: float = 2.0 ** 12) -> Dict[str, dict]:
+def calibrate_(
+    model: nn.Module,
+    sample_input,
+    target_rate: float = 0.05,
+    *,
+    rel_tolerance: float = 0.1,
+    max_evaluations: int = 30,
+    max_scale: float = 2.0**12,
+) -> Dict[str, dict]:
     """Scale the input weights of each SRC layer of ``model``, layer by layer in the order
     they run, so that it fires at ``target_rate`` on ``sample_input`` (in place).
 
@@ -130,6 +140,7 @@ def calibrate_(model: nn.Module, sample_input, target_rate: float = 0.05, *,
         raise ValueError("calibrate_: the model holds no srcext.SRC or srcext.SRCCell module")
     report: Dict[str, dict] = {}
     with _calibration_mode(model), torch.no_grad():
+
         def measure(name: str) -> float:
             for m in model.modules():
                 if isinstance(m, _SRCBase):
@@ -139,7 +150,7 @@ def calibrate_(model: nn.Module, sample_input, target_rate: float = 0.05, *,
             return rates.get(name, float("nan")), rates
 
         _, first = measure("")
-        names = list(first)                     # execution order of the layers
+        names = list(first)  # execution order of the layers
         for name in names:
             module, suffix = first.units[name]
             weight = next(w for s, w, _ in module._units() if s == suffix)
@@ -191,5 +202,6 @@ def calibrate_(model: nn.Module, sample_input, target_rate: float = 0.05, *,
                 warnings.warn(
                     f"calibrate_: layer {name} fires at {tried[best]:.4f} after calibration "
                     f"(target {target_rate}); its input may be silent or saturating",
-                    stacklevel=2)
+                    stacklevel=2,
+                )
     return report

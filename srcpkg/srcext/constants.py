@@ -6,6 +6,7 @@ neuron ``(K, H)``, in the precision of the math (float32; float64 for float64 in
 rows in the order of :data:`CELL_CONSTANTS`. csrc/src_constants.h holds the same order for
 the kernels (tests/test_dynamics.py checks that the two agree).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,7 @@ from typing import Callable, Dict, Tuple, Union
 import torch
 
 # The constants of the cell equations, in the order of the rows of the constants tensor.
-CELL_CONSTANTS: Tuple[str, ...] = ("alpha", "rho", "r", "r_s", "z", "z_hyp", "z_dep",
-                                   "gate_slope", "gate_threshold")
+CELL_CONSTANTS: Tuple[str, ...] = ("alpha", "rho", "r", "r_s", "z", "z_hyp", "z_dep", "gate_slope", "gate_threshold")
 NUM_CELL_CONSTANTS = len(CELL_CONSTANTS)
 CONSTANT_INDEX: Dict[str, int] = {name: j for j, name in enumerate(CELL_CONSTANTS)}
 
@@ -26,16 +26,16 @@ class SRCConstants:
     """The constants of the cell; defaults are the paper's (spec table). ``bias_max`` is not
     a cell constant of the kernels: the layer applies it to the bias (min(b, bias_max))."""
 
-    alpha: float = 0.9            # decay of the input integrator
-    rho: float = 3.0              # bound of the input, |x| < rho
-    r: float = 2.0                # fast positive feedback (bistability)
-    r_s: float = -7.0             # slow negative feedback (refractoriness)
-    z: float = 0.0                # update gate of h
-    z_hyp: float = 0.9            # slow gate when h is low
-    z_dep: float = 0.0            # slow gate when h is high
-    gate_slope: float = 10.0      # steepness of the voltage-dependent slow gate
-    gate_threshold: float = 0.5   # where the slow gate switches
-    bias_max: float = -4.0        # the bias used is min(b, bias_max)
+    alpha: float = 0.9  # decay of the input integrator
+    rho: float = 3.0  # bound of the input, |x| < rho
+    r: float = 2.0  # fast positive feedback (bistability)
+    r_s: float = -7.0  # slow negative feedback (refractoriness)
+    z: float = 0.0  # update gate of h
+    z_hyp: float = 0.9  # slow gate when h is low
+    z_dep: float = 0.0  # slow gate when h is high
+    gate_slope: float = 10.0  # steepness of the voltage-dependent slow gate
+    gate_threshold: float = 0.5  # where the slow gate switches
+    bias_max: float = -4.0  # the bias used is min(b, bias_max)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -54,8 +54,7 @@ def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def constants_tensor(k: SRCConstants, dtype: torch.dtype = torch.float32,
-                     device=None) -> torch.Tensor:
+def constants_tensor(k: SRCConstants, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """The per-layer constants tensor (K,) of ``k`` (on the CPU unless ``device`` is given:
     the CUDA kernels then take the values as launch arguments, with no copy to the device)."""
     return torch.tensor(k.cell_values(), dtype=dtype, device=device)
@@ -89,10 +88,10 @@ def validate_constants(k: SRCConstants, owner: str = "SRC") -> None:
     for name, (low, high, low_in, high_in, why) in RANGES.items():
         value = getattr(k, name)
         ok = (value >= low if low_in else value > low) and (
-            high is None or (value <= high if high_in else value < high))
+            high is None or (value <= high if high_in else value < high)
+        )
         if not ok:
-            raise ValueError(f"{owner}: {name} must be {_range_text(low, high, low_in, high_in)} "
-                             f"({why}), got {value}")
+            raise ValueError(f"{owner}: {name} must be {_range_text(low, high, low_in, high_in)} ({why}), got {value}")
 
 
 # ---- learnable constants --------------------------------------------------------------------
@@ -150,8 +149,9 @@ def check_learn(learn, owner: str = "SRC") -> Tuple[str, ...]:
     for name in names:
         if name not in CONSTANT_INDEX:
             hint = " (bias_max is not learnable: it caps the bias)" if name == "bias_max" else ""
-            raise ValueError(f"{owner}: learn names an unknown constant {name!r}{hint}; choose "
-                             f"from {', '.join(CELL_CONSTANTS)}")
+            raise ValueError(
+                f"{owner}: learn names an unknown constant {name!r}{hint}; choose from {', '.join(CELL_CONSTANTS)}"
+            )
     if len(set(names)) != len(names):
         raise ValueError(f"{owner}: learn names a constant twice: {names}")
     return tuple(n for n in CELL_CONSTANTS if n in names)
@@ -163,11 +163,12 @@ ConstantsLike = Union[SRCConstants, torch.Tensor]
 def check_constants_tensor(k: torch.Tensor, hidden: int, owner: str = "srcext") -> None:
     """A constants tensor must be (K,) or (K, H) and floating point."""
     if not isinstance(k, torch.Tensor):
-        raise TypeError(f"{owner}: the constants must be an SRCConstants or a tensor, got "
-                        f"{type(k).__name__}")
+        raise TypeError(f"{owner}: the constants must be an SRCConstants or a tensor, got {type(k).__name__}")
     if not k.is_floating_point():
         raise TypeError(f"{owner}: the constants tensor must be floating point, got {k.dtype}")
     if tuple(k.shape) not in ((NUM_CELL_CONSTANTS,), (NUM_CELL_CONSTANTS, hidden)):
-        raise ValueError(f"{owner}: the constants tensor must have shape (K,) = "
-                         f"({NUM_CELL_CONSTANTS},) (per layer) or (K, H) = "
-                         f"({NUM_CELL_CONSTANTS}, {hidden}) (per neuron), got {tuple(k.shape)}")
+        raise ValueError(
+            f"{owner}: the constants tensor must have shape (K,) = "
+            f"({NUM_CELL_CONSTANTS},) (per layer) or (K, H) = "
+            f"({NUM_CELL_CONSTANTS}, {hidden}) (per neuron), got {tuple(k.shape)}"
+        )

@@ -5,6 +5,7 @@
   ``dataset-fashion-mnist`` folder, or a download from the standard mirrors, verified by MD5.
 * :func:`nmnist_dataset`: N-MNIST through tonic (optional extra), events binned into frames.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -37,8 +38,7 @@ MD5 = {
     },
 }
 MIRRORS = {
-    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
     "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
 }
 SYSTEM_DIRS = {"fashion-mnist": ["/usr/share/datasets/fashion-mnist"]}
@@ -59,12 +59,11 @@ def read_idx(path: str) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     offset = 4 + 4 * ndim
     expected = int(np.prod(shape)) if shape else 0
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: expected {expected} bytes of data for shape {shape}, "
-                         f"found {len(data) - offset}")
+        raise ValueError(f"{path}: expected {expected} bytes of data for shape {shape}, found {len(data) - offset}")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
@@ -103,8 +102,7 @@ def _default_fetch(url: str, dest: str) -> None:
         f.write(response.read())
 
 
-def download(dataset: str, name: str, data_dir: str,
-             fetch: Callable[[str, str], None] = _default_fetch) -> str:
+def download(dataset: str, name: str, data_dir: str, fetch: Callable[[str, str], None] = _default_fetch) -> str:
     """Fetch ``name``.gz from the dataset's mirrors into DATA_DIR/dataset and verify its MD5.
 
     A file whose checksum does not match is deleted and the next mirror tried; when none
@@ -130,13 +128,17 @@ def download(dataset: str, name: str, data_dir: str,
     raise DatasetNotFound(
         f"could not download {name}.gz for {dataset} ({'; '.join(errors)}). Put the IDX file "
         f"{name}[.gz] into {folder}/ (or pass --data-dir pointing at a folder that has "
-        f"{dataset}/{name}[.gz])")
+        f"{dataset}/{name}[.gz])"
+    )
 
 
-def load_idx_dataset(dataset: str, split: str = "train", data_dir: Optional[str] = None,
-                     download_missing: bool = True,
-                     fetch: Callable[[str, str], None] = _default_fetch
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+def load_idx_dataset(
+    dataset: str,
+    split: str = "train",
+    data_dir: Optional[str] = None,
+    download_missing: bool = True,
+    fetch: Callable[[str, str], None] = _default_fetch,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of MNIST or Fashion-MNIST."""
     if dataset not in MD5:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -153,8 +155,7 @@ def load_idx_dataset(dataset: str, split: str = "train", data_dir: Optional[str]
         arrays.append(read_idx(path))
     images, labels = arrays
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{dataset} {split}: images {images.shape} and labels {labels.shape} "
-                         "do not form a dataset")
+        raise ValueError(f"{dataset} {split}: images {images.shape} and labels {labels.shape} do not form a dataset")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -163,9 +164,14 @@ def load_idx_dataset(dataset: str, split: str = "train", data_dir: Optional[str]
 NMNIST_SENSOR = (34, 34, 2)
 
 
-def nmnist_dataset(root: str, train: bool = True, n_time_bins: Optional[int] = 100,
-                   time_window_us: Optional[float] = None, first_saccade_only: bool = False,
-                   download: bool = False):
+def nmnist_dataset(
+    root: str,
+    train: bool = True,
+    n_time_bins: Optional[int] = 100,
+    time_window_us: Optional[float] = None,
+    first_saccade_only: bool = False,
+    download: bool = False,
+):
     """N-MNIST via tonic, each recording binned into frames (T, 2, 34, 34).
 
     Exactly one of ``n_time_bins`` (a fixed number of frames) or ``time_window_us`` (frames
@@ -186,8 +192,9 @@ def nmnist_dataset(root: str, train: bool = True, n_time_bins: Optional[int] = 1
         transforms.append(tt.ToFrame(sensor_size=NMNIST_SENSOR, n_time_bins=n_time_bins))
     else:
         transforms.append(tt.ToFrame(sensor_size=NMNIST_SENSOR, time_window=time_window_us))
-    return tonic.datasets.NMNIST(save_to=root, train=train, first_saccade_only=first_saccade_only,
-                                 transform=tt.Compose(transforms))
+    return tonic.datasets.NMNIST(
+        save_to=root, train=train, first_saccade_only=first_saccade_only, transform=tt.Compose(transforms)
+    )
 
 
 def collate_frames(batch: Sequence[Tuple[np.ndarray, int]]) -> Tuple[torch.Tensor, torch.Tensor]:

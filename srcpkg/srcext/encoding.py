@@ -4,6 +4,7 @@
   gain * intensity), drawn per batch on the target device from a seedable generator.
 * :func:`random_shift`: random whole-pixel translations of a batch (training augmentation).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -31,8 +32,9 @@ class RateEncoder:
     def steps(self) -> int:
         return self.silent_steps + self.input_steps
 
-    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """Spikes (steps, B, features) in ``dtype`` (0 or 1, exact in any float dtype: pass
         the autocast dtype, e.g. bfloat16, to skip a cast before the first GEMM)."""
         intensity = images.reshape(images.shape[0], -1)
@@ -44,14 +46,16 @@ class RateEncoder:
         # Draw only for the pixels that can spike: most pixels of MNIST-like images are 0,
         # and the draws dominated the cost of a training step when made for every pixel.
         active = probability.nonzero().squeeze(1)
-        draws = torch.rand((self.input_steps, active.numel()), generator=generator,
-                           device=probability.device, dtype=torch.float32)
+        draws = torch.rand(
+            (self.input_steps, active.numel()), generator=generator, device=probability.device, dtype=torch.float32
+        )
         fired = (draws < probability[active]).to(dtype)
-        spikes[self.silent_steps:].index_copy_(1, active, fired)
+        spikes[self.silent_steps :].index_copy_(1, active, fired)
         return spikes.view(self.steps, B, F)
 
-    def events(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
-               dtype: torch.dtype = torch.float32):
+    def events(
+        self, images: torch.Tensor, generator: Optional[torch.Generator] = None, dtype: torch.dtype = torch.float32
+    ):
         """The same spikes as calling the encoder (same draws from ``generator``), as the
         event list :class:`srcext.SRC` consumes (:class:`srcext.events.Events`), without the
         dense (steps, B, features) tensor. See :func:`rate_code_events`."""
@@ -60,9 +64,13 @@ class RateEncoder:
 
 # ---- rate code as events (srcext.events) --------------------------------------------------
 
-def rate_code_events(encoder: RateEncoder, images: torch.Tensor,
-                     generator: Optional[torch.Generator] = None,
-                     dtype: torch.dtype = torch.float32):
+
+def rate_code_events(
+    encoder: RateEncoder,
+    images: torch.Tensor,
+    generator: Optional[torch.Generator] = None,
+    dtype: torch.dtype = torch.float32,
+):
     """:meth:`RateEncoder.events`: the encoder's spikes as events, row t * B + b, column f."""
     from .events import Events
 
@@ -74,19 +82,16 @@ def rate_code_events(encoder: RateEncoder, images: torch.Tensor,
     device = probability.device
     # The draws of RateEncoder.__call__, in its order: one per step and pixel that can spike.
     active = probability.nonzero().squeeze(1)
-    draws = torch.rand((encoder.input_steps, active.numel()), generator=generator,
-                       device=device, dtype=torch.float32)
+    draws = torch.rand((encoder.input_steps, active.numel()), generator=generator, device=device, dtype=torch.float32)
     step, which = (draws < probability[active]).nonzero(as_tuple=True)  # by step, then pixel
     pixel = active[which]  # b * F + f, ascending within a step: the CSR's order
     rows = (step + encoder.silent_steps) * B + pixel // F
     row_ptr = torch.zeros(encoder.steps * B + 1, dtype=torch.int64, device=device)
     row_ptr[1:] = torch.bincount(rows, minlength=encoder.steps * B).cumsum(0)
-    return Events(row_ptr, pixel % F, torch.ones(pixel.numel(), dtype=dtype, device=device),
-                  encoder.steps, B, F)
+    return Events(row_ptr, pixel % F, torch.ones(pixel.numel(), dtype=dtype, device=device), encoder.steps, B, F)
 
 
-def random_shift(images: torch.Tensor, max_shift: int,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def random_shift(images: torch.Tensor, max_shift: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Translate each image of a batch (B, H, W) by its own random whole-pixel offset in
     [-max_shift, max_shift] along each axis, filling with zeros (training augmentation for
     MNIST-like images; apply before the rate encoder). Offsets come from ``generator``,
@@ -101,7 +106,7 @@ def random_shift(images: torch.Tensor, max_shift: int,
     s = int(max_shift)
     padded = torch.nn.functional.pad(images, (s, s, s, s))
     offsets = torch.randint(0, 2 * s + 1, (2, B), generator=generator, device=images.device)
-    rows = offsets[0, :, None] + torch.arange(H, device=images.device)   # (B, H)
-    cols = offsets[1, :, None] + torch.arange(W, device=images.device)   # (B, W)
+    rows = offsets[0, :, None] + torch.arange(H, device=images.device)  # (B, H)
+    cols = offsets[1, :, None] + torch.arange(W, device=images.device)  # (B, W)
     batch = torch.arange(B, device=images.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]]

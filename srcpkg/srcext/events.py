@@ -17,6 +17,7 @@ Here: their fakes and autograd (registered at import, and again by the tests for
 host emulation's namespace), the layer's projection (:func:`input_projection`) and the event
 input the layer accepts (:class:`Events`: torch sparse COO / CSR tensors, or an event list).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,10 +40,14 @@ PROJECTIONS = ("auto", "dense", "sparse")
 # see benchmarks/GPU_NOTES.md: the event path is predicted to beat the float32 SIMT GEMM only
 # below a few percent, and never the tensor-core bfloat16 / float16 GEMM (auto stays dense).
 CROSSOVER = {
-    ("cpu", torch.float64): 0.25, ("cpu", torch.float32): 0.25,
-    ("cpu", torch.bfloat16): 0.5, ("cpu", torch.float16): 0.5,
-    ("cuda", torch.float64): 0.01, ("cuda", torch.float32): 0.01,
-    ("cuda", torch.bfloat16): 0.0, ("cuda", torch.float16): 0.0,
+    ("cpu", torch.float64): 0.25,
+    ("cpu", torch.float32): 0.25,
+    ("cpu", torch.bfloat16): 0.5,
+    ("cpu", torch.float16): 0.5,
+    ("cuda", torch.float64): 0.01,
+    ("cuda", torch.float32): 0.01,
+    ("cuda", torch.bfloat16): 0.0,
+    ("cuda", torch.float16): 0.0,
 }
 
 
@@ -53,12 +58,12 @@ def crossover(device, dtype: torch.dtype = torch.float32) -> float:
 
 def validate_projection(mode: str, owner: str = "SRC") -> str:
     if mode not in PROJECTIONS:
-        raise ValueError(f"{owner}: input_projection must be one of {', '.join(PROJECTIONS)}, "
-                         f"got {mode!r}")
+        raise ValueError(f"{owner}: input_projection must be one of {', '.join(PROJECTIONS)}, got {mode!r}")
     return mode
 
 
 # ---- event input ----------------------------------------------------------------------------
+
 
 @dataclass
 class Events:
@@ -66,6 +71,7 @@ class Events:
     (``row_ptr``, ``col``, ``val``) is input step t of sample b. What :class:`srcext.SRC`
     consumes without a dense (T, B, F) tensor; make one with :func:`as_events`, or take it
     from :meth:`srcext.data.RateEncoder.events`."""
+
     row_ptr: torch.Tensor
     col: torch.Tensor
     val: torch.Tensor
@@ -101,13 +107,11 @@ class Events:
         return dense.view(self.steps, self.batch, self.features)
 
     def to(self, dtype: torch.dtype) -> Events:
-        return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch,
-                      self.features)
+        return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch, self.features)
 
 
 def is_event_input(x) -> bool:
-    return isinstance(x, Events) or (isinstance(x, torch.Tensor) and x.layout in (
-        torch.sparse_coo, torch.sparse_csr))
+    return isinstance(x, Events) or (isinstance(x, torch.Tensor) and x.layout in (torch.sparse_coo, torch.sparse_csr))
 
 
 def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
@@ -116,8 +120,9 @@ def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
     if isinstance(x, Events):
         return x
     if x.dim() != 3:
-        raise ValueError(f"{owner}: a sparse input must be 3-D (T, B, F) (or (B, T, F) with "
-                         f"batch_first), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{owner}: a sparse input must be 3-D (T, B, F) (or (B, T, F) with batch_first), got shape {tuple(x.shape)}"
+        )
     if x.layout == torch.sparse_csr:  # batched CSR (one (B, F) matrix per step): via COO
         x = x.to_sparse_coo()
     if batch_first:
@@ -134,6 +139,7 @@ def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
 
 # ---- the layer's projection -------------------------------------------------------------------
 
+
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     if torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type)
@@ -141,8 +147,7 @@ def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
 
 
 def event_projection_available(device: torch.device) -> bool:
-    return extension_loaded() and fused_available(device) and torch.device(device).type in (
-        "cpu", "cuda")
+    return extension_loaded() and fused_available(device) and torch.device(device).type in ("cpu", "cuda")
 
 
 def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tensor:
@@ -164,8 +169,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
         return u.view(x.steps, x.batch, weight.shape[0])
     if mode == "dense" or not event_projection_available(x.device):
         if mode == "sparse":
-            raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for "
-                               f"{x.device}")
+            raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for {x.device}")
         return torch.nn.functional.linear(x, weight)
     low = _autocast_dtype(x.device.type)
     if low is not None:
@@ -178,6 +182,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
 
 # ---- fakes and autograd -----------------------------------------------------------------------
 
+
 def register_event_formulas(namespace: str = "srcext") -> None:
     """Register the fakes and autograd of the event ops ``{namespace}::src_events`` etc.
     Done for ``srcext`` at import; the tests call it once more for the CUDA host emulation."""
@@ -187,8 +192,7 @@ def register_event_formulas(namespace: str = "srcext") -> None:
     def _events_fake(s):
         nnz = torch.library.get_ctx().new_dynamic_size()
         R = s.shape[0]
-        return (s.new_empty((R + 1,), dtype=torch.int64), s.new_empty((nnz,), dtype=torch.int64),
-                s.new_empty((nnz,)))
+        return (s.new_empty((R + 1,), dtype=torch.int64), s.new_empty((nnz,), dtype=torch.int64), s.new_empty((nnz,)))
 
     @torch.library.register_fake(f"{namespace}::src_event_matmul")
     def _matmul_fake(row_ptr, col, val, weight):
@@ -211,19 +215,18 @@ def register_event_formulas(namespace: str = "srcext") -> None:
     def _projection_setup(ctx, inputs, output):
         s, weight, max_density = inputs
         ctx.max_density = max_density
-        ctx.save_for_backward(s if ctx.needs_input_grad[1] else None,
-                              weight if ctx.needs_input_grad[0] else None)
+        ctx.save_for_backward(s if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
         ctx.mark_non_differentiable(output[1])
 
     def _projection_backward(ctx, grad_u, _grad_count):
         s, weight = ctx.saved_tensors
         grad_s = grad_u.mm(weight) if ctx.needs_input_grad[0] else None
-        grad_w = (ops.src_projection_weight_grad(grad_u, s, ctx.max_density)
-                  if ctx.needs_input_grad[1] else None)
+        grad_w = ops.src_projection_weight_grad(grad_u, s, ctx.max_density) if ctx.needs_input_grad[1] else None
         return grad_s, grad_w, None
 
-    torch.library.register_autograd(f"{namespace}::src_projection", _projection_backward,
-                                    setup_context=_projection_setup)
+    torch.library.register_autograd(
+        f"{namespace}::src_projection", _projection_backward, setup_context=_projection_setup
+    )
 
     # src_event_matmul: u[r] = sum over the events (r, f, v) of v W[:, f].
     def _matmul_setup(ctx, inputs, output):
@@ -237,19 +240,18 @@ def register_event_formulas(namespace: str = "srcext") -> None:
         if ctx.needs_input_grad[2]:
             # d u[r, h] / d v = W[h, f]: one dot product per event.
             counts = row_ptr.diff()
-            rows = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device),
-                                           counts)
+            rows = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
             grad_val = (grad_u.index_select(0, rows) * weight.t().index_select(0, col)).sum(1)
         if ctx.needs_input_grad[3]:
             grad_w = ops.src_event_weight_grad(row_ptr, col, val, grad_u, ctx.num_inputs)
         return None, None, grad_val, grad_w
 
-    torch.library.register_autograd(f"{namespace}::src_event_matmul", _matmul_backward,
-                                    setup_context=_matmul_setup)
+    torch.library.register_autograd(f"{namespace}::src_event_matmul", _matmul_backward, setup_context=_matmul_setup)
 
     def _no_double_backward(ctx, *grads):
-        raise RuntimeError("srcext: double backward through the event-driven projection is "
-                           "not supported; use input_projection='dense'")
+        raise RuntimeError(
+            "srcext: double backward through the event-driven projection is not supported; use input_projection='dense'"
+        )
 
     for name in ("src_event_weight_grad", "src_projection_weight_grad"):
         torch.library.register_autograd(f"{namespace}::{name}", _no_double_backward)

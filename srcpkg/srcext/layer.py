@@ -5,6 +5,7 @@ What they share (construction checks, parameters, the start state, the stored st
 stateful form, input casting) is in ``_SRCBase``; the state itself is in ``state.py``, the
 variable-length helpers in ``sequences.py``, the bias's gradient in ``bias.py``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ._extension import fused_available, fused_unavailable_reason
 from .bias import cell_bias
-from .constants import (BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained,
-                        raw_value, validate_constants)
+from .constants import BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained, raw_value, validate_constants
 from .events import as_events, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
 from .reference import State, src_recurrence_reference
@@ -49,8 +49,8 @@ def use_fused(backend: str, device: torch.device) -> bool:
     if backend == "fused":
         if not fused_available(device):
             raise RuntimeError(
-                f"SRC: backend='fused' is not available for {device}: "
-                f"{fused_unavailable_reason(device)}")
+                f"SRC: backend='fused' is not available for {device}: {fused_unavailable_reason(device)}"
+            )
         return True
     return fused_available(device)
 
@@ -84,8 +84,7 @@ def src_layer(
     if lengths is None:
         spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through)
     else:
-        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through,
-                            lengths=lengths)
+        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through, lengths=lengths)
     return spikes, SRCState(*final)
 
 
@@ -108,14 +107,39 @@ class _SRCBase(nn.Module):
     # Attributes added after the first release, with the values that keep a module pickled
     # by that release (torch.save(model)) behaving as it did: zero start, clamp gradient.
     _PICKLE_DEFAULTS = dict(
-        initial_state_kind="zeros", bias_straight_through=False, stateful=False,
-        return_state=True, state=None, _spike_recorder=None, _bias_trainable=True,
-        dropout=0.0, bidirectional=False, num_directions=1, learn=(), per_neuron=False,
-        input_projection="dense")
+        initial_state_kind="zeros",
+        bias_straight_through=False,
+        stateful=False,
+        return_state=True,
+        state=None,
+        _spike_recorder=None,
+        _bias_trainable=True,
+        dropout=0.0,
+        bidirectional=False,
+        num_directions=1,
+        learn=(),
+        per_neuron=False,
+        input_projection="dense",
+    )
 
-    def __init__(self, input_size, hidden_size, bias, backend, detach_recurrent,
-                 straight_through, bias_straight_through, constants, bias_init, weight_scale,
-                 initial_state, stateful, return_state, learn=(), per_neuron=False):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        bias,
+        backend,
+        detach_recurrent,
+        straight_through,
+        bias_straight_through,
+        constants,
+        bias_init,
+        weight_scale,
+        initial_state,
+        stateful,
+        return_state,
+        learn=(),
+        per_neuron=False,
+    ):
         super().__init__()
         name = type(self).__name__
         self.input_size = _positive_int(name, "input_size", input_size)
@@ -130,27 +154,27 @@ class _SRCBase(nn.Module):
         if not isinstance(per_neuron, bool):
             raise TypeError(f"{name}: per_neuron must be True or False, got {per_neuron!r}")
         if per_neuron and not self.learn:
-            raise ValueError(f"{name}: per_neuron=True needs learn=(...) naming the constants "
-                             "to learn per neuron (fixed constants are the same for all)")
+            raise ValueError(
+                f"{name}: per_neuron=True needs learn=(...) naming the constants "
+                "to learn per neuron (fixed constants are the same for all)"
+            )
         self.per_neuron = per_neuron
         if not isinstance(bias_init, numbers.Real) or not math.isfinite(bias_init):
             raise ValueError(f"{name}: bias_init must be a finite number, got {bias_init!r}")
         self.bias_init = float(bias_init)
-        if not (isinstance(weight_scale, numbers.Real) and math.isfinite(weight_scale)
-                and weight_scale > 0):
+        if not (isinstance(weight_scale, numbers.Real) and math.isfinite(weight_scale) and weight_scale > 0):
             raise ValueError(f"{name}: weight_scale must be a positive number, got {weight_scale!r}")
         self.weight_scale = float(weight_scale)
         if not isinstance(bias, bool):
             raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
         self._bias_trainable = bias
         if initial_state not in INITIAL_STATES:
-            raise ValueError(f"{name}: initial_state must be one of {INITIAL_STATES}, got "
-                             f"{initial_state!r}")
+            raise ValueError(f"{name}: initial_state must be one of {INITIAL_STATES}, got {initial_state!r}")
         self.initial_state_kind = initial_state
         self.stateful = bool(stateful)
         self.return_state = bool(return_state)
-        self.state: Optional[SRCState] = None       # the carried state of the stateful form
-        self._spike_recorder = None                 # set by srcext.calibration while recording
+        self.state: Optional[SRCState] = None  # the carried state of the stateful form
+        self._spike_recorder = None  # set by srcext.calibration while recording
 
     def __getstate__(self) -> dict:
         # A copy or a saved module carries the values of the carried state, not its autograd
@@ -167,7 +191,7 @@ class _SRCBase(nn.Module):
 
     @property
     def backend(self) -> str:
-        """"fused", "reference" or "auto"; may be changed after construction."""
+        """ "fused", "reference" or "auto"; may be changed after construction."""
         return self._backend
 
     @backend.setter
@@ -177,27 +201,24 @@ class _SRCBase(nn.Module):
     # ---- parameters -----------------------------------------------------------------------
 
     def _register_unit(self, weight_name: str, bias_name: str, fan_in: int, factory) -> None:
-        self.register_parameter(
-            weight_name, nn.Parameter(torch.empty(self.hidden_size, fan_in, **factory)))
+        self.register_parameter(weight_name, nn.Parameter(torch.empty(self.hidden_size, fan_in, **factory)))
         bias = torch.empty(self.hidden_size, **factory)
         if self._bias_trainable:
             self.register_parameter(bias_name, nn.Parameter(bias))
         else:  # bias=False: b stays at bias_init; a buffer, so it moves with .to() and saves
             self.register_buffer(bias_name, bias)
         # The learnable constants of this unit, stored unconstrained (see srcext.constants).
-        suffix = weight_name[len("weight"):]
+        suffix = weight_name[len("weight") :]
         shape = (self.hidden_size,) if self.per_neuron else ()
         for name in self.learn:
-            self.register_parameter(f"{name}_raw{suffix}",
-                                    nn.Parameter(torch.empty(shape, **factory)))
+            self.register_parameter(f"{name}_raw{suffix}", nn.Parameter(torch.empty(shape, **factory)))
 
     def _reset_learned_constants(self) -> None:
         """Every learnable constant back at its initial value (the constructor's)."""
         with torch.no_grad():
             for suffix, _, _ in self._units():
                 for name in self.learn:
-                    getattr(self, self._raw_name(name, suffix)).fill_(
-                        raw_value(name, getattr(self.constants, name)))
+                    getattr(self, self._raw_name(name, suffix)).fill_(raw_value(name, getattr(self.constants, name)))
 
     @staticmethod
     def _raw_name(name: str, suffix: str) -> str:
@@ -208,12 +229,14 @@ class _SRCBase(nn.Module):
         parameters' dtype (differentiable), or None: the fixed self.constants."""
         if not self.learn:
             return None
-        rows = {name: constrained(name, getattr(self, self._raw_name(name, suffix)))
-                for name in self.learn}
+        rows = {name: constrained(name, getattr(self, self._raw_name(name, suffix))) for name in self.learn}
         ref = next(iter(rows.values()))
-        return torch.stack([rows[name] if name in rows
-                            else torch.full_like(ref, getattr(self.constants, name))
-                            for name in CELL_CONSTANTS])
+        return torch.stack(
+            [
+                rows[name] if name in rows else torch.full_like(ref, getattr(self.constants, name))
+                for name in CELL_CONSTANTS
+            ]
+        )
 
     def cell_constants(self, layer: int = 0, reverse: bool = False) -> torch.Tensor:
         """The cell constants a layer runs with, (K,) or, per neuron, (K, H), rows in the
@@ -251,8 +274,7 @@ class _SRCBase(nn.Module):
         """Leading dimension of the state (num_layers * num_directions), None for a cell."""
         raise NotImplementedError
 
-    def initial_state(self, batch_size: Optional[int] = None, *, kind: Optional[str] = None
-                      ) -> SRCState:
+    def initial_state(self, batch_size: Optional[int] = None, *, kind: Optional[str] = None) -> SRCState:
         """The state a call with ``state=None`` starts from, for ``batch_size`` samples
         (None: unbatched), on the parameters' device and dtype, without gradient.
 
@@ -269,15 +291,18 @@ class _SRCBase(nn.Module):
         owner = type(self).__name__
         if kind not in INITIAL_STATES:
             raise ValueError(f"{owner}: kind must be one of {INITIAL_STATES}, got {kind!r}")
-        if batch_size is not None and (not isinstance(batch_size, int)
-                                       or isinstance(batch_size, bool) or batch_size < 0):
-            raise ValueError(f"{owner}: batch_size must be a non-negative int or None, got "
-                             f"{batch_size!r}")
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0
+        ):
+            raise ValueError(f"{owner}: batch_size must be a non-negative int or None, got {batch_size!r}")
         weight = self._first_weight()
         rows = self._state_rows()
         if kind == "zeros":
-            shape = ((rows,) if rows is not None else ()) + (
-                (batch_size,) if batch_size is not None else ()) + (self.hidden_size,)
+            shape = (
+                ((rows,) if rows is not None else ())
+                + ((batch_size,) if batch_size is not None else ())
+                + (self.hidden_size,)
+            )
             return zero_state(shape, weight.device, weight.dtype)
         voltage = self._rest_voltage()
         return rest_state(voltage if rows is not None else voltage[0], batch_size, weight.dtype)
@@ -291,21 +316,25 @@ class _SRCBase(nn.Module):
         units = self._units()
 
         def solve():
-            biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False)
-                                  for _, _, b in units])
+            biases = torch.stack([cell_bias(b.detach(), self.constants.bias_max, False) for _, _, b in units])
             a = None
             if "r" in self.learn or "r_s" in self.learn:  # the learned values, (units, H)
                 r, r_s = CELL_CONSTANTS.index("r"), CELL_CONSTANTS.index("r_s")
-                a = torch.stack([(k[r] + k[r_s]).detach().expand(self.hidden_size)
-                                 for k in (self._unit_constants(suffix) for suffix, _, _ in units)])
+                a = torch.stack(
+                    [
+                        (k[r] + k[r_s]).detach().expand(self.hidden_size)
+                        for k in (self._unit_constants(suffix) for suffix, _, _ in units)
+                    ]
+                )
             return rest_voltage(biases, self.constants, a)
 
         if torch.compiler.is_compiling():
             return solve()
-        key = (self.constants, tuple((b.data_ptr(), b._version, b.dtype, b.device)
-                                     for _, _, b in units),
-               tuple((p.data_ptr(), p._version) for name, p in self.named_parameters()
-                     if "_raw" in name))
+        key = (
+            self.constants,
+            tuple((b.data_ptr(), b._version, b.dtype, b.device) for _, _, b in units),
+            tuple((p.data_ptr(), p._version) for name, p in self.named_parameters() if "_raw" in name),
+        )
         cached = _REST_VOLTAGES.get(self)
         if cached is None or cached[0] != key:
             cached = (key, solve())
@@ -331,8 +360,7 @@ class _SRCBase(nn.Module):
         """The checked start state, batched: fields (rows, B, H) for SRC, (B, H) for a cell."""
         owner = type(self).__name__
         rows = self._state_rows()
-        shape = ((rows,) if rows is not None else ()) + (() if unbatched else (batch,)) + (
-            self.hidden_size,)
+        shape = ((rows,) if rows is not None else ()) + (() if unbatched else (batch,)) + (self.hidden_size,)
         weight = self._first_weight()
         expected = None if torch.is_autocast_enabled(x.device.type) else weight.dtype
         if state is None and self.stateful and self.state is not None:
@@ -341,7 +369,8 @@ class _SRCBase(nn.Module):
                 raise ValueError(
                     f"{owner}: the carried state (stateful=True) has shape "
                     f"{tuple(stored[0].shape)} but this input needs {shape}; call "
-                    f"reset_state() between sequences of different batch sizes")
+                    f"reset_state() between sequences of different batch sizes"
+                )
             state = stored
         if state is None:
             start = self.initial_state(None if unbatched else batch)
@@ -363,27 +392,28 @@ class _SRCBase(nn.Module):
         """The input checked, with bool/uint8 spikes cast to the parameters' dtype."""
         name = type(self).__name__
         if not isinstance(input, torch.Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor or a PackedSequence, got "
-                            f"{type(input).__name__}")
+            raise TypeError(f"{name}: input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
         weight = self._first_weight()
         if input.dtype in SPIKE_DTYPES:
             input = input.to(weight.dtype)
         if not input.dtype.is_floating_point:
-            raise TypeError(f"{name}: input must be a floating point tensor, or bool/uint8 "
-                            f"spikes, got dtype {input.dtype}")
+            raise TypeError(
+                f"{name}: input must be a floating point tensor, or bool/uint8 spikes, got dtype {input.dtype}"
+            )
         if input.dim() not in (batched_dim, batched_dim - 1):
             raise ValueError(
                 f"{name}: expected input with {batched_dim} dimensions (batched) or "
-                f"{batched_dim - 1} (unbatched), got {input.dim()} with shape {tuple(input.shape)}")
+                f"{batched_dim - 1} (unbatched), got {input.dim()} with shape {tuple(input.shape)}"
+            )
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: expected input_size {self.input_size} in the last "
-                             f"dimension, got {input.shape[-1]} (shape {tuple(input.shape)})")
+            raise ValueError(
+                f"{name}: expected input_size {self.input_size} in the last "
+                f"dimension, got {input.shape[-1]} (shape {tuple(input.shape)})"
+            )
         if input.device != weight.device:
-            raise ValueError(f"{name}: input is on {input.device} but the parameters are on "
-                             f"{weight.device}")
+            raise ValueError(f"{name}: input is on {input.device} but the parameters are on {weight.device}")
         if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
-            raise TypeError(f"{name}: input dtype {input.dtype} does not match the parameters' "
-                            f"dtype {weight.dtype}")
+            raise TypeError(f"{name}: input dtype {input.dtype} does not match the parameters' dtype {weight.dtype}")
         return input
 
     # The projection of SRCCell (one step per call) is always the dense GEMM.
@@ -392,9 +422,20 @@ class _SRCBase(nn.Module):
     def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused):
         # The reference backend stays pure PyTorch unless the event path is asked for.
         mode = self.input_projection if fused or self.input_projection == "sparse" else "dense"
-        spikes, final = src_layer(x, weight, bias, state, self.constants, self.detach_recurrent,
-                                  self.straight_through, fused, lengths,
-                                  self.bias_straight_through, self._unit_constants(suffix), mode)
+        spikes, final = src_layer(
+            x,
+            weight,
+            bias,
+            state,
+            self.constants,
+            self.detach_recurrent,
+            self.straight_through,
+            fused,
+            lengths,
+            self.bias_straight_through,
+            self._unit_constants(suffix),
+            mode,
+        )
         if self._spike_recorder is not None:
             self._spike_recorder(self, suffix, spikes, lengths)
         return spikes, final
@@ -402,17 +443,23 @@ class _SRCBase(nn.Module):
     # ---- repr -----------------------------------------------------------------------------
 
     def _config(self) -> List[Tuple[str, object]]:
-        return [("backend", self.backend), ("detach_recurrent", self.detach_recurrent),
+        return (
+            [
+                ("backend", self.backend),
+                ("detach_recurrent", self.detach_recurrent),
                 ("straight_through", self.straight_through),
                 ("bias_straight_through", self.bias_straight_through),
-                ("initial_state", self.initial_state_kind), ("stateful", self.stateful),
-                ("return_state", self.return_state)] + list(self.constants.as_dict().items()) + [
-                ("bias_init", self.bias_init), ("weight_scale", self.weight_scale)] + (
-                [("learn", self.learn), ("per_neuron", self.per_neuron)] if self.learn else [])
+                ("initial_state", self.initial_state_kind),
+                ("stateful", self.stateful),
+                ("return_state", self.return_state),
+            ]
+            + list(self.constants.as_dict().items())
+            + [("bias_init", self.bias_init), ("weight_scale", self.weight_scale)]
+            + ([("learn", self.learn), ("per_neuron", self.per_neuron)] if self.learn else [])
+        )
 
     def extra_repr(self) -> str:
-        return ", ".join([f"{self.input_size}, {self.hidden_size}"]
-                         + [f"{n}={v!r}" for n, v in self._config()])
+        return ", ".join([f"{self.input_size}, {self.hidden_size}"] + [f"{n}={v!r}" for n, v in self._config()])
 
 
 class SRC(_SRCBase):
@@ -479,43 +526,97 @@ class SRC(_SRCBase):
     state is the one after its own last step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, proj_size: int = 0, backend: str = "auto",
-                 detach_recurrent: bool = True, straight_through: bool = True,
-                 bias_straight_through: bool = True, initial_state: str = "rest",
-                 stateful: bool = False, return_state: bool = True,
-                 alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
-                 z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
-                 gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, learn=(),
-                 per_neuron: bool = False, input_projection: str = "auto", device=None,
-                 dtype=None):
-        constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
-                         gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
-        super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
-                         straight_through, bias_straight_through, constants, bias_init,
-                         weight_scale, initial_state, stateful, return_state, learn, per_neuron)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        proj_size: int = 0,
+        backend: str = "auto",
+        detach_recurrent: bool = True,
+        straight_through: bool = True,
+        bias_straight_through: bool = True,
+        initial_state: str = "rest",
+        stateful: bool = False,
+        return_state: bool = True,
+        alpha: float = 0.9,
+        rho: float = 3.0,
+        r: float = 2.0,
+        r_s: float = -7.0,
+        z: float = 0.0,
+        z_hyp: float = 0.9,
+        z_dep: float = 0.0,
+        gate_slope: float = 10.0,
+        gate_threshold: float = 0.5,
+        bias_max: float = -4.0,
+        bias_init: float = BIAS_INIT,
+        weight_scale: float = 1.0,
+        learn=(),
+        per_neuron: bool = False,
+        input_projection: str = "auto",
+        device=None,
+        dtype=None,
+    ):
+        constants = dict(
+            alpha=alpha,
+            rho=rho,
+            r=r,
+            r_s=r_s,
+            z=z,
+            z_hyp=z_hyp,
+            z_dep=z_dep,
+            gate_slope=gate_slope,
+            gate_threshold=gate_threshold,
+            bias_max=bias_max,
+        )
+        super().__init__(
+            input_size,
+            hidden_size,
+            bias,
+            backend,
+            detach_recurrent,
+            straight_through,
+            bias_straight_through,
+            constants,
+            bias_init,
+            weight_scale,
+            initial_state,
+            stateful,
+            return_state,
+            learn,
+            per_neuron,
+        )
         self.input_projection = validate_projection(input_projection)
         self.num_layers = _positive_int("SRC", "num_layers", num_layers)
         self.bias = bias
         self.batch_first = bool(batch_first)
-        if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
-                or not 0.0 <= dropout <= 1.0):
-            raise ValueError(f"SRC: dropout must be a number in [0, 1] (the probability of "
-                             f"zeroing a spike between layers), got {dropout!r}")
+        if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0.0 <= dropout <= 1.0:
+            raise ValueError(
+                f"SRC: dropout must be a number in [0, 1] (the probability of "
+                f"zeroing a spike between layers), got {dropout!r}"
+            )
         if dropout > 0 and num_layers == 1:
-            warnings.warn(f"SRC: dropout acts between layers (not after the last), so "
-                          f"dropout={dropout} does nothing with num_layers=1", stacklevel=2)
+            warnings.warn(
+                f"SRC: dropout acts between layers (not after the last), so "
+                f"dropout={dropout} does nothing with num_layers=1",
+                stacklevel=2,
+            )
         self.dropout = float(dropout)
         if not isinstance(bidirectional, bool):
             raise TypeError(f"SRC: bidirectional must be True or False, got {bidirectional!r}")
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
         if proj_size != 0:
-            raise ValueError(f"SRC: proj_size={proj_size!r} is not supported: the projection "
-                             "of torch.nn.LSTM has no counterpart in SRC (its output is its "
-                             "spikes); use a torch.nn.Linear on the output instead")
+            raise ValueError(
+                f"SRC: proj_size={proj_size!r} is not supported: the projection "
+                "of torch.nn.LSTM has no counterpart in SRC (its output is its "
+                "spikes); use a torch.nn.Linear on the output instead"
+            )
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
             fan_in = input_size if layer == 0 else hidden_size * self.num_directions
@@ -540,15 +641,16 @@ class SRC(_SRCBase):
         return getattr(self, f"bias_{self._suffix(layer, int(reverse))}")
 
     def _units(self):
-        return [(self._suffix(layer, d), self.layer_weight(layer, bool(d)),
-                 self.layer_bias(layer, bool(d)))
-                for layer in range(self.num_layers) for d in range(self.num_directions)]
+        return [
+            (self._suffix(layer, d), self.layer_weight(layer, bool(d)), self.layer_bias(layer, bool(d)))
+            for layer in range(self.num_layers)
+            for d in range(self.num_directions)
+        ]
 
     def _state_rows(self) -> int:
         return self.num_layers * self.num_directions
 
-    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *,
-                hx=None):
+    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *, hx=None):
         state = _state_or_hx(state, hx, "SRC")
         events = None
         if is_event_input(input):
@@ -556,8 +658,7 @@ class SRC(_SRCBase):
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
-                raise ValueError("SRC: lengths must be None for a PackedSequence input (it "
-                                 "carries its own lengths)")
+                raise ValueError("SRC: lengths must be None for a PackedSequence input (it carries its own lengths)")
             padded, lengths = unpack(packed)
             x = self._prepare_input(padded, 3)
             unbatched = False
@@ -566,8 +667,9 @@ class SRC(_SRCBase):
             unbatched = x.dim() == 2
             if unbatched:
                 if lengths is not None:
-                    raise ValueError("SRC: lengths needs batched input (T, B, F); for one "
-                                     "sequence, slice it to its length instead")
+                    raise ValueError(
+                        "SRC: lengths needs batched input (T, B, F); for one sequence, slice it to its length instead"
+                    )
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
@@ -582,12 +684,16 @@ class SRC(_SRCBase):
                 row = layer * self.num_directions + direction
                 xin = reverse_within_lengths(x, lengths) if direction else x
                 if events is not None and layer == 0:
-                    xin = (reverse_within_lengths(events.to_dense(), lengths) if direction
-                           else events)
+                    xin = reverse_within_lengths(events.to_dense(), lengths) if direction else events
                 spikes, final = self._run_unit(
-                    self._suffix(layer, direction), xin, self.layer_weight(layer, bool(direction)),
+                    self._suffix(layer, direction),
+                    xin,
+                    self.layer_weight(layer, bool(direction)),
                     self.layer_bias(layer, bool(direction)),
-                    (start.i[row], start.h[row], start.hs[row]), lengths, fused)
+                    (start.i[row], start.h[row], start.hs[row]),
+                    lengths,
+                    fused,
+                )
                 outputs.append(reverse_within_lengths(spikes, lengths) if direction else spikes)
                 finals.append(final)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
@@ -605,19 +711,28 @@ class SRC(_SRCBase):
         memory: a zero expanded) for the checks and shapes of forward."""
         events = as_events(input, self.batch_first, "SRC")
         if events.features != self.input_size:
-            raise ValueError(f"SRC: expected input_size {self.input_size} in the last "
-                             f"dimension, got {events.features} (events of shape "
-                             f"{tuple(events.shape)})")
+            raise ValueError(
+                f"SRC: expected input_size {self.input_size} in the last "
+                f"dimension, got {events.features} (events of shape "
+                f"{tuple(events.shape)})"
+            )
         shape = (events.batch, events.steps) if self.batch_first else (events.steps, events.batch)
         stand_in = events.val.new_zeros(()).expand(*shape, events.features)
         stand_in = self._prepare_input(stand_in, 3)
         return events.to(stand_in.dtype), stand_in
 
     def _config(self):
-        return [("num_layers", self.num_layers), ("bias", self.bias),
-                ("batch_first", self.batch_first), ("dropout", self.dropout),
-                ("bidirectional", self.bidirectional)] + super()._config() + [
-                ("input_projection", self.input_projection)]
+        return (
+            [
+                ("num_layers", self.num_layers),
+                ("bias", self.bias),
+                ("batch_first", self.batch_first),
+                ("dropout", self.dropout),
+                ("bidirectional", self.bidirectional),
+            ]
+            + super()._config()
+            + [("input_projection", self.input_projection)]
+        )
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("bias", True)
@@ -637,20 +752,65 @@ class SRCCell(_SRCBase):
     inside torch.nn.Sequential (as snnTorch's ``init_hidden=True``).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 backend: str = "auto", detach_recurrent: bool = True,
-                 straight_through: bool = True, bias_straight_through: bool = True,
-                 initial_state: str = "rest", stateful: bool = False, return_state: bool = True,
-                 alpha: float = 0.9, rho: float = 3.0, r: float = 2.0, r_s: float = -7.0,
-                 z: float = 0.0, z_hyp: float = 0.9, z_dep: float = 0.0,
-                 gate_slope: float = 10.0, gate_threshold: float = 0.5, bias_max: float = -4.0,
-                 bias_init: float = BIAS_INIT, weight_scale: float = 1.0, learn=(),
-                 per_neuron: bool = False, device=None, dtype=None):
-        constants = dict(alpha=alpha, rho=rho, r=r, r_s=r_s, z=z, z_hyp=z_hyp, z_dep=z_dep,
-                         gate_slope=gate_slope, gate_threshold=gate_threshold, bias_max=bias_max)
-        super().__init__(input_size, hidden_size, bias, backend, detach_recurrent,
-                         straight_through, bias_straight_through, constants, bias_init,
-                         weight_scale, initial_state, stateful, return_state, learn, per_neuron)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        backend: str = "auto",
+        detach_recurrent: bool = True,
+        straight_through: bool = True,
+        bias_straight_through: bool = True,
+        initial_state: str = "rest",
+        stateful: bool = False,
+        return_state: bool = True,
+        alpha: float = 0.9,
+        rho: float = 3.0,
+        r: float = 2.0,
+        r_s: float = -7.0,
+        z: float = 0.0,
+        z_hyp: float = 0.9,
+        z_dep: float = 0.0,
+        gate_slope: float = 10.0,
+        gate_threshold: float = 0.5,
+        bias_max: float = -4.0,
+        bias_init: float = BIAS_INIT,
+        weight_scale: float = 1.0,
+        learn=(),
+        per_neuron: bool = False,
+        device=None,
+        dtype=None,
+    ):
+        constants = dict(
+            alpha=alpha,
+            rho=rho,
+            r=r,
+            r_s=r_s,
+            z=z,
+            z_hyp=z_hyp,
+            z_dep=z_dep,
+            gate_slope=gate_slope,
+            gate_threshold=gate_threshold,
+            bias_max=bias_max,
+        )
+        super().__init__(
+            input_size,
+            hidden_size,
+            bias,
+            backend,
+            detach_recurrent,
+            straight_through,
+            bias_straight_through,
+            constants,
+            bias_init,
+            weight_scale,
+            initial_state,
+            stateful,
+            return_state,
+            learn,
+            per_neuron,
+        )
         self._register_unit("weight", "bias", input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
@@ -670,8 +830,7 @@ class SRCCell(_SRCBase):
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
         start = self._start_state(state, x.shape[1], unbatched, x)
-        spikes, final = self._run_unit("", x, self.weight, self.bias, start, None,
-                                       use_fused(self.backend, x.device))
+        spikes, final = self._run_unit("", x, self.weight, self.bias, start, None, use_fused(self.backend, x.device))
         if unbatched:
             return self._finish(spikes.reshape(-1), SRCState(*(s.reshape(-1) for s in final)))
         return self._finish(spikes[0], final)

@@ -4,6 +4,7 @@ input spikes -> N hidden SRC layers -> an output SRC layer with ``neurons_per_cl
 per class -> a fixed readout (+1 from a class's own neurons, -0.1 from every other neuron) ->
 a leaky integrator R[t] = a_ro R[t-1] + readout . s_out[t] -> logits R[T-1].
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -14,12 +15,11 @@ from torch import nn
 from .layer import SRC
 
 
-def fixed_readout(num_classes: int, neurons_per_class: int, own: float = 1.0,
-                  other: float = -0.1) -> torch.Tensor:
+def fixed_readout(num_classes: int, neurons_per_class: int, own: float = 1.0, other: float = -0.1) -> torch.Tensor:
     """(num_classes, num_classes * neurons_per_class): +own from a class's neurons, other elsewhere."""
     m = torch.full((num_classes, num_classes * neurons_per_class), other)
     for c in range(num_classes):
-        m[c, c * neurons_per_class:(c + 1) * neurons_per_class] = own
+        m[c, c * neurons_per_class : (c + 1) * neurons_per_class] = own
     return m
 
 
@@ -51,21 +51,44 @@ class SRCClassifier(nn.Module):
             so that the reproductions keep their results.
     """
 
-    def __init__(self, input_size: int, num_classes: int = 10, hidden_layers: int = 1,
-                 hidden_size: int = 256, neurons_per_class: int = 10,
-                 readout_decay: float = 0.99, trainable_readout: bool = False,
-                 weight_scale: float = 4.0, hidden_init: str = "uniform",
-                 identity_gain: float = 3.0, identity_noise: float = 0.25, **src_kwargs):
+    def __init__(
+        self,
+        input_size: int,
+        num_classes: int = 10,
+        hidden_layers: int = 1,
+        hidden_size: int = 256,
+        neurons_per_class: int = 10,
+        readout_decay: float = 0.99,
+        trainable_readout: bool = False,
+        weight_scale: float = 4.0,
+        hidden_init: str = "uniform",
+        identity_gain: float = 3.0,
+        identity_noise: float = 0.25,
+        **src_kwargs,
+    ):
         super().__init__()
         src_kwargs.setdefault("initial_state", "zeros")
         src_kwargs.setdefault("bias_straight_through", False)
-        self._config = dict(input_size=input_size, num_classes=num_classes, hidden_layers=hidden_layers,
-                            hidden_size=hidden_size, neurons_per_class=neurons_per_class,
-                            readout_decay=readout_decay, trainable_readout=trainable_readout,
-                            weight_scale=weight_scale, hidden_init=hidden_init,
-                            identity_gain=identity_gain, identity_noise=identity_noise, **src_kwargs)
-        for name, value in (("input_size", input_size), ("num_classes", num_classes),
-                            ("hidden_size", hidden_size), ("neurons_per_class", neurons_per_class)):
+        self._config = dict(
+            input_size=input_size,
+            num_classes=num_classes,
+            hidden_layers=hidden_layers,
+            hidden_size=hidden_size,
+            neurons_per_class=neurons_per_class,
+            readout_decay=readout_decay,
+            trainable_readout=trainable_readout,
+            weight_scale=weight_scale,
+            hidden_init=hidden_init,
+            identity_gain=identity_gain,
+            identity_noise=identity_noise,
+            **src_kwargs,
+        )
+        for name, value in (
+            ("input_size", input_size),
+            ("num_classes", num_classes),
+            ("hidden_size", hidden_size),
+            ("neurons_per_class", neurons_per_class),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"SRCClassifier: {name} must be a positive int, got {value!r}")
         if not isinstance(hidden_layers, int) or hidden_layers < 0:
@@ -78,14 +101,16 @@ class SRCClassifier(nn.Module):
         self.readout_decay = readout_decay
         sizes = [input_size] + [hidden_size] * hidden_layers + [num_classes * neurons_per_class]
         # One SRC module per layer, so that each layer's spikes can be observed.
-        self.layers = nn.ModuleList(SRC(a, b, weight_scale=weight_scale, **src_kwargs)
-                                    for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            SRC(a, b, weight_scale=weight_scale, **src_kwargs) for a, b in zip(sizes[:-1], sizes[1:])
+        )
         if hidden_init == "identity":
             with torch.no_grad():
-                for layer in self.layers[1:hidden_layers]:          # hidden -> hidden, square
+                for layer in self.layers[1:hidden_layers]:  # hidden -> hidden, square
                     weight = layer.weight_l0
                     weight.mul_(identity_noise).add_(
-                        identity_gain * torch.eye(hidden_size, dtype=weight.dtype, device=weight.device))
+                        identity_gain * torch.eye(hidden_size, dtype=weight.dtype, device=weight.device)
+                    )
         readout = fixed_readout(num_classes, neurons_per_class)
         if trainable_readout:
             self.readout = nn.Parameter(readout)

@@ -6,6 +6,7 @@ The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cud
 * ``register_autograd`` makes ``src_backward`` (itself a registered op) the derivative of
   ``src_forward``; the backward op has no derivative and says so.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,7 @@ from typing import Optional, Tuple
 import torch
 
 from ._extension import extension_loaded
-from .constants import (ConstantsLike, SRCConstants, acc_dtype, check_constants_tensor,
-                        constants_tensor)
+from .constants import ConstantsLike, SRCConstants, acc_dtype, check_constants_tensor, constants_tensor
 from .reference import State, check_lengths
 
 # Must equal kCheckpointInterval in csrc/src_params.h (opcheck tests compare the two).
@@ -67,12 +67,10 @@ def src_recurrence_fused(
     included (int32 or int64 (B,), on any device: it is moved to u's). ``k``: an
     SRCConstants, or a constants tensor (K,) per layer / (K, H) per neuron (see
     :mod:`srcext.constants`), which gets a gradient when it requires one."""
-    return run_forward_op(torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent,
-                          straight_through, lengths)
+    return run_forward_op(torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths)
 
 
-def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through,
-                   lengths=None):
+def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through, lengths=None):
     """Call a ``src_forward`` op (srcext's, or the CUDA emulation's in the tests), keeping the
     checkpoints only when a gradient will be asked for."""
     if lengths is not None:
@@ -81,11 +79,16 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     constants = constants_arg(k, u)
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
-        u.requires_grad or bias.requires_grad or i0.requires_grad or h0.requires_grad
-        or hs0.requires_grad or constants.requires_grad
+        u.requires_grad
+        or bias.requires_grad
+        or i0.requires_grad
+        or h0.requires_grad
+        or hs0.requires_grad
+        or constants.requires_grad
     )
     spikes, i_n, h_n, hs_n, _ = forward_op(
-        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths)
+        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths
+    )
     return spikes, (i_n, h_n, hs_n)
 
 
@@ -99,28 +102,43 @@ def register_op_formulas(namespace: str = "srcext") -> None:
     ops = getattr(torch.ops, namespace)
 
     @torch.library.register_fake(f"{namespace}::src_forward")
-    def _src_forward_fake(u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through,
-                          save_for_backward, lengths=None):
+    def _src_forward_fake(
+        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save_for_backward, lengths=None
+    ):
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
         if save_for_backward:
-            checkpoints = u.new_empty(
-                (num_checkpoints(T), 3, B, H), dtype=acc)
+            checkpoints = u.new_empty((num_checkpoints(T), 3, B, H), dtype=acc)
         else:
             checkpoints = u.new_empty((0,), dtype=acc)
-        return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)),
-                u.new_empty((B, H)), checkpoints)
+        return (u.new_empty((T, B, H)), u.new_empty((B, H)), u.new_empty((B, H)), u.new_empty((B, H)), checkpoints)
 
     @torch.library.register_fake(f"{namespace}::src_backward")
-    def _src_backward_fake(grad_spikes, grad_i_n, grad_h_n, grad_hs_n, u, bias, checkpoints,
-                           constants, detach_recurrent, straight_through, constants_grad,
-                           lengths=None):
+    def _src_backward_fake(
+        grad_spikes,
+        grad_i_n,
+        grad_h_n,
+        grad_hs_n,
+        u,
+        bias,
+        checkpoints,
+        constants,
+        detach_recurrent,
+        straight_through,
+        constants_grad,
+        lengths=None,
+    ):
         T, B, H = grad_spikes.shape
         g = grad_spikes
-        grad_constants = (torch.empty_like(constants) if constants_grad
-                          else constants.new_empty((0,)))
-        return (g.new_empty((T, B, H)), torch.empty_like(bias), g.new_empty((B, H)),
-                g.new_empty((B, H)), g.new_empty((B, H)), grad_constants)
+        grad_constants = torch.empty_like(constants) if constants_grad else constants.new_empty((0,))
+        return (
+            g.new_empty((T, B, H)),
+            torch.empty_like(bias),
+            g.new_empty((B, H)),
+            g.new_empty((B, H)),
+            g.new_empty((B, H)),
+            grad_constants,
+        )
 
     # The forward's arguments by name, from its schema (not by position).
     forward_args = [a.name for a in ops.src_forward.default._schema.arguments]
@@ -135,8 +153,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         ctx.shape = u.shape
         checkpoints = output[4]
         # u is kept anyway (it is the GEMM's output); the backward recomputes from it.
-        ctx.save_for_backward(u, args["bias"], checkpoints, args["constants"],
-                              args.get("lengths"))
+        ctx.save_for_backward(u, args["bias"], checkpoints, args["constants"], args.get("lengths"))
         ctx.mark_non_differentiable(checkpoints)
         ctx.set_materialize_grads(False)  # no (T, B, H) zero-fill for unused outputs
 
@@ -145,7 +162,8 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         if not ctx.saved and ctx.shape[0] > 0:
             raise RuntimeError(
                 "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
-                "differentiate; call it with save_for_backward=True when gradients are needed")
+                "differentiate; call it with save_for_backward=True when gradients are needed"
+            )
         T, B, H = ctx.shape
         constants_grad = ctx.needs_input_grad[constants_index]
 
@@ -157,21 +175,28 @@ def register_op_formulas(namespace: str = "srcext") -> None:
             zeros_if_none(grad_i_n, (B, H)),
             zeros_if_none(grad_h_n, (B, H)),
             zeros_if_none(grad_hs_n, (B, H)),
-            u, bias, checkpoints, constants, ctx.detach_recurrent, ctx.straight_through,
-            constants_grad, lengths)
+            u,
+            bias,
+            checkpoints,
+            constants,
+            ctx.detach_recurrent,
+            ctx.straight_through,
+            constants_grad,
+            lengths,
+        )
         by_name = dict(zip(("u", "bias", "i0", "h0", "hs0", "constants"), grads))
         if not constants_grad:
             by_name["constants"] = None
         # No gradient for the flags and lengths.
         return tuple(by_name.get(name) for name in forward_args)
 
-    torch.library.register_autograd(
-        f"{namespace}::src_forward", _src_forward_backward, setup_context=_setup_context)
+    torch.library.register_autograd(f"{namespace}::src_forward", _src_forward_backward, setup_context=_setup_context)
 
     def _no_double_backward(ctx, *grads):
         raise RuntimeError(
             "srcext: double backward (a gradient of the SRC gradient) is not supported; "
-            "use backend='reference' for higher-order derivatives")
+            "use backend='reference' for higher-order derivatives"
+        )
 
     torch.library.register_autograd(f"{namespace}::src_backward", _no_double_backward)
 

@@ -7,6 +7,7 @@ It runs on any device and any floating dtype, with every option of the spec.
 The recurrence works on the feed-forward drive ``u = W_s . s_in`` of all steps at once
 (the GEMM is done outside, as in the fused path, by the layers of :mod:`srcext.layer`).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
@@ -15,8 +16,13 @@ import torch
 
 # The constants live in srcext.constants; SRCConstants, DEFAULTS and BIAS_INIT stay importable
 # from here (and models pickled before the move name srcext.reference.SRCConstants).
-from .constants import (BIAS_INIT, CELL_CONSTANTS, DEFAULTS, SRCConstants,  # noqa: F401
-                        check_constants_tensor)
+from .constants import (
+    BIAS_INIT,  # noqa: F401  (re-exported)
+    CELL_CONSTANTS,
+    DEFAULTS,
+    SRCConstants,
+    check_constants_tensor,
+)
 
 # The state of a layer, (i, h, hs), each (B, H); srcext.SRCState is the named form.
 State = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -65,13 +71,13 @@ def src_cell_step(
         # h[t-1] and hs[t-1] enter step t as constants; only i carries gradient in time.
         h_prev, hs_prev = h_prev.detach(), hs_prev.detach()
 
-    i = k.alpha * i_prev + u_t                                                       # i[t]
-    x = k.rho * torch.tanh(i / k.rho)                                                 # x[t]
+    i = k.alpha * i_prev + u_t  # i[t]
+    x = k.rho * torch.tanh(i / k.rho)  # x[t]
     zs = k.z_hyp + (k.z_dep - k.z_hyp) * torch.sigmoid(k.gate_slope * (h_prev - k.gate_threshold))
-    c = torch.tanh(x + k.r * h_prev + k.r_s * hs_prev + bias)                         # c[t]
-    h = k.z * h_prev + (1 - k.z) * c                                                  # h[t]
-    hs = zs * hs_prev + (1 - zs) * h_prev                                             # hs[t], old h
-    s_out = straight_through_relu(h) if straight_through else torch.relu(h)          # s_out[t]
+    c = torch.tanh(x + k.r * h_prev + k.r_s * hs_prev + bias)  # c[t]
+    h = k.z * h_prev + (1 - k.z) * c  # h[t]
+    hs = zs * hs_prev + (1 - zs) * h_prev  # hs[t], old h
+    s_out = straight_through_relu(h) if straight_through else torch.relu(h)  # s_out[t]
     return s_out, (i, h, hs)
 
 
@@ -94,8 +100,7 @@ def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
     if lengths.device.type == "cpu" and B > 0 and not torch.compiler.is_compiling():
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > T:
-            raise ValueError(
-                f"srcext: lengths must lie in [0, T] = [0, {T}], got values in [{lo}, {hi}]")
+            raise ValueError(f"srcext: lengths must lie in [0, T] = [0, {T}], got values in [{lo}, {hi}]")
 
 
 def src_recurrence_reference(
@@ -128,7 +133,7 @@ def src_recurrence_reference(
     # making the loop quadratic in T; unbind's backward stacks the steps' gradients once.
     for t, u_t in enumerate(u.unbind(0)):
         if lengths is not None:
-            active = (lengths > t).unsqueeze(1)                                         # (B, 1)
+            active = (lengths > t).unsqueeze(1)  # (B, 1)
             # The padding's values must not matter, not even a NaN: a step not taken sees 0.
             u_t = torch.where(active, u_t, torch.zeros_like(u_t))
         s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through)

@@ -1,6 +1,7 @@
 """Variable-length batches: the lengths argument, PackedSequence in and out, and the
 per-sample time reversal of bidirectional layers. All tensors here are time-major (T, B, ...).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -9,8 +10,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 
-def check_lengths(lengths, batch: int, steps: int, device: torch.device,
-                  owner: str) -> Optional[torch.Tensor]:
+def check_lengths(lengths, batch: int, steps: int, device: torch.device, owner: str) -> Optional[torch.Tensor]:
     """``lengths`` (a sequence of ints or an integer tensor of B entries in [0, T]) as an
     int64 tensor on ``device``; a clear error otherwise."""
     if lengths is None:
@@ -20,18 +20,19 @@ def check_lengths(lengths, batch: int, steps: int, device: torch.device,
             raise TypeError(f"{owner}: lengths must be ints, got {lengths!r}")
         lengths = torch.tensor(lengths, dtype=torch.int64)
     if not isinstance(lengths, torch.Tensor):
-        raise TypeError(f"{owner}: lengths must be a 1-D integer tensor or a list of ints, "
-                        f"got {type(lengths).__name__}")
+        raise TypeError(
+            f"{owner}: lengths must be a 1-D integer tensor or a list of ints, got {type(lengths).__name__}"
+        )
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
         raise TypeError(f"{owner}: lengths must have an integer dtype, got {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:
-        raise ValueError(f"{owner}: lengths must have shape (B,) = ({batch},), one length per "
-                         f"sample, got {tuple(lengths.shape)}")
+        raise ValueError(
+            f"{owner}: lengths must have shape (B,) = ({batch},), one length per sample, got {tuple(lengths.shape)}"
+        )
     if batch > 0:
-        lo, hi = int(lengths.min()), int(lengths.max())   # a sync on CUDA: worth the clear error
+        lo, hi = int(lengths.min()), int(lengths.max())  # a sync on CUDA: worth the clear error
         if lo < 0 or hi > steps:
-            raise ValueError(f"{owner}: lengths must lie in [0, T] = [0, {steps}], got values "
-                             f"in [{lo}, {hi}]")
+            raise ValueError(f"{owner}: lengths must lie in [0, T] = [0, {steps}], got values in [{lo}, {hi}]")
     return lengths.to(device=device, dtype=torch.int64)
 
 
@@ -42,9 +43,9 @@ def reverse_within_lengths(x: torch.Tensor, lengths: Optional[torch.Tensor]) -> 
     back into input order."""
     if lengths is None:
         return x.flip(0)
-    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)                     # (T, 1)
-    n = lengths.unsqueeze(0)                                                         # (1, B)
-    index = torch.where(t < n, n - 1 - t, t)                                         # (T, B)
+    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    n = lengths.unsqueeze(0)  # (1, B)
+    index = torch.where(t < n, n - 1 - t, t)  # (T, B)
     index = index.reshape(index.shape + (1,) * (x.dim() - 2)).expand_as(x)
     return x.gather(0, index)
 

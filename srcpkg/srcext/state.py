@@ -5,6 +5,7 @@ Layout as torch.nn.GRU's ``h_n``: every field of a layer stack's state is
 (num_layers * num_directions, B, hidden_size), row ``layer * num_directions + direction``,
 so ``state.h[-1]`` is the last layer's h (of the reverse direction when bidirectional).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Tuple
@@ -37,8 +38,7 @@ class SRCState(NamedTuple):
         return SRCState(*(s.detach() for s in self))
 
 
-def rest_voltage(bias: torch.Tensor, k: SRCConstants,
-                 r_plus_rs: Optional[torch.Tensor] = None) -> torch.Tensor:
+def rest_voltage(bias: torch.Tensor, k: SRCConstants, r_plus_rs: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per neuron, the voltage h of the cell's rest state, in float64, without gradient.
 
     ``bias`` is the effective bias min(b, bias_max), any shape. With zero input the rest state
@@ -52,15 +52,15 @@ def rest_voltage(bias: torch.Tensor, k: SRCConstants,
     with torch.no_grad():
         a = k.r + k.r_s if r_plus_rs is None else r_plus_rs
         if isinstance(a, torch.Tensor):
-            a = a.detach().to(torch.float64).expand(bias.shape).reshape(-1, 1)   # (N, 1)
+            a = a.detach().to(torch.float64).expand(bias.shape).reshape(-1, 1)  # (N, 1)
         else:
             a = float(a)
-        b = bias.detach().to(torch.float64).reshape(-1, 1)                       # (N, 1)
+        b = bias.detach().to(torch.float64).reshape(-1, 1)  # (N, 1)
         grid = torch.linspace(-1.0, 1.0, _GRID_POINTS, dtype=torch.float64, device=b.device)
-        nonneg = torch.tanh(b + a * grid) <= grid                                 # F >= 0
+        nonneg = torch.tanh(b + a * grid) <= grid  # F >= 0
         # F(1) = 1 - tanh(.) >= 0, so some grid point is non-negative; the first one closes
         # the bracket of the lowest root (it is the root itself when F(-1) rounds to 0).
-        first = torch.argmax(nonneg.to(torch.uint8), dim=1, keepdim=True)          # (N, 1)
+        first = torch.argmax(nonneg.to(torch.uint8), dim=1, keepdim=True)  # (N, 1)
         hi = grid[first]
         lo = grid[(first - 1).clamp_(min=0)]
         h = (lo + hi).mul_(0.5)
@@ -91,8 +91,7 @@ def zero_state(shape: Tuple[int, ...], device, dtype: torch.dtype) -> SRCState:
     return SRCState(*(torch.zeros(shape, device=device, dtype=dtype) for _ in range(3)))
 
 
-def coerce_state(state, owner: str, shape: Tuple[int, ...], dtype: torch.dtype,
-                 device: torch.device) -> SRCState:
+def coerce_state(state, owner: str, shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> SRCState:
     """What users pass as a state, checked and as an :class:`SRCState`.
 
     * an ``SRCState``, or any tuple or list of the three tensors (i, h, hs);
@@ -111,12 +110,14 @@ def coerce_state(state, owner: str, shape: Tuple[int, ...], dtype: torch.dtype,
         raise TypeError(
             f"{owner}: state is a pair of 2 (an LSTM (h, c) state?); SRC has no cell state c. "
             f"Pass an SRCState(i, h, hs) (e.g. the state a previous call returned, or "
-            f"layer.initial_state(batch_size)), a single h tensor of shape {shape}, or None")
+            f"layer.initial_state(batch_size)), a single h tensor of shape {shape}, or None"
+        )
     if not isinstance(state, (tuple, list)) or len(state) != 3:
         raise TypeError(
             f"{owner}: state must be an SRCState(i, h, hs), a tuple of 3 tensors, a single h "
             f"tensor or None; got {type(state).__name__}"
-            + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else ""))
+            + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
+        )
     for label, s in zip(SRCState._fields, state):
         _check_field(s, label, owner, shape, dtype, device)
     return SRCState(*state)
@@ -126,8 +127,7 @@ def _check_field(s, label: str, owner: str, shape, dtype, device) -> None:
     if not isinstance(s, torch.Tensor):
         raise TypeError(f"{owner}: state {label} must be a tensor, got {type(s).__name__}")
     if tuple(s.shape) != tuple(shape):
-        raise ValueError(f"{owner}: state {label} must have shape {tuple(shape)}, got "
-                         f"{tuple(s.shape)}")
+        raise ValueError(f"{owner}: state {label} must have shape {tuple(shape)}, got {tuple(s.shape)}")
     if not s.dtype.is_floating_point:
         raise TypeError(f"{owner}: state {label} must be floating point, got {s.dtype}")
     if dtype is not None and s.dtype != dtype:

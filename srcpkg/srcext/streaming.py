@@ -2,6 +2,7 @@
 snnTorch's ``utils.reset`` and SpikingJelly's ``functional.reset_net`` / ``detach_net`` are
 for theirs (those two SpikingJelly functions also work on SRC layers: they call the layers'
 ``reset()`` / ``detach()``)."""
+
 from __future__ import annotations
 
 from torch import nn

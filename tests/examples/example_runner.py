@@ -1,4 +1,5 @@
 """Running the example scripts from the tests: imported as modules, or train.py as a subprocess."""
+
 import importlib.util
 import os
 import socket
@@ -23,8 +24,7 @@ def load_example(name):
 
 
 def run_cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def free_port():

@@ -1,5 +1,6 @@
 """examples/common.py: a train.py checkpoint back into a model and its encoder, including the
 checkpoints written before the model stored its own config, and portable paths."""
+
 import os
 
 import pytest
@@ -15,12 +16,31 @@ common = load_example("common")
 def test_classifier_from_config_rebuilds_a_checkpointed_model(tmp_path):
     """A checkpoint of the older format (train.py's options only, no model_config): the
     training-only options are ignored, the model options rebuild the architecture."""
-    options = {"hidden_layers": 2, "hidden_size": 12, "neurons_per_class": 3, "readout_decay": 0.95,
-               "trainable_readout": True, "hidden_init": "identity", "detach_recurrent": False,
-               "lr": 0.1, "dataset": "mnist", "gain": 0.5, "silent_steps": 4, "steps": 30}
+    options = {
+        "hidden_layers": 2,
+        "hidden_size": 12,
+        "neurons_per_class": 3,
+        "readout_decay": 0.95,
+        "trainable_readout": True,
+        "hidden_init": "identity",
+        "detach_recurrent": False,
+        "lr": 0.1,
+        "dataset": "mnist",
+        "gain": 0.5,
+        "silent_steps": 4,
+        "steps": 30,
+    }
     torch.manual_seed(0)
-    model = SRCClassifier(784, hidden_layers=2, hidden_size=12, neurons_per_class=3, readout_decay=0.95,
-                          trainable_readout=True, hidden_init="identity", detach_recurrent=False)
+    model = SRCClassifier(
+        784,
+        hidden_layers=2,
+        hidden_size=12,
+        neurons_per_class=3,
+        readout_decay=0.95,
+        trainable_readout=True,
+        hidden_init="identity",
+        detach_recurrent=False,
+    )
     path = str(tmp_path / "checkpoint.pt")
     torch.save({"model": model.state_dict(), "config": options, "epoch": 3}, path)
     ckpt, loaded, encoder = common.load_checkpoint(path)
@@ -32,8 +52,14 @@ def test_classifier_from_config_rebuilds_a_checkpointed_model(tmp_path):
     assert torch.equal(loaded(x), model(x))
     assert (encoder.gain, encoder.silent_steps, encoder.input_steps) == (0.5, 4, 30)
     # the current format: the model's own config, whatever train.py's options are called
-    torch.save({"model": model.state_dict(), "model_config": model.config(),
-                "config": {"dataset": "mnist", "gain": 0.5, "silent_steps": 4, "steps": 30}}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_config": model.config(),
+            "config": {"dataset": "mnist", "gain": 0.5, "silent_steps": 4, "steps": 30},
+        },
+        path,
+    )
     _, loaded, _ = common.load_checkpoint(path)
     assert torch.equal(loaded(x), model(x))
 

@@ -1,5 +1,6 @@
 """examples/depth_probes.py (which produced examples/results/depth_probes_10x128.json): its
 settings are the committed ones, and a tiny run writes the summary in the committed format."""
+
 import json
 
 import pytest
@@ -20,10 +21,37 @@ def test_tiny_probes_write_the_summary(tmp_path):
     probes = load_example("depth_probes")
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = tmp_path / "probes.json"
-    assert probes.main(["--data-dir", root, "--out", str(tmp_path / "runs"), "--json", str(out),
-                        "--settings", "0", "4", "--train-options", "--hidden-layers", "2",
-                        "--hidden-size", "8", "--steps", "10", "--silent-steps", "2", "--epochs", "1",
-                        "--amp", "none", "--threads", "1"]) == 0
+    assert (
+        probes.main(
+            [
+                "--data-dir",
+                root,
+                "--out",
+                str(tmp_path / "runs"),
+                "--json",
+                str(out),
+                "--settings",
+                "0",
+                "4",
+                "--train-options",
+                "--hidden-layers",
+                "2",
+                "--hidden-size",
+                "8",
+                "--steps",
+                "10",
+                "--silent-steps",
+                "2",
+                "--epochs",
+                "1",
+                "--amp",
+                "none",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     runs = json.load(open(out))["runs"]
     assert [r["setting"] for r in runs] == [probes.SETTINGS[0][0], probes.SETTINGS[4][0]]
     assert all(0 <= r["train_accuracy_epoch1"] <= 1 and r["train_loss_epoch1"] > 0 for r in runs)

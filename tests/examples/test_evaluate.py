@@ -1,5 +1,6 @@
 """examples/evaluate.py: averaging the logits of several codings, and the script on a checkpoint
 written by train.py."""
+
 import json
 import os
 
@@ -27,7 +28,7 @@ def test_evaluate_averages_the_logits_of_several_codings(tmp_path, capsys):
     want = {1: 0, 3: 0}
     with torch.no_grad():
         for start in range(0, 10, 4):
-            x, y = images[start:start + 4], labels[start:start + 4]
+            x, y = images[start : start + 4], labels[start : start + 4]
             logits = [model(enc(x, generator=g)) for _ in range(3)]
             want[1] += int((logits[0].argmax(1) == y).sum())
             want[3] += int((sum(logits).argmax(1) == y).sum())
@@ -36,13 +37,46 @@ def test_evaluate_averages_the_logits_of_several_codings(tmp_path, capsys):
     # the script on a checkpoint written by train.py
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = str(tmp_path / "run")
-    res = run_cli("--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
-                  "--steps", "20", "--silent-steps", "3", "--out", out, "--no-progress", "--threads", "1",
-                  "--epochs", "1", "--trainable-readout")
+    res = run_cli(
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        root,
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--steps",
+        "20",
+        "--silent-steps",
+        "3",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--trainable-readout",
+    )
     assert res.returncode == 0, res.stderr
     result = tmp_path / "eval.json"
-    assert ev.main(["--checkpoint", os.path.join(out, "checkpoint.pt"), "--encodings", "1", "2",
-                    "--json", str(result), "--threads", "1"]) == 0
+    assert (
+        ev.main(
+            [
+                "--checkpoint",
+                os.path.join(out, "checkpoint.pt"),
+                "--encodings",
+                "1",
+                "2",
+                "--json",
+                str(result),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     r = json.load(open(result))
     assert set(r["accuracy_by_encodings"]) == {"1", "2"} and r["images"] == 16 and r["epoch"] == 1
     assert all(0 <= v <= 1 for v in r["accuracy_by_encodings"].values())

@@ -1,5 +1,6 @@
 """examples/summarize_results.py: the results table from metrics.json files, and the tables of
 docs/results.md regenerated from the committed JSON."""
+
 import json
 import os
 
@@ -12,15 +13,25 @@ def test_summarize_results_table(tmp_path, capsys):
     summarize = load_example("summarize_results")
     for name, layers, acc in (("a", 1, 0.9712), ("deep/b", 10, 0.5)):
         os.makedirs(tmp_path / name)
-        metrics = {"test_accuracy": acc, "epochs": 3, "wall_time_s": 600.0, "firing_rate": [0.03, 0.05],
-                   "parameters": 1234, "val_accuracy_per_epoch": [0.8, 0.81],
-                   "config": {"dataset": "mnist", "hidden_layers": layers, "hidden_size": 128}}
+        metrics = {
+            "test_accuracy": acc,
+            "epochs": 3,
+            "wall_time_s": 600.0,
+            "firing_rate": [0.03, 0.05],
+            "parameters": 1234,
+            "val_accuracy_per_epoch": [0.8, 0.81],
+            "config": {"dataset": "mnist", "hidden_layers": layers, "hidden_size": 128},
+        }
         with open(tmp_path / name / "metrics.json", "w") as f:
             json.dump(metrics, f)
     # a run trained on from run a's checkpoint, with several codings evaluated
     os.makedirs(tmp_path / "a_on")
-    metrics["config"] = {"dataset": "mnist", "hidden_layers": 1, "hidden_size": 128,
-                         "init_from": str(tmp_path / "a" / "checkpoint.pt")}
+    metrics["config"] = {
+        "dataset": "mnist",
+        "hidden_layers": 1,
+        "hidden_size": 128,
+        "init_from": str(tmp_path / "a" / "checkpoint.pt"),
+    }
     with open(tmp_path / "a_on" / "metrics.json", "w") as f:
         json.dump(metrics, f)
     with open(tmp_path / "a_on" / "evaluate_encodings.json", "w") as f:

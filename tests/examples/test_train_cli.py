@@ -1,5 +1,6 @@
 """examples/train.py end to end on small synthetic datasets: resume, init-from, mixed precision
 and the gradient flags, bad options, torchrun, N-MNIST."""
+
 import json
 import math
 import os
@@ -18,9 +19,29 @@ from example_runner import TRAIN, free_port, load_example, run_cli
 def test_cli_end_to_end_and_resume(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=48, n_test=20)
     out = str(tmp_path / "run")
-    common = ["--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
-              "--steps", "20", "--silent-steps", "3", "--out", out, "--no-progress", "--threads", "1",
-              "--lr-schedule", "cosine", "--val-size", "8"]
+    common = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        root,
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--steps",
+        "20",
+        "--silent-steps",
+        "3",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        "1",
+        "--lr-schedule",
+        "cosine",
+        "--val-size",
+        "8",
+    ]
     res = run_cli(*common, "--epochs", "1")
     assert res.returncode == 0, res.stderr
     assert "epoch 1/1" in res.stdout
@@ -40,8 +61,25 @@ def test_cli_end_to_end_and_resume(tmp_path):
 @pytest.mark.slow
 def test_cli_init_from_checkpoint(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
-    common = ["--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
-              "--steps", "20", "--silent-steps", "3", "--no-progress", "--threads", "1", "--epochs", "1"]
+    common = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        root,
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--steps",
+        "20",
+        "--silent-steps",
+        "3",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+    ]
     first = str(tmp_path / "first")
     assert run_cli(*common, "--out", first, "--seed", "1").returncode == 0
     source = os.path.join(first, "checkpoint.pt")
@@ -71,11 +109,42 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     # bf16 autocast (the CPU speed path) with the non-default gradient settings, end to end
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = str(tmp_path / "run")
-    res = run_cli("--dataset", "mnist", "--data-dir", root, "--batch-size", "16", "--hidden-size", "16",
-                  "--hidden-layers", "2", "--steps", "20", "--silent-steps", "3", "--out", out,
-                  "--no-progress", "--threads", "1", "--epochs", "1", "--device", "cpu",
-                  "--amp", "bf16", "--no-detach-recurrent", "--no-straight-through", "--hidden-init", "identity",
-                  "--trainable-readout", "--augment-shift", "2", "--weight-decay", "1e-4")
+    res = run_cli(
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        root,
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--hidden-layers",
+        "2",
+        "--steps",
+        "20",
+        "--silent-steps",
+        "3",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+        "bf16",
+        "--no-detach-recurrent",
+        "--no-straight-through",
+        "--hidden-init",
+        "identity",
+        "--trainable-readout",
+        "--augment-shift",
+        "2",
+        "--weight-decay",
+        "1e-4",
+    )
     assert res.returncode == 0, res.stderr
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
@@ -86,20 +155,23 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--dataset", "cifar"], "invalid choice"),
-    (["--epochs", "0"], "--epochs must be positive"),
-    (["--hidden-size", "-3"], "--hidden-size must be positive"),
-    (["--batch-size", "0"], "--batch-size must be positive"),
-    (["--data-dir", "/nonexistent-srcext"], "not found|could not download"),
-    (["--val-size", "-1"], "--val-size must be >= 0"),
-    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs --device cuda"),
-    (["--amp", "int8"], "invalid choice"),
-    (["--augment-shift", "-1"], "--augment-shift must be >= 0"),
-    (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
-    (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
-    (["--init-from", "/nonexistent-srcext/checkpoint.pt"], "--init-from: no checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dataset", "cifar"], "invalid choice"),
+        (["--epochs", "0"], "--epochs must be positive"),
+        (["--hidden-size", "-3"], "--hidden-size must be positive"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--data-dir", "/nonexistent-srcext"], "not found|could not download"),
+        (["--val-size", "-1"], "--val-size must be >= 0"),
+        (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs --device cuda"),
+        (["--amp", "int8"], "invalid choice"),
+        (["--augment-shift", "-1"], "--augment-shift must be >= 0"),
+        (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
+        (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
+        (["--init-from", "/nonexistent-srcext/checkpoint.pt"], "--init-from: no checkpoint"),
+    ],
+)
 def test_cli_bad_options_exit_cleanly(args, message, tmp_path, capsys):
     # in-process (a subprocess per case costs seconds): main() returns, or argparse exits, with
     # a non-zero status and a one-line message; an uncaught exception would fail the test
@@ -118,11 +190,39 @@ def test_cli_bad_options_exit_cleanly(args, message, tmp_path, capsys):
 def test_cli_torchrun_two_processes(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = str(tmp_path / "ddp")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), TRAIN,
-           "--dataset", "mnist", "--data-dir", root, "--batch-size", "8", "--hidden-size", "8",
-           "--steps", "10", "--silent-steps", "2", "--epochs", "1", "--out", out,
-           "--no-progress", "--threads", "1", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        TRAIN,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        root,
+        "--batch-size",
+        "8",
+        "--hidden-size",
+        "8",
+        "--steps",
+        "10",
+        "--silent-steps",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     m = json.load(open(os.path.join(out, "metrics.json")))
@@ -135,9 +235,28 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
     write_synthetic_nmnist(str(tmp_path / "nm"), train=True)
     write_synthetic_nmnist(str(tmp_path / "nm"), train=False, seed=1)
     out = str(tmp_path / "run")
-    res = run_cli("--dataset", "nmnist", "--data-dir", str(tmp_path / "nm"), "--epochs", "1",
-                  "--limit-train", "40", "--limit-test", "20", "--batch-size", "10",
-                  "--hidden-size", "8", "--steps", "10", "--out", out, "--no-progress",
-                  "--threads", "1")
+    res = run_cli(
+        "--dataset",
+        "nmnist",
+        "--data-dir",
+        str(tmp_path / "nm"),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "40",
+        "--limit-test",
+        "20",
+        "--batch-size",
+        "10",
+        "--hidden-size",
+        "8",
+        "--steps",
+        "10",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        "1",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
