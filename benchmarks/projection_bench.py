@@ -36,12 +36,13 @@ from typing import Callable, Dict, List
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "srcpkg"))
+# srcext as installed (or PYTHONPATH=srcpkg), as for speed.py: a path inserted here would also
+# reach every process the importer spawns (the test suite's DDP workers).
+from srcext.data import RateEncoder
+from srcext.events import crossover as layer_crossover
+from srcext.models import SRCClassifier
 
-from srcext.data import RateEncoder  # noqa: E402
-from srcext.events import crossover as layer_crossover  # noqa: E402
-from srcext.models import SRCClassifier  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 DENSITIES = (0.005, 0.01, 0.03, 0.10, 0.30)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
