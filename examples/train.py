@@ -317,8 +317,10 @@ def setup(args) -> Run:
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
-    """One pass over this process's share of the training data, then the test (and
-    validation) accuracy: the epoch's entry of the history."""
+    """One pass over this process's share of the training data, then the validation
+    accuracy: the epoch's entry of the history. With a validation split the test set is
+    scored after the last epoch only (settings are chosen on validation, the test set is
+    touched once); without one, after every epoch."""
     args, device, model = run.args, run.device, run.model
     t0 = time.time()
     model.train()
@@ -351,7 +353,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
         dist.all_reduce(stats)
     if run.scheduler is not None:
         run.scheduler.step()
-    test_acc = evaluate(run, run.test_data)
+    last = epoch + 1 == args.epochs
+    test_acc = evaluate(run, run.test_data) if last or not run.val_data else None
     val_acc = evaluate(run, run.val_data) if run.val_data else None
     run.elapsed += time.time() - t0
     return {
@@ -453,8 +456,11 @@ def plot(out, history, model, test_data, device, args):
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(epochs, [h["train_loss"] for h in history], marker="o")
     a.set_xlabel("epoch"), a.set_ylabel("train loss")
-    b.plot(epochs, [100 * h["test_accuracy"] for h in history], marker="o", color="C1")
-    b.set_xlabel("epoch"), b.set_ylabel("test accuracy (%)")
+    for key, color in (("val_accuracy", "C2"), ("test_accuracy", "C1")):
+        points = [(h["epoch"], 100 * h[key]) for h in history if h.get(key) is not None]
+        if points:
+            b.plot(*zip(*points), marker="o", color=color, label=key.split("_")[0])
+    b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=100)
     plt.close(fig)
@@ -488,11 +494,14 @@ def run(args):
         h = train_epoch(run, epoch)
         run.history.append(h)
         if run.is_main:
-            val = "" if h["val_accuracy"] is None else f"val acc {100 * h['val_accuracy']:.2f}%, "
+            scores = "".join(
+                f"{name} acc {100 * h[key]:.2f}%, "
+                for name, key in (("val", "val_accuracy"), ("test", "test_accuracy"))
+                if h[key] is not None
+            )
             print(
                 f"epoch {h['epoch']}/{args.epochs}: train loss {h['train_loss']:.4f}, train acc "
-                f"{100 * h['train_accuracy']:.2f}%, {val}test acc {100 * h['test_accuracy']:.2f}%, "
-                f"{h['epoch_time_s']:.0f} s",
+                f"{100 * h['train_accuracy']:.2f}%, {scores}{h['epoch_time_s']:.0f} s",
                 flush=True,
             )
             save_checkpoint(run)

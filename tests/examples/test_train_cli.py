@@ -47,11 +47,16 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert "epoch 1/1" in res.stdout
     for name in ("metrics.json", "curves.png", "raster.png", "checkpoint.pt"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
-    res = run_cli(*common, "--epochs", "2", "--resume")
+    res = run_cli(*common, "--epochs", "3", "--resume")
     assert res.returncode == 0, res.stderr
-    assert "epoch 2/2" in res.stdout and "epoch 1/2" not in res.stdout
+    assert "epoch 2/3" in res.stdout and "epoch 1/3" not in res.stdout
     m = json.load(open(os.path.join(out, "metrics.json")))
-    assert m["epochs"] == 2 and len(m["train_loss"]) == 2 and len(m["test_accuracy_per_epoch"]) == 2
+    assert m["epochs"] == 3 and len(m["train_loss"]) == 3
+    # with a validation split the test set is scored after the last epoch only (here the
+    # last of each invocation: epoch 1 ended the first run)
+    test_per_epoch = m["test_accuracy_per_epoch"]
+    assert test_per_epoch[1] is None and None not in (test_per_epoch[0], test_per_epoch[2])
+    assert "test acc" not in res.stdout.split("epoch 3/3")[0]
     assert 0 <= m["test_accuracy"] <= 1 and m["wall_time_s"] > 0
     assert len(m["firing_rate"]) == 2 and m["config"]["hidden_size"] == 16
     assert all(0 <= v <= 1 for v in m["val_accuracy_per_epoch"])
