@@ -97,18 +97,17 @@ struct Chunk {
 };
 
 // Scan rows [r0, r1) of s (F inputs each): row_count[r] for each row and, while within the
-// budget, the chunk's events.
+// budget, the chunk's events. Each row is compacted branch-free into a staging buffer (every
+// input of a block with a non-zero is stored, the position advances past non-zeros only: at
+// a few percent density a branch per input mispredicts about once per event), then appended
+// to the chunk with one budget check per row.
 template <typename scalar_t>
 SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64_t r1,
                                  int64_t* row_count, Chunk<scalar_t>& c) {
-  auto take = [&](int64_t f, scalar_t v) {
-    if (c.complete && static_cast<int64_t>(c.col.size()) < c.budget) {
-      c.col.push_back(f);
-      c.val.push_back(v);
-    } else {
-      c.complete = false;
-    }
-  };
+  std::vector<int64_t> cols(F + kScanBlock);
+  std::vector<scalar_t> vals(F + kScanBlock);
+  int64_t* col = cols.data();
+  scalar_t* val = vals.data();
   for (int64_t r = r0; r < r1; ++r) {
     const scalar_t* row = s + r * F;
     int64_t n = 0;
@@ -116,20 +115,25 @@ SRC_EVENTS_INLINE void scan_rows(const scalar_t* s, int64_t F, int64_t r0, int64
     for (; f + kScanBlock <= F; f += kScanBlock) {
       if (!any_nonzero(row + f)) continue;
       for (int j = 0; j < kScanBlock; ++j) {
-        if (nonzero(row[f + j])) {
-          take(f + j, row[f + j]);
-          ++n;
-        }
+        col[n] = f + j;
+        val[n] = row[f + j];
+        n += nonzero(row[f + j]);
       }
     }
     for (; f < F; ++f) {
-      if (nonzero(row[f])) {
-        take(f, row[f]);
-        ++n;
-      }
+      col[n] = f;
+      val[n] = row[f];
+      n += nonzero(row[f]);
     }
     row_count[r] = n;
     c.count += n;
+    if (!c.complete) continue;
+    if (static_cast<int64_t>(c.col.size()) + n <= c.budget) {
+      c.col.insert(c.col.end(), col, col + n);
+      c.val.insert(c.val.end(), val, val + n);
+    } else {
+      c.complete = false;
+    }
   }
 }
 
