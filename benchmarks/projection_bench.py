@@ -28,7 +28,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +40,9 @@ import torch
 from srcext.data import RateEncoder
 from srcext.events import crossover as layer_crossover
 from srcext.models import SRCClassifier
+
+from machine import describe
+from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -282,7 +284,7 @@ def plot(results: dict, path: str) -> None:
         ax.set_ylabel("forward + weight gradient (ms, median)")
         ax.set_title(f"{dname}: R={results['R']}, F={results['F']}, H={results['H']}")
         ax.legend()
-    fig.suptitle(f"event-driven projection vs dense GEMM, {results['device']} ({results['threads']} threads)")
+    fig.suptitle(f"event-driven projection vs dense GEMM, {machine_label(results)}, {results['threads']} threads")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -314,9 +316,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     results = {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        **describe(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

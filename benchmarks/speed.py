@@ -40,7 +40,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -53,6 +52,9 @@ import torch
 import srcext
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
+
+from machine import describe
+from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -743,7 +745,7 @@ def main(argv=None) -> dict:
     k = SRCConstants()
     dtype = torch.float32
     results = {
-        "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        **describe(device),
         "device_type": device.type,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -807,7 +809,7 @@ def fmt_spread(s: dict) -> str:
 
 def print_report(results):
     print(
-        f"\nsrcext speed — {results['device']} ({results['device_type']}, {results['threads']} threads), "
+        f"\nsrcext speed — {machine_label(results)}, {results['threads']} threads, "
         f"T={results['T']} B={results['B']} H={results['H']} float32, {results['rounds']} interleaved "
         f"rounds after {results['warmup_rounds']} warm-up, commit {results['commit']}"
     )

@@ -16,6 +16,8 @@ from srcext.reference import SRCConstants, src_cell_step, src_recurrence_referen
 from helpers import FLAG_IDS, FLAGS, random_constants, requires_fused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The scripts import their sibling modules (machine.py), as they do when run from anywhere.
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 TINY = ["--T", "6", "--B", "2", "--H", "5", "--rounds", "2", "--warmup", "1", "--threads", "1"]
 
 
@@ -304,3 +306,13 @@ def test_gpu_summary_reads_a_run(tmp_path):
     ):
         assert data[key] is not None, key
     assert "| yes |" in (tmp_path / "gpu_summary.md").read_text()
+
+
+def test_machine_is_named_not_just_the_architecture():
+    import machine
+
+    cpu = machine.describe("cpu")
+    assert cpu["device"] and cpu["cpu_cores"] == os.cpu_count()
+    assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine.label(cpu).startswith(cpu["device"]) and cpu["cpu_capability"] in machine.label(cpu)
+    assert machine.label({"device": "x86_64"}) == "x86_64"  # results written before it

@@ -1,0 +1,48 @@
+"""What a benchmark ran on, for its JSON and its report.
+
+The CPU changes results by multiples, and this project's development machine has changed under
+it: an Intel CPU with AVX-512 and AMX (native bfloat16 GEMMs) and an AMD EPYC with AVX2 only
+(where a bfloat16 GEMM is ~25x slower than there and slower than float32). "x86_64", all that
+`platform.processor()` gives on Linux, tells them apart no better than nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(device) -> dict:
+    """device (its name), and for a CPU the vector extension ATen's kernels use and the cores,
+    for a GPU its compute capability."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return {"device": torch.cuda.get_device_name(device), "compute_capability": f"sm_{major}{minor}"}
+    return {
+        "device": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_cores": os.cpu_count(),
+    }
+
+
+def label(results: dict) -> str:
+    """One line naming the machine of a results dict (older files have `device` only)."""
+    extra = [results[k] for k in ("cpu_capability", "compute_capability") if results.get(k)]
+    if results.get("cpu_cores"):
+        extra.append(f"{results['cpu_cores']} cores")
+    return results["device"] + (f" ({', '.join(extra)})" if extra else "")
