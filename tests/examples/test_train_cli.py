@@ -158,6 +158,9 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     assert m["parameters"] == (784 * 16 + 16) + (16 * 16 + 16) + (16 * 100 + 100) + 10 * 100
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
+    # where bfloat16 is emulated (no AVX512-BF16 / AMX) the run says that float32 is faster
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert ("no native bfloat16" in res.stderr) == (not native), res.stderr
 
 
 @pytest.mark.parametrize(
