@@ -28,14 +28,16 @@ def sanitized() -> bool:
     return os.environ.get("SRCEXT_EMULATION_SANITIZE", "0") not in ("", "0")
 
 
-def build(name: str, source: str, flags=("-O2",), ldflags=()):
+def build(namespace: str, source: str, register, name=None, flags=("-O2",), ldflags=()):
     """Compile ``csrc/cuda/emulation/<source>`` with the host compiler into the extension
-    ``name`` (cached in build/<name>) and load it."""
+    ``name`` (``namespace`` unless given; cached in build/<name>), load it, and give its ops in
+    ``torch.ops.<namespace>`` their fakes and autograd with ``register`` (srcext's)."""
     from torch.utils import cpp_extension
 
+    name = name or namespace
     directory = ROOT / "build" / name
     directory.mkdir(parents=True, exist_ok=True)
-    return cpp_extension.load(
+    module = cpp_extension.load(
         name=name,
         sources=[str(EMULATION / source)],
         # The emulation folder first: its cuda_runtime.h stands in for the CUDA runtime's.
@@ -45,6 +47,8 @@ def build(name: str, source: str, flags=("-O2",), ldflags=()):
         build_directory=str(directory),
         verbose=False,
     )
+    register(namespace)
+    return module
 
 
 @functools.cache
@@ -55,11 +59,10 @@ def load():
     if sanitized():
         sanitize = ["-fsanitize=address,undefined"]
         flags = ["-O1", "-g", "-fno-omit-frame-pointer", *sanitize, "-fno-sanitize-recover=all"]
-        module = build(NAMESPACE + "_sanitized", "src_cuda_emulation.cpp", flags, sanitize)
-    else:
-        module = build(NAMESPACE, "src_cuda_emulation.cpp")
-    register_op_formulas(NAMESPACE)
-    return module
+        return build(
+            NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas, NAMESPACE + "_sanitized", flags, sanitize
+        )
+    return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas)
 
 
 def ops():

@@ -20,9 +20,7 @@ NAMESPACE = "srcext_events_emulation"
 def load():
     from srcext.events import register_event_formulas
 
-    module = build(NAMESPACE, "src_events_emulation.cpp")
-    register_event_formulas(NAMESPACE)
-    return module
+    return build(NAMESPACE, "src_events_emulation.cpp", register_event_formulas)
 
 
 def ops():
