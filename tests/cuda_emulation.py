@@ -28,38 +28,50 @@ def sanitized() -> bool:
     return os.environ.get("SRCEXT_EMULATION_SANITIZE", "0") not in ("", "0")
 
 
+def build(namespace: str, source: str, register, name=None, flags=("-O2",), ldflags=()):
+    """Compile ``csrc/cuda/emulation/<source>`` with the host compiler into the extension
+    ``name`` (``namespace`` unless given; cached in build/<name>), load it, and give its ops in
+    ``torch.ops.<namespace>`` their fakes and autograd with ``register`` (srcext's)."""
+    from torch.utils import cpp_extension
+
+    name = name or namespace
+    directory = ROOT / "build" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    module = cpp_extension.load(
+        name=name,
+        sources=[str(EMULATION / source)],
+        # The emulation folder first: its cuda_runtime.h stands in for the CUDA runtime's.
+        extra_include_paths=[str(EMULATION), str(ROOT / "csrc")],
+        extra_cflags=["-DSRCEXT_CUDA_EMULATION", "-fno-math-errno", *flags],
+        extra_ldflags=list(ldflags),
+        build_directory=str(directory),
+        verbose=False,
+    )
+    register(namespace)
+    return module
+
+
 @functools.cache
 def load():
     """The emulation module (built on first use); its ops are registered with autograd."""
-    from torch.utils import cpp_extension
-
     from srcext.ops import register_op_formulas
 
-    name = "srcext_cuda_emulation"
-    flags = ["-DSRCEXT_CUDA_EMULATION", "-fno-math-errno"]
-    ldflags = []
     if sanitized():
-        name += "_sanitized"
-        flags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-        ldflags += ["-fsanitize=address,undefined"]
-    else:
-        flags += ["-O2"]
-    build = ROOT / "build" / name
-    build.mkdir(parents=True, exist_ok=True)
-    module = cpp_extension.load(
-        name=name,
-        sources=[str(EMULATION / "src_cuda_emulation.cpp")],
-        # The emulation folder first: its cuda_runtime.h stands in for the CUDA runtime's.
-        extra_include_paths=[str(EMULATION), str(ROOT / "csrc")],
-        extra_cflags=flags,
-        extra_ldflags=ldflags,
-        build_directory=str(build),
-        verbose=False,
-    )
-    register_op_formulas(NAMESPACE)
-    return module
+        sanitize = ["-fsanitize=address,undefined"]
+        flags = ["-O1", "-g", "-fno-omit-frame-pointer", *sanitize, "-fno-sanitize-recover=all"]
+        return build(
+            NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas, NAMESPACE + "_sanitized", flags, sanitize
+        )
+    return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas)
 
 
 def ops():
     load()
     return getattr(torch.ops, NAMESPACE)
+
+
+def src_recurrence(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
+    """src_recurrence_fused, on the emulated CUDA kernels."""
+    from srcext.ops import run_forward_op
+
+    return run_forward_op(ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths)

@@ -11,30 +11,16 @@ import functools
 
 import torch
 
-from cuda_emulation import EMULATION, ROOT
+from cuda_emulation import build
 
 NAMESPACE = "srcext_events_emulation"
 
 
 @functools.cache
 def load():
-    from torch.utils import cpp_extension
-
     from srcext.events import register_event_formulas
 
-    build = ROOT / "build" / NAMESPACE
-    build.mkdir(parents=True, exist_ok=True)
-    module = cpp_extension.load(
-        name=NAMESPACE,
-        sources=[str(EMULATION / "src_events_emulation.cpp")],
-        # The emulation folder first: its cuda_runtime.h stands in for the CUDA runtime's.
-        extra_include_paths=[str(EMULATION), str(ROOT / "csrc")],
-        extra_cflags=["-DSRCEXT_CUDA_EMULATION", "-fno-math-errno", "-O2"],
-        build_directory=str(build),
-        verbose=False,
-    )
-    register_event_formulas(NAMESPACE)
-    return module
+    return build(NAMESPACE, "src_events_emulation.cpp", register_event_formulas)
 
 
 def ops():

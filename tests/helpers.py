@@ -126,3 +126,16 @@ def assert_compiled_matches_eager(device: str, mode: str | None = None) -> None:
     for a, b in zip(grads, eager_grads):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert (eager > 0).any()
+
+
+# SRCClassifier options away from their defaults, for the tests that rebuild a model from its
+# config or from a checkpoint's options: a rebuild that dropped one would show.
+NON_DEFAULT_CLASSIFIER = dict(
+    hidden_layers=2,
+    hidden_size=12,
+    neurons_per_class=3,
+    readout_decay=0.95,
+    trainable_readout=True,
+    hidden_init="identity",
+    detach_recurrent=False,
+)

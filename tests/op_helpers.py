@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from srcext.ops import CHECKPOINT_INTERVAL, src_recurrence_fused
-from srcext.reference import src_recurrence_reference
+from srcext.reference import SRCConstants, src_recurrence_reference
 
-from helpers import FLAG_IDS, FLAGS, assert_close, constants_cases, rel_err, tolerance
+from helpers import FLAG_IDS, FLAGS, assert_close, constants_cases, cosine, rel_err, tolerance
 
 SHAPES = [(1, 1, 1), (7, 3, 5), (33, 2, 67), (CHECKPOINT_INTERVAL, 4, 3), (2 * CHECKPOINT_INTERVAL + 1, 1, 130)]
 
@@ -80,6 +80,23 @@ def assert_matches_reference(dtype, shape, k, detach, st, device, fused=src_recu
         assert_close(a, b, bound(tolerance(dtype, True), own, b), label)
     for label, a, b, own in zip(("u", "bias", "i0", "h0", "hs0"), grads, ref_grads, own_grads):
         assert_close(a, b, bound(tolerance(dtype, detach), own, b), f"grad {label}")
+
+
+def assert_half_storage_matches_reference(dtype, detach, st, device="cpu", fused=src_recurrence_fused):
+    """Fused in half storage (bfloat16 / float16) on `device` against the float64 reference, on
+    a short run (rounding the drive to 8 bits can move a spike by a step in a long one): the
+    results in `dtype` and close, the gradients close in direction and size too, not only in
+    relative error."""
+    (outs, grads), (ref_outs, ref_grads) = run_both(
+        12, 3, 40, SRCConstants(), dtype, detach, st, device=device, fused=fused
+    )
+    for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
+        assert a.dtype == dtype
+        assert_close(a, b, tolerance(dtype, True), label)
+    for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):
+        assert_close(a, b, tolerance(dtype, detach), f"grad {label}")
+        assert cosine(a, b) > 0.999, label
+        assert 0.97 < (a.double().norm() / b.double().norm()).item() < 1.03, label
 
 
 def op_args(T, B, H, dtype, device):

@@ -7,12 +7,19 @@ import math
 import pytest
 import torch
 
-from srcext.ops import CHECKPOINT_INTERVAL, constant_args, run_forward_op, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
 import cuda_emulation
+from cuda_emulation import src_recurrence as emulated
 from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, rel_err, requires_fused, tolerance
-from op_helpers import assert_matches_reference, make_inputs, run_both, upstream_layouts
+from op_helpers import (
+    assert_half_storage_matches_reference,
+    assert_matches_reference,
+    make_inputs,
+    run_both,
+    upstream_layouts,
+)
 from lengths_helpers import CASE_IDS as LENGTH_CASE_IDS, CASES as LENGTH_CASES, check_against_alone
 
 pytestmark = requires_fused
@@ -42,13 +49,6 @@ def emu():
     return cuda_emulation.load()
 
 
-def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
-    """src_recurrence_fused, on the emulated CUDA kernels."""
-    return run_forward_op(
-        cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths
-    )
-
-
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("name,k", CONSTANTS, ids=[c[0] for c in CONSTANTS])
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
@@ -60,12 +60,7 @@ def test_emulated_kernels_match_reference(emu, dtype, shape, name, k, detach, st
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
 def test_emulated_half_storage_matches_reference(emu, dtype, detach, st):
-    (outs, grads), (ref_outs, ref_grads) = run_both(12, 3, 40, SRCConstants(), dtype, detach, st, fused=emulated)
-    for label, a, b in zip(("spikes", "i_n", "h_n", "hs_n"), outs, ref_outs):
-        assert a.dtype == dtype
-        assert_close(a, b, tolerance(dtype, True), label)
-    for label, a, b in zip(("u", "bias", "i0"), grads, ref_grads):
-        assert_close(a, b, tolerance(dtype, detach), f"grad {label}")
+    assert_half_storage_matches_reference(dtype, detach, st, fused=emulated)
 
 
 # The emulated device math (expf, 1/d) and the CPU kernels' vectorised math differ by an ulp or

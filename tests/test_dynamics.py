@@ -15,10 +15,11 @@ import srcext
 from srcext import SRC, SRCCell
 from srcext.constants import CELL_CONSTANTS, NUM_CELL_CONSTANTS, SRCConstants, constants_tensor, raw_value
 from srcext.models import SRCClassifier
-from srcext.ops import CHECKPOINT_INTERVAL, run_forward_op, src_recurrence_fused
+from srcext.ops import CHECKPOINT_INTERVAL, src_recurrence_fused
 from srcext.reference import src_recurrence_reference
 
 import cuda_emulation
+from cuda_emulation import src_recurrence as emulated
 from helpers import FLAG_IDS, FLAGS, assert_close, random_constants, requires_fused, tolerance
 
 pytestmark = requires_fused
@@ -236,12 +237,6 @@ def test_bad_constants_tensors_raise_clear_errors():
 @pytest.fixture(scope="module")
 def emu():
     return cuda_emulation.load()
-
-
-def emulated(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
-    return run_forward_op(
-        cuda_emulation.ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths
-    )
 
 
 @pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)

@@ -11,6 +11,7 @@ from srcext.data import RateEncoder, load_idx_dataset
 from srcext.models import SRCClassifier, fixed_readout
 
 from data_files import write_dataset
+from helpers import NON_DEFAULT_CLASSIFIER
 
 
 def test_fixed_readout_and_model_shapes():
@@ -93,17 +94,7 @@ def test_identity_hidden_init():
 
 
 def test_classifier_config_rebuilds_the_model():
-    model = SRCClassifier(
-        20,
-        num_classes=4,
-        hidden_layers=2,
-        hidden_size=12,
-        neurons_per_class=3,
-        readout_decay=0.95,
-        trainable_readout=True,
-        hidden_init="identity",
-        detach_recurrent=False,
-    )
+    model = SRCClassifier(20, num_classes=4, **NON_DEFAULT_CLASSIFIER)
     cfg = model.config()
     assert json.loads(json.dumps(cfg)) == cfg  # storable as it is
     assert cfg["input_size"] == 20 and cfg["num_classes"] == 4 and cfg["detach_recurrent"] is False

@@ -8,6 +8,8 @@ variable-length helpers in ``sequences.py``, the bias's gradient in ``bias.py``.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import numbers
 import warnings
@@ -20,7 +22,16 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ._extension import fused_available, fused_unavailable_reason
 from .bias import cell_bias
-from .constants import BIAS_INIT, CELL_CONSTANTS, SRCConstants, check_learn, constrained, raw_value, validate_constants
+from .constants import (
+    BIAS_INIT,
+    CELL_CONSTANTS,
+    DEFAULTS,
+    SRCConstants,
+    check_learn,
+    constrained,
+    raw_value,
+    validate_constants,
+)
 from .events import as_events, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
 from .reference import State, src_recurrence_reference
@@ -462,6 +473,24 @@ class _SRCBase(nn.Module):
         return ", ".join([f"{self.input_size}, {self.hidden_size}"] + [f"{n}={v!r}" for n, v in self._config()])
 
 
+# What _SRCBase.__init__ takes from the constructors of SRC and SRCCell: its own parameters
+# (their names as in the constructors), but ``constants``, which it takes as one dict.
+_BASE_PARAMETERS = tuple(
+    name for name in inspect.signature(_SRCBase.__init__).parameters if name not in ("self", "constants")
+)
+# The constructors' keyword arguments that make the SRCConstants: its fields.
+_CONSTANT_ARGUMENTS = tuple(field.name for field in dataclasses.fields(SRCConstants))
+
+
+def _base_arguments(arguments: dict) -> dict:
+    """The keyword arguments of ``_SRCBase.__init__`` from ``arguments``, the ``locals()`` of
+    SRC's or SRCCell's constructor on entry (its arguments by name): the public signatures
+    keep every setting and constant explicit, and their shared part is passed on here once."""
+    base = {name: arguments[name] for name in _BASE_PARAMETERS}
+    base["constants"] = {name: arguments[name] for name in _CONSTANT_ARGUMENTS}
+    return base
+
+
 class SRC(_SRCBase):
     r"""A stack of Spiking Recurrent Cell layers, used like :class:`torch.nn.GRU`.
 
@@ -544,16 +573,16 @@ class SRC(_SRCBase):
         initial_state: str = "rest",
         stateful: bool = False,
         return_state: bool = True,
-        alpha: float = 0.9,
-        rho: float = 3.0,
-        r: float = 2.0,
-        r_s: float = -7.0,
-        z: float = 0.0,
-        z_hyp: float = 0.9,
-        z_dep: float = 0.0,
-        gate_slope: float = 10.0,
-        gate_threshold: float = 0.5,
-        bias_max: float = -4.0,
+        alpha: float = DEFAULTS.alpha,
+        rho: float = DEFAULTS.rho,
+        r: float = DEFAULTS.r,
+        r_s: float = DEFAULTS.r_s,
+        z: float = DEFAULTS.z,
+        z_hyp: float = DEFAULTS.z_hyp,
+        z_dep: float = DEFAULTS.z_dep,
+        gate_slope: float = DEFAULTS.gate_slope,
+        gate_threshold: float = DEFAULTS.gate_threshold,
+        bias_max: float = DEFAULTS.bias_max,
         bias_init: float = BIAS_INIT,
         weight_scale: float = 1.0,
         learn=(),
@@ -562,35 +591,7 @@ class SRC(_SRCBase):
         device=None,
         dtype=None,
     ):
-        constants = dict(
-            alpha=alpha,
-            rho=rho,
-            r=r,
-            r_s=r_s,
-            z=z,
-            z_hyp=z_hyp,
-            z_dep=z_dep,
-            gate_slope=gate_slope,
-            gate_threshold=gate_threshold,
-            bias_max=bias_max,
-        )
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias,
-            backend,
-            detach_recurrent,
-            straight_through,
-            bias_straight_through,
-            constants,
-            bias_init,
-            weight_scale,
-            initial_state,
-            stateful,
-            return_state,
-            learn,
-            per_neuron,
-        )
+        super().__init__(**_base_arguments(locals()))
         self.input_projection = validate_projection(input_projection)
         self.num_layers = _positive_int("SRC", "num_layers", num_layers)
         self.bias = bias
@@ -765,16 +766,16 @@ class SRCCell(_SRCBase):
         initial_state: str = "rest",
         stateful: bool = False,
         return_state: bool = True,
-        alpha: float = 0.9,
-        rho: float = 3.0,
-        r: float = 2.0,
-        r_s: float = -7.0,
-        z: float = 0.0,
-        z_hyp: float = 0.9,
-        z_dep: float = 0.0,
-        gate_slope: float = 10.0,
-        gate_threshold: float = 0.5,
-        bias_max: float = -4.0,
+        alpha: float = DEFAULTS.alpha,
+        rho: float = DEFAULTS.rho,
+        r: float = DEFAULTS.r,
+        r_s: float = DEFAULTS.r_s,
+        z: float = DEFAULTS.z,
+        z_hyp: float = DEFAULTS.z_hyp,
+        z_dep: float = DEFAULTS.z_dep,
+        gate_slope: float = DEFAULTS.gate_slope,
+        gate_threshold: float = DEFAULTS.gate_threshold,
+        bias_max: float = DEFAULTS.bias_max,
         bias_init: float = BIAS_INIT,
         weight_scale: float = 1.0,
         learn=(),
@@ -782,35 +783,7 @@ class SRCCell(_SRCBase):
         device=None,
         dtype=None,
     ):
-        constants = dict(
-            alpha=alpha,
-            rho=rho,
-            r=r,
-            r_s=r_s,
-            z=z,
-            z_hyp=z_hyp,
-            z_dep=z_dep,
-            gate_slope=gate_slope,
-            gate_threshold=gate_threshold,
-            bias_max=bias_max,
-        )
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias,
-            backend,
-            detach_recurrent,
-            straight_through,
-            bias_straight_through,
-            constants,
-            bias_init,
-            weight_scale,
-            initial_state,
-            stateful,
-            return_state,
-            learn,
-            per_neuron,
-        )
+        super().__init__(**_base_arguments(locals()))
         self._register_unit("weight", "bias", input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 

@@ -9,6 +9,7 @@ import torch
 from srcext.models import SRCClassifier
 
 from example_runner import load_example
+from helpers import NON_DEFAULT_CLASSIFIER
 
 common = load_example("common")
 
@@ -17,13 +18,7 @@ def test_classifier_from_config_rebuilds_a_checkpointed_model(tmp_path):
     """A checkpoint of the older format (train.py's options only, no model_config): the
     training-only options are ignored, the model options rebuild the architecture."""
     options = {
-        "hidden_layers": 2,
-        "hidden_size": 12,
-        "neurons_per_class": 3,
-        "readout_decay": 0.95,
-        "trainable_readout": True,
-        "hidden_init": "identity",
-        "detach_recurrent": False,
+        **NON_DEFAULT_CLASSIFIER,
         "lr": 0.1,
         "dataset": "mnist",
         "gain": 0.5,
@@ -31,16 +26,7 @@ def test_classifier_from_config_rebuilds_a_checkpointed_model(tmp_path):
         "steps": 30,
     }
     torch.manual_seed(0)
-    model = SRCClassifier(
-        784,
-        hidden_layers=2,
-        hidden_size=12,
-        neurons_per_class=3,
-        readout_decay=0.95,
-        trainable_readout=True,
-        hidden_init="identity",
-        detach_recurrent=False,
-    )
+    model = SRCClassifier(784, **NON_DEFAULT_CLASSIFIER)
     path = str(tmp_path / "checkpoint.pt")
     torch.save({"model": model.state_dict(), "config": options, "epoch": 3}, path)
     ckpt, loaded, encoder = common.load_checkpoint(path)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from data_files import write_dataset
-from example_runner import ROOT, load_example
+from example_runner import ROOT, load_example, tiny_run_args
 
 
 def test_settings_are_the_committed_ones():
@@ -34,20 +34,11 @@ def test_tiny_probes_write_the_summary(tmp_path):
                 "0",
                 "4",
                 "--train-options",
+                *tiny_run_args(batch_size=None, hidden_size=8, steps=10, silent_steps=2),
                 "--hidden-layers",
                 "2",
-                "--hidden-size",
-                "8",
-                "--steps",
-                "10",
-                "--silent-steps",
-                "2",
-                "--epochs",
-                "1",
                 "--amp",
                 "none",
-                "--threads",
-                "1",
             ]
         )
         == 0

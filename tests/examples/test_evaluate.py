@@ -11,7 +11,7 @@ from srcext.data import RateEncoder
 from srcext.models import SRCClassifier
 
 from data_files import write_dataset
-from example_runner import load_example, run_cli
+from example_runner import load_example, run_cli, tiny_run_args
 
 
 @pytest.mark.slow
@@ -37,28 +37,7 @@ def test_evaluate_averages_the_logits_of_several_codings(tmp_path, capsys):
     # the script on a checkpoint written by train.py
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = str(tmp_path / "run")
-    res = run_cli(
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        root,
-        "--batch-size",
-        "16",
-        "--hidden-size",
-        "16",
-        "--steps",
-        "20",
-        "--silent-steps",
-        "3",
-        "--out",
-        out,
-        "--no-progress",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
-        "--trainable-readout",
-    )
+    res = run_cli(*tiny_run_args(root, out), "--trainable-readout")
     assert res.returncode == 0, res.stderr
     result = tmp_path / "eval.json"
     assert (

@@ -12,36 +12,14 @@ import pytest
 import torch
 
 from data_files import write_dataset, write_synthetic_nmnist
-from example_runner import TRAIN, free_port, load_example, run_cli
+from example_runner import TRAIN, free_port, load_example, run_cli, tiny_run_args
 
 
 @pytest.mark.slow
 def test_cli_end_to_end_and_resume(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=48, n_test=20)
     out = str(tmp_path / "run")
-    common = [
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        root,
-        "--batch-size",
-        "16",
-        "--hidden-size",
-        "16",
-        "--steps",
-        "20",
-        "--silent-steps",
-        "3",
-        "--out",
-        out,
-        "--no-progress",
-        "--threads",
-        "1",
-        "--lr-schedule",
-        "cosine",
-        "--val-size",
-        "8",
-    ]
+    common = tiny_run_args(root, out, epochs=None) + ["--lr-schedule", "cosine", "--val-size", "8"]
     res = run_cli(*common, "--epochs", "1")
     assert res.returncode == 0, res.stderr
     assert "epoch 1/1" in res.stdout
@@ -66,25 +44,7 @@ def test_cli_end_to_end_and_resume(tmp_path):
 @pytest.mark.slow
 def test_cli_init_from_checkpoint(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
-    common = [
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        root,
-        "--batch-size",
-        "16",
-        "--hidden-size",
-        "16",
-        "--steps",
-        "20",
-        "--silent-steps",
-        "3",
-        "--no-progress",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
-    ]
+    common = tiny_run_args(root)
     first = str(tmp_path / "first")
     assert run_cli(*common, "--out", first, "--seed", "1").returncode == 0
     source = os.path.join(first, "checkpoint.pt")
@@ -115,27 +75,9 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     root = write_dataset(str(tmp_path / "data"), n_train=32, n_test=16)
     out = str(tmp_path / "run")
     res = run_cli(
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        root,
-        "--batch-size",
-        "16",
-        "--hidden-size",
-        "16",
+        *tiny_run_args(root, out),
         "--hidden-layers",
         "2",
-        "--steps",
-        "20",
-        "--silent-steps",
-        "3",
-        "--out",
-        out,
-        "--no-progress",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
         "--device",
         "cpu",
         "--amp",
@@ -209,25 +151,7 @@ def test_cli_torchrun_two_processes(tmp_path):
         "--master_port",
         str(free_port()),
         TRAIN,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        root,
-        "--batch-size",
-        "8",
-        "--hidden-size",
-        "8",
-        "--steps",
-        "10",
-        "--silent-steps",
-        "2",
-        "--epochs",
-        "1",
-        "--out",
-        out,
-        "--no-progress",
-        "--threads",
-        "1",
+        *tiny_run_args(root, out, batch_size=8, hidden_size=8, steps=10, silent_steps=2),
         "--device",
         "cpu",
     ]
@@ -243,28 +167,9 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
     write_synthetic_nmnist(str(tmp_path / "nm"), train=True)
     write_synthetic_nmnist(str(tmp_path / "nm"), train=False, seed=1)
     out = str(tmp_path / "run")
-    res = run_cli(
-        "--dataset",
-        "nmnist",
-        "--data-dir",
-        str(tmp_path / "nm"),
-        "--epochs",
-        "1",
-        "--limit-train",
-        "40",
-        "--limit-test",
-        "20",
-        "--batch-size",
-        "10",
-        "--hidden-size",
-        "8",
-        "--steps",
-        "10",
-        "--out",
-        out,
-        "--no-progress",
-        "--threads",
-        "1",
+    nmnist = tiny_run_args(
+        tmp_path / "nm", out, dataset="nmnist", batch_size=10, hidden_size=8, steps=10, silent_steps=None
     )
+    res = run_cli(*nmnist, "--limit-train", "40", "--limit-test", "20")
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
