@@ -8,7 +8,7 @@ import torch
 
 import events_cuda_emulation
 from helpers import assert_close, requires_fused
-from test_events import DENSITIES, DTYPE_IDS, DTYPES, TOL, check_events, check_matmul_and_weight_grad, spikes
+from events_helpers import DENSITIES, DTYPE_IDS, DTYPES, TOL, check_events, check_matmul_and_weight_grad, spikes
 
 pytestmark = requires_fused
 
