@@ -10,7 +10,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import srcext
-from srcext.events import as_events
+from srcext.events import as_events, input_projection
 
 from events_helpers import DENSITIES, DTYPE_IDS, DTYPES, check_events, check_matmul_and_weight_grad, ops_of, spikes
 from helpers import assert_close, requires_fused
@@ -363,3 +363,27 @@ def test_auto_follows_the_crossover():
         assert torch.isfinite(u).all() == expect_events
         assert torch.isnan(input_projection(x, w, "dense")).all()
         assert torch.isfinite(input_projection(x, w, "sparse")).all()
+
+
+@pytest.mark.parametrize(
+    "density, mode, saves",
+    [(0.03, "sparse", "events"), (0.03, "auto", "events"), (1.0, "sparse", "s"), (1.0, "auto", "s")],
+)
+def test_eager_projection_keeps_the_events_for_the_weight_gradient(density, mode, saves):
+    # Outside torch.compile the events of s are built once: kept for the weight gradient when
+    # smaller than s (no second pass over s in the backward), else s is (and at 100 % "auto"
+    # runs the GEMM, which saves s too). Either way the gradients are the dense ones.
+    R, F, H = 120, 40, 24
+    s = spikes(R, F, density, seed=4).view(R // 4, 4, F).requires_grad_()
+    w = torch.randn(H, F, dtype=torch.float32, requires_grad=True)
+    shapes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(tuple(t.shape)) or t, lambda t: t):
+        u = input_projection(s, w, mode)
+    nnz = int(s.ne(0).sum())
+    assert ((R, F) in shapes) == (saves == "s") and ((nnz,) in shapes) == (saves == "events")
+    g = torch.randn_like(u)
+    grads = torch.autograd.grad(u, (s, w), g)
+    s64, w64 = s.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    ref = torch.autograd.grad(torch.nn.functional.linear(s64, w64), (s64, w64), g.double())
+    for got, want, name in zip(grads, ref, ("grad_s", "grad_w")):
+        assert_close(got, want, 1e-5, name)

@@ -176,8 +176,67 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
         x, weight = x.to(low), weight.to(low)
     T, B, F = x.shape
     max_density = 1.0 if mode == "sparse" else crossover(x.device, x.dtype)
-    u, _count = torch.ops.srcext.src_projection(x.reshape(T * B, F), weight, max_density)
+    s = x.reshape(T * B, F)
+    if torch.compiler.is_compiling():
+        # Static shapes: the op decides dense or events inside, and rebuilds the events in
+        # the backward.
+        u, _count = torch.ops.srcext.src_projection(s, weight, max_density)
+    else:
+        u = _eager_projection(s, weight, max_density)
     return u.view(T, B, weight.shape[0])
+
+
+# Rows of s sampled (one in ROW_SAMPLE) to tell a clearly too-dense input before building its
+# events; DENSE_MARGIN: how far above the crossover the sample's density must be.
+ROW_SAMPLE = 16
+DENSE_MARGIN = 2.0
+
+
+def _eager_projection(s: torch.Tensor, weight: torch.Tensor, max_density: float) -> torch.Tensor:
+    """Outside torch.compile: the events of s built once and kept for the weight gradient
+    (src_projection rebuilds them in the backward, a second pass over s, so as to keep static
+    shapes). Under "auto" a sample of the rows first tells a clearly dense input (dense GEMM at
+    once); otherwise the events are built and their exact count decides."""
+    total = s.numel()
+    if max_density < 1.0 and s.shape[0] > ROW_SAMPLE:
+        sample = s[::ROW_SAMPLE]
+        if torch.count_nonzero(sample).item() > DENSE_MARGIN * max_density * sample.numel():
+            return torch.nn.functional.linear(s, weight)
+    row_ptr, col, val = torch.ops.srcext.src_events(s.detach())  # the values carry no gradient
+    if col.numel() > max_density * total:
+        return torch.nn.functional.linear(s, weight)
+    return _EventProjection.apply(s, weight, row_ptr, col, val)
+
+
+class _EventProjection(torch.autograd.Function):
+    """u = s W^T from the events of s; grad_s = grad_u W (dense), grad_W from the events, kept
+    from the forward, or, where they take more memory than s (dense enough), rebuilt from s."""
+
+    @staticmethod
+    def forward(ctx, s, weight, row_ptr, col, val):
+        ctx.num_inputs = s.shape[1]
+        keep_events = col.numel() * (col.element_size() + val.element_size()) <= s.numel() * s.element_size()
+        ctx.keep_events = keep_events
+        need_w = ctx.needs_input_grad[1]
+        saved = (row_ptr, col, val) if keep_events and need_w else (None, None, None)
+        ctx.save_for_backward(
+            *saved, s if need_w and not keep_events else None, weight if ctx.needs_input_grad[0] else None
+        )
+        return torch.ops.srcext.src_event_matmul(row_ptr, col, val, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_u):
+        row_ptr, col, val, s, weight = ctx.saved_tensors
+        grad_s = grad_u.mm(weight) if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_u = grad_u.contiguous()
+            if ctx.keep_events:
+                grad_w = torch.ops.srcext.src_event_weight_grad(row_ptr, col, val, grad_u, ctx.num_inputs)
+            else:
+                grad_w = torch.ops.srcext.src_projection_weight_grad(grad_u, s, 1.0)
+        return grad_s, grad_w, None, None, None
 
 
 # ---- fakes and autograd -----------------------------------------------------------------------
