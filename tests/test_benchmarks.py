@@ -121,6 +121,14 @@ def test_paired_ratios_and_contention_flag(speed):
     session.groups["g"]["foreign"][1] = 0.3
     c = session.contention()
     assert c["flagged"] is True and c["flagged_rounds"] == 1 and c["flagged_rounds_per_group"] == {"g": 1}
+    # One flagged round in twenty (a clock tick of a daemon in a short round) does not flag the
+    # run; three do.
+    session.groups["g"]["foreign"] = [0.3] + [0.0] * 19
+    session.groups["g"]["probes"] = [1.0] * 20
+    c = session.contention()
+    assert c["flagged"] is False and c["flagged_rounds"] == 1
+    session.groups["g"]["foreign"][1:3] = [0.06, 0.07]
+    assert session.contention()["flagged"] is True
 
 
 def test_foreign_load_arithmetic(speed, monkeypatch):
