@@ -229,7 +229,10 @@ def depth_table(runs) -> str:
 
 def speed_tables(path: str):
     """The tables ``benchmarks/speed.py --markdown`` prints for a result file."""
-    spec = importlib.util.spec_from_file_location("speed", os.path.join(REPO, "benchmarks", "speed.py"))
+    benchmarks = os.path.join(REPO, "benchmarks")
+    if benchmarks not in sys.path:  # speed.py imports its sibling machine.py, as when run
+        sys.path.insert(0, benchmarks)
+    spec = importlib.util.spec_from_file_location("speed", os.path.join(benchmarks, "speed.py"))
     speed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(speed)
     with open(path) as f:
