@@ -903,7 +903,19 @@ def markdown(results) -> str:
         s = sp[key]
         return f"**{s['median']:.1f}x** ({s['q1']:.1f}-{s['q3']:.1f})"
 
+    c = results.get("contention") or {}
+    busy = (
+        f"; {c['flagged_rounds']} of {c['rounds']} rounds busy" + (" (FLAGGED)" if c["flagged"] else "")
+        if "flagged_rounds" in c
+        else ""
+    )
+    # One line above each table: the machine and sources it was measured on.
+    caption = (
+        f"*{machine_label(results)}, {results['threads']} threads, commit {results.get('commit', '?')}, "
+        f"{str(results.get('date', '?'))[:10]}{busy}*"
+    )
     lines = [
+        caption,
         f"| recurrence (T={results['T']}, B={results['B']}, H={results['H']}) | fused | eager loop "
         "| fused speedup | torch.compile(step) | speedup vs compiled |",
         "|---|---|---|---|---|---|",
@@ -924,6 +936,7 @@ def markdown(results) -> str:
     if roof:
         lines += [
             "",
+            caption,
             "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
             "share of its time that is cell math |",
             "|---|---|---|---|---|---|",
@@ -952,6 +965,7 @@ def markdown(results) -> str:
     if "layers" in results:
         lines += [
             "",
+            caption,
             f"| layer, {results['H']} -> {results['H']}, T={results['T']}, B={results['B']} | "
             "training step | ns / neuron-step | vs SRC | inference | ns / neuron-step | vs SRC "
             "| firing rate |",
