@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 
 import torch
 
@@ -46,3 +47,16 @@ def label(results: dict) -> str:
     if results.get("cpu_cores"):
         extra.append(f"{results['cpu_cores']} cores")
     return results["device"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def git_commit() -> str:
+    """The short commit of the sources measured ("unknown" outside a git checkout)."""
+    try:
+        return subprocess.check_output(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ).strip()
+    except Exception:
+        return "unknown"

@@ -43,7 +43,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from typing import Callable, Dict, List
@@ -54,7 +53,7 @@ import srcext
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
-from machine import describe
+from machine import describe, git_commit
 from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -666,15 +665,6 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, stderr=subprocess.DEVNULL, text=True
-        ).strip()
-    except Exception:
-        return "unknown"
 
 
 def main(argv=None) -> dict:

@@ -32,10 +32,11 @@ PROJECTIONS = ("auto", "dense", "sparse")
 # The density (fraction of non-zero inputs) below which "auto" runs the event-driven
 # projection, per device type and dtype of the projection.
 # CPU: measured with benchmarks/projection_bench.py (speed.py --projection) on the development
-# machine (AMD EPYC Zen 2, AVX2, 2 cores shared with other jobs; docs/events.md): forward +
-# weight gradient from a dense input tie with the float32 GEMM at ~29 % (0.25 taken, float64
-# alike); the bfloat16 GEMM (no native bf16 on AVX2) is 6x slower than the events still at
-# 30 % and float16's 8x (0.5 taken for both). A CPU with AVX-512 BF16 / AMX would lower these.
+# machine (AMD EPYC Zen 2, AVX2, 2 cores; docs/events.md): forward + weight gradient from a
+# dense input tie with the float32 GEMM at ~29 % on a loaded machine, and are still 1.2x faster
+# at 30 % on a quiet one after the build was made branch-free (0.25 taken, float64 alike); the
+# bfloat16 GEMM (no native bf16 on AVX2) is 11x slower than the events still at 30 % and
+# float16's 8x (0.5 taken for both). A CPU with AVX-512 BF16 / AMX would lower these.
 # CUDA: a prediction, not a measurement (no GPU was available to this work), conservative,
 # see benchmarks/GPU_NOTES.md: the event path is predicted to beat the float32 SIMT GEMM only
 # below a few percent, and never the tensor-core bfloat16 / float16 GEMM (auto stays dense).
