@@ -94,6 +94,8 @@ def load_runs(root: str = RESULTS):
                 "augment_shift": cfg.get("augment_shift", 0),
                 "lr": cfg.get("lr"),
                 "hidden_init": cfg.get("hidden_init") or "uniform",
+                "learn_dynamics": cfg.get("learn_dynamics") or "none",
+                "input_projection": cfg.get("input_projection") or "auto",
                 "neurons_per_class": cfg.get("neurons_per_class", 10),
                 "init_from": cfg.get("init_from"),
                 "earlier_epochs": earlier_epochs(cfg.get("init_from"), m),
@@ -170,6 +172,10 @@ def _training(run) -> str:
         parts.append(f"`--hidden-init {run['hidden_init']}`")
     if run["init_from"]:
         parts.append(f"`--init-from` {os.path.basename(os.path.dirname(run['init_from']))}")
+    if run["learn_dynamics"] != "none":
+        parts.append(f"`--learn-dynamics {run['learn_dynamics']}`")
+    if run["input_projection"] != "auto":
+        parts.append(f"`--input-projection {run['input_projection']}`")
     return ", ".join(parts)
 
 
