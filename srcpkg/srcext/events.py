@@ -217,7 +217,6 @@ class _EventProjection(torch.autograd.Function):
     def forward(ctx, s, weight, row_ptr, col, val):
         ctx.num_inputs = s.shape[1]
         keep_events = col.numel() * (col.element_size() + val.element_size()) <= s.numel() * s.element_size()
-        ctx.keep_events = keep_events
         need_w = ctx.needs_input_grad[1]
         saved = (row_ptr, col, val) if keep_events and need_w else (None, None, None)
         ctx.save_for_backward(
@@ -233,7 +232,7 @@ class _EventProjection(torch.autograd.Function):
         grad_w = None
         if ctx.needs_input_grad[1]:
             grad_u = grad_u.contiguous()
-            if ctx.keep_events:
+            if row_ptr is not None:  # the events were kept
                 grad_w = torch.ops.srcext.src_event_weight_grad(row_ptr, col, val, grad_u, ctx.num_inputs)
             else:
                 grad_w = torch.ops.srcext.src_projection_weight_grad(grad_u, s, 1.0)
