@@ -12,6 +12,7 @@ last step. Static images are rate coded (gain 0.25; 20 silent steps, then --step
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -524,7 +525,11 @@ def run(args):
     if run.is_main:
         write_results(run)
     if run.world > 1:
+        # Free the gloo group now, while the interpreter is whole: it sits in a reference
+        # cycle, and freed at shutdown its worker threads abort the process (torch 2.14).
+        del run
         dist.destroy_process_group()
+        gc.collect()
 
 
 def main(argv=None) -> int:
