@@ -18,6 +18,14 @@ inline void check_grid(int64_t N) {
               " neurons is more than one CUDA launch can hold");
 }
 
+// The exact backward counts a sequence's chunks of kCheckpointInterval steps in an int
+// (src_kernels.cuh: a 32-bit counter costs one register where the kernel is at its cap).
+inline void check_chunks(int64_t T) {
+  TORCH_CHECK_VALUE(num_checkpoints(T) <= int64_t(INT32_MAX), "srcext: T = ", T,
+                    " steps is more than the CUDA backward can walk (at most ",
+                    int64_t(INT32_MAX) * kCheckpointInterval, ")");
+}
+
 template <typename Runtime>
 struct CudaBackend {
   using Guard = typename Runtime::Guard;
@@ -36,6 +44,7 @@ struct CudaBackend {
 
   static void backward(const BackwardParams& p, at::ScalarType dtype, bool detach, bool st) {
     check_grid(p.N);
+    check_chunks(p.T);
     const auto fn = kernel_for(dtype, &backward_f32, &backward_f64, &backward_bf16, &backward_f16);
     fn(p, detach, st, Runtime::stream());
     Runtime::check_launch();

@@ -254,8 +254,8 @@ __device__ __forceinline__ void backward_chunk(
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
 // consumption issues the load kBackwardAhead places further on.
-template <bool kDetach, bool kStraightThrough, bool kConstGrad, bool kPrefetch, typename scalar_t,
-          typename Acc, typename K>
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
 __device__ __forceinline__ void backward_chunk_exact(
     const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
@@ -285,7 +285,7 @@ __device__ __forceinline__ void backward_chunk_exact(
   // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
   // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
   // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
-  if constexpr (kPrefetch) {
+  {
     constexpr int A = kBackwardAhead<scalar_t>;
     const scalar_t* pu = u + next2_t0 * N;
 #pragma unroll
@@ -438,13 +438,19 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
       scalar_t fifo[kBackwardAhead<scalar_t>];
 #pragma unroll
       for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
-      for (; c >= 0; --c) {
-        // Not with lengths: those variants sit at the 128-register cap already (their
-        // per-thread grad_spikes offset), and the prefetches' pointers made ptxas spill 16-68
-        // bytes in the loop (f32/bf16/f16; GPU_NOTES.md). They keep the FIFO alone.
-        backward_chunk_exact<kDetach, kStraightThrough, kConstGrad, !kLengths>(
-            k, bias, N, gs_step, c * kChunk, c > 0, u, grad_spikes, checkpoints, grad_u, fifo, s, g,
-            dbias, dk);
+      // With lengths, the full chunks are walked by a counter that is the same in every
+      // thread, from the last full chunk of the longest sequence (p.T) down; each thread
+      // takes part from its own last full chunk on. The chunk's first step t0 = c kChunk is
+      // then warp-uniform and every address a uniform offset of a per-thread base pointer, as
+      // without lengths; a per-thread t0 needed per-thread 64-bit offsets, whose registers
+      // kept these variants from prefetching (GPU_NOTES.md). The counters are ints
+      // (check_chunks in src_cuda_backend.h bounds T).
+      const int own_last = static_cast<int>(c);
+      for (int cu = kLengths ? static_cast<int>(p.T / kChunk) - 1 : own_last; cu >= 0; --cu) {
+        if (kLengths && cu > own_last) continue;
+        backward_chunk_exact<kDetach, kStraightThrough, kConstGrad>(
+            k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
+            checkpoints, grad_u, fifo, s, g, dbias, dk);
       }
     }
   }
