@@ -414,25 +414,18 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
 #pragma unroll
       for (int m = 0; m < kGradsAhead; ++m)
         grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
-      // Pointers to the chunk's first step (and checkpoint), moved back one chunk per
-      // iteration. The last chunk has no next one: its prefetches re-read its own steps and
-      // checkpoint, unused (unconditional loads are issued where they are written).
-      const int64_t u_chunk = kChunk * N, gs_chunk = kChunk * gs_step;
-      const scalar_t* uc = u + c * u_chunk;
-      const scalar_t* gc = grad_spikes + c * gs_chunk;
-      scalar_t* guc = grad_u + c * u_chunk;
-      for (; c >= 0; --c) {
-        const bool has_next = c > 0;
-        const scalar_t* u_next = has_next ? uc - u_chunk : uc;
-        const scalar_t* gs_next = has_next ? gc - gs_chunk : gc;
-        const Acc* ck_next = has_next ? ck - 3 * N : ck;
-        backward_chunk<kDetach, kStraightThrough, kConstGrad>(k, bias, N, gs_step, uc, u_next, gc,
-                                                              gs_next, ck_next, guc, drives, grads,
-                                                              s, g, dbias, dk);
-        uc = u_next;
-        gc = gs_next;
-        ck = ck_next;
-        guc -= has_next ? u_chunk : 0;
+      // The chunk counter is warp-uniform, as in the exact branch below (the reasons there).
+      // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
+      // unused (unconditional loads are issued where they are written).
+      const int own_last = static_cast<int>(c);
+      for (int cu = kLengths ? static_cast<int>(p.T / kChunk) - 1 : own_last; cu >= 0; --cu) {
+        if (kLengths && cu > own_last) continue;
+        const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
+        const int64_t next_t0 = cu > 0 ? t0 - kChunk : t0;
+        backward_chunk<kDetach, kStraightThrough, kConstGrad>(
+            k, bias, N, gs_step, u + t0 * N, u + next_t0 * N, grad_spikes + t0 * gs_step,
+            grad_spikes + next_t0 * gs_step, checkpoints + (next_t0 / kChunk) * 3 * N,
+            grad_u + t0 * N, drives, grads, s, g, dbias, dk);
       }
     } else {
       scalar_t fifo[kBackwardAhead<scalar_t>];
