@@ -48,7 +48,9 @@ instructions every step, which they are, but not as steps; should every store of
 predicated, steps fall back on the exponentials below, and `step_detection.method` says so).
 Independent check (`step_detection.by_transcendentals`):
 the MUFU.EX2/MUFU.TANH count of the iteration divided by TRANSCENDENTALS_PER_STEP (the cell's
-three exponentials; the backward reuses the forward's, recomputed once per step), for the
+three exponentials; the backward reuses the forward's, recomputed once per step) times the
+cell steps per step (`cell_steps_per_step`: 1, or 1 + kExactSplit / kChunk = 1.5 in the
+float-math exact backward, which runs the first half of each chunk twice), for the
 float-math instances (f64 has no MUFU exp). It agrees to within one exponential per iteration
 (the detached backward has 47 of 48: the compiler drops one whose result is unused).
 
@@ -885,7 +887,26 @@ def _median(xs):
     return sorted(xs)[len(xs) // 2] if xs else None
 
 
-def analyse_function(name, instrs, K, pointer_params=()):
+def exact_split_share() -> float:
+    """The share of a chunk that the float-math exact backward runs twice (kExactSplit in
+    csrc/cuda/src_kernels.cuh, kChunk / d: its first part is run once for the state, then
+    recomputed with its Jacobians); 0 if the source has no split."""
+    try:
+        with open(os.path.join(ROOT, "csrc", "cuda", "src_kernels.cuh")) as f:
+            m = re.search(r"kExactSplit\s*=\s*sizeof\(Acc\)\s*==\s*8\s*\?\s*0\s*:\s*kChunk\s*/\s*(\d+)", f.read())
+        return 1 / int(m.group(1)) if m else 0.0
+    except OSError:
+        return 0.0
+
+
+def cell_steps_per_step(dtype, direction, flags) -> float:
+    """Cell steps computed per time step: 1, or more in the float exact backward (above)."""
+    if direction == "backward" and not flags.get("detach_recurrent") and dtype != "f64":
+        return 1 + exact_split_share()
+    return 1.0
+
+
+def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0):
     blocks = basic_blocks(instrs)
     loops = time_loops(instrs, blocks, K)
     if not loops:
@@ -925,13 +946,16 @@ def analyse_function(name, instrs, K, pointer_params=()):
             "method": main["step_method"],
             "by_output_stores": main["steps_by_stores"],
             "by_transcendentals": (
-                round(main["transcendentals"] / TRANSCENDENTALS_PER_STEP, 2) if main["transcendentals"] else None
+                round(main["transcendentals"] / (TRANSCENDENTALS_PER_STEP * cell_steps), 2)
+                if main["transcendentals"]
+                else None
             ),
         },
         "instructions_per_step": {"total": per_step["total"], **{k: per_step[k] for k in KINDS}},
         "instructions_per_iteration": round(total, 2),
         "double_conversions_in_loop": round(dconv / steps, 3),
         "double_conversions_in_loop_per_iteration": round(dconv, 3),
+        "cell_steps_per_step": round(cell_steps, 3),
         "mufu_ex2_tanh_per_step": round(main["transcendentals"] / steps, 2),
         "global_loads_per_step": round(sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
         "global_stores_per_step": round(sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
@@ -1002,7 +1026,11 @@ def build_report(tools, dtypes, workdir) -> dict:
                 "local_bytes": ru.get("local_bytes"),
                 "registers_res_usage": ru.get("registers"),
             }
-            entry.update(analyse_function(mangled, funcs[mangled], K, pointers.get(mangled, ())))
+            entry.update(
+                analyse_function(
+                    mangled, funcs[mangled], K, pointers.get(mangled, ()), cell_steps_per_step(dtype, direction, flags)
+                )
+            )
             loads = entry.get("loads")
             if loads and entry["registers"]:
                 need = littles_law_steps(dtype, direction, flags, entry["registers"], K)

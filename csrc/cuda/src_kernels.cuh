@@ -62,14 +62,25 @@ constexpr int kDrivesAhead = kChunk;
 constexpr int kGradsAhead = kChunk;
 static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
               "a chunk's steps fill the FIFOs a whole number of times");
-// Exact BPTT keeps 4 Jacobian values per step (64 registers a chunk): there the two
-// chunk-deep FIFOs spill at 128 registers, whatever their depth (4, 8 or 16 each; measured),
-// so it keeps one FIFO of 8 loads over the chunk's combined stream (4 for double): each step
-// of a chunk is visited twice (the recompute loads u, the walk loads grad_spikes), so 8 loads
-// cover 4 steps. Its depth divides a chunk's 2 kChunk loads, so every chunk starts at slot 0.
+// Exact BPTT keeps 4 Jacobian values per step. A whole chunk's (64 registers) left no room
+// at the 128-register cap: the per-neuron and +lengths variants spilled 16-200 bytes and the
+// FIFO below could not deepen. So float math recomputes a chunk in two halves
+// (backward_chunk_exact): the first half runs once more (8 more cell steps a chunk, ~13 more
+// instructions a step) and only a half's Jacobians (32 registers) are held. double keeps the
+// whole chunk: it has no register cap to meet (one block), and its software exp would make
+// the extra half cost ~40 % more instructions.
+template <typename Acc>
+constexpr int kExactSplit = sizeof(Acc) == 8 ? 0 : kChunk / 2;
+// Its loads: one FIFO over the chunk's combined stream (two per-stream FIFOs spilled before
+// the split): each step of a chunk is visited twice (the recompute loads u, the walk loads
+// grad_spikes), so A loads cover A / 2 steps. 8 for 4-byte storage, 16 for 2-byte (whose
+// steps carry half the bytes, so Little's law asks twice the steps ahead; the registers
+// the split freed pay for it), 4 for double. Its depth divides a chunk's 2 kChunk loads,
+// so every chunk starts at slot 0.
 template <typename scalar_t>
-constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : 8;
-static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0,
+constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : (sizeof(scalar_t) == 2 ? 16 : 8);
+static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0 &&
+                  2 * kChunk % kBackwardAhead<c10::BFloat16> == 0,
               "a chunk's loads fill the FIFO a whole number of times");
 // The backward's register budget: 2 blocks of kThreads per SM, i.e. at most 128 registers (the
 // issue's limit) for float math. With this bound ptxas also issues the loads early instead of
@@ -248,8 +259,8 @@ __device__ __forceinline__ void backward_chunk(
   }
 }
 
-// The same for exact BPTT (kDetach false), whose Jacobians fill 64 of the 128 registers:
-// steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
+// The same for exact BPTT (kDetach false), whose Jacobians are 4 values a step (see
+// kExactSplit): steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
 // consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
 // then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
 // has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
@@ -278,7 +289,8 @@ __device__ __forceinline__ void backward_chunk_exact(
   // steps kBackwardAhead .. kChunk - 1, grad_spikes of all its steps), the first
   // kBackwardAhead drives of the chunk after it, and its checkpoint. So each register load
   // is covered by a prefetch of its address issued in the iteration before (at least
-  // 2 kChunk - kBackwardAhead of the stream's loads, 12 steps, ahead), at no register cost,
+  // 2 kChunk - kBackwardAhead of the stream's loads ahead: 12 steps, 8 for 2-byte storage),
+  // at no register cost,
   // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md; the metric of
   // sass_report.py relies on this contract: an iteration prefetches what the next one loads).
   // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
@@ -300,44 +312,91 @@ __device__ __forceinline__ void backward_chunk_exact(
     prefetch_l2(ck2);
     prefetch_l2(ck2 + N);
     prefetch_l2(ck2 + 2 * N);
+    if constexpr (kExactSplit<Acc> > 0) {
+      // The next chunk reads its own checkpoint a second time (load_fresh, below); this
+      // iteration loads it into registers anyway, so it is in L2 already: the prefetch
+      // states that, as the contract above asks, for 3 instructions a chunk.
+      const Acc* ck1 = checkpoints + (next_t0 / kChunk) * 3 * N;
+      prefetch_l2(ck1);
+      prefetch_l2(ck1 + N);
+      prefetch_l2(ck1 + 2 * N);
+    }
   }
 
-  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
-  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
-  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
-  uint32_t spiking = 0;
+  // The chunk in two parts, so that only one part's Jacobians are held at a time (F =
+  // kExactSplit steps, then L = kChunk - F):
+  //   A: the first F steps run forward from the checkpoint for the state only, drives kept;
+  //   B: the last L steps are recomputed keeping their Jacobians, and walked back;
+  //   C: the first F steps are recomputed again, from the checkpoint read again and the kept
+  //      drives, keeping their Jacobians, and walked back.
+  // The stream is read once, in the order of a whole-chunk recompute. With F = 0 (double) it
+  // is that: B over the whole chunk.
+  constexpr int A = kBackwardAhead<scalar_t>, F = kExactSplit<Acc>, L = kChunk - F;
+  // Pass C's start: the checkpoint read again, with a load the compiler may not merge with
+  // the first (load_fresh), issued here, a chunk part ahead of its use. Started from the
+  // same registers, ptxas would keep pass A's values for reuse (it sees through an empty
+  // asm), in the very registers the split is meant to free.
+  CellState<Acc> s_again;
+  if constexpr (F > 0) {
+    const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
+    s_again = {load_fresh(ck), load_fresh(ck + N), load_fresh(ck + 2 * N)};
+  }
+  scalar_t first_drives[F > 0 ? F : 1];
 #pragma unroll
-  for (int j = 0; j < kChunk; ++j) {
-    const Acc drive = static_cast<Acc>(fifo[j % kBackwardAhead<scalar_t>]);
-    fifo[j % kBackwardAhead<scalar_t>] = fetch(j + kBackwardAhead<scalar_t>);
+  for (int j = 0; j < F; ++j) {
+    first_drives[j] = fifo[j % A];
+    fifo[j % A] = fetch(j + A);
+    cell_step(k, static_cast<Acc>(first_drives[j]), bias, s);
+  }
+  Acc dh_dpre[L], dx_di[L], dhs_dh_prev[L], dhs_dhs_prev[L];  // L >= F: part B's or C's
+  StepInputs<Acc> inputs[kConstGrad ? L : 1];
+  uint32_t spiking = 0;
+  // Recompute with the drive given, keeping the Jacobian in slot j (relu masks as bits).
+  const auto recompute = [&](int j, Acc drive) {
     const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
     const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
     if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
     const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
-    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    spiking = (spiking & ~(1u << j)) | (static_cast<uint32_t>(jac.spiking) << j);
     dh_dpre[j] = jac.dh_dpre;
     dx_di[j] = jac.dx_di;
     dhs_dh_prev[j] = jac.dhs_dh_prev;
     dhs_dhs_prev[j] = jac.dhs_dhs_prev;
-  }
-  // Walk back; the next chunk's checkpoint is loaded with its first drives.
-#pragma unroll
-  for (int m = 0; m < kChunk; ++m) {
-    const int j = kChunk - 1 - m;
+  };
+  // Walk step m (the chunk's step kChunk - 1 - m, its Jacobian in slot j); the next chunk's
+  // checkpoint is loaded with its first drives.
+  CellState<Acc> s_next;
+  const auto walk = [&](int m, int j) {
     const int i = kChunk + m;
-    const Acc gs = static_cast<Acc>(fifo[i % kBackwardAhead<scalar_t>]);
-    fifo[i % kBackwardAhead<scalar_t>] = fetch(i + kBackwardAhead<scalar_t>);
-    if (i + kBackwardAhead<scalar_t> == 2 * kChunk) {
+    const Acc gs = static_cast<Acc>(fifo[i % A]);
+    fifo[i % A] = fetch(i + A);
+    if (i + A == 2 * kChunk) {
       const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
-      s = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
+      s_next = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
                                 dhs_dhs_prev[j]};
     StepSignals<Acc> sig;
     const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias, sig);
     if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
-    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+    grad_u[(t0 + kChunk - 1 - m) * N] = static_cast<scalar_t>(du);
+  };
+#pragma unroll
+  for (int j = 0; j < L; ++j) {  // B
+    const Acc drive = static_cast<Acc>(fifo[(F + j) % A]);
+    fifo[(F + j) % A] = fetch(F + j + A);
+    recompute(j, drive);
   }
+#pragma unroll
+  for (int m = 0; m < L; ++m) walk(m, L - 1 - m);
+  if constexpr (F > 0) {  // C
+    s = s_again;
+#pragma unroll
+    for (int j = 0; j < F; ++j) recompute(j, static_cast<Acc>(first_drives[j]));
+#pragma unroll
+    for (int m = L; m < kChunk; ++m) walk(m, kChunk - 1 - m);
+  }
+  s = s_next;
 }
 
 // The last chunk in time when it is shorter than kChunk (steps t0 .. t0 + len - 1), walked

@@ -45,5 +45,16 @@ __device__ __forceinline__ T load_nc(const T* p) {
 #endif
 }
 
+// load_fresh: a load the compiler must issue again each time (`ld.global.cv`, __ldcv), so
+// that it cannot reuse what it computed from an earlier read of the same value.
+template <typename T>
+__device__ __forceinline__ T load_fresh(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldcv(p);
+#else
+  return *p;  // host emulation
+#endif
+}
+
 }  // namespace cuda
 }  // namespace srcext
