@@ -480,10 +480,11 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
       for (int cu = kLengths ? static_cast<int>(p.T / kChunk) - 1 : own_last; cu >= 0; --cu) {
         if (kLengths && cu > own_last) continue;
         const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
-        const int64_t next_t0 = cu > 0 ? t0 - kChunk : t0;
+        const bool has_next = cu > 0;
+        const int64_t next_t0 = has_next ? t0 - kChunk : t0;
         backward_chunk<kDetach, kStraightThrough, kConstGrad>(
             k, bias, N, gs_step, u + t0 * N, u + next_t0 * N, grad_spikes + t0 * gs_step,
-            grad_spikes + next_t0 * gs_step, checkpoints + (next_t0 / kChunk) * 3 * N,
+            grad_spikes + next_t0 * gs_step, checkpoints + (has_next ? cu - 1 : cu) * 3 * N,
             grad_u + t0 * N, drives, grads, s, g, dbias, dk);
       }
     } else {
