@@ -899,10 +899,11 @@ def exact_split_share() -> float:
         return 0.0
 
 
-def cell_steps_per_step(dtype, direction, flags) -> float:
-    """Cell steps computed per time step: 1, or more in the float exact backward (above)."""
+def cell_steps_per_step(dtype, direction, flags, split_share) -> float:
+    """Cell steps computed per time step: 1, or 1 + split_share (exact_split_share()) in the
+    float exact backward."""
     if direction == "backward" and not flags.get("detach_recurrent") and dtype != "f64":
-        return 1 + exact_split_share()
+        return 1 + split_share
     return 1.0
 
 
@@ -998,6 +999,7 @@ def git_commit():
 
 def build_report(tools, dtypes, workdir) -> dict:
     K = checkpoint_interval()
+    split_share = exact_split_share()
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, len(dtypes))) as pool:
         compiled = dict(zip(dtypes, pool.map(lambda d: compile_dtype(tools, d, workdir), dtypes)))
     kernels = {}
@@ -1028,7 +1030,11 @@ def build_report(tools, dtypes, workdir) -> dict:
             }
             entry.update(
                 analyse_function(
-                    mangled, funcs[mangled], K, pointers.get(mangled, ()), cell_steps_per_step(dtype, direction, flags)
+                    mangled,
+                    funcs[mangled],
+                    K,
+                    pointers.get(mangled, ()),
+                    cell_steps_per_step(dtype, direction, flags, split_share),
                 )
             )
             loads = entry.get("loads")
