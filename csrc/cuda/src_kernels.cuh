@@ -430,6 +430,22 @@ __device__ __forceinline__ void backward_partial_chunk(
   }
 }
 
+// The backward's full chunks, last in time first: f(c) for c = last_full .. 0, c the chunk's
+// index (its first step c kChunk). With lengths the counter is the same in every thread, from
+// the last full chunk of the longest sequence (T_all) down, and each thread takes part from
+// its own last full chunk on. The chunk's first step is then warp-uniform and every address a
+// uniform offset of a per-thread base pointer, as without lengths; a per-thread first step
+// needed per-thread 64-bit offsets, whose registers kept the exact variants from prefetching
+// (GPU_NOTES.md). The counters are ints (check_chunks in src_cuda_backend.h bounds T).
+template <bool kLengths, typename F>
+__device__ __forceinline__ void for_each_full_chunk(int64_t T_all, int64_t last_full, F&& f) {
+  const int own_last = static_cast<int>(last_full);
+  for (int c = kLengths ? static_cast<int>(T_all / kChunk) - 1 : own_last; c >= 0; --c) {
+    if (kLengths && c > own_last) continue;
+    f(c);
+  }
+}
+
 template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
           bool kPerNeuron, bool kConstGrad>
 __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGrad>)
@@ -473,12 +489,9 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
 #pragma unroll
       for (int m = 0; m < kGradsAhead; ++m)
         grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
-      // The chunk counter is warp-uniform, as in the exact branch below (the reasons there).
       // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
       // unused (unconditional loads are issued where they are written).
-      const int own_last = static_cast<int>(c);
-      for (int cu = kLengths ? static_cast<int>(p.T / kChunk) - 1 : own_last; cu >= 0; --cu) {
-        if (kLengths && cu > own_last) continue;
+      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
         const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
         const bool has_next = cu > 0;
         const int64_t next_t0 = has_next ? t0 - kChunk : t0;
@@ -486,25 +499,16 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
             k, bias, N, gs_step, u + t0 * N, u + next_t0 * N, grad_spikes + t0 * gs_step,
             grad_spikes + next_t0 * gs_step, checkpoints + (has_next ? cu - 1 : cu) * 3 * N,
             grad_u + t0 * N, drives, grads, s, g, dbias, dk);
-      }
+      });
     } else {
       scalar_t fifo[kBackwardAhead<scalar_t>];
 #pragma unroll
       for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
-      // With lengths, the full chunks are walked by a counter that is the same in every
-      // thread, from the last full chunk of the longest sequence (p.T) down; each thread
-      // takes part from its own last full chunk on. The chunk's first step t0 = c kChunk is
-      // then warp-uniform and every address a uniform offset of a per-thread base pointer, as
-      // without lengths; a per-thread t0 needed per-thread 64-bit offsets, whose registers
-      // kept these variants from prefetching (GPU_NOTES.md). The counters are ints
-      // (check_chunks in src_cuda_backend.h bounds T).
-      const int own_last = static_cast<int>(c);
-      for (int cu = kLengths ? static_cast<int>(p.T / kChunk) - 1 : own_last; cu >= 0; --cu) {
-        if (kLengths && cu > own_last) continue;
+      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
         backward_chunk_exact<kDetach, kStraightThrough, kConstGrad>(
             k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
             checkpoints, grad_u, fifo, s, g, dbias, dk);
-      }
+      });
     }
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
