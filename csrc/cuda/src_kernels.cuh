@@ -111,6 +111,13 @@ __device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
   return static_cast<Acc>(p[idx]);
 }
 
+// The checkpoint of the chunk that starts at step t0 (a multiple of kChunk): its i, its h
+// N further on, its hs 2 N further on.
+template <typename Acc>
+__device__ __forceinline__ const Acc* checkpoint_at(const Acc* checkpoints, int64_t t0, int64_t N) {
+  return checkpoints + (t0 / kChunk) * 3 * N;
+}
+
 template <typename Acc>
 __device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellState<Acc>& s) {
   ck[0] = s.i;
@@ -308,7 +315,7 @@ __device__ __forceinline__ void backward_chunk_exact(
     const scalar_t* pg = grad_spikes + next_t0 * gs_step;
 #pragma unroll
     for (int j = 0; j < kChunk; ++j, pg += gs_step) prefetch_l2(pg);
-    const Acc* ck2 = checkpoints + (next2_t0 / kChunk) * 3 * N;
+    const Acc* ck2 = checkpoint_at(checkpoints, next2_t0, N);
     prefetch_l2(ck2);
     prefetch_l2(ck2 + N);
     prefetch_l2(ck2 + 2 * N);
@@ -316,7 +323,7 @@ __device__ __forceinline__ void backward_chunk_exact(
       // The next chunk reads its own checkpoint a second time (load_fresh, below); this
       // iteration loads it into registers anyway, so it is in L2 already: the prefetch
       // states that, as the contract above asks, for 3 instructions a chunk.
-      const Acc* ck1 = checkpoints + (next_t0 / kChunk) * 3 * N;
+      const Acc* ck1 = checkpoint_at(checkpoints, next_t0, N);
       prefetch_l2(ck1);
       prefetch_l2(ck1 + N);
       prefetch_l2(ck1 + 2 * N);
@@ -338,7 +345,7 @@ __device__ __forceinline__ void backward_chunk_exact(
   // asm), in the very registers the split is meant to free.
   CellState<Acc> s_again;
   if constexpr (F > 0) {
-    const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
+    const Acc* ck = checkpoint_at(checkpoints, t0, N);
     s_again = {load_fresh(ck), load_fresh(ck + N), load_fresh(ck + 2 * N)};
   }
   scalar_t first_drives[F > 0 ? F : 1];
@@ -371,7 +378,7 @@ __device__ __forceinline__ void backward_chunk_exact(
     const Acc gs = static_cast<Acc>(fifo[i % A]);
     fifo[i % A] = fetch(i + A);
     if (i + A == 2 * kChunk) {
-      const Acc* ck = checkpoints + (next_t0 / kChunk) * 3 * N;
+      const Acc* ck = checkpoint_at(checkpoints, next_t0, N);
       s_next = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
     }
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
@@ -409,7 +416,7 @@ __device__ __forceinline__ void backward_partial_chunk(
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u, CellGrad<Acc>& g,
     Acc& dbias, ConstantGrads<Acc>& dk) {
-  const Acc* ck = checkpoints + (t0 / kChunk) * 3 * N;
+  const Acc* ck = checkpoint_at(checkpoints, t0, N);
   CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
   StepJacobian<Acc> jac[kChunk];
   StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
