@@ -497,7 +497,9 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
       for (int m = 0; m < kGradsAhead; ++m)
         grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
       // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
-      // unused (unconditional loads are issued where they are written).
+      // unused (unconditional loads are issued where they are written). The next checkpoint
+      // is indexed by chunk here, not as checkpoint_at(next_t0): that form cost two variants
+      // an 8-byte spill (GPU_NOTES.md, session 21).
       for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
         const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
         const bool has_next = cu > 0;
