@@ -463,7 +463,10 @@ def firing_rates(run: Run, samples=256):
     return [] if totals is None else (totals / count).tolist()
 
 
-def plot(out, history, model, test_data, device, args):
+def plot_curves(out, history):
+    """OUT/curves.png from a run's per-epoch history: the training loss, and the training,
+    validation and test accuracies side by side (training above validation shows overfitting,
+    both low and still rising shows underfitting). Returns the accuracies drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -473,14 +476,26 @@ def plot(out, history, model, test_data, device, args):
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(epochs, [h["train_loss"] for h in history], marker="o")
     a.set_xlabel("epoch"), a.set_ylabel("train loss")
-    for key, color in (("val_accuracy", "C2"), ("test_accuracy", "C1")):
+    drawn = []
+    for key, color in (("train_accuracy", "C0"), ("val_accuracy", "C2"), ("test_accuracy", "C1")):
         points = [(h["epoch"], 100 * h[key]) for h in history if h.get(key) is not None]
         if points:
             b.plot(*zip(*points), marker="o", color=color, label=key.split("_")[0])
+            drawn.append(key.split("_")[0])
     b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=100)
     plt.close(fig)
+    return drawn
+
+
+def plot(out, history, model, test_data, device, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot_curves(out, history)
 
     gen = torch.Generator(device=device).manual_seed(0)
     x, y = next(test_data.batches(torch.arange(1), 1, device, gen))

@@ -173,3 +173,24 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
     res = run_cli(*nmnist, "--limit-train", "40", "--limit-test", "20")
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
+
+
+def test_curves_show_training_validation_and_test_accuracy(tmp_path):
+    # The curves say whether a run under- or overfits, so training accuracy is drawn beside
+    # validation; histories written before it was recorded still plot.
+    train = load_example("train")
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_accuracy": 0.5 + 0.1 * e,
+            "val_accuracy": 0.5 + 0.05 * e,
+            "test_accuracy": 0.7 if e == 3 else None,
+        }
+        for e in (1, 2, 3)
+    ]
+    assert train.plot_curves(str(tmp_path), history) == ["train", "val", "test"]
+    with open(tmp_path / "curves.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    old = [{k: v for k, v in h.items() if k != "train_accuracy"} for h in history]
+    assert train.plot_curves(str(tmp_path), old) == ["val", "test"]
