@@ -480,8 +480,9 @@ def plot_curves(out, history):
     for key, color in (("train_accuracy", "C0"), ("val_accuracy", "C2"), ("test_accuracy", "C1")):
         points = [(h["epoch"], 100 * h[key]) for h in history if h.get(key) is not None]
         if points:
-            b.plot(*zip(*points), marker="o", color=color, label=key.split("_")[0])
-            drawn.append(key.split("_")[0])
+            label = key.split("_")[0]
+            b.plot(*zip(*points), marker="o", color=color, label=label)
+            drawn.append(label)
     b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=100)
