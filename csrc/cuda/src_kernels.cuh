@@ -486,16 +486,21 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
         checkpoints, grad_u, g, dbias, dk);
     --c;
   }
-  if (c >= 0) {  // full chunks from here on
-    const Acc* ck = checkpoints + c * 3 * N;
+  // Full chunks from here on. With lengths the test is the launch's (a full chunk in any
+  // sequence), the same in every thread: a thread with none of its own loads chunk 0's values,
+  // unused, and takes part in no chunk (for_each_full_chunk). Behind a per-thread test the
+  // loop cost the exact +lengths variants the L2 lead of their FIFO (GPU_NOTES.md, session 24).
+  if (kLengths ? p.T >= kChunk : c >= 0) {
+    const int64_t c_first = c < 0 ? 0 : c;
+    const Acc* ck = checkpoints + c_first * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
     if constexpr (kDetach) {
       scalar_t drives[kDrivesAhead], grads[kGradsAhead];
 #pragma unroll
-      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c * kChunk + j) * N];
+      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c_first * kChunk + j) * N];
 #pragma unroll
       for (int m = 0; m < kGradsAhead; ++m)
-        grads[m] = grad_spikes[(c * kChunk + kChunk - 1 - m) * gs_step];
+        grads[m] = grad_spikes[(c_first * kChunk + kChunk - 1 - m) * gs_step];
       // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
       // unused (unconditional loads are issued where they are written). The next checkpoint
       // is indexed by chunk here, not as checkpoint_at(next_t0): that form cost two variants
@@ -512,7 +517,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
     } else {
       scalar_t fifo[kBackwardAhead<scalar_t>];
 #pragma unroll
-      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c * kChunk + j) * N];
+      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c_first * kChunk + j) * N];
       for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
         backward_chunk_exact<kDetach, kStraightThrough, kConstGrad>(
             k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
