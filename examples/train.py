@@ -244,6 +244,20 @@ class Run:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
 
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam, or with weight_decay > 0 AdamW decaying the weight matrices only: a bias or a
+    learned cell constant (stored raw, see srcext.SRC) has no neutral value at 0 to decay to;
+    decaying a constant's raw value would drag the cell's dynamics towards arbitrary ones."""
+    if not weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+
+
 def setup(args) -> Run:
     """Device and process group, data, model and optimizer; the state of OUT's checkpoint
     with --resume, the weights of another with --init-from."""
@@ -284,11 +298,7 @@ def setup(args) -> Run:
         input_projection=args.input_projection,
         **learned_dynamics(args.learn_dynamics),
     ).to(device)
-    optimizer = (
-        torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        if args.weight_decay
-        else torch.optim.Adam(model.parameters(), lr=args.lr)
-    )
+    optimizer = make_optimizer(model, args.lr, args.weight_decay)
     run = Run(
         args,
         device,

@@ -194,3 +194,30 @@ def test_curves_show_training_validation_and_test_accuracy(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     old = [{k: v for k, v in h.items() if k != "train_accuracy"} for h in history]
     assert train.plot_curves(str(tmp_path), old) == ["val", "test"]
+
+
+@pytest.mark.parametrize("dynamics", ["none", "per-layer", "per-neuron"])
+def test_weight_decay_reaches_weight_matrices_only(dynamics):
+    # AdamW decays the weight matrices; the biases and the learned cell constants (raw values,
+    # for which 0 is no neutral point) keep their values when their gradient is zero.
+    train = load_example("train")
+    from common import learned_dynamics
+    from srcext.models import SRCClassifier
+
+    torch.manual_seed(0)
+    model = SRCClassifier(12, 2, hidden_layers=1, hidden_size=5, **learned_dynamics(dynamics))
+    assert isinstance(train.make_optimizer(model, 1e-3, 0.0), torch.optim.Adam)
+    optimizer = train.make_optimizer(model, 0.1, 0.5)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    named = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in named.items()}
+    for p in named.values():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    constants = [n for n in named if "_raw_" in n]
+    assert (len(constants) > 0) == (dynamics != "none")
+    for n, p in named.items():
+        if p.dim() >= 2:  # decayed by lr * weight_decay, nothing else moves it
+            torch.testing.assert_close(p.detach(), before[n] * (1 - 0.1 * 0.5))
+        else:
+            assert torch.equal(p.detach(), before[n]), n
