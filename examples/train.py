@@ -323,7 +323,14 @@ def setup(args) -> Run:
             raise UsageError(f"--resume: no checkpoint at {run.checkpoint_path}")
         ckpt = torch.load(run.checkpoint_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:  # another parameter grouping: --weight-decay differs
+            raise UsageError(
+                f"--resume: the optimizer state in {run.checkpoint_path} does not fit this run "
+                f"(resume with the run's own --weight-decay; a train.py from before the weight "
+                f"decay skipped biases and cell constants wrote other groups): {exc}"
+            ) from None
         if ckpt.get("scaler") is not None:
             run.scaler.load_state_dict(ckpt["scaler"])
         if run.scheduler is not None and ckpt.get("scheduler") is not None:

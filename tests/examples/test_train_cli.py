@@ -39,6 +39,9 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert len(m["firing_rate"]) == 2 and m["config"]["hidden_size"] == 16
     assert all(0 <= v <= 1 for v in m["val_accuracy_per_epoch"])
     assert "val acc" in res.stdout
+    # resuming with another --weight-decay (other optimizer groups) is refused cleanly
+    res = run_cli(*common, "--epochs", "4", "--resume", "--weight-decay", "0.1")
+    assert res.returncode != 0 and "--weight-decay" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.slow
