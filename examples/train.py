@@ -480,15 +480,21 @@ def firing_rates(run: Run, samples=256):
     return [] if totals is None else (totals / count).tolist()
 
 
-def plot_curves(out, history):
-    """OUT/curves.png from a run's per-epoch history: the training loss, and the training,
-    validation and test accuracies side by side (training above validation shows overfitting,
-    both low and still rising shows underfitting). Returns the accuracies drawn."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_curves(out, history):
+    """OUT/curves.png from a run's per-epoch history: the training loss, and the training,
+    validation and test accuracies side by side (training above validation shows overfitting,
+    both low and still rising shows underfitting). Returns the accuracies drawn."""
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -508,12 +514,8 @@ def plot_curves(out, history):
 
 
 def plot(out, history, model, test_data, device, args):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     plot_curves(out, history)
+    plt = pyplot()
 
     gen = torch.Generator(device=device).manual_seed(0)
     x, y = next(test_data.batches(torch.arange(1), 1, device, gen))
