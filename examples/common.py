@@ -12,7 +12,15 @@ import os
 
 import torch
 
-from srcext.data import DatasetNotFound, RateEncoder, collate_frames, load_idx_dataset, nmnist_dataset, random_shift
+from srcext.data import (
+    DatasetNotFound,
+    RateEncoder,
+    collate_frames,
+    load_idx_dataset,
+    nmnist_dataset,
+    random_flip,
+    random_shift,
+)
 from srcext.constants import CELL_CONSTANTS
 from srcext.models import SRCClassifier
 
@@ -27,9 +35,12 @@ class UsageError(Exception):
 class StaticImages:
     """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device.
     split "val" is the last `val_size` images of the training set, "train" the rest; training
-    images are shifted at random by up to `shift` pixels."""
+    images are shifted at random by up to `shift` pixels, and mirrored left to right with
+    probability 1/2 if `flip`."""
 
-    def __init__(self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0, dtype=torch.float32):
+    def __init__(
+        self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0, dtype=torch.float32, flip=False
+    ):
         try:
             images, labels = load_idx_dataset(dataset, "test" if split == "test" else "train", data_dir)
         except DatasetNotFound as exc:
@@ -46,6 +57,7 @@ class StaticImages:
         self.input_size = images[0].numel()
         self.dtype = dtype
         self.shift = shift if split == "train" else 0
+        self.flip = flip and split == "train"
 
     def __len__(self):
         return len(self.labels)
@@ -54,6 +66,8 @@ class StaticImages:
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
             images = self.images[idx].to(device)
+            if self.flip:
+                images = random_flip(images, generator)
             if self.shift:
                 images = random_shift(images, self.shift, generator)
             yield (self.encoder(images, generator=generator, dtype=self.dtype), self.labels[idx].to(device))

@@ -92,6 +92,8 @@ def load_runs(root: str = RESULTS):
                 "lr_schedule": cfg.get("lr_schedule", "constant"),
                 "threads": cfg.get("threads"),
                 "augment_shift": cfg.get("augment_shift", 0),
+                "augment_flip": cfg.get("augment_flip", False),
+                "weight_decay": cfg.get("weight_decay", 0.0),
                 "lr": cfg.get("lr"),
                 "hidden_init": cfg.get("hidden_init") or "uniform",
                 "learn_dynamics": cfg.get("learn_dynamics") or "none",
@@ -168,6 +170,10 @@ def _training(run) -> str:
         parts.append(f"{run['threads']} threads")
     if run["augment_shift"]:
         parts.append(f"`--augment-shift {run['augment_shift']}`")
+    if run["augment_flip"]:
+        parts.append("`--augment-flip`")
+    if run["weight_decay"]:
+        parts.append(f"`--weight-decay {run['weight_decay']:g}`")
     if run["hidden_init"] != "uniform":
         parts.append(f"`--hidden-init {run['hidden_init']}`")
     if run["init_from"]:

@@ -51,6 +51,11 @@ def parse_args(argv=None):
         help="training images: random translation by up to N pixels (static images only)",
     )
     ap.add_argument(
+        "--augment-flip",
+        action="store_true",
+        help="training images: mirrored left to right with probability 1/2 (Fashion-MNIST; not for digits)",
+    )
+    ap.add_argument(
         "--val-size",
         type=int,
         default=0,
@@ -159,6 +164,8 @@ def check_args(args):
         raise UsageError(f"--gain must be in (0, 1], got {args.gain}")
     if args.augment_shift and args.dataset == "nmnist":
         raise UsageError("--augment-shift applies to static images (mnist, fashion-mnist), not nmnist")
+    if args.augment_flip and args.dataset == "nmnist":
+        raise UsageError("--augment-flip applies to static images (mnist, fashion-mnist), not nmnist")
     if args.init_from and args.resume:
         raise UsageError("--init-from and --resume exclude each other (--resume continues OUT's own run)")
     if args.init_from and not os.path.isfile(args.init_from):
@@ -174,7 +181,15 @@ def make_data(args, split, limit):
             raise UsageError("--val-size is not supported for nmnist")
         return NMNISTFrames(args.data_dir, split, args.steps, limit, dtype)
     return StaticImages(
-        args.dataset, args.data_dir, split, encoder_of(vars(args)), limit, args.val_size, args.augment_shift, dtype
+        args.dataset,
+        args.data_dir,
+        split,
+        encoder_of(vars(args)),
+        limit,
+        args.val_size,
+        args.augment_shift,
+        dtype,
+        flip=args.augment_flip,
     )
 
 

@@ -131,6 +131,30 @@ def test_random_shift_translates_each_image_within_bounds(dtype):
     assert torch.equal(data.random_shift(images, 0), images)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_random_flip_mirrors_about_half_of_the_images(dtype):
+    B = 400
+    images = torch.randint(0, 256, (B, 7, 9), generator=torch.Generator().manual_seed(3)).to(dtype)
+    flipped = data.random_flip(images, torch.Generator().manual_seed(0))
+    assert flipped.shape == images.shape and flipped.dtype == dtype
+    same = (flipped == images).flatten(1).all(1)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    assert torch.equal(same | mirrored, torch.ones(B, dtype=torch.bool))  # each image whole, one way or the other
+    assert 150 < mirrored.sum() < 250  # one draw per image, probability 1/2
+    assert torch.equal(flipped, data.random_flip(images, torch.Generator().manual_seed(0)))  # seeded
+    assert torch.equal(data.random_flip(images, p=0.0), images)
+    assert torch.equal(data.random_flip(images, p=1.0), images.flip(-1))
+    assert flipped.data_ptr() != images.data_ptr()
+
+
+def test_random_flip_rejects_bad_input():
+    with pytest.raises(ValueError, match="images .B, H, W."):
+        data.random_flip(torch.zeros(3, 784))
+    for p in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="p must be in"):
+            data.random_flip(torch.zeros(3, 5, 5), p=p)
+
+
 def test_random_shift_rejects_bad_input():
     with pytest.raises(ValueError, match="images .B, H, W."):
         data.random_shift(torch.zeros(3, 784), 2)
@@ -182,6 +206,6 @@ def test_data_module_reexports_datasets_and_encoding():
         "collate_frames",
     ):
         assert getattr(data, name) is getattr(datasets, name), name
-    for name in ("RateEncoder", "random_shift"):
+    for name in ("RateEncoder", "random_flip", "random_shift"):
         assert getattr(data, name) is getattr(encoding, name), name
     assert set(data.__all__) <= set(dir(data))

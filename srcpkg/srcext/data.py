@@ -19,7 +19,7 @@ from .datasets import (
     nmnist_dataset,
     read_idx,
 )
-from .encoding import RateEncoder, random_shift, rate_code_events
+from .encoding import RateEncoder, random_flip, random_shift, rate_code_events
 
 __all__ = [
     "DATASETS",
@@ -35,6 +35,7 @@ __all__ = [
     "find_file",
     "load_idx_dataset",
     "nmnist_dataset",
+    "random_flip",
     "random_shift",
     "rate_code_events",
     "read_idx",

@@ -3,6 +3,7 @@
 * :class:`RateEncoder`: the paper's rate coding (Bernoulli spikes with probability
   gain * intensity), drawn per batch on the target device from a seedable generator.
 * :func:`random_shift`: random whole-pixel translations of a batch (training augmentation).
+* :func:`random_flip`: random left-right mirroring of a batch (training augmentation).
 """
 
 from __future__ import annotations
@@ -110,3 +111,16 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: Optional[torch
     cols = offsets[1, :, None] + torch.arange(W, device=images.device)  # (B, W)
     batch = torch.arange(B, device=images.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def random_flip(images: torch.Tensor, generator: Optional[torch.Generator] = None, p: float = 0.5) -> torch.Tensor:
+    """Mirror each image of a batch (B, H, W) left to right with probability ``p``, one draw
+    per image (training augmentation for images whose class does not depend on their
+    handedness, such as Fashion-MNIST's garments and shoes; not for digits). Draws come from
+    ``generator``, which must live on the images' device. Any dtype; the result is a new tensor."""
+    if images.dim() != 3:
+        raise ValueError(f"random_flip expects images (B, H, W), got shape {tuple(images.shape)}")
+    if not 0 <= p <= 1:  # also refuses NaN
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    mirrored = torch.rand(images.shape[0], generator=generator, device=images.device) < p
+    return torch.where(mirrored[:, None, None], images.flip(-1), images)

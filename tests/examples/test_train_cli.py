@@ -92,6 +92,7 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
         "--trainable-readout",
         "--augment-shift",
         "2",
+        "--augment-flip",
         "--weight-decay",
         "1e-4",
     )
@@ -100,6 +101,7 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
     assert m["config"]["trainable_readout"] is True
     assert m["config"]["augment_shift"] == 2 and m["config"]["weight_decay"] == 1e-4
+    assert m["config"]["augment_flip"] is True
     assert m["parameters"] == (784 * 16 + 16) + (16 * 16 + 16) + (16 * 100 + 100) + 10 * 100
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
@@ -121,6 +123,7 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
         (["--amp", "int8"], "invalid choice"),
         (["--augment-shift", "-1"], "--augment-shift must be >= 0"),
         (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
+        (["--dataset", "nmnist", "--augment-flip"], "--augment-flip applies to static images"),
         (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
         (["--init-from", "/nonexistent-srcext/checkpoint.pt"], "--init-from: no checkpoint"),
     ],
