@@ -39,7 +39,7 @@ class StaticImages:
     probability 1/2 if `flip`."""
 
     def __init__(
-        self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0, dtype=torch.float32, flip=False
+        self, dataset, data_dir, split, encoder, limit=None, val_size=0, shift=0, flip=False, dtype=torch.float32
     ):
         try:
             images, labels = load_idx_dataset(dataset, "test" if split == "test" else "train", data_dir)

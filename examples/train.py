@@ -162,10 +162,9 @@ def check_args(args):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if not 0 < args.gain <= 1:
         raise UsageError(f"--gain must be in (0, 1], got {args.gain}")
-    if args.augment_shift and args.dataset == "nmnist":
-        raise UsageError("--augment-shift applies to static images (mnist, fashion-mnist), not nmnist")
-    if args.augment_flip and args.dataset == "nmnist":
-        raise UsageError("--augment-flip applies to static images (mnist, fashion-mnist), not nmnist")
+    for name in ("augment_shift", "augment_flip"):  # the augmentations of StaticImages
+        if getattr(args, name) and args.dataset == "nmnist":
+            raise UsageError(f"--{name.replace('_', '-')} applies to static images (mnist, fashion-mnist), not nmnist")
     if args.init_from and args.resume:
         raise UsageError("--init-from and --resume exclude each other (--resume continues OUT's own run)")
     if args.init_from and not os.path.isfile(args.init_from):
@@ -186,10 +185,10 @@ def make_data(args, split, limit):
         split,
         encoder_of(vars(args)),
         limit,
-        args.val_size,
-        args.augment_shift,
-        dtype,
+        val_size=args.val_size,
+        shift=args.augment_shift,
         flip=args.augment_flip,
+        dtype=dtype,
     )
 
 
