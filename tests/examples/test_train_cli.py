@@ -39,6 +39,7 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert len(m["firing_rate"]) == 2 and m["config"]["hidden_size"] == 16
     assert all(0 <= v <= 1 for v in m["val_accuracy_per_epoch"])
     assert "val acc" in res.stdout
+    assert "no validation split" not in res.stderr
     # resuming with another --weight-decay (other optimizer groups) is refused cleanly
     res = run_cli(*common, "--epochs", "4", "--resume", "--weight-decay", "0.1")
     assert res.returncode != 0 and "--weight-decay" in res.stderr and "Traceback" not in res.stderr
@@ -108,6 +109,8 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
     # where bfloat16 is emulated (no AVX512-BF16 / AMX) the run says that float32 is faster
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert ("no native bfloat16" in res.stderr) == (not native), res.stderr
+    # no --val-size: the run says that the test set is scored every epoch
+    assert "no validation split (--val-size 0)" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize(
