@@ -25,6 +25,11 @@ from srcext.constants import CELL_CONSTANTS
 from srcext.models import SRCClassifier
 
 
+# the fixed shuffle of N-MNIST's recordings (see NMNISTFrames): a constant, so that every run
+# holds out the same validation recordings whatever its --seed
+NMNIST_ORDER_SEED = 0
+
+
 class UsageError(Exception):
     """A bad option, missing data or an unreadable checkpoint: reported as one line."""
 
@@ -74,13 +79,19 @@ class StaticImages:
 
 
 class NMNISTFrames:
-    """N-MNIST recordings binned into `time_bins` frames (through tonic), as 0/1 spikes."""
+    """N-MNIST recordings binned into `time_bins` frames (through tonic), as 0/1 spikes.
+
+    tonic lists the recordings digit by digit, so a split's first N would all be zeros. Each
+    split is therefore read in one fixed shuffled order (`NMNIST_ORDER_SEED`, the same in
+    every run and independent of --seed): split "val" is the last `val_size` recordings of
+    the shuffled training set, "train" the rest, and `limit` keeps the first N of a split,
+    a mix of every digit."""
 
     input_size = 2 * 34 * 34
 
-    def __init__(self, data_dir, split, time_bins, limit=None, dtype=torch.float32):
+    def __init__(self, data_dir, split, time_bins, limit=None, dtype=torch.float32, val_size=0):
         try:
-            self.dataset = nmnist_dataset(data_dir, train=split == "train", n_time_bins=time_bins)
+            self.dataset = nmnist_dataset(data_dir, train=split != "test", n_time_bins=time_bins)
         except ImportError as exc:
             raise UsageError(str(exc)) from None
         except Exception as exc:  # tonic raises when files are missing and download is off
@@ -88,15 +99,29 @@ class NMNISTFrames:
                 f"N-MNIST not found under {data_dir}: {exc}. Download it with "
                 "tonic on a machine with internet (tonic.datasets.NMNIST(save_to=DIR))."
             ) from None
-        self.n = len(self.dataset) if not limit else min(limit, len(self.dataset))
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(NMNIST_ORDER_SEED))
+        if split != "test" and val_size:
+            if val_size >= n:
+                raise UsageError(f"--val-size {val_size} leaves no training data")
+            order = order[n - val_size :] if split == "val" else order[: n - val_size]
+        self.recordings = order[:limit] if limit else order
+        self.n = len(self.recordings)
         self.dtype = dtype
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The digit of each recording of this split, in its order (read from tonic's file
+        list, without loading the events)."""
+        return torch.as_tensor(self.dataset.targets, dtype=torch.int64)[self.recordings]
 
     def __len__(self):
         return self.n
 
     def batches(self, indices, batch_size, device, generator):
         for start in range(0, len(indices), batch_size):
-            x, y = collate_frames([self.dataset[int(i)] for i in indices[start : start + batch_size]])
+            chosen = self.recordings[indices[start : start + batch_size]]
+            x, y = collate_frames([self.dataset[int(i)] for i in chosen])
             yield (x > 0).to(device=device, dtype=self.dtype), y.to(device)
 
 

@@ -81,8 +81,15 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=200, help="input steps (static images) or time bins (N-MNIST)")
     ap.add_argument("--silent-steps", type=int, default=20, help="empty steps before the input (static images)")
     ap.add_argument("--gain", type=float, default=0.25, help="spike probability per unit intensity")
-    ap.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
-    ap.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
+    ap.add_argument(
+        "--limit-train",
+        type=int,
+        default=None,
+        help="use only the first N training samples (N-MNIST: of a fixed shuffle)",
+    )
+    ap.add_argument(
+        "--limit-test", type=int, default=None, help="use only the first N test samples (N-MNIST: of a fixed shuffle)"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
     ap.add_argument(
@@ -176,9 +183,7 @@ def check_args(args):
 def make_data(args, split, limit):
     dtype = amp_dtype(args) or torch.float32
     if args.dataset == "nmnist":
-        if split == "val":
-            raise UsageError("--val-size is not supported for nmnist")
-        return NMNISTFrames(args.data_dir, split, args.steps, limit, dtype)
+        return NMNISTFrames(args.data_dir, split, args.steps, limit, dtype, val_size=args.val_size)
     return StaticImages(
         args.dataset,
         args.data_dir,
@@ -292,7 +297,7 @@ def setup(args) -> Run:
             file=sys.stderr,
             flush=True,
         )
-    if not args.val_size and args.dataset != "nmnist" and rank == 0:
+    if not args.val_size and rank == 0:
         # settings chosen on the test set overstate accuracy; say so where it happens
         print(
             "train.py: note: no validation split (--val-size 0), so the test set is scored after "

@@ -179,9 +179,41 @@ def test_nmnist_cli_trains_on_synthetic_tree(tmp_path):
     nmnist = tiny_run_args(
         tmp_path / "nm", out, dataset="nmnist", batch_size=10, hidden_size=8, steps=10, silent_steps=None
     )
-    res = run_cli(*nmnist, "--limit-train", "40", "--limit-test", "20")
+    res = run_cli(*nmnist, "--limit-train", "40", "--limit-test", "20", "--val-size", "30")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert json.load(open(os.path.join(out, "metrics.json")))["epochs"] == 1
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["epochs"] == 1 and 0 <= m["val_accuracy_per_epoch"][0] <= 1
+    assert "val acc" in res.stdout and "no validation split" not in res.stderr
+
+
+@pytest.mark.slow
+def test_nmnist_splits_mix_every_digit_and_hold_out_validation(tmp_path):
+    # tonic lists N-MNIST digit by digit: the first 40 recordings would all be zeros, and a
+    # validation split cut from the end all nines
+    pytest.importorskip("tonic")
+    root = str(tmp_path / "nm")
+    write_synthetic_nmnist(root, train=True)
+    common = load_example("common")
+    full = common.NMNISTFrames(root, "train", 10)
+    assert len(full) == 10_000 and sorted(full.recordings.tolist()) == list(range(10_000))
+    first = common.NMNISTFrames(root, "train", 10, limit=40)
+    assert first.labels.unique().numel() == 10
+    # the order is fixed: the same recordings in every run, whatever torch's global seed
+    torch.manual_seed(123)
+    assert torch.equal(common.NMNISTFrames(root, "train", 10, limit=40).recordings, first.recordings)
+    train = common.NMNISTFrames(root, "train", 10, val_size=500)
+    val = common.NMNISTFrames(root, "val", 10, val_size=500)
+    assert len(train) == 9_500 and len(val) == 500
+    assert set(train.recordings.tolist()).isdisjoint(val.recordings.tolist())
+    assert val.labels.unique().numel() == 10 and train.labels.unique().numel() == 10
+    # a batch carries the recordings it names: the synthetic digit d fires rows 3d .. 3d+2
+    x, y = next(val.batches(torch.arange(5, 25), 20, "cpu", None))
+    assert torch.equal(y, val.labels[5:25])
+    rows = x.reshape(x.shape[0], 20, 2, 34, 34).sum(dim=(0, 2, 4))
+    for b in range(20):
+        assert set((rows[b].nonzero().flatten() // 3).tolist()) == {int(y[b])}
+    with pytest.raises(common.UsageError, match="--val-size 10000 leaves no training data"):
+        common.NMNISTFrames(root, "train", 10, val_size=10_000)
 
 
 def test_curves_show_training_validation_and_test_accuracy(tmp_path):
