@@ -94,6 +94,8 @@ def load_runs(root: str = RESULTS):
                 "augment_shift": cfg.get("augment_shift", 0),
                 "augment_flip": cfg.get("augment_flip", False),
                 "weight_decay": cfg.get("weight_decay", 0.0),
+                "dropout": cfg.get("dropout", 0.0),
+                "trainable_readout": cfg.get("trainable_readout", False),
                 "lr": cfg.get("lr"),
                 "hidden_init": cfg.get("hidden_init") or "uniform",
                 "learn_dynamics": cfg.get("learn_dynamics") or "none",
@@ -174,6 +176,10 @@ def _training(run) -> str:
         parts.append("`--augment-flip`")
     if run["weight_decay"]:
         parts.append(f"`--weight-decay {run['weight_decay']:g}`")
+    if run["dropout"]:
+        parts.append(f"`--dropout {run['dropout']:g}`")
+    if run["trainable_readout"]:
+        parts.append("`--trainable-readout`")
     if run["hidden_init"] != "uniform":
         parts.append(f"`--hidden-init {run['hidden_init']}`")
     if run["init_from"]:

@@ -69,6 +69,12 @@ def parse_args(argv=None):
         action="store_true",
         help="learn the readout matrix (starts as the paper's fixed +1 / -0.1 one)",
     )
+    ap.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="probability of zeroing each spike passed from one layer to the next, in training (as nn.GRU's dropout)",
+    )
     ap.add_argument("--readout-decay", type=float, default=0.99)
     ap.add_argument("--weight-scale", type=float, default=4.0, help="initial weight scale (see srcext.SRC)")
     ap.add_argument(
@@ -169,6 +175,8 @@ def check_args(args):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if not 0 < args.gain <= 1:
         raise UsageError(f"--gain must be in (0, 1], got {args.gain}")
+    if not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     for name in ("augment_shift", "augment_flip"):  # the augmentations of StaticImages
         if getattr(args, name) and args.dataset == "nmnist":
             raise UsageError(f"--{name.replace('_', '-')} applies to static images (mnist, fashion-mnist), not nmnist")
@@ -317,6 +325,7 @@ def setup(args) -> Run:
         neurons_per_class=args.neurons_per_class,
         readout_decay=args.readout_decay,
         trainable_readout=args.trainable_readout,
+        dropout=args.dropout,
         weight_scale=args.weight_scale,
         hidden_init=args.hidden_init,
         backend=args.backend,

@@ -93,6 +93,37 @@ def test_identity_hidden_init():
         SRCClassifier(20, hidden_init="orthogonal")
 
 
+def test_dropout_acts_between_layers_in_training_only():
+    torch.manual_seed(0)
+    p = 0.5
+    model = SRCClassifier(12, num_classes=3, hidden_layers=2, hidden_size=64, neurons_per_class=2, dropout=p)
+    plain = SRCClassifier(12, num_classes=3, hidden_layers=2, hidden_size=64, neurons_per_class=2)
+    plain.load_state_dict(model.state_dict())
+    assert model.config()["dropout"] == p and SRCClassifier.from_config(model.config()).dropout == p
+    x = (torch.rand(30, 6, 12) < 0.5).float()
+    inputs = {}
+    for k, layer in enumerate(model.layers):
+        layer.register_forward_pre_hook(lambda module, args, k=k: inputs.__setitem__(k, args[0].detach()))
+    model.eval()
+    assert torch.equal(model(x), plain(x))  # no dropout outside training
+    model.train()
+    logits, spikes = model(x, return_spikes=True)
+    assert torch.equal(inputs[0], x)  # the input is not dropped
+    for k in (1, 2):  # each layer above the first gets the spikes below, zeroed or scaled
+        below, got = spikes[k - 1].detach(), inputs[k]
+        fired = below > 0
+        assert fired.sum() > 200
+        kept = got[fired] != 0
+        assert torch.equal(got[fired][kept], below[fired][kept] / (1 - p))
+        assert torch.all(got[~fired] == 0)
+        assert 0.38 < 1 - kept.float().mean() < 0.62
+    logits.sum().backward()
+    assert all(layer.weight_l0.grad.abs().sum() > 0 for layer in model.layers)
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ValueError, match="dropout must be a number in \\[0, 1\\)"):
+            SRCClassifier(12, dropout=bad)
+
+
 def test_classifier_config_rebuilds_the_model():
     model = SRCClassifier(20, num_classes=4, **NON_DEFAULT_CLASSIFIER)
     cfg = model.config()

@@ -35,6 +35,10 @@ class SRCClassifier(nn.Module):
         neurons_per_class: output neurons per class.
         readout_decay: a_ro of the leaky integrator (close to 1).
         trainable_readout: learn the readout matrix (initialised to the fixed one).
+        dropout: in training, each spike passed from one SRC layer to the next (hidden to
+            hidden, last hidden to output) is zeroed with this probability and the rest
+            scaled by 1 / (1 - dropout), as ``SRC(dropout=)`` and ``nn.GRU(dropout=)`` do
+            between their layers; the input and the recorded spikes are left as they are.
         weight_scale: initial weight scale of every layer (4: each layer fires at a few
             percent of steps on rate-coded images at initialisation, the paper's regime).
         hidden_init: "uniform" (every layer as :class:`srcext.SRC` initialises it) or
@@ -60,6 +64,7 @@ class SRCClassifier(nn.Module):
         neurons_per_class: int = 10,
         readout_decay: float = 0.99,
         trainable_readout: bool = False,
+        dropout: float = 0.0,
         weight_scale: float = 4.0,
         hidden_init: str = "uniform",
         identity_gain: float = 3.0,
@@ -77,6 +82,7 @@ class SRCClassifier(nn.Module):
             neurons_per_class=neurons_per_class,
             readout_decay=readout_decay,
             trainable_readout=trainable_readout,
+            dropout=dropout,
             weight_scale=weight_scale,
             hidden_init=hidden_init,
             identity_gain=identity_gain,
@@ -95,10 +101,14 @@ class SRCClassifier(nn.Module):
             raise ValueError(f"SRCClassifier: hidden_layers must be >= 0, got {hidden_layers!r}")
         if not 0.0 < readout_decay <= 1.0:
             raise ValueError(f"SRCClassifier: readout_decay must be in (0, 1], got {readout_decay}")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+            # 1 would silence every layer above the first
+            raise ValueError(f"SRCClassifier: dropout must be a number in [0, 1), got {dropout!r}")
         if hidden_init not in ("uniform", "identity"):
             raise ValueError(f"SRCClassifier: hidden_init must be 'uniform' or 'identity', got {hidden_init!r}")
         self.num_classes = num_classes
         self.readout_decay = readout_decay
+        self.dropout = float(dropout)
         sizes = [input_size] + [hidden_size] * hidden_layers + [num_classes * neurons_per_class]
         # One SRC module per layer, so that each layer's spikes can be observed.
         self.layers = nn.ModuleList(
@@ -129,7 +139,9 @@ class SRCClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, return_spikes: bool = False):
         spikes: List[torch.Tensor] = []
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
+            if k and self.dropout and self.training:
+                x = nn.functional.dropout(x, self.dropout, training=True)
             x, _ = layer(x)
             spikes.append(x)
         T = x.shape[0]

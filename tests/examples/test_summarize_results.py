@@ -48,14 +48,16 @@ def test_summarize_results_table(tmp_path, capsys):
 
 def test_training_column_names_the_regularisation(tmp_path):
     summarize = load_example("summarize_results")
-    for name, extra in (("plain", {"weight_decay": 0.0}), ("regular", {"weight_decay": 0.05, "augment_flip": True})):
+    regular = {"weight_decay": 0.05, "augment_flip": True, "dropout": 0.2, "trainable_readout": True}
+    for name, extra in (("plain", {"weight_decay": 0.0, "dropout": 0.0}), ("regular", regular)):
         os.makedirs(tmp_path / name)
         config = {"dataset": "fashion-mnist", "hidden_layers": 1, "hidden_size": 64, "lr": 1e-3, **extra}
         with open(tmp_path / name / "metrics.json", "w") as f:
             json.dump({"test_accuracy": 0.5, "epochs": 1, "config": config}, f)
     training = {r["run"]: summarize._training(r) for r in summarize.load_runs(str(tmp_path))}
     assert "`--augment-flip`" in training["regular"] and "`--weight-decay 0.05`" in training["regular"]
-    assert "flip" not in training["plain"] and "decay" not in training["plain"]
+    assert "`--dropout 0.2`" in training["regular"] and "`--trainable-readout`" in training["regular"]
+    assert not any(word in training["plain"] for word in ("flip", "decay", "dropout", "readout"))
 
 
 def test_results_doc_tables_are_current():

@@ -96,13 +96,15 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
         "--augment-flip",
         "--weight-decay",
         "1e-4",
+        "--dropout",
+        "0.2",
     )
     assert res.returncode == 0, res.stderr
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["config"]["amp"] == "bf16" and m["config"]["hidden_init"] == "identity"
     assert m["config"]["trainable_readout"] is True
     assert m["config"]["augment_shift"] == 2 and m["config"]["weight_decay"] == 1e-4
-    assert m["config"]["augment_flip"] is True
+    assert m["config"]["augment_flip"] is True and m["config"]["dropout"] == 0.2
     assert m["parameters"] == (784 * 16 + 16) + (16 * 16 + 16) + (16 * 100 + 100) + 10 * 100
     assert m["config"]["detach_recurrent"] is False and m["config"]["straight_through"] is False
     assert math.isfinite(m["train_loss"][0]) and len(m["firing_rate"]) == 3
@@ -128,6 +130,7 @@ def test_cli_mixed_precision_and_gradient_flags(tmp_path):
         (["--dataset", "nmnist", "--augment-shift", "2"], "--augment-shift applies to static images"),
         (["--dataset", "nmnist", "--augment-flip"], "--augment-flip applies to static images"),
         (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
+        (["--dropout", "1"], "--dropout must be in \\[0, 1\\)"),
         (["--init-from", "/nonexistent-srcext/checkpoint.pt"], "--init-from: no checkpoint"),
     ],
 )
