@@ -11,7 +11,7 @@ from srcext.data import RateEncoder, load_idx_dataset
 from srcext.models import SRCClassifier, fixed_readout
 
 from data_files import write_dataset
-from helpers import NON_DEFAULT_CLASSIFIER
+from helpers import NON_DEFAULT_CLASSIFIER, requires_fused
 
 
 def test_fixed_readout_and_model_shapes():
@@ -122,6 +122,27 @@ def test_dropout_acts_between_layers_in_training_only():
     for bad in (1.0, -0.1, True, "0.1"):
         with pytest.raises(ValueError, match="dropout must be a number in \\[0, 1\\)"):
             SRCClassifier(12, dropout=bad)
+
+
+@requires_fused
+def test_dropped_and_scaled_spikes_project_the_same_from_events():
+    # dropout leaves spikes of 1 / (1 - p): the event-driven projection must read their values
+    kw = dict(num_classes=3, hidden_layers=2, hidden_size=32, neurons_per_class=2, dropout=0.3)
+    torch.manual_seed(0)
+    events = SRCClassifier(12, input_projection="sparse", **kw)
+    dense = SRCClassifier(12, input_projection="dense", **kw)
+    dense.load_state_dict(events.state_dict())
+    x = (torch.rand(30, 6, 12) < 0.5).float()
+    out = []
+    for model in (events, dense):
+        torch.manual_seed(5)  # the same dropout masks
+        logits = model(x)
+        logits.square().sum().backward()
+        out.append((logits, [p.grad for p in model.parameters()]))
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-5, atol=1e-5)
+    assert out[0][0].abs().sum() > 0
+    for a, b in zip(out[0][1], out[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_classifier_config_rebuilds_the_model():
