@@ -119,6 +119,8 @@ def test_dropout_acts_between_layers_in_training_only():
         assert 0.38 < 1 - kept.float().mean() < 0.62
     logits.sum().backward()
     assert all(layer.weight_l0.grad.abs().sum() > 0 for layer in model.layers)
+    with pytest.warns(UserWarning, match="does nothing with hidden_layers=0"):
+        SRCClassifier(12, hidden_layers=0, dropout=0.2)
     for bad in (1.0, -0.1, True, "0.1"):
         with pytest.raises(ValueError, match="dropout must be a number in \\[0, 1\\)"):
             SRCClassifier(12, dropout=bad)

@@ -7,6 +7,8 @@ a leaky integrator R[t] = a_ro R[t-1] + readout . s_out[t] -> logits R[T-1].
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import List
 
 import torch
@@ -101,9 +103,15 @@ class SRCClassifier(nn.Module):
             raise ValueError(f"SRCClassifier: hidden_layers must be >= 0, got {hidden_layers!r}")
         if not 0.0 < readout_decay <= 1.0:
             raise ValueError(f"SRCClassifier: readout_decay must be in (0, 1], got {readout_decay}")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
             # 1 would silence every layer above the first
             raise ValueError(f"SRCClassifier: dropout must be a number in [0, 1), got {dropout!r}")
+        if dropout > 0 and hidden_layers == 0:
+            warnings.warn(
+                f"SRCClassifier: dropout acts between layers, so dropout={dropout} does nothing "
+                "with hidden_layers=0 (one layer)",
+                stacklevel=2,
+            )
         if hidden_init not in ("uniform", "identity"):
             raise ValueError(f"SRCClassifier: hidden_init must be 'uniform' or 'identity', got {hidden_init!r}")
         self.num_classes = num_classes
