@@ -30,7 +30,7 @@ import os
 import re
 import sys
 
-from common import write_json
+from common import INPUT_SIZES, write_json
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +137,6 @@ def markdown(runs) -> str:
 # ---- the tables of docs/results.md ---------------------------------------------------------
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST"}
-INPUT_SIZES = {"mnist": 784, "fashion-mnist": 784, "nmnist": 2 * 34 * 34}
 
 
 def _pct(v) -> str:
