@@ -37,6 +37,16 @@ class UsageError(Exception):
 # ---- datasets -----------------------------------------------------------------------------
 
 
+def split_part(n: int, split: str, val_size: int) -> slice:
+    """Which of a split's n items it keeps: "val" the last `val_size` of the training set,
+    "train" the rest (all of it without a validation split), "test" all."""
+    if split == "test" or not val_size:
+        return slice(None)
+    if val_size >= n:
+        raise UsageError(f"--val-size {val_size} leaves no training data")
+    return slice(n - val_size, None) if split == "val" else slice(None, n - val_size)
+
+
 class StaticImages:
     """MNIST / Fashion-MNIST held as uint8 tensors; batches are rate coded on the device.
     split "val" is the last `val_size` images of the training set, "train" the rest; training
@@ -50,11 +60,8 @@ class StaticImages:
             images, labels = load_idx_dataset(dataset, "test" if split == "test" else "train", data_dir)
         except DatasetNotFound as exc:
             raise UsageError(str(exc)) from None
-        if split != "test" and val_size:
-            if val_size >= len(labels):
-                raise UsageError(f"--val-size {val_size} leaves no training data")
-            cut = len(labels) - val_size
-            images, labels = (images[cut:], labels[cut:]) if split == "val" else (images[:cut], labels[:cut])
+        part = split_part(len(labels), split, val_size)
+        images, labels = images[part], labels[part]
         if limit:
             images, labels = images[:limit], labels[:limit]
         self.images, self.labels = images, labels
@@ -101,12 +108,8 @@ class NMNISTFrames:
             ) from None
         n = len(self.dataset)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(NMNIST_ORDER_SEED))
-        if split != "test" and val_size:
-            if val_size >= n:
-                raise UsageError(f"--val-size {val_size} leaves no training data")
-            order = order[n - val_size :] if split == "val" else order[: n - val_size]
+        order = order[split_part(n, split, val_size)]
         self.recordings = order[:limit] if limit else order
-        self.n = len(self.recordings)
         self.dtype = dtype
 
     @property
@@ -116,7 +119,7 @@ class NMNISTFrames:
         return torch.as_tensor(self.dataset.targets, dtype=torch.int64)[self.recordings]
 
     def __len__(self):
-        return self.n
+        return len(self.recordings)
 
     def batches(self, indices, batch_size, device, generator):
         for start in range(0, len(indices), batch_size):

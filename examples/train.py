@@ -94,7 +94,10 @@ def parse_args(argv=None):
         help="use only the first N training samples (N-MNIST: of a fixed shuffle)",
     )
     ap.add_argument(
-        "--limit-test", type=int, default=None, help="use only the first N test samples (N-MNIST: of a fixed shuffle)"
+        "--limit-test",
+        type=int,
+        default=None,
+        help="use only the first N test samples (N-MNIST: of a fixed shuffle)",
     )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
