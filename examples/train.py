@@ -73,7 +73,8 @@ def parse_args(argv=None):
         "--dropout",
         type=float,
         default=0.0,
-        help="probability of zeroing each spike passed from one layer to the next, in training (as nn.GRU's dropout)",
+        help="probability of silencing a neuron's spikes to the next layer for a whole training sample "
+        "(one mask across time; see SRCClassifier)",
     )
     ap.add_argument("--readout-decay", type=float, default=0.99)
     ap.add_argument("--weight-scale", type=float, default=4.0, help="initial weight scale (see srcext.SRC)")

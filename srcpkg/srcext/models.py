@@ -25,6 +25,13 @@ def fixed_readout(num_classes: int, neurons_per_class: int, own: float = 1.0, ot
     return m
 
 
+def drop_neurons(spikes: torch.Tensor, p: float) -> torch.Tensor:
+    """Time-major spikes (T, B, N) with each (sample, neuron) silenced for every step with
+    probability p and the rest scaled by 1 / (1 - p): dropout with one mask across time."""
+    keep = spikes.new_empty((1,) + spikes.shape[1:]).bernoulli_(1.0 - p)
+    return spikes * keep.div_(1.0 - p)
+
+
 class SRCClassifier(nn.Module):
     """The paper's classifier. ``forward(x)`` takes time-major spikes (T, B, input_size) and
     returns logits (B, num_classes): the leaky integrator of the readout at the last step.
@@ -37,10 +44,15 @@ class SRCClassifier(nn.Module):
         neurons_per_class: output neurons per class.
         readout_decay: a_ro of the leaky integrator (close to 1).
         trainable_readout: learn the readout matrix (initialised to the fixed one).
-        dropout: in training, each spike passed from one SRC layer to the next (hidden to
-            hidden, last hidden to output) is zeroed with this probability and the rest
-            scaled by 1 / (1 - dropout), as ``SRC(dropout=)`` and ``nn.GRU(dropout=)`` do
-            between their layers; the input and the recorded spikes are left as they are.
+        dropout: in training, each neuron whose spikes pass from one SRC layer to the next
+            (hidden to hidden, last hidden to output) is silenced with this probability for
+            the whole sequence of a sample, and the spikes of the rest scaled by
+            1 / (1 - dropout); the input and the recorded spikes are left as they are. One
+            mask per sample and neuron, shared by every step (as SpikingJelly's multi-step
+            ``Dropout``), unlike ``SRC(dropout=)`` and ``nn.GRU(dropout=)``, which draw one
+            per step: the next layer integrates spikes over many steps, so independent
+            per-step masks average out and barely regularise (on Fashion-MNIST, 1 x 1024,
+            p = 0.2 per step left the training accuracy as high as without dropout).
         weight_scale: initial weight scale of every layer (4: each layer fires at a few
             percent of steps on rate-coded images at initialisation, the paper's regime).
         hidden_init: "uniform" (every layer as :class:`srcext.SRC` initialises it) or
@@ -149,7 +161,7 @@ class SRCClassifier(nn.Module):
         spikes: List[torch.Tensor] = []
         for k, layer in enumerate(self.layers):
             if k and self.dropout and self.training:
-                x = nn.functional.dropout(x, self.dropout, training=True)
+                x = drop_neurons(x, self.dropout)
             x, _ = layer(x)
             spikes.append(x)
         T = x.shape[0]
