@@ -504,7 +504,10 @@ class SRC(_SRCBase):
         bias: False keeps each b fixed at ``bias_init`` (a buffer, not a parameter).
         batch_first: input and output are (B, T, F) instead of (T, B, F). The state is
             (num_layers * num_directions, B, H) either way, as in torch.nn.GRU.
-        dropout: dropout on the spikes between layers (not after the last), in training only.
+        dropout: dropout on the spikes between layers (not after the last), in training only,
+            with a fresh mask at every step as in torch.nn.GRU. Over a rate code such masks
+            average out; :class:`srcext.models.SRCClassifier` drops a neuron for a whole
+            sample instead.
         bidirectional: a second stack runs on each sample's sequence reversed (within its
             length); the outputs of both directions are concatenated on the feature axis, and
             layer l+1 takes 2 * hidden_size inputs.
