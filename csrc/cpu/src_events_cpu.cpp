@@ -12,7 +12,7 @@
 //   W^T is for the matmul, so that a slice is contiguous in the caches). Each element is owned by one thread and
 //   summed in one fixed order: deterministic and bitwise reproducible, whatever the threads.
 // The entry points are compiled for AVX-512, AVX2+FMA and baseline x86-64 (target_clones,
-// as csrc/cpu/src_cpu.cpp's).
+// as csrc/cpu/src_cpu_kernels.h's).
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
