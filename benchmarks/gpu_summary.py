@@ -56,6 +56,14 @@ def main(out: str) -> None:
                 "timings_s": speed.get("timings_s"),
             }
         )
+    projection_path = os.path.join(out, "projection_cuda.json")
+    if os.path.exists(projection_path):
+        projection = json.load(open(projection_path))
+        # Where the event path starts to win, per dtype, against the crossover the layer uses now.
+        summary["event_projection_crossover"] = {
+            dtype: rows.get("crossover") for dtype, rows in projection.get("projection", {}).items()
+        }
+        summary["event_projection_layer_crossover"] = projection.get("layer_crossover")
     with open(os.path.join(out, "gpu_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     md = [

@@ -50,7 +50,8 @@ def label(results: dict) -> str:
 
 
 def git_commit() -> str:
-    """The short commit of the sources measured ("unknown" outside a git checkout)."""
+    """The short commit of the sources measured: SRCEXT_COMMIT where the sources travelled
+    without their git history (a lent GPU machine), else git's, else "unknown"."""
     try:
         return subprocess.check_output(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -59,4 +60,4 @@ def git_commit() -> str:
             text=True,
         ).strip()
     except Exception:
-        return "unknown"
+        return os.environ.get("SRCEXT_COMMIT", "unknown")

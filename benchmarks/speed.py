@@ -42,6 +42,7 @@ import importlib.util
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -766,6 +767,36 @@ def main(argv=None) -> dict:
         "ratio_spread": {},
         "stats": {},
     }
+    out = args.out or os.path.join(HERE, "results", f"speed_{device.type}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    # A run stopped early (a time limit's SIGTERM, an error in a later group) still writes what
+    # it measured, marked incomplete: on a lent GPU there may be no second try.
+    previous_handler = signal.signal(signal.SIGTERM, stopped_by_signal)
+    try:
+        run_groups(args, session, results, T, B, H, device, dtype, k, cuda)
+    except BaseException as error:
+        results["incomplete"] = f"stopped by {error!r}"
+        with open(out, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"\nwrote the groups measured so far to {out} ({results['incomplete']})")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    results["contention"] = session.contention()
+
+    print_report(results)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nwrote {out}")
+    return results
+
+
+def stopped_by_signal(signum, frame):
+    raise SystemExit(f"signal {signum}")
+
+
+def run_groups(args, session, results, T, B, H, device, dtype, k, cuda):
+    """The comparisons, in order; each fills its part of `results`."""
     u, bias, state = recurrence_inputs(T, B, H, device, dtype)
 
     if not args.skip_roofline:
@@ -774,32 +805,33 @@ def main(argv=None) -> dict:
         math_bench = None if cuda else load_cell_math_bench()
         bench_kernels(session, results, u, bias, state, k, math_bench, args.copy_mib * 2**20 // 8)
 
-    impls = {"fused": src_recurrence_fused, "reference": src_recurrence_reference}
-    if not args.skip_compile:
-        impls["compiled"] = compiled_reference(
-            torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend)
-        )
-    if args.select_loop:
-        impls["reference_select"] = src_recurrence_indexed
-    bench_recurrence(session, results, u, bias, state, k, impls)
-    if not args.skip_compile:
-        from torch._dynamo.utils import counters
+    def recurrence():
+        impls = {"fused": src_recurrence_fused, "reference": src_recurrence_reference}
+        if not args.skip_compile:
+            impls["compiled"] = compiled_reference(
+                torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend)
+            )
+        if args.select_loop:
+            impls["reference_select"] = src_recurrence_indexed
+        bench_recurrence(session, results, u, bias, state, k, impls)
+        if not args.skip_compile:
+            from torch._dynamo.utils import counters
 
-        results["compiled_unique_graphs"] = counters["stats"]["unique_graphs"]
+            results["compiled_unique_graphs"] = counters["stats"]["unique_graphs"]
+
+    def layers():
+        if not args.skip_layers:
+            bench_layers(session, results, T, B, H, device, dtype, args.peers, args.density)
 
     if cuda:
+        # On a GPU, the groups that compile nothing first: a run cut short by a lent machine's
+        # time limit (torch.compile's first calls take the longest) still has them.
         bench_bf16(session, results, u, bias, state, k)
-    if not args.skip_layers:
-        bench_layers(session, results, T, B, H, device, dtype, args.peers, args.density)
-    results["contention"] = session.contention()
-
-    print_report(results)
-    out = args.out or os.path.join(HERE, "results", f"speed_{device.type}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"\nwrote {out}")
-    return results
+        layers()
+        recurrence()
+    else:
+        recurrence()
+        layers()
 
 
 def fmt_spread(s: dict) -> str:

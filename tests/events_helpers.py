@@ -26,8 +26,8 @@ def ops_of(namespace="srcext"):
     return getattr(torch.ops, namespace)
 
 
-def check_events(ops, R, F, density, dtype, seed=0):
-    s = spikes(R, F, density, dtype, seed)
+def check_events(ops, R, F, density, dtype, seed=0, device="cpu"):
+    s = spikes(R, F, density, dtype, seed).to(device)
     row_ptr, col, val = ops.src_events(s)
     nz = s.ne(0)
     rows, cols = nz.nonzero(as_tuple=True)  # row-major: the CSR's order
@@ -37,17 +37,18 @@ def check_events(ops, R, F, density, dtype, seed=0):
     assert torch.equal(val, s[rows, cols])
 
 
-def check_matmul_and_weight_grad(ops, R, F, H, density, dtype, seed=0):
-    s = spikes(R, F, density, dtype, seed)
+def check_matmul_and_weight_grad(ops, R, F, H, density, dtype, seed=0, device="cpu"):
+    s = spikes(R, F, density, dtype, seed).to(device)
     g = torch.Generator().manual_seed(seed + 1)
-    weight = torch.randn(H, F, generator=g, dtype=torch.float64).to(dtype)
-    grad_u = torch.randn(R, H, generator=g, dtype=torch.float64).to(dtype)
+    weight = torch.randn(H, F, generator=g, dtype=torch.float64).to(device, dtype)
+    grad_u = torch.randn(R, H, generator=g, dtype=torch.float64).to(device, dtype)
     u_ref = s.double() @ weight.double().t()
     gw_ref = grad_u.double().t() @ s.double()
     row_ptr, col, val = ops.src_events(s)
     u = ops.src_event_matmul(row_ptr, col, val, weight)
     gw = ops.src_event_weight_grad(row_ptr, col, val, grad_u, F)
     assert u.dtype == gw.dtype == dtype and u.shape == (R, H) and gw.shape == (H, F)
+    assert u.device == gw.device == s.device
     assert_close(u, u_ref, TOL[dtype], "u")
     assert_close(gw, gw_ref, TOL[dtype], "grad_weight")
     # The composite ops, on both sides of the crossover.

@@ -5,6 +5,7 @@ benchmarks/gpu_check.sh does not fail on a script error)."""
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -209,6 +210,29 @@ def test_speed_script_runs_and_writes_json(speed, tmp_path):
         "layer_speedup_vs_gru",
     ):
         assert summary[key] is not None and summary[key] > 0, key
+
+
+@requires_fused
+@pytest.mark.parametrize("stop", ["error", "sigterm"])
+def test_speed_script_stopped_early_writes_what_it_measured(speed, tmp_path, monkeypatch, stop):
+    """A run cut short (a lent GPU's time limit sends SIGTERM; a later group fails) still
+    writes the groups it finished, marked incomplete, and the SIGTERM handler is restored."""
+    out = tmp_path / "speed.json"
+
+    def stopped(*args, **kwargs):
+        if stop == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise RuntimeError("a later group failed")
+
+    monkeypatch.setattr(speed, "bench_recurrence", stopped)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit if stop == "sigterm" else RuntimeError):
+        speed.main(TINY + ["--skip-compile", "--copy-mib", "8", "--out", str(out)])
+    assert signal.getsignal(signal.SIGTERM) is handler
+    data = json.loads(out.read_text())
+    assert ("signal" if stop == "sigterm" else "a later group failed") in data["incomplete"]
+    assert data["roofline"]["kernels"]["forward_train"]["time_s"] > 0  # the group before it
+    assert "recurrence_fwd_bwd_detached_fused" not in data["stats"]
 
 
 @requires_fused

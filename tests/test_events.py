@@ -13,21 +13,24 @@ import srcext
 from srcext.events import as_events, input_projection
 
 from events_helpers import DENSITIES, DTYPE_IDS, DTYPES, check_events, check_matmul_and_weight_grad, ops_of, spikes
-from helpers import assert_close, requires_fused
+from helpers import assert_close, over_devices, requires_cuda, requires_fused
 
 pytestmark = requires_fused
 
 
 @pytest.mark.parametrize("density", DENSITIES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_events_are_the_csr(dtype, density):
-    check_events(ops_of(), 57, 100, density, dtype)
+@over_devices
+def test_events_are_the_csr(device, dtype, density):
+    check_events(ops_of(), 57, 100, density, dtype, device=device)
 
 
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (1, 1), (40, 17), (5, 33)])
-def test_events_edge_shapes(shape):
+@over_devices
+def test_events_edge_shapes(device, shape):
     for density in (0.0, 0.5, 1.0):
-        check_events(ops_of(), *shape, density, torch.float32)
+        check_events(ops_of(), *shape, density, torch.float32, device=device)
+        check_matmul_and_weight_grad(ops_of(), *shape, 7, density, torch.float32, device=device)
 
 
 def test_events_zero_sign_and_nan():
@@ -38,9 +41,19 @@ def test_events_zero_sign_and_nan():
 
 @pytest.mark.parametrize("density", DENSITIES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_matmul_and_weight_grad_match_dense(dtype, density):
+@over_devices
+def test_matmul_and_weight_grad_match_dense(device, dtype, density):
     # H = 150: two full tiles of 64 columns and a partial one.
-    check_matmul_and_weight_grad(ops_of(), 70, 45, 150, density, dtype, seed=3)
+    check_matmul_and_weight_grad(ops_of(), 70, 45, 150, density, dtype, seed=3, device=device)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("density", [0.01, 0.2])
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=requires_cuda)])
+def test_ops_at_training_size(device, dtype, density):
+    """A layer-sized projection on the GPU (R = T x B = 16,000 rows, F = 700, H = 1,024): many
+    blocks of rows and every column tile, against float64 matrix products."""
+    check_matmul_and_weight_grad(ops_of(), 16000, 700, 1024, density, dtype, seed=11, device=device)
 
 
 def test_one_active_input():
@@ -59,11 +72,12 @@ def test_one_active_input():
     assert torch.equal(gw, expected_gw)
 
 
-def test_weight_grad_is_bitwise_reproducible():
+@over_devices
+def test_weight_grad_is_bitwise_reproducible(device):
     """Same bits run to run and whatever the number of threads: each element of the weight
-    gradient is summed by one thread in one order."""
-    s = spikes(2000, 300, 0.05, seed=5)
-    grad_u = torch.randn(2000, 200, generator=torch.Generator().manual_seed(6))
+    gradient is summed by one thread in one order (on the GPU too: no atomics)."""
+    s = spikes(2000, 300, 0.05, seed=5).to(device)
+    grad_u = torch.randn(2000, 200, generator=torch.Generator().manual_seed(6)).to(device)
     events = torch.ops.srcext.src_events(s)
     threads = torch.get_num_threads()
     try:
@@ -78,9 +92,10 @@ def test_weight_grad_is_bitwise_reproducible():
         assert torch.equal(r, results[0])
 
 
-def test_gradcheck_float64():
-    s = spikes(12, 9, 0.3, torch.float64, seed=7).requires_grad_()
-    w = torch.randn(5, 9, dtype=torch.float64, requires_grad=True)
+@over_devices
+def test_gradcheck_float64(device):
+    s = spikes(12, 9, 0.3, torch.float64, seed=7).to(device).requires_grad_()
+    w = torch.randn(5, 9, dtype=torch.float64).to(device).requires_grad_()
     for max_density in (0.0, 1.0):
         torch.autograd.gradcheck(lambda s, w, m=max_density: torch.ops.srcext.src_projection(s, w, m)[0], (s, w))
     row_ptr, col, val = torch.ops.srcext.src_events(s.detach())
@@ -88,11 +103,12 @@ def test_gradcheck_float64():
     torch.autograd.gradcheck(lambda v, w: torch.ops.srcext.src_event_matmul(row_ptr, col, v, w), (val, w))
 
 
-def test_opcheck():
-    s = spikes(20, 30, 0.2, seed=8)
-    w = torch.randn(7, 30, requires_grad=True)
+@over_devices
+def test_opcheck(device):
+    s = spikes(20, 30, 0.2, seed=8).to(device)
+    w = torch.randn(7, 30).to(device).requires_grad_()
     events = torch.ops.srcext.src_events(s)
-    grad_u = torch.randn(20, 7)
+    grad_u = torch.randn(20, 7).to(device)
     cases = [
         (torch.ops.srcext.src_events.default, (s,)),
         (torch.ops.srcext.src_event_matmul.default, (*events, w)),
@@ -149,7 +165,7 @@ def make_layer(mode, seed=0, dtype=torch.float32, **kw):
 def run_layer(model, x, **kw):
     out, state = model(x, **kw)
     g = torch.Generator().manual_seed(99)
-    weights = torch.randn(out.shape, generator=g).to(out.dtype)
+    weights = torch.randn(out.shape, generator=g).to(out.device, out.dtype)
     (out.float() * weights.float()).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     return out.detach(), state, grads
@@ -159,13 +175,17 @@ def layer_input(T, B, F, density, dtype=torch.float32, seed=1):
     return spikes(T * B, F, density, dtype, seed, analog=False).view(T, B, F)
 
 
-def compare_modes(x, tol, modes=("sparse", "auto"), layer_kw=None, call_kw=None, dtype=None):
+def compare_modes(x, tol, modes=("sparse", "auto"), layer_kw=None, call_kw=None, dtype=None, device="cpu"):
     layer_kw, call_kw = layer_kw or {}, call_kw or {}
     dtype = dtype or torch.float32
-    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", dtype=dtype, **layer_kw), x, **call_kw)
+    x = x.to(device)
+    if "state" in call_kw:
+        call_kw = {**call_kw, "state": tuple(s.to(device) for s in call_kw["state"])}
+    ref_model = make_layer("dense", dtype=dtype, **layer_kw).to(device)
+    ref_out, ref_state, ref_grads = run_layer(ref_model, x, **call_kw)
     assert ref_out.abs().sum() > 0, "the test layer must fire"
     for mode in modes:
-        out, state, grads = run_layer(make_layer(mode, dtype=dtype, **layer_kw), x, **call_kw)
+        out, state, grads = run_layer(make_layer(mode, dtype=dtype, **layer_kw).to(device), x, **call_kw)
         assert_close(out, ref_out, tol, f"{mode} output")
         for a, b in zip(state, ref_state):
             assert_close(a, b, tol, f"{mode} state")
@@ -174,22 +194,25 @@ def compare_modes(x, tol, modes=("sparse", "auto"), layer_kw=None, call_kw=None,
 
 
 @pytest.mark.parametrize("density", [0.0, 0.03, 0.3, 1.0])
-def test_layer_modes_agree(density):
+@over_devices
+def test_layer_modes_agree(device, density):
     x = layer_input(30, 4, 40, density)
     if density == 0.0:
         for mode in ("dense", "sparse", "auto"):
-            out, _, grads = run_layer(make_layer(mode), x)
+            out, _, grads = run_layer(make_layer(mode).to(device), x.to(device))
         return
-    compare_modes(x, 1e-5, layer_kw=dict(num_layers=2))
+    compare_modes(x, 1e-5, layer_kw=dict(num_layers=2), device=device)
 
 
-def test_layer_modes_agree_float64():
+@over_devices
+def test_layer_modes_agree_float64(device):
     x = layer_input(25, 3, 40, 0.05, torch.float64)
-    compare_modes(x, 1e-12, layer_kw=dict(num_layers=2), dtype=torch.float64)
+    compare_modes(x, 1e-12, layer_kw=dict(num_layers=2), dtype=torch.float64, device=device)
 
 
 @pytest.mark.parametrize("option", ["batch_first", "bidirectional", "lengths", "packed", "state"])
-def test_layer_modes_agree_with_options(option):
+@over_devices
+def test_layer_modes_agree_with_options(device, option):
     T, B = 30, 4
     x = layer_input(T, B, 40, 0.05)
     layer_kw, call_kw = dict(num_layers=2), {}
@@ -203,18 +226,19 @@ def test_layer_modes_agree_with_options(option):
     elif option == "lengths":
         call_kw["lengths"] = lengths
     elif option == "packed":
-        x = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        x = pack_padded_sequence(x.to(device), lengths, enforce_sorted=False)
     elif option == "state":
         g = torch.Generator().manual_seed(4)
         call_kw["state"] = tuple(torch.rand(2, B, 24, generator=g) for _ in range(3))
     if option == "packed":
         outs = []
         for mode in ("dense", "sparse"):
-            out, _ = make_layer(mode, **layer_kw)(x)
+            out, _ = make_layer(mode, **layer_kw).to(device)(x)
             outs.append(out.data)
+        assert outs[0].device.type == device and outs[0].abs().sum() > 0
         assert_close(outs[1], outs[0], 1e-5, "packed output")
         return
-    compare_modes(x, 1e-5, layer_kw=layer_kw, call_kw=call_kw)
+    compare_modes(x, 1e-5, layer_kw=layer_kw, call_kw=call_kw, device=device)
 
 
 def test_layer_modes_agree_under_bf16_autocast():
@@ -234,9 +258,10 @@ def test_layer_modes_agree_under_bf16_autocast():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
-def test_layer_modes_agree_half_storage(dtype):
+@over_devices
+def test_layer_modes_agree_half_storage(device, dtype):
     x = layer_input(30, 4, 40, 0.05, dtype)
-    compare_modes(x, 5e-2, modes=("sparse",), dtype=dtype)
+    compare_modes(x, 5e-2, modes=("sparse",), dtype=dtype, device=device)
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
