@@ -1,9 +1,12 @@
 """Checks only the CUDA backend has: CUDA graphs, a bitwise deterministic backward, streams,
 64-bit indexing, autocast + GradScaler (run where a GPU exists, skipped cleanly where none does;
 benchmarks/gpu_check.sh runs them on the GPU machine). The generic op and layer checks run on
-CUDA too, parametrised over the device in test_ops.py and test_layer.py."""
+CUDA too, parametrised over the device in test_ops.py and test_layer.py; the event-driven
+projection's CUDA limits (CUDA graphs; auto is the GEMM) are here too."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,3 +97,43 @@ def test_cuda_autocast_and_grad_scaler(dtype):
     rout.float().mean().backward()
     for g, rp in zip(grads, ref.parameters()):  # scaled gradients: compare directions
         assert cosine(g, rp.grad) > 0.9
+
+
+def test_cuda_graphs_of_event_ops_say_why_they_cannot_capture():
+    """Building events reads their count on the host (a device sync): under CUDA graph capture
+    the ops raise a clear error instead of invalidating the capture. In a subprocess, so that a
+    failed capture cannot leave this process's CUDA state behind for the tests after it."""
+    code = """
+import torch, srcext
+s = (torch.rand(64, 40, device="cuda") < 0.05).float()
+w = torch.randn(16, 40, device="cuda")
+torch.ops.srcext.src_projection(s, w, 1.0)  # warm-up outside the capture
+torch.cuda.synchronize()
+g = torch.cuda.CUDAGraph()
+try:
+    with torch.cuda.graph(g):
+        torch.ops.srcext.src_projection(s, w, 1.0)
+except RuntimeError as e:
+    print("RAISED", str(e).splitlines()[0])
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "RAISED srcext: building the events of a dense input reads the number of events" in run.stdout, (
+        run.stdout + run.stderr
+    )
+    assert "CUDA graph cannot capture" in run.stdout
+
+
+def test_cuda_auto_projection_is_the_gemm():
+    """On a GPU "auto" is the dense GEMM at any density (measured on an H200: the events of a
+    dense input never paid). Told apart by an inf weight on an input that is always 0: the
+    GEMM's 0 * inf is NaN, the event path skips it."""
+    from srcext.events import crossover, input_projection
+
+    w = torch.randn(30, 40, device="cuda")
+    w[:, 0] = float("inf")
+    x = (torch.rand(20, 10, 40, device="cuda") < 0.005).float()
+    x[..., 0] = 0
+    for dtype in (torch.float32, torch.bfloat16):
+        assert crossover("cuda", dtype) == 0.0
+        assert torch.isnan(input_projection(x.to(dtype), w.to(dtype), "auto")).all()
+        assert torch.isfinite(input_projection(x.to(dtype), w.to(dtype), "sparse")).all()

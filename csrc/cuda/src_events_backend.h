@@ -1,8 +1,9 @@
 // src_events_backend.h — the CUDA backend of the event-driven projection ops (the part
 // csrc/src_events_ops.h asks of a backend), over a Runtime (device guard, current stream,
-// launch check): the CUDA runtime in src_events_cuda.cpp, the host emulation in
-// csrc/cuda/emulation/src_events_emulation.cpp. The prefix sum, the event count (one device
-// sync, to size the list) and the CSR -> CSC transpose of the weight gradient are ATen ops.
+// launch check, whether the stream is being captured into a CUDA graph): the CUDA runtime in
+// src_events_cuda.cpp, the host emulation in csrc/cuda/emulation/src_events_emulation.cpp.
+// The prefix sum, the event count (one device sync, to size the list) and the CSR -> CSC
+// transpose of the weight gradient are ATen ops.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,6 +15,16 @@
 namespace srcext {
 namespace cuda {
 
+// The event count and the row of each event are read on the host (a device sync), which a
+// CUDA graph cannot capture: say so, rather than let the capture fail on the sync.
+template <typename Runtime>
+void check_not_capturing(const char* what) {
+  TORCH_CHECK(!Runtime::capturing(), "srcext: ", what,
+              " reads the number of events on the host (a device sync), which a CUDA graph "
+              "cannot capture; under CUDA graphs (torch.compile(mode=\"reduce-overhead\"), "
+              "torch.cuda.graph) use input_projection=\"dense\" or \"auto\" (the GEMM on a GPU)");
+}
+
 inline void check_event_grid(int64_t blocks_x, int64_t H) {
   TORCH_CHECK(blocks_x <= int64_t(INT32_MAX) && (H + kEventThreads - 1) / kEventThreads <= 65535,
               "srcext: ", blocks_x, " rows and H = ", H, " are more than one CUDA launch can hold");
@@ -24,6 +35,7 @@ struct CudaEventsBackend {
   using Guard = typename Runtime::Guard;
 
   static EventList build(const at::Tensor& s, int64_t max_nnz) {
+    check_not_capturing<Runtime>("building the events of a dense input");
     const int64_t R = s.size(0), F = s.size(1);
     EventList e;
     e.row_ptr = at::zeros({R + 1}, s.options().dtype(at::kLong));
@@ -65,6 +77,7 @@ struct CudaEventsBackend {
 
   static void weight_grad(const at::Tensor& row_ptr, const at::Tensor& col, const at::Tensor& val,
                           const at::Tensor& grad_u, at::Tensor& grad_wt) {
+    check_not_capturing<Runtime>("the weight gradient from events");
     const int64_t R = row_ptr.size(0) - 1, F = grad_wt.size(0), H = grad_wt.size(1);
     const int64_t nnz = col.size(0);
     // The CSC of the events: a stable sort by column keeps the rows ascending in each column,

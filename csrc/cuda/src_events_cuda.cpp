@@ -15,6 +15,11 @@ struct CudaEventsRuntime {
   using Guard = c10::cuda::CUDAGuard;
   static cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
   static void check_launch() { C10_CUDA_KERNEL_LAUNCH_CHECK(); }
+  static bool capturing() {
+    cudaStreamCaptureStatus status;
+    C10_CUDA_CHECK(cudaStreamIsCapturing(stream(), &status));
+    return status != cudaStreamCaptureStatusNone;
+  }
 };
 
 using Backend = CudaEventsBackend<CudaEventsRuntime>;

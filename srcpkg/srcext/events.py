@@ -37,16 +37,19 @@ PROJECTIONS = ("auto", "dense", "sparse")
 # at 30 % on a quiet one after the build was made branch-free (0.25 taken, float64 alike); the
 # bfloat16 GEMM (no native bf16 on AVX2) is 11x slower than the events still at 30 % and
 # float16's 8x (0.5 taken for both). A CPU with AVX-512 BF16 / AMX would lower these.
-# CUDA: a prediction, not a measurement (no GPU was available to this work), conservative,
-# see benchmarks/GPU_NOTES.md: the event path is predicted to beat the float32 SIMT GEMM only
-# below a few percent, and never the tensor-core bfloat16 / float16 GEMM (auto stays dense).
+# CUDA: never (auto is the GEMM). Measured on an H200 (benchmarks/results/h200/projection_cuda
+# .json): building the events of a dense input and projecting them never beat the GEMM, in
+# float32 (0.8x at 0.5 %, 0.6x at 3 %) or bfloat16 (0.1x), and the pass that counts them cost
+# auto 0.2 ms over the GEMM's 0.6 ms (float32) and 0.1 ms (bfloat16) even where it then chose
+# the GEMM; float16 runs bfloat16's tensor-core GEMM, float64 is for gradient checks. The count
+# is also a device sync, which a CUDA graph cannot capture.
 CROSSOVER = {
     ("cpu", torch.float64): 0.25,
     ("cpu", torch.float32): 0.25,
     ("cpu", torch.bfloat16): 0.5,
     ("cpu", torch.float16): 0.5,
-    ("cuda", torch.float64): 0.01,
-    ("cuda", torch.float32): 0.01,
+    ("cuda", torch.float64): 0.0,
+    ("cuda", torch.float32): 0.0,
     ("cuda", torch.bfloat16): 0.0,
     ("cuda", torch.float16): 0.0,
 }
@@ -177,6 +180,8 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
         x, weight = x.to(low), weight.to(low)
     T, B, F = x.shape
     max_density = 1.0 if mode == "sparse" else crossover(x.device, x.dtype)
+    if max_density <= 0.0:  # "auto" where the events never pay (a GPU): the GEMM, with no count
+        return torch.nn.functional.linear(x, weight)
     s = x.reshape(T * B, F)
     if torch.compiler.is_compiling():
         # Static shapes: the op decides dense or events inside, and rebuilds the events in

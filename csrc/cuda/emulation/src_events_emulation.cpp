@@ -31,6 +31,7 @@ struct EmulatedRuntime {
   };
   static cudaStream_t stream() { return events_stream_token(); }
   static void check_launch() {}  // run_grid throws on a bad launch, as the launch check would
+  static bool capturing() { return false; }  // no CUDA graphs on the host
 };
 
 using Kernels = CudaEventsBackend<EmulatedRuntime>;
