@@ -61,3 +61,21 @@ def git_commit() -> str:
         ).strip()
     except Exception:
         return os.environ.get("SRCEXT_COMMIT", "unknown")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command_line(script: str, argv) -> str:
+    """The command that produced a result, as it could be typed again elsewhere: paths inside the
+    repository relative to it, other absolute paths by their file name alone (a machine's
+    folders are no part of a result; tests/test_committed_results.py checks)."""
+
+    def portable(arg: str) -> str:
+        flag, eq, value = arg.rpartition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
+        if os.path.isabs(value):
+            rel = os.path.relpath(value, ROOT)
+            value = os.path.basename(value) if rel.startswith("..") else rel
+        return flag + eq + value
+
+    return " ".join(["python", script] + [portable(a) for a in argv])

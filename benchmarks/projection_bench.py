@@ -41,7 +41,7 @@ from srcext.data import RateEncoder
 from srcext.events import crossover as layer_crossover
 from srcext.models import SRCClassifier
 
-from machine import describe, git_commit
+from machine import command_line, describe, git_commit
 from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -321,7 +321,7 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/projection_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks/projection_bench.py", sys.argv[1:] if argv is None else argv),
         "R": args.T * args.B,
         "F": args.F,
         "H": args.H,

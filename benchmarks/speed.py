@@ -54,7 +54,7 @@ import srcext
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
-from machine import describe, git_commit
+from machine import command_line, describe, git_commit
 from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -753,7 +753,7 @@ def main(argv=None) -> dict:
         "srcext": srcext.__version__,
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks/speed.py", sys.argv[1:] if argv is None else argv),
         "T": T,
         "B": B,
         "H": H,
@@ -912,12 +912,22 @@ def print_report(results):
         )
 
 
+def fmt_ms(seconds: float) -> str:
+    """A time in ms, to 0.1 ms from 10 ms up and to 0.01 ms below (GPU kernels take < 1 ms)."""
+    ms = seconds * 1e3
+    return f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms"
+
+
+def fmt_ns(ns: float) -> str:
+    return f"{ns:.1f}" if ns >= 1 else f"{ns:.3f}"
+
+
 def markdown(results) -> str:
     """docs/results.md's speed tables (Markdown) from a run's results."""
     tm, sp = results["timings_s"], results["ratio_spread"]
 
     def ms(key):
-        return f"{tm[key] * 1e3:.1f} ms" if key in tm else ""
+        return fmt_ms(tm[key]) if key in tm else ""
 
     def ratio(key):
         if key not in sp:
@@ -967,7 +977,7 @@ def markdown(results) -> str:
             math_key = "kernel_math_backward" if name.startswith("backward") else "kernel_math_forward"
             frac = e.get("cell_math_fraction")
             lines.append(
-                f"| {name.replace('_', ' ')} | {e['time_s'] * 1e3:.1f} ms | "
+                f"| {name.replace('_', ' ')} | {fmt_ms(e['time_s'])} | "
                 f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
                 f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
                 + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "")
@@ -977,7 +987,7 @@ def markdown(results) -> str:
             frac = roof["recurrence_fwd_bwd_cell_math_fraction"]
             lines.append(
                 f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
-                f"{(tm['kernel_math_forward'] + tm['kernel_math_backward']) * 1e3:.1f} ms | "
+                f"{fmt_ms(tm['kernel_math_forward'] + tm['kernel_math_backward'])} | "
                 f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |"
             )
         lines.append(
@@ -998,9 +1008,9 @@ def markdown(results) -> str:
                 "-" if r["firing_rate"] is None else "0" if r["firing_rate"] == 0 else f"{100 * r['firing_rate']:.2g} %"
             )
             lines.append(
-                f"| {name} | {r['train_s'] * 1e3:.1f} ms | {r['train_ns_per_neuron_step']:.1f} | "
-                f"{r['train_vs_src']['median']:.2f}x | {r['inference_s'] * 1e3:.1f} ms | "
-                f"{r['inference_ns_per_neuron_step']:.1f} | {r['inference_vs_src']['median']:.2f}x "
+                f"| {name} | {fmt_ms(r['train_s'])} | {fmt_ns(r['train_ns_per_neuron_step'])} | "
+                f"{r['train_vs_src']['median']:.2f}x | {fmt_ms(r['inference_s'])} | "
+                f"{fmt_ns(r['inference_ns_per_neuron_step'])} | {r['inference_vs_src']['median']:.2f}x "
                 f"| {rate} |"
             )
     return "\n".join(lines)
