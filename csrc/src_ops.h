@@ -77,14 +77,31 @@ inline Tensor checked_lengths(const std::optional<Tensor>& lengths, const Tensor
   return l64;
 }
 
-// The constants tensor (src_constants.h) checked, and how the kernels read it (ConstantsRef).
-// Per layer (K,) or per neuron (K, H), in the math's precision; on the CPU or on u's device.
-// The tensor returned must outlive the launch. per_neuron: read them per neuron even when
-// they are per layer on the host (the kernels compute the constants' gradients only so).
-inline std::pair<Tensor, ConstantsRef> checked_constants(const Tensor& k, const Tensor& u,
-                                                         bool per_neuron = false) {
+// The constants (src_constants.h) checked, and how the kernels read them (ConstantsRef): a
+// tensor, per layer (K,) or per neuron (K, H), in the math's precision, on the CPU or on u's
+// device; or, where there is none, the K per-layer values as floats (layer_values). The
+// tensor returned must outlive the launch. per_neuron: read them per neuron even when they
+// are per layer on the host (the kernels compute the constants' gradients only so).
+inline std::pair<Tensor, ConstantsRef> checked_constants(const std::optional<Tensor>& constants,
+                                                         c10::ArrayRef<double> layer_values,
+                                                         const Tensor& u, bool per_neuron = false) {
   const int64_t H = u.size(2);
   const auto acc = acc_dtype(u.scalar_type());
+  const bool have_tensor = constants.has_value() && constants->defined();
+  TORCH_CHECK_VALUE(have_tensor != !layer_values.empty(),
+                    "srcext: give the cell constants either as the constants tensor or as "
+                    "layer_constants (K = ",
+                    int(kNumConstants), " floats), ", have_tensor ? "not both" : "got neither");
+  if (!have_tensor) {
+    TORCH_CHECK_VALUE(layer_values.size() == size_t(kNumConstants),
+                      "srcext: layer_constants must hold K = ", int(kNumConstants), " values, got ",
+                      layer_values.size());
+    TORCH_CHECK_VALUE(!per_neuron, "srcext: constants given as layer_constants have no gradient");
+    // On the host, as a per-layer tensor would be: the kernels take them once per launch.
+    const Tensor t = at::tensor(layer_values, at::TensorOptions().dtype(at::kDouble)).to(acc);
+    return {t, ConstantsRef{t.data_ptr(), 1, 0, false}};
+  }
+  const Tensor& k = *constants;
   TORCH_CHECK_TYPE(k.scalar_type() == acc, "srcext: constants must have dtype ", acc,
                    " (the precision of the math for ", u.scalar_type(), " inputs), got ",
                    k.scalar_type());
@@ -115,9 +132,11 @@ inline const int64_t* lengths_ptr(const Tensor& l64) {
 
 template <typename Backend>
 ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& i0,
-                             const Tensor& h0, const Tensor& hs0, const Tensor& constants,
-                             bool detach_recurrent, bool straight_through, bool save_for_backward,
-                             const std::optional<Tensor>& lengths) {
+                             const Tensor& h0, const Tensor& hs0,
+                             const std::optional<Tensor>& constants, bool detach_recurrent,
+                             bool straight_through, bool save_for_backward,
+                             const std::optional<Tensor>& lengths,
+                             c10::ArrayRef<double> layer_constants) {
   (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
   (void)straight_through;
   const typename Backend::Guard guard(u.device());
@@ -130,7 +149,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   check_state(u, i0, "i0");
   check_state(u, h0, "h0");
   check_state(u, hs0, "hs0");
-  const auto [kc, kref] = checked_constants(constants, u);
+  const auto [kc, kref] = checked_constants(constants, layer_constants, u);
   const Tensor lengths64 = checked_lengths(lengths, u);
 
   const int64_t T = u.size(0), B = u.size(1), H = u.size(2);
@@ -176,9 +195,10 @@ template <typename Backend>
 BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n,
                                const Tensor& grad_h_n, const Tensor& grad_hs_n, const Tensor& u,
                                const Tensor& bias, const Tensor& checkpoints,
-                               const Tensor& constants, bool detach_recurrent,
+                               const std::optional<Tensor>& constants, bool detach_recurrent,
                                bool straight_through, bool constants_grad,
-                               const std::optional<Tensor>& lengths) {
+                               const std::optional<Tensor>& lengths,
+                               c10::ArrayRef<double> layer_constants) {
   const typename Backend::Guard guard(grad_spikes.device());
   const Tensor& g = grad_spikes;
   TORCH_CHECK(g.dim() == 3, "srcext: grad_spikes must be (T, B, H), got ", g.sizes());
@@ -199,7 +219,10 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
                   checkpoints.size(1) == 3 && checkpoints.size(2) == B && checkpoints.size(3) == H,
               "srcext: checkpoints must be (", num_checkpoints(T), ", 3, B, H), got ",
               checkpoints.sizes(), " (was the forward run with save_for_backward?)");
-  const auto [kc, kref] = checked_constants(constants, g, constants_grad);
+  const auto [kc, kref] = checked_constants(constants, layer_constants, g, constants_grad);
+  // No gradient for the constants: an empty tensor on g's device (none on the host, which a
+  // CUDA graph could not hold).
+  const Tensor no_grad_constants = at::empty({0}, g.options().dtype(acc));
   const Tensor lengths64 = checked_lengths(lengths, g);
 
   Tensor grad_u = Backend::empty({T, B, H}, g.options());
@@ -211,10 +234,9 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
     grad_i0.copy_(grad_i_n);
     grad_h0.copy_(grad_h_n);
     grad_hs0.copy_(grad_hs_n);
-    return {
-        grad_u,   at::zeros_like(bias),
-        grad_i0,  grad_h0,
-        grad_hs0, constants_grad ? at::zeros_like(constants) : at::empty({0}, constants.options())};
+    return {grad_u,   at::zeros_like(bias),
+            grad_i0,  grad_h0,
+            grad_hs0, constants_grad ? at::zeros_like(*constants) : no_grad_constants};
   }
   const Tensor bc = bias.contiguous();
   const Tensor gi = grad_i_n.contiguous(), gh = grad_h_n.contiguous(), ghs = grad_hs_n.contiguous();
@@ -250,10 +272,10 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
   Tensor grad_bias = grad_bias_partial.sum(0).to(bias.scalar_type());
   // The constants' likewise, over the batch (and the neurons too for per-layer constants).
   Tensor grad_constants =
-      !constants_grad ? at::empty({0}, constants.options())
-                      : (constants.dim() == 2 ? grad_constants_partial.sum(1)
-                                              : grad_constants_partial.sum(at::IntArrayRef{1, 2}))
-                            .to(constants.device());
+      !constants_grad ? no_grad_constants
+                      : (constants->dim() == 2 ? grad_constants_partial.sum(1)
+                                               : grad_constants_partial.sum(at::IntArrayRef{1, 2}))
+                            .to(constants->device());
   return {grad_u, grad_bias, grad_i0, grad_h0, grad_hs0, grad_constants};
 }
 

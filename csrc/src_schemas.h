@@ -8,7 +8,9 @@ namespace srcext {
 // The SRC time loop for one layer. u is the drive W_s s_in of every step, (T, B, H);
 // bias is the effective bias min(b, bias_max), (H,); (i0, h0, hs0) the initial state;
 // constants the cell constants, (K,) per layer or (K, H) per neuron, rows in the order of
-// csrc/src_constants.h, in float32 (float64 for float64 inputs), on the CPU or u's device.
+// csrc/src_constants.h, in float32 (float64 for float64 inputs), on the CPU or u's device;
+// or None, with layer_constants the K per-layer values as floats (in that order): then there
+// is no tensor for a compiled graph to keep on the host, which CUDA graphs cannot hold.
 // detach_recurrent and straight_through only matter to the autograd formula.
 // Returns spikes (T, B, H), the final state (i_n, h_n, hs_n), and what the backward needs
 // besides u: the state (i, h, hs) before every 16th step, checkpoints (ceil(T / 16), 3, B, H)
@@ -17,18 +19,19 @@ namespace srcext {
 // first lengths[b] steps; after them its spikes are 0 and its state is frozen (the final
 // state is the state after its last step). See csrc/src_params.h.
 constexpr const char* kForwardSchema =
-    "src_forward(Tensor u, Tensor bias, Tensor i0, Tensor h0, Tensor hs0, Tensor constants, "
+    "src_forward(Tensor u, Tensor bias, Tensor i0, Tensor h0, Tensor hs0, Tensor? constants, "
     "bool detach_recurrent, bool straight_through, bool save_for_backward, "
-    "Tensor? lengths=None) -> (Tensor, Tensor, Tensor, Tensor, Tensor)";
+    "Tensor? lengths=None, float[] layer_constants=[]) -> (Tensor, Tensor, Tensor, Tensor, Tensor)";
 
 // Backward of src_forward from its drive u and checkpoints. Returns the gradients of
 // u, bias, i0, h0, hs0 (grad_u is 0 past each sample's length, and the final state's
 // gradients enter at its last step), and of the constants (their shape and device) when
-// constants_grad, else an empty tensor; lengths as given to src_forward.
+// constants_grad, else an empty tensor (on grad_spikes' device); lengths and the constants
+// (the tensor, or layer_constants) as given to src_forward.
 constexpr const char* kBackwardSchema =
     "src_backward(Tensor grad_spikes, Tensor grad_i_n, Tensor grad_h_n, Tensor grad_hs_n, "
-    "Tensor u, Tensor bias, Tensor checkpoints, Tensor constants, bool detach_recurrent, "
-    "bool straight_through, bool constants_grad, Tensor? lengths=None) "
-    "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)";
+    "Tensor u, Tensor bias, Tensor checkpoints, Tensor? constants, bool detach_recurrent, "
+    "bool straight_through, bool constants_grad, Tensor? lengths=None, "
+    "float[] layer_constants=[]) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)";
 
 }  // namespace srcext

@@ -17,7 +17,9 @@ In a document, a table stands between ``<!-- results:NAME -->`` and ``<!-- /resu
 NAME is one of TABLES: the reproductions (``runs``), the accuracies with several codings
 averaged (``codings``), the depth series (``depth``), all from examples/results, and the CPU
 speed tables (``speed_recurrence``, ``speed_kernels`` from benchmarks/results/speed_cpu.json,
-``speed_peers`` from speed_cpu_peers.json, as ``benchmarks/speed.py --markdown`` prints them).
+``speed_peers`` from speed_cpu_peers.json) and the H200's (``speed_h200_recurrence``,
+``speed_h200_kernels``, ``speed_h200_layers`` from h200.json), as ``benchmarks/speed.py
+--markdown`` prints them.
 """
 
 from __future__ import annotations
@@ -265,11 +267,13 @@ def tables(root: str = RESULTS, bench: str = os.path.join(REPO, "benchmarks", "r
         "codings": codings_table([r for r in runs if r["accuracy_by_encodings"]]),
         "depth": depth_table(depth),
     }
-    default, peers = (
+    default, peers, h200 = (
         speed_tables(os.path.join(bench, "speed_cpu.json")),
         speed_tables(os.path.join(bench, "speed_cpu_peers.json")),
+        speed_tables(os.path.join(bench, "h200.json")),
     )
     out.update(speed_recurrence=default[0], speed_kernels=default[1], speed_peers=peers[2])
+    out.update(speed_h200_recurrence=h200[0], speed_h200_kernels=h200[1], speed_h200_layers=h200[2])
     return out
 
 

@@ -60,6 +60,52 @@ def test_opcheck(device, detach, st):
     )
 
 
+@over_devices
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=["f64", "f32", "bf16"])
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_layer_constants_as_floats_are_the_tensor_bitwise(device, dtype, detach, st):
+    """Per-layer constants given as floats (layer_constants, the path of SRCConstants: no tensor
+    for a compiled graph to keep on the host) give the bits of the same constants as a tensor,
+    forward and backward, across checkpoints; and opcheck accepts the form."""
+    k = SRCConstants(alpha=0.85, r_s=-6.0, z=0.1, gate_slope=8.0)
+    args = [a.detach().to(dtype) for a in op_args(2 * CHECKPOINT_INTERVAL + 7, 3, 37, torch.float64, device)]
+    values = list(k.cell_values())
+    (c,) = constant_args(k, dtype)
+    by_tensor = torch.ops.srcext.src_forward(*args, c, detach, st, True)
+    by_floats = torch.ops.srcext.src_forward(*args, None, detach, st, True, None, values)
+    assert by_tensor[0].sum() > 0, "the comparison must see spikes"
+    for a, b in zip(by_tensor, by_floats):
+        assert torch.equal(a, b)
+    g = torch.Generator().manual_seed(4)
+    grads = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(device, dtype) for t in by_tensor[:4]]
+    u, bias = args[:2]
+    tensor_grads = torch.ops.srcext.src_backward(*grads, u, bias, by_tensor[4], c, detach, st, False)
+    float_grads = torch.ops.srcext.src_backward(*grads, u, bias, by_tensor[4], None, detach, st, False, None, values)
+    for a, b in zip(tensor_grads[:5], float_grads[:5]):
+        assert torch.equal(a, b)
+    for no_grad in (tensor_grads[5], float_grads[5]):  # no constants' gradient: empty, on u's device
+        assert no_grad.numel() == 0 and no_grad.device == u.device
+    if dtype == torch.float64:
+        leaves = [a.clone().requires_grad_() for a in args]
+        torch.library.opcheck(torch.ops.srcext.src_forward.default, (*leaves, None, detach, st, True, None, values))
+
+
+def test_layer_constants_bad_input():
+    u, bias, i0, h0, hs0 = (a.detach() for a in op_args(5, 2, 3, torch.float32, "cpu"))
+    (c,) = constant_args(SRCConstants(), torch.float32)
+    values = list(SRCConstants().cell_values())
+    with pytest.raises(ValueError, match="not both"):
+        torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, c, True, True, True, None, values)
+    with pytest.raises(ValueError, match="got neither"):
+        torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, None, True, True, True)
+    with pytest.raises(ValueError, match="must hold K = 9 values, got 8"):
+        torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, None, True, True, True, None, values[:8])
+    out = torch.ops.srcext.src_forward(u, bias, i0, h0, hs0, None, True, True, True, None, values)
+    grads = [torch.ones_like(u)] + [torch.zeros_like(i0)] * 3
+    with pytest.raises(ValueError, match="layer_constants have no gradient"):
+        torch.ops.srcext.src_backward(*grads, u, bias, out[4], None, True, True, True, None, values)
+
+
 def test_gradcheck_exact_bptt_float64():
     k = SRCConstants(z=0.2)
     u, b, s = make_inputs(2 * CHECKPOINT_INTERVAL + 3, 2, 3, k, torch.float64, seed=5)

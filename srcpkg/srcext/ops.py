@@ -10,7 +10,7 @@ The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cud
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -29,23 +29,23 @@ def num_checkpoints(T: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _layer_constants(k: SRCConstants, dtype: torch.dtype) -> torch.Tensor:
-    """constants_tensor(k, dtype), made once (a step-by-step SRCCell loop calls the op per
-    step); the ops never write it."""
-    return constants_tensor(k, dtype)
+def _layer_values(k: SRCConstants) -> List[float]:
+    """k.cell_values() as a list, made once per constants (a step-by-step SRCCell loop calls
+    the op per step)."""
+    return list(k.cell_values())
 
 
-def constants_arg(k: ConstantsLike, u: torch.Tensor) -> torch.Tensor:
-    """The ops' constants tensor for ``k``: an SRCConstants as a per-layer (K,) tensor on the
-    CPU (the kernels take per-layer values on the host: no copy to a GPU); a tensor (K,) or
-    (K, H) in the precision of the math (differentiably)."""
-    acc = acc_dtype(u.dtype)
+def constants_args(k: ConstantsLike, u: torch.Tensor) -> Tuple[Optional[torch.Tensor], List[float]]:
+    """The ops' ``(constants, layer_constants)`` for ``k``. An SRCConstants: no tensor, its K
+    values as floats (the kernels take per-layer values on the host; and a compiled graph then
+    has no host tensor to keep for the backward, which CUDA graphs could not hold). A tensor
+    (K,) or (K, H): itself, in the precision of the math (differentiably)."""
     if isinstance(k, SRCConstants):
-        if torch.compiler.is_compiling():
-            return constants_tensor(k, acc)
-        return _layer_constants(k, acc)
+        # lru_cache is opaque to torch.compile: there the values are traced (constants).
+        return None, list(k.cell_values()) if torch.compiler.is_compiling() else _layer_values(k)
     check_constants_tensor(k, u.shape[-1])
-    return k if k.dtype == acc else k.to(acc)
+    acc = acc_dtype(u.dtype)
+    return (k if k.dtype == acc else k.to(acc)), []
 
 
 def constant_args(k: SRCConstants, dtype: torch.dtype = torch.float32) -> tuple:
@@ -76,7 +76,7 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     if lengths is not None:
         check_lengths(lengths, u)
         lengths = lengths.to(u.device)
-    constants = constants_arg(k, u)
+    constants, layer_constants = constants_args(k, u)
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad
@@ -84,10 +84,10 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
         or i0.requires_grad
         or h0.requires_grad
         or hs0.requires_grad
-        or constants.requires_grad
+        or (constants is not None and constants.requires_grad)
     )
     spikes, i_n, h_n, hs_n, _ = forward_op(
-        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths
+        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths, layer_constants
     )
     return spikes, (i_n, h_n, hs_n)
 
@@ -103,7 +103,17 @@ def register_op_formulas(namespace: str = "srcext") -> None:
 
     @torch.library.register_fake(f"{namespace}::src_forward")
     def _src_forward_fake(
-        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save_for_backward, lengths=None
+        u,
+        bias,
+        i0,
+        h0,
+        hs0,
+        constants,
+        detach_recurrent,
+        straight_through,
+        save_for_backward,
+        lengths=None,
+        layer_constants=(),
     ):
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
@@ -127,10 +137,12 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         straight_through,
         constants_grad,
         lengths=None,
+        layer_constants=(),
     ):
         T, B, H = grad_spikes.shape
         g = grad_spikes
-        grad_constants = torch.empty_like(constants) if constants_grad else constants.new_empty((0,))
+        no_grad = g.new_empty((0,), dtype=acc_dtype(g.dtype))  # on g's device, as the kernels'
+        grad_constants = torch.empty_like(constants) if constants_grad else no_grad
         return (
             g.new_empty((T, B, H)),
             torch.empty_like(bias),
@@ -149,6 +161,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         ctx.detach_recurrent = args["detach_recurrent"]
         ctx.straight_through = args["straight_through"]
         ctx.saved = args["save_for_backward"]
+        ctx.layer_constants = list(args.get("layer_constants") or ())
         u = args["u"]
         ctx.shape = u.shape
         checkpoints = output[4]
@@ -183,6 +196,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
             ctx.straight_through,
             constants_grad,
             lengths,
+            ctx.layer_constants,
         )
         by_name = dict(zip(("u", "bias", "i0", "h0", "hs0", "constants"), grads))
         if not constants_grad:
