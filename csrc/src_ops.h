@@ -98,7 +98,15 @@ inline std::pair<Tensor, ConstantsRef> checked_constants(const std::optional<Ten
                       layer_values.size());
     TORCH_CHECK_VALUE(!per_neuron, "srcext: constants given as layer_constants have no gradient");
     // On the host, as a per-layer tensor would be: the kernels take them once per launch.
-    const Tensor t = at::tensor(layer_values, at::TensorOptions().dtype(at::kDouble)).to(acc);
+    // Filled in place (one small allocation: this runs on every call of a step-by-step loop).
+    Tensor t = at::empty({kNumConstants}, at::TensorOptions().dtype(acc));
+    for (int64_t j = 0; j < kNumConstants; ++j) {
+      if (acc == at::kDouble) {
+        t.data_ptr<double>()[j] = layer_values[j];
+      } else {
+        t.data_ptr<float>()[j] = static_cast<float>(layer_values[j]);
+      }
+    }
     return {t, ConstantsRef{t.data_ptr(), 1, 0, false}};
   }
   const Tensor& k = *constants;
