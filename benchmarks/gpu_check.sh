@@ -63,8 +63,8 @@ status cuda_tests $?
 tail -3 "$OUT/pytest_cuda.log"
 
 stage_start "benchmark"
-# torch.compile's worker processes count as foreign load: in the run of 2026-11-30 they took
-# more than 5 % of the CPUs in 25 of 99 rounds (flagged). One compile thread: no workers.
+# torch.compile's worker processes count as foreign load, the likely cause of the 25 busy
+# rounds of 99 (flagged) in the run of 2026-11-30. One compile thread: no workers.
 TORCHINDUCTOR_COMPILE_THREADS=1 timeout 180 $PY benchmarks/speed.py --device cuda --copy-mib 2048 --out "$OUT/speed_cuda.json" \
   > "$OUT/speed_cuda.txt" 2>&1
 status benchmark $?
