@@ -15,28 +15,16 @@ import argparse
 
 import torch
 
-from srcext.ops import constant_args
 from srcext.reference import SRCConstants
 
-from speed import recurrence_inputs
+from speed import kernel_calls, recurrence_inputs
 
 
 def launches(T: int, B: int, H: int, dtype: torch.dtype, device: str = "cuda"):
-    """The profiled calls, by name (each a closure over its inputs)."""
+    """The profiled calls, by name (each a closure over its inputs): speed.py's kernel calls,
+    from a random upstream gradient."""
     u, bias, state = recurrence_inputs(T, B, H, device, dtype)
-    c = constant_args(SRCConstants(), u.dtype)
-    u, bias = u.detach(), bias.detach()
-    i0, h0, hs0 = state
-    zeros = [torch.zeros_like(i0) for _ in range(3)]
-    ops = torch.ops.srcext
-    ckpt = ops.src_forward(u, bias, i0, h0, hs0, *c, True, True, True)[4]
-    grad = torch.randn_like(u)
-    return {
-        "forward_train": lambda: ops.src_forward(u, bias, i0, h0, hs0, *c, True, True, True),
-        "forward_inference": lambda: ops.src_forward(u, bias, i0, h0, hs0, *c, True, True, False),
-        "backward_detached_st": lambda: ops.src_backward(grad, *zeros, u, bias, ckpt, *c, True, True, False),
-        "backward_exact": lambda: ops.src_backward(grad, *zeros, u, bias, ckpt, *c, False, False, False),
-    }
+    return kernel_calls(u, bias, state, SRCConstants(), torch.randn_like(u.detach()))
 
 
 def main(argv=None) -> None:

@@ -408,23 +408,32 @@ def kernel_bytes(T, B, H, itemsize=4):
     }  # read grad and u, checkpoints; write grad_u
 
 
-def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
-    """The ops themselves (no autograd), the cell math alone (CPU) and a large copy, interleaved."""
-    T, B, H = u.shape
+def kernel_calls(u, bias, state, k, grad):
+    """The ops alone (no autograd) on the drive u, by name: the training and inference forward,
+    the backward with detached states + straight-through (the layer's default) and exact BPTT,
+    from the upstream gradient grad (benchmarks/gpu_profile.py profiles the same calls)."""
     c = constant_args(k, u.dtype)
     ud, bd = u.detach(), bias.detach()
     i0, h0, hs0 = (s.detach() for s in state)
     zeros = [torch.zeros_like(i0) for _ in range(3)]  # dL/d(final state): none
-    ckpt = torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True)[4]
-    grad = torch.ones_like(ud)
+    ops = torch.ops.srcext
+    ckpt = ops.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True)[4]
+    return {
+        "forward_train": lambda: ops.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True),
+        "forward_inference": lambda: ops.src_forward(ud, bd, i0, h0, hs0, *c, True, True, False),
+        "backward_detached": lambda: ops.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True, False),
+        "backward_exact": lambda: ops.src_backward(grad, *zeros, ud, bd, ckpt, *c, False, False, False),
+    }
+
+
+def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
+    """The ops themselves (no autograd), the cell math alone (CPU) and a large copy, interleaved."""
+    T, B, H = u.shape
+    calls = kernel_calls(u, bias, state, k, torch.ones_like(u))
     src = torch.empty(copy_elements, device=u.device, dtype=torch.float32).fill_(1.0)
     dst = torch.empty_like(src).fill_(0.0)
-    contenders = {
-        "forward_train": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, True),
-        "forward_inference": lambda: torch.ops.srcext.src_forward(ud, bd, i0, h0, hs0, *c, True, True, False),
-        "backward_detached": lambda: torch.ops.srcext.src_backward(grad, *zeros, ud, bd, ckpt, *c, True, True, False),
-        "copy": lambda: dst.copy_(src),
-    }
+    contenders = {name: calls[name] for name in ("forward_train", "forward_inference", "backward_detached")}
+    contenders["copy"] = lambda: dst.copy_(src)
     if math_bench is not None:
         # The kernels' blocks and steps, over the same threads, minus the memory.
         blocks = (B * H + math_bench.lanes - 1) // math_bench.lanes

@@ -100,12 +100,11 @@ inline std::pair<Tensor, ConstantsRef> checked_constants(const std::optional<Ten
     // On the host, as a per-layer tensor would be: the kernels take them once per launch.
     // Filled in place (one small allocation: this runs on every call of a step-by-step loop).
     Tensor t = at::empty({kNumConstants}, at::TensorOptions().dtype(acc));
-    for (int64_t j = 0; j < kNumConstants; ++j) {
-      if (acc == at::kDouble) {
-        t.data_ptr<double>()[j] = layer_values[j];
-      } else {
-        t.data_ptr<float>()[j] = static_cast<float>(layer_values[j]);
-      }
+    if (acc == at::kDouble) {
+      std::copy(layer_values.begin(), layer_values.end(), t.data_ptr<double>());
+    } else {  // rounded to float as a float32 tensor of the same values would be
+      std::transform(layer_values.begin(), layer_values.end(), t.data_ptr<float>(),
+                     [](double v) { return static_cast<float>(v); });
     }
     return {t, ConstantsRef{t.data_ptr(), 1, 0, false}};
   }
@@ -229,8 +228,9 @@ BackwardResult src_backward_op(const Tensor& grad_spikes, const Tensor& grad_i_n
               checkpoints.sizes(), " (was the forward run with save_for_backward?)");
   const auto [kc, kref] = checked_constants(constants, layer_constants, g, constants_grad);
   // No gradient for the constants: an empty tensor on g's device (none on the host, which a
-  // CUDA graph could not hold).
-  const Tensor no_grad_constants = at::empty({0}, g.options().dtype(acc));
+  // CUDA graph could not hold); made only where it is returned.
+  const Tensor no_grad_constants =
+      constants_grad ? Tensor() : at::empty({0}, g.options().dtype(acc));
   const Tensor lengths64 = checked_lengths(lengths, g);
 
   Tensor grad_u = Backend::empty({T, B, H}, g.options());
