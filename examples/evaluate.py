@@ -7,11 +7,19 @@ script reports the accuracy for each K asked for (the first K codings of the sam
 the numbers are comparable).
 
     python examples/evaluate.py --checkpoint runs/mnist/checkpoint.pt --data-dir DATA --encodings 1 5
+
+How much one coding's score varies: ``--draws N --draws-json FILE`` also scores N further single
+codings (seeds SEED+1 ... SEED+N) and writes them to FILE beside train.py's own test number (read
+from the metrics.json next to the checkpoint) and this run's one-coding score, with their mean,
+sample standard deviation, minimum and maximum.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import sys
 import time
 
@@ -40,6 +48,47 @@ def accuracy_by_encodings(model, images, labels, encoder, encodings, batch_size,
     return {k: correct[k] / len(labels) for k in encodings}
 
 
+def single_coding_draws(checkpoint: str, images: int, evaluated: dict, extra: list) -> dict:
+    """The single_coding_draws.json record: train.py's test accuracy (when the run's metrics.json
+    lies beside the checkpoint), `evaluated` = {"encodings": [...], "seed": s, "accuracy": a}
+    (this run's first coding), and `extra` = [(seed, accuracy)] from one-coding evaluations."""
+    draws = []
+    metrics = os.path.join(os.path.dirname(checkpoint), "metrics.json")
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            test = json.load(f).get("test_accuracy")
+        if test is not None:
+            draws.append(
+                {"source": "train.py, after the last epoch (the run's test accuracy)", "seed": None, "accuracy": test}
+            )
+    encodings = " ".join(str(k) for k in evaluated["encodings"])
+    draws.append(
+        {
+            "source": f"examples/evaluate.py --encodings {encodings}",
+            "seed": evaluated["seed"],
+            "accuracy": evaluated["accuracy"],
+        }
+    )
+    draws += [{"source": "examples/evaluate.py --encodings 1", "seed": s, "accuracy": a} for s, a in extra]
+    return {
+        "what": "test accuracy with one rate coding per image, independent draws of the coding (same trained network)",
+        "checkpoint": portable_path(checkpoint),
+        "images": images,
+        "draws": draws,
+        **spread([d["accuracy"] for d in draws]),
+    }
+
+
+def spread(values: list) -> dict:
+    """Mean and sample standard deviation (5 decimals), minimum and maximum of accuracies."""
+    return {
+        "mean": round(statistics.mean(values), 5),
+        "stdev": round(statistics.stdev(values), 5) if len(values) > 1 else None,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by examples/train.py")
@@ -51,9 +100,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", help="write the result to this file")
+    ap.add_argument("--draws", type=int, default=0, help="score N further single codings (seeds SEED+1 ... SEED+N)")
+    ap.add_argument("--draws-json", help="write every single-coding score and their spread to this file")
     args = ap.parse_args(argv)
     if any(k <= 0 for k in args.encodings) or args.batch_size <= 0:
         print("evaluate.py: error: --encodings and --batch-size must be positive", file=sys.stderr)
+        return 2
+    if args.draws < 0:
+        print("evaluate.py: error: --draws must be >= 0", file=sys.stderr)
+        return 2
+    if args.draws_json and 1 not in args.encodings:
+        print("evaluate.py: error: --draws-json needs 1 among --encodings (one coding per image)", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,19 +132,27 @@ def main(argv=None) -> int:
         images, labels = images[: args.limit_test], labels[: args.limit_test]
     amp = args.amp or cfg.get("amp", "none")
     dtype = torch.bfloat16 if amp == "bf16" else None
+    encodings = sorted(set(args.encodings))
+
+    def score(encodings, seed):
+        g = torch.Generator().manual_seed(seed)
+        return accuracy_by_encodings(model, images, labels, encoder, encodings, args.batch_size, g, dtype)
+
     t0 = time.time()
-    result = accuracy_by_encodings(
-        model,
-        images,
-        labels,
-        encoder,
-        sorted(set(args.encodings)),
-        args.batch_size,
-        torch.Generator().manual_seed(args.seed),
-        dtype,
-    )
+    result = score(encodings, args.seed)
+    wall_time = time.time() - t0
     for k, acc in result.items():
         print(f"{cfg['dataset']} test, {len(labels)} images, logits of {k} coding(s) averaged: {100 * acc:.2f} %")
+    extra = []
+    for seed in range(args.seed + 1, args.seed + 1 + args.draws):
+        extra.append((seed, score([1], seed)[1]))
+        print(f"{cfg['dataset']} test, {len(labels)} images, one coding, seed {seed}: {100 * extra[-1][1]:.2f} %")
+    if args.draws_json:
+        evaluated = {"encodings": encodings, "seed": args.seed, "accuracy": result[1]}
+        draws = single_coding_draws(args.checkpoint, len(labels), evaluated, extra)
+        write_json(args.draws_json, draws)
+        spread = f"mean {100 * draws['mean']:.2f} %, sd {100 * (draws['stdev'] or 0):.2f}"
+        print(f"one coding per image, {len(draws['draws'])} draws: {spread}")
     if args.json:
         write_json(
             args.json,
@@ -97,7 +162,7 @@ def main(argv=None) -> int:
                 "images": len(labels),
                 "amp": amp,
                 "seed": args.seed,
-                "wall_time_s": time.time() - t0,
+                "wall_time_s": wall_time,
                 "accuracy_by_encodings": {str(k): v for k, v in result.items()},
             },
         )
