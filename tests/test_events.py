@@ -412,3 +412,29 @@ def test_eager_projection_keeps_the_events_for_the_weight_gradient(density, mode
     ref = torch.autograd.grad(torch.nn.functional.linear(s64, w64), (s64, w64), g.double())
     for got, want, name in zip(grads, ref, ("grad_s", "grad_w")):
         assert_close(got, want, 1e-5, name)
+
+
+def test_event_list_input_follows_the_modes_and_its_crossover(monkeypatch):
+    """An input given as events: "sparse" projects from the list, "dense" makes it dense and
+    runs the GEMM, "auto" compares the list's density with the event-list crossover (on a CPU
+    always the events). Told apart by an inf weight on an input that is always 0."""
+    from srcext import events as ev
+
+    w = torch.randn(30, 40)
+    w[:, 0] = float("inf")
+    x = spikes(200, 40, 0.1, seed=5).view(20, 10, 40)
+    x[..., 0] = 0
+    e = as_events(x.to_sparse())
+    d = e.density()
+    assert ev.crossover("cpu", torch.float32, event_list=True) == 1.0
+    assert torch.isfinite(ev.input_projection(e, w, "sparse")).all()
+    assert torch.isfinite(ev.input_projection(e, w, "auto")).all()
+    assert torch.isnan(ev.input_projection(e, w, "dense")).all()
+    for c, expect_events in ((d * 1.5, True), (d / 1.5, False), (0.0, False)):
+        monkeypatch.setitem(ev.EVENT_LIST_CROSSOVER, ("cpu", torch.float32), c)
+        assert torch.isfinite(ev.input_projection(e, w, "auto")).all() == expect_events
+    # Either way, the values are the GEMM's (without the inf column).
+    w[:, 0] = 0
+    want = x @ w.t()
+    for mode in ("auto", "dense", "sparse"):
+        assert_close(ev.input_projection(e, w, mode), want, 1e-5, f"events, {mode}")
