@@ -63,14 +63,9 @@ CROSSOVER = {
 # 3 % (0.02 taken; float64, not measured, alike); bfloat16 never (0.3x at 0.5 %: its tensor-core
 # GEMM takes 0.1 ms), float16 alike.
 EVENT_LIST_CROSSOVER = {
-    ("cpu", torch.float64): 1.0,
-    ("cpu", torch.float32): 1.0,
-    ("cpu", torch.bfloat16): 1.0,
-    ("cpu", torch.float16): 1.0,
-    ("cuda", torch.float64): 0.02,
-    ("cuda", torch.float32): 0.02,
-    ("cuda", torch.bfloat16): 0.0,
-    ("cuda", torch.float16): 0.0,
+    **{("cpu", dtype): 1.0 for dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16)},
+    **{("cuda", dtype): 0.02 for dtype in (torch.float64, torch.float32)},
+    **{("cuda", dtype): 0.0 for dtype in (torch.bfloat16, torch.float16)},
 }
 
 
