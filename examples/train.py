@@ -261,6 +261,8 @@ class Run:
     start_epoch: int = 0
     elapsed: float = 0.0
     init_from_epochs: Optional[int] = None
+    # --resume with another --epochs: [{"after_epoch", "epochs_before", "epochs"}], in order.
+    schedule_changes: list = field(default_factory=list)
 
     @property
     def is_main(self):
@@ -377,6 +379,8 @@ def setup(args) -> Run:
             run.scheduler.load_state_dict(ckpt["scheduler"])
         run.history, run.start_epoch, run.elapsed = ckpt["history"], ckpt["epoch"], ckpt["wall_time_s"]
         run.init_from_epochs = ckpt.get("init_from_epochs")
+        run.schedule_changes = list(ckpt.get("schedule_changes", []))
+        change_schedule(run, ckpt.get("config", {}).get("epochs", args.epochs))
     elif args.init_from:
         source = torch.load(args.init_from, map_location=device, weights_only=False)
         run.init_from_epochs = source.get("epoch")
@@ -388,6 +392,27 @@ def setup(args) -> Run:
                 f"(same --hidden-layers, --hidden-size, dataset?): {exc}"
             ) from None
     return run
+
+
+def change_schedule(run: Run, epochs_before: int) -> None:
+    """--resume with another --epochs (to extend a run, or to end it sooner): from the next
+    epoch on, the cosine schedule is the one a run planned for the new total would have (the
+    learning rate set to it now, reaching 0 after the new last epoch), and the change is
+    recorded in the checkpoint and metrics.json. Without this the restored scheduler would keep
+    the old total: never annealed, or stuck at 0 / restarted past its end."""
+    args = run.args
+    if args.epochs == epochs_before:
+        return
+    if args.epochs <= run.start_epoch:
+        raise UsageError(f"--resume --epochs {args.epochs}: the run has already trained {run.start_epoch} epochs")
+    sched = run.scheduler
+    if sched is not None:
+        sched.T_max = args.epochs
+        position = (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+        for group, base in zip(run.optimizer.param_groups, sched.base_lrs):
+            group["lr"] = sched.eta_min + (base - sched.eta_min) * position
+        sched._last_lr = [group["lr"] for group in run.optimizer.param_groups]
+    run.schedule_changes.append({"after_epoch": run.start_epoch, "epochs_before": epochs_before, "epochs": args.epochs})
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
@@ -472,6 +497,7 @@ def save_checkpoint(run: Run) -> None:
             "epoch": run.history[-1]["epoch"],
             "wall_time_s": run.elapsed,
             "init_from_epochs": run.init_from_epochs,
+            "schedule_changes": run.schedule_changes,
             "config": portable_options(vars(run.args)),
         },
         run.checkpoint_path,
@@ -493,6 +519,7 @@ def write_results(run: Run) -> None:
         "processes": run.world,
         "history": history,
         "init_from_epochs": run.init_from_epochs,
+        "schedule_changes": run.schedule_changes,
         "config": portable_options(vars(args)),
         "torch": torch.__version__,
         "srcext": srcext.__version__,

@@ -25,8 +25,16 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert "epoch 1/1" in res.stdout
     for name in ("metrics.json", "curves.png", "raster.png", "checkpoint.pt"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
+    first = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
     res = run_cli(*common, "--epochs", "3", "--resume")
     assert res.returncode == 0, res.stderr
+    # Another --epochs on resume: the cosine schedule is the one planned for 3 epochs from
+    # here on (epoch 1 of 1 had annealed the rate to 0; kept, the run would not move).
+    last = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    assert last["schedule_changes"] == [{"after_epoch": 1, "epochs_before": 1, "epochs": 3}]
+    assert last["scheduler"]["T_max"] == 3 and last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0, abs=1e-12)
+    assert first["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0, abs=1e-12)
+    assert any(not torch.equal(first["model"][k], last["model"][k]) for k in first["model"])
     assert "epoch 2/3" in res.stdout and "epoch 1/3" not in res.stdout
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["epochs"] == 3 and len(m["train_loss"]) == 3
@@ -43,6 +51,9 @@ def test_cli_end_to_end_and_resume(tmp_path):
     # resuming with another --weight-decay (other optimizer groups) is refused cleanly
     res = run_cli(*common, "--epochs", "4", "--resume", "--weight-decay", "0.1")
     assert res.returncode != 0 and "--weight-decay" in res.stderr and "Traceback" not in res.stderr
+    # ... and with fewer epochs than it has trained
+    res = run_cli(*common, "--epochs", "2", "--resume")
+    assert res.returncode != 0 and "already trained 3 epochs" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.slow
