@@ -104,6 +104,7 @@ def load_runs(root: str = RESULTS):
                 "input_projection": cfg.get("input_projection") or "auto",
                 "neurons_per_class": cfg.get("neurons_per_class", 10),
                 "init_from": cfg.get("init_from"),
+                "schedule_changes": m.get("schedule_changes") or [],
                 "earlier_epochs": earlier_epochs(cfg.get("init_from"), m),
                 "earlier_wall_time_s": (source_metrics(cfg.get("init_from")) or {}).get("wall_time_s"),
                 "accuracy_by_encodings": {int(k): v for k, v in codings.items()},
@@ -165,8 +166,12 @@ def _epochs(run) -> str:
 def _training(run) -> str:
     """How a run was trained, from its options: learning rate and schedule, precision,
     threads, and the options that differ from train.py's defaults."""
+    schedule = f"lr {_lr(run['lr'])} {run['lr_schedule']}"
+    for change in run.get("schedule_changes", []):  # train.py --resume with another --epochs
+        before, after, at = change["epochs_before"], change["epochs"], change["after_epoch"] + 1
+        schedule += f" (planned for {before} epochs, {after} from epoch {at})"
     parts = [
-        f"lr {_lr(run['lr'])} {run['lr_schedule']}",
+        schedule,
         "float32" if run["amp"] in (None, "none") else f"`--amp {run['amp']}`",
     ]
     if run["threads"] and run["threads"] > 1:

@@ -60,6 +60,17 @@ def test_training_column_names_the_regularisation(tmp_path):
     assert not any(word in training["plain"] for word in ("flip", "decay", "dropout", "readout"))
 
 
+def test_training_column_names_a_schedule_change(tmp_path):
+    summarize = load_example("summarize_results")
+    os.makedirs(tmp_path / "cut")
+    config = {"dataset": "mnist", "hidden_layers": 1, "hidden_size": 64, "lr": 1e-3, "lr_schedule": "cosine"}
+    change = {"after_epoch": 4, "epochs_before": 20, "epochs": 16}
+    with open(tmp_path / "cut" / "metrics.json", "w") as f:
+        json.dump({"test_accuracy": 0.5, "epochs": 16, "config": config, "schedule_changes": [change]}, f)
+    (run,) = summarize.load_runs(str(tmp_path))
+    assert summarize._training(run).startswith("lr 1e-3 cosine (planned for 20 epochs, 16 from epoch 5), float32")
+
+
 def test_results_doc_tables_are_current():
     """docs/results.md's tables are what the committed JSON gives (regenerate them with
     examples/summarize_results.py --update docs/results.md)."""
