@@ -411,7 +411,6 @@ def change_schedule(run: Run, epochs_before: int) -> None:
         position = (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
         for group, base in zip(run.optimizer.param_groups, sched.base_lrs):
             group["lr"] = sched.eta_min + (base - sched.eta_min) * position
-        sched._last_lr = [group["lr"] for group in run.optimizer.param_groups]
     run.schedule_changes.append({"after_epoch": run.start_epoch, "epochs_before": epochs_before, "epochs": args.epochs})
 
 
