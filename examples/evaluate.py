@@ -151,8 +151,8 @@ def main(argv=None) -> int:
         evaluated = {"encodings": encodings, "seed": args.seed, "accuracy": result[1]}
         draws = single_coding_draws(args.checkpoint, len(labels), evaluated, extra)
         write_json(args.draws_json, draws)
-        spread = f"mean {100 * draws['mean']:.2f} %, sd {100 * (draws['stdev'] or 0):.2f}"
-        print(f"one coding per image, {len(draws['draws'])} draws: {spread}")
+        summary = f"mean {100 * draws['mean']:.2f} %, sd {100 * (draws['stdev'] or 0):.2f}"
+        print(f"one coding per image, {len(draws['draws'])} draws: {summary}")
     if args.json:
         write_json(
             args.json,

@@ -178,15 +178,16 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
     the pass that builds the events; for :class:`Events` the list's own density against the
     event-list crossover). Under autocast, x and W are cast to the autocast dtype as the GEMM
     would be, so that u has the same dtype on every path."""
+    available = event_projection_available(weight.device)
+    if mode == "sparse" and not available:
+        raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for {weight.device}")
     if isinstance(x, Events):
         low = _autocast_dtype(weight.device.type)
         dtype = low or weight.dtype
-        use_events = event_projection_available(weight.device) and (
+        use_events = available and (
             mode == "sparse" or (mode == "auto" and x.density() <= crossover(weight.device, dtype, event_list=True))
         )
         if not use_events:
-            if mode == "sparse" and not event_projection_available(weight.device):
-                raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for {weight.device}")
             dense = x.to_dense()  # under autocast, linear casts it as it casts any input
             return torch.nn.functional.linear(dense if low is not None else dense.to(weight.dtype), weight)
         if low is not None:
@@ -195,9 +196,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
             x = x.to(weight.dtype)
         u = torch.ops.srcext.src_event_matmul(x.row_ptr, x.col, x.val, weight)
         return u.view(x.steps, x.batch, weight.shape[0])
-    if mode == "dense" or not event_projection_available(x.device):
-        if mode == "sparse":
-            raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for {x.device}")
+    if mode == "dense" or not available:
         return torch.nn.functional.linear(x, weight)
     low = _autocast_dtype(x.device.type)
     if low is not None:
