@@ -302,13 +302,94 @@ def test_batched_csr_input():
     assert_close(make_layer("auto")(csr)[0], ref, 1e-5, "from batched CSR")
 
 
+def block_sparse(D0, D1, F, block, seed=2):
+    """Analog events in (block) tiles of each (D1, F) matrix, as many tiles in every one of
+    the D0 matrices: what torch's batched compressed layouts (batched over D0) can hold."""
+    g = torch.Generator().manual_seed(seed)
+    rows, cols = D1 // block[0], F // block[1]
+    pick = torch.rand(D0, rows * cols, generator=g).argsort(dim=1)[:, : max(1, rows * cols // 8)]
+    mask = torch.zeros(D0, rows * cols).scatter_(1, pick, 1.0).view(D0, rows, cols)
+    mask = mask.repeat_interleave(block[0], 1).repeat_interleave(block[1], 2)
+    return mask * (torch.rand(D0, D1, F, generator=g) + 0.5)
+
+
+# Every way torch holds a sparse (T, B, F) (or (B, T, F)), with the tile its events come in:
+# compressed layouts are batched over the first dimension, hybrid ones keep dense value
+# blocks (whose zeros are not events).
+SPARSE_FORMS = {
+    "coo": ((1, 1), lambda x: x.to_sparse()),
+    "coo_hybrid_1": ((1, 1), lambda x: x.to_sparse(2)),
+    "coo_hybrid_2": ((1, 1), lambda x: x.to_sparse(1)),
+    "csr": ((1, 1), lambda x: x.to_sparse_csr()),
+    "csr_hybrid": ((1, 1), lambda x: x.to_sparse_csr(1)),
+    "csc": ((1, 1), lambda x: x.to_sparse_csc()),
+    "bsr": ((1, 8), lambda x: x.to_sparse_bsr((1, 8))),
+    "bsc": ((2, 4), lambda x: x.to_sparse_bsc((2, 4))),
+}
+
+
+@pytest.mark.parametrize("form", list(SPARSE_FORMS))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_every_sparse_layout(form, batch_first):
+    T, B = 12, 2
+    block, to_form = SPARSE_FORMS[form]
+    x = block_sparse(B, T, 40, block) if batch_first else block_sparse(T, B, 40, block)
+    kw = dict(num_layers=2, batch_first=batch_first)
+    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", **kw), x)
+    assert ref_out.abs().sum() > 0, "the test layer must fire"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: "sparse CSR tensor support is in beta"
+        sparse = to_form(x)
+        out, state, grads = run_layer(make_layer("sparse", **kw), sparse)
+    assert_close(out, ref_out, 1e-5, f"output from {form}")
+    assert_close(state.h, ref_state.h, 1e-5, f"state from {form}")
+    for name in ref_grads:
+        assert_close(grads[name], ref_grads[name], 1e-5, f"grad {name} from {form}")
+
+
+def test_hybrid_blocks_drop_their_zeros():
+    x = layer_input(6, 3, 40, 0.1)
+    e = as_events(x.to_sparse(1))  # one dense value block per step, mostly zeros
+    assert e.col.numel() == x.count_nonzero() and torch.equal(e.to_dense(), x)
+
+
+def test_stacked_frames_flatten_their_features():
+    """tonic's ToSparseTensor gives each recording's frames as a sparse (T, C, H, W); stacked
+    they are (B, T, C, H, W), which torch cannot reshape while sparse: the layer flattens the
+    feature dimensions as Tensor.flatten(2) would."""
+    frames = layer_input(9, 3, 40, 0.1).view(9, 3, 2, 4, 5)  # (T, B, C, H, W)
+    stacked = torch.stack([frames[:, b].to_sparse() for b in range(3)])  # (B, T, C, H, W)
+    assert stacked.layout == torch.sparse_coo
+    ref = run_layer(make_layer("dense", batch_first=True), frames.transpose(0, 1).flatten(2))
+    got = run_layer(make_layer("sparse", batch_first=True), stacked)
+    assert_close(got[0], ref[0], 1e-5, "output from stacked frames")
+    for name in ref[2]:
+        assert_close(got[2][name], ref[2][name], 1e-5, f"grad {name} from stacked frames")
+    assert as_events(stacked, batch_first=True).shape == (9, 3, 40)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_unbatched_sparse_input(batch_first):
+    x = layer_input(15, 1, 40, 0.1)[:, 0]  # (T, F): one sequence, whatever batch_first says
+    ref_out, ref_state, ref_grads = run_layer(make_layer("dense", batch_first=batch_first), x)
+    out, state, grads = run_layer(make_layer("sparse", batch_first=batch_first), x.to_sparse())
+    assert out.shape == ref_out.shape == (15, 24) and state.h.shape == ref_state.h.shape == (1, 24)
+    assert_close(out, ref_out, 1e-5, "unbatched output from events")
+    for name in ref_grads:
+        assert_close(grads[name], ref_grads[name], 1e-5, f"grad {name} unbatched from events")
+
+
 def test_layer_event_input_errors():
     model = make_layer("auto")
     x = layer_input(10, 2, 40, 0.1)
     with pytest.raises(ValueError, match="input_size 40"):
         model(layer_input(10, 2, 39, 0.1).to_sparse())
-    with pytest.raises(ValueError, match="3-D"):
-        model(x[0].to_sparse())
+    with pytest.raises(ValueError, match=r"input_size 40 features, got 39 .*shape \(10, 3, 3, 13\)"):
+        model(torch.ones(10, 3, 3, 13).to_sparse())
+    with pytest.raises(ValueError, match="a sparse input must be"):
+        model(x[0, 0].to_sparse())
+    with pytest.raises(ValueError, match="lengths needs batched input"):
+        model(x[:, 0].to_sparse(), lengths=torch.tensor([4]))
     with pytest.raises(TypeError, match="dtype"):
         model(x.double().to_sparse())
     with pytest.raises(ValueError, match="input_projection"):

@@ -20,6 +20,7 @@ input the layer accepts (:class:`Events`: torch sparse COO / CSR tensors, or an 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -130,31 +131,62 @@ class Events:
         return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch, self.features)
 
 
+# Every torch sparse layout; the compressed ones (batched CSR, ...) are read through COO.
+SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+
+
 def is_event_input(x) -> bool:
-    return isinstance(x, Events) or (isinstance(x, torch.Tensor) and x.layout in (torch.sparse_coo, torch.sparse_csr))
+    return isinstance(x, Events) or (isinstance(x, torch.Tensor) and x.layout in SPARSE_LAYOUTS)
 
 
 def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
-    """The :class:`Events` of a sparse COO tensor (T, B, F) (or (B, T, F) with batch_first),
-    a batched sparse CSR tensor of the same shape, or an :class:`Events` (returned as is)."""
+    """The :class:`Events` of a torch sparse tensor (T, B, *features) (or (B, T, *features)
+    with batch_first), or of one unbatched sequence (T, F) as a batch of one; an
+    :class:`Events` is returned as is.
+
+    Any sparse layout is read (COO, or batched CSR / CSC / BSR / BSC), hybrid ones included
+    (a dense value block's zeros are not events). Feature dimensions past the second are
+    flattened in the order of ``Tensor.flatten(2)``, which torch does not do for a sparse
+    tensor: frames from tonic's ``ToSparseTensor`` (T, C, H, W), stacked to (B, T, C, H, W),
+    are an input of batch_first with C * H * W features."""
     if isinstance(x, Events):
         return x
-    if x.dim() != 3:
+    if x.dim() == 2:  # one unbatched sequence (T, F): as nn.GRU, whatever batch_first says
+        x, batch_first = x.unsqueeze(1), False
+    if x.dim() < 3:
         raise ValueError(
-            f"{owner}: a sparse input must be 3-D (T, B, F) (or (B, T, F) with batch_first), got shape {tuple(x.shape)}"
+            f"{owner}: a sparse input must be (T, B, *features) (or (B, T, *features) with batch_first), "
+            f"or (T, features) unbatched, got shape {tuple(x.shape)}"
         )
-    if x.layout == torch.sparse_csr:  # batched CSR (one (B, F) matrix per step): via COO
+    if x.layout != torch.sparse_coo:
         x = x.to_sparse_coo()
+    if x.dense_dim() > 0:
+        x = _without_dense_blocks(x)
     if batch_first:
         x = x.transpose(0, 1)
-    T, B, F = x.shape
-    # Coalescing sorts the indices by (t, b, f): by row t * B + b, then column, as a CSR.
+    T, B = x.shape[0], x.shape[1]
+    # Coalescing sorts the indices by (t, b, f...): by row t * B + b, then column, as a CSR.
     x = x.coalesce()
     idx = x.indices()
+    col = idx[2]
+    for dim in range(3, x.dim()):  # row-major, so the order within a row stays ascending
+        col = col * x.shape[dim] + idx[dim]
     rows = idx[0] * B + idx[1]
     row_ptr = torch.zeros(T * B + 1, dtype=torch.int64, device=x.device)
     row_ptr[1:] = torch.bincount(rows, minlength=T * B).cumsum(0)
-    return Events(row_ptr, idx[2].contiguous(), x.values(), T, B, F)
+    return Events(row_ptr, col.contiguous(), x.values(), T, B, math.prod(x.shape[2:]))
+
+
+def _without_dense_blocks(x: torch.Tensor) -> torch.Tensor:
+    """A hybrid COO tensor (values with dense dimensions) as a plain one: one entry per
+    non-zero element of its value blocks."""
+    x = x.coalesce()
+    values = x.values()
+    flat = values.reshape(values.shape[0], -1)
+    entry, inner = flat.nonzero(as_tuple=True)
+    inner_idx = torch.stack(torch.unravel_index(inner, values.shape[1:]))
+    indices = torch.cat([x.indices()[:, entry], inner_idx])
+    return torch.sparse_coo_tensor(indices, flat[entry, inner], x.shape)
 
 
 # ---- the layer's projection -------------------------------------------------------------------

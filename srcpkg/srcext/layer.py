@@ -539,8 +539,10 @@ class SRC(_SRCBase):
             computed from the non-zero inputs only when few are, see :mod:`srcext.events`),
             ``"dense"`` (always one GEMM) or ``"sparse"`` (always from the events).
 
-    The input may also be events: a torch sparse COO tensor (T, B, input_size) (or
-    (B, T, input_size) with batch_first), or :class:`srcext.events.Events` (e.g. from
+    The input may also be events: a torch sparse tensor (T, B, input_size) (or (B, T,
+    input_size) with batch_first, or (T, input_size) unbatched) in any sparse layout, its
+    feature dimensions flattened if there are several (e.g. tonic's ``ToSparseTensor`` frames
+    stacked to (B, T, C, H, W)), or :class:`srcext.events.Events` (e.g. from
     :meth:`srcext.data.RateEncoder.events`). "auto" projects it from its list where that was
     measured faster (on a CPU always; on a GPU in float32 below 2 % density) and makes it dense
     for the GEMM otherwise; "sparse" always uses the list, "dense" always the GEMM.
@@ -718,11 +720,17 @@ class SRC(_SRCBase):
         events = as_events(input, self.batch_first, "SRC")
         if events.features != self.input_size:
             raise ValueError(
-                f"SRC: expected input_size {self.input_size} in the last "
-                f"dimension, got {events.features} (events of shape "
-                f"{tuple(events.shape)})"
+                f"SRC: expected input_size {self.input_size} features, got {events.features} "
+                f"(events of shape (T, B, F) = {tuple(events.shape)}"
+                + (f", from a sparse input of shape {tuple(input.shape)}" if isinstance(input, torch.Tensor) else "")
+                + ")"
             )
-        shape = (events.batch, events.steps) if self.batch_first else (events.steps, events.batch)
+        if isinstance(input, torch.Tensor) and input.dim() == 2:  # unbatched (T, F): a batch of one
+            shape = (events.steps,)
+        elif self.batch_first:
+            shape = (events.batch, events.steps)
+        else:
+            shape = (events.steps, events.batch)
         stand_in = events.val.new_zeros(()).expand(*shape, events.features)
         stand_in = self._prepare_input(stand_in, 3)
         return events.to(stand_in.dtype), stand_in
