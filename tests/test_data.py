@@ -3,6 +3,8 @@ N-MNIST through tonic (fast, no network)."""
 
 import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -209,3 +211,18 @@ def test_data_module_reexports_datasets_and_encoding():
     for name in ("RateEncoder", "random_flip", "random_shift"):
         assert getattr(data, name) is getattr(encoding, name), name
     assert set(data.__all__) <= set(dir(data))
+
+
+def test_import_srcext_is_enough():
+    """The docs write srcext.data.RateEncoder() and srcext.models.SRCClassifier after a plain
+    `import srcext` (a fresh interpreter: this one has imported the submodules already); tonic
+    is imported only when N-MNIST is read."""
+    code = (
+        "import sys, srcext\n"
+        "assert set(srcext.__all__) <= set(dir(srcext))\n"
+        "srcext.data.RateEncoder(); srcext.models.SRCClassifier(4)\n"
+        "assert 'tonic' not in sys.modules\n"
+        "print('ok')"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr

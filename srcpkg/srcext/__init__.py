@@ -16,7 +16,7 @@ from .state import SRCState
 from .streaming import detach_states, reset_states
 
 from . import constants, events, ops, reference  # ops, events register the fake and autograd of the ops
-from . import models
+from . import data, models  # so that `import srcext` is enough for srcext.data.RateEncoder (tonic stays lazy)
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
 # weights_only=True unpickler (the torch.nn container srcext.models uses included).
@@ -42,6 +42,8 @@ __all__ = [
     "SAFE_GLOBALS",
     "__version__",
     "constants",
+    "data",
     "events",
     "Events",
+    "models",
 ]
