@@ -396,6 +396,18 @@ def test_layer_event_input_errors():
         srcext.SRC(4, 4, input_projection="events")
 
 
+@over_devices
+def test_events_to(device):
+    e = as_events(layer_input(6, 5, 40, 0.2).to_sparse())
+    for moved in (e.to(device), e.to(device, torch.float64), e.to(torch.device(device), dtype=torch.float64)):
+        assert moved.device.type == device and moved.row_ptr.device == moved.col.device == moved.val.device
+        assert moved.row_ptr.dtype == moved.col.dtype == torch.int64
+        assert torch.equal(moved.to_dense().cpu().float(), e.to_dense())
+    assert e.to(torch.float64).dtype == torch.float64 and e.to(device, torch.float64).dtype == torch.float64
+    with pytest.raises(TypeError):
+        e.to("cpu", "not a dtype")
+
+
 def test_events_round_trip():
     x = layer_input(6, 5, 40, 0.2)
     e = as_events(x.to_sparse())

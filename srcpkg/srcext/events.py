@@ -127,8 +127,15 @@ class Events:
         dense.index_put_((self.rows() * self.features + self.col,), self.val, accumulate=True)
         return dense.view(self.steps, self.batch, self.features)
 
-    def to(self, dtype: torch.dtype) -> Events:
-        return Events(self.row_ptr, self.col, self.val.to(dtype), self.steps, self.batch, self.features)
+    def to(self, *args, **kwargs) -> Events:
+        """The events on another device and/or in another dtype, with the arguments of
+        :meth:`torch.Tensor.to` (``to(dtype)``, ``to(device)``, ``to(device, dtype)``,
+        ``non_blocking=``): the dtype is the values'; the indices stay int64."""
+        val = self.val.to(*args, **kwargs)
+        non_blocking = kwargs.get("non_blocking", False)
+        row_ptr = self.row_ptr.to(val.device, non_blocking=non_blocking)
+        col = self.col.to(val.device, non_blocking=non_blocking)
+        return Events(row_ptr, col, val, self.steps, self.batch, self.features)
 
 
 # Every torch sparse layout; the compressed ones (batched CSR, ...) are read through COO.
