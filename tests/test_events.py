@@ -162,8 +162,9 @@ def make_layer(mode, seed=0, dtype=torch.float32, **kw):
     return srcext.SRC(40, 24, input_projection=mode, weight_scale=12.0, dtype=dtype, **kw)
 
 
-def run_layer(model, x, **kw):
-    out, state = model(x, **kw)
+def run_layer(model, x, forward=None, **kw):
+    """model's output, state and parameter gradients; `forward` (e.g. the compiled model) runs it."""
+    out, state = (model if forward is None else forward)(x, **kw)
     g = torch.Generator().manual_seed(99)
     weights = torch.randn(out.shape, generator=g).to(out.device, out.dtype)
     (out.float() * weights.float()).sum().backward()
@@ -429,6 +430,25 @@ def test_layer_compiles_fullgraph(mode):
     ref.sum().backward()
     assert_close(out, ref, 1e-5, "compiled output")
     assert_close(model.weight_l0.grad, ref_model.weight_l0.grad, 1e-5, "compiled grad")
+
+
+@pytest.mark.parametrize("form", ["coo", "events"])
+def test_event_input_under_compile(form):
+    """torch.compile does not trace sparse tensors: an event input is read outside the graph
+    (one graph break) and the rest compiles; fullgraph=True says why it cannot."""
+    x = layer_input(20, 3, 40, 0.05)
+    ref_model = make_layer("dense", num_layers=2)
+    ref_out, _, ref_grads = run_layer(ref_model, x)
+    torch._dynamo.reset()
+    model = make_layer("sparse", num_layers=2)
+    inp = x.to_sparse() if form == "coo" else as_events(x.to_sparse())
+    out, _, grads = run_layer(model, inp, forward=torch.compile(model, backend="aot_eager"))
+    assert_close(out, ref_out, 1e-5, f"compiled output from {form}")
+    for name in ref_grads:
+        assert_close(grads[name], ref_grads[name], 1e-5, f"compiled grad {name} from {form}")
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="sparse"):
+        torch.compile(model, fullgraph=True, backend="aot_eager")(inp)
 
 
 def test_src_events_compiles_with_dynamic_size():

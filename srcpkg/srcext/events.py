@@ -181,7 +181,8 @@ def as_events(x, batch_first: bool = False, owner: str = "SRC") -> Events:
     rows = idx[0] * B + idx[1]
     row_ptr = torch.zeros(T * B + 1, dtype=torch.int64, device=x.device)
     row_ptr[1:] = torch.bincount(rows, minlength=T * B).cumsum(0)
-    return Events(row_ptr, col.contiguous(), x.values(), T, B, math.prod(x.shape[2:]))
+    # The values copied: a view of a sparse tensor's values is a tensor torch.compile cannot trace.
+    return Events(row_ptr, col.contiguous(), x.values().clone(), T, B, math.prod(x.shape[2:]))
 
 
 def _without_dense_blocks(x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +194,8 @@ def _without_dense_blocks(x: torch.Tensor) -> torch.Tensor:
     entry, inner = flat.nonzero(as_tuple=True)
     inner_idx = torch.stack(torch.unravel_index(inner, values.shape[1:]))
     indices = torch.cat([x.indices()[:, entry], inner_idx])
-    return torch.sparse_coo_tensor(indices, flat[entry, inner], x.shape)
+    # Sorted and unique by construction (coalesced blocks, each read in row-major order).
+    return torch.sparse_coo_tensor(indices, flat[entry, inner], x.shape, check_invariants=False, is_coalesced=True)
 
 
 # ---- the layer's projection -------------------------------------------------------------------

@@ -114,6 +114,14 @@ def _positive_int(owner: str, name: str, value) -> int:
     return value
 
 
+def _outside_compile(reason: str):
+    """torch.compiler.disable with the reason torch.compile reports (the keyword is recent)."""
+    try:
+        return torch.compiler.disable(reason=reason)
+    except TypeError:
+        return torch.compiler.disable
+
+
 class _SRCBase(nn.Module):
     # Attributes added after the first release, with the values that keep a module pickled
     # by that release (torch.save(model)) behaving as it did: zero start, clamp gradient.
@@ -714,6 +722,10 @@ class SRC(_SRCBase):
             return self._finish(pack_like(x, lengths, packed), final)
         return self._finish(x.transpose(0, 1) if self.batch_first else x, final)
 
+    @_outside_compile(
+        "SRC: an event input (a sparse tensor or srcext.Events) is read outside the compiled graph, "
+        "since torch.compile does not trace sparse tensors; with fullgraph=True give a dense input"
+    )
     def _event_input(self, input):
         """The checked events of an event input, and a stand-in dense input of its shape (no
         memory: a zero expanded) for the checks and shapes of forward."""
