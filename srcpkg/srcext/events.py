@@ -15,7 +15,7 @@ R = T * B time-major rows: ``row_ptr`` (R + 1,) int64, ``col`` (nnz,) int64, ``v
 
 Here: their fakes and autograd (registered at import, and again by the tests for the CUDA
 host emulation's namespace), the layer's projection (:func:`input_projection`) and the event
-input the layer accepts (:class:`Events`: torch sparse COO / CSR tensors, or an event list).
+input the layer accepts (:class:`Events`: a torch sparse tensor of any layout, or an event list).
 """
 
 from __future__ import annotations
