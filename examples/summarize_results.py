@@ -167,9 +167,10 @@ def _training(run) -> str:
     """How a run was trained, from its options: learning rate and schedule, precision,
     threads, and the options that differ from train.py's defaults."""
     schedule = f"lr {_lr(run['lr'])} {run['lr_schedule']}"
-    for change in run.get("schedule_changes", []):  # train.py --resume with another --epochs
-        before, after, at = change["epochs_before"], change["epochs"], change["after_epoch"] + 1
-        schedule += f" (planned for {before} epochs, {after} from epoch {at})"
+    changes = run.get("schedule_changes", [])  # train.py --resume with another --epochs, in order
+    if changes:
+        steps = ", ".join(f"{c['epochs']} from epoch {c['after_epoch'] + 1}" for c in changes)
+        schedule += f" (planned for {changes[0]['epochs_before']} epochs, {steps})"
     parts = [
         schedule,
         "float32" if run["amp"] in (None, "none") else f"`--amp {run['amp']}`",

@@ -69,6 +69,13 @@ def test_training_column_names_a_schedule_change(tmp_path):
         json.dump({"test_accuracy": 0.5, "epochs": 16, "config": config, "schedule_changes": [change]}, f)
     (run,) = summarize.load_runs(str(tmp_path))
     assert summarize._training(run).startswith("lr 1e-3 cosine (planned for 20 epochs, 16 from epoch 5), float32")
+    # Extended again later: every change, in order.
+    changes = [change, {"after_epoch": 16, "epochs_before": 16, "epochs": 30}]
+    with open(tmp_path / "cut" / "metrics.json", "w") as f:
+        json.dump({"test_accuracy": 0.5, "epochs": 30, "config": config, "schedule_changes": changes}, f)
+    (run,) = summarize.load_runs(str(tmp_path))
+    expected = "lr 1e-3 cosine (planned for 20 epochs, 16 from epoch 5, 30 from epoch 17), float32"
+    assert summarize._training(run).startswith(expected)
 
 
 def test_results_doc_tables_are_current():
