@@ -5,6 +5,7 @@ with input_projection dense / sparse / auto, and with sparse (event) input."""
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -367,6 +368,34 @@ def test_stacked_frames_flatten_their_features():
     for name in ref[2]:
         assert_close(got[2][name], ref[2][name], 1e-5, f"grad {name} from stacked frames")
     assert as_events(stacked, batch_first=True).shape == (9, 3, 40)
+
+
+def test_tonic_sparse_frames_go_in_as_they_are():
+    """A tonic user's N-MNIST batch: ToSparseTensor frames (T, 2, 34, 34) of each recording,
+    stacked to (B, T, 2, 34, 34) (torch cannot flatten them while sparse), against the same
+    recordings through tonic's dense ToFrame, flattened as usual."""
+    tonic = pytest.importorskip("tonic")
+    rng = np.random.default_rng(0)
+    sensor = tonic.datasets.NMNIST.sensor_size  # (34, 34, 2)
+    dtype = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int16)])
+    recordings = []
+    for _ in range(3):
+        ev = np.zeros(400, dtype)
+        ev["x"], ev["y"] = rng.integers(0, 34, 400), rng.integers(0, 34, 400)
+        ev["t"], ev["p"] = np.sort(rng.integers(0, 100_000, 400)), rng.integers(0, 2, 400)
+        recordings.append(ev)
+    sparse = tonic.transforms.ToSparseTensor(sensor_size=sensor, n_time_bins=12)
+    dense = tonic.transforms.ToFrame(sensor_size=sensor, n_time_bins=12)
+    frames = torch.stack([sparse(ev) for ev in recordings]).float()
+    flat = torch.stack([torch.from_numpy(dense(ev)) for ev in recordings]).float().flatten(2)
+    assert frames.layout == torch.sparse_coo and frames.shape == (3, 12, 2, 34, 34)
+    torch.manual_seed(0)
+    model = srcext.SRC(2 * 34 * 34, 16, batch_first=True, weight_scale=8.0)
+    ref, ref_state = model(flat)
+    out, state = model(frames)
+    assert ref.abs().sum() > 0, "the layer must fire"
+    assert_close(out, ref, 1e-5, "tonic sparse frames")
+    assert_close(state.h, ref_state.h, 1e-5, "tonic sparse frames' state")
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
