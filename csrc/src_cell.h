@@ -128,6 +128,14 @@ SRC_HD Acc spike(Acc h) {
   return h < Acc(0) ? Acc(0) : h;
 }
 
+// What a step emits: max(h, floor), NaN passing through. floor 0 gives the spike relu(h);
+// floor -inf the membrane voltage h itself (the layer's output="voltage"). One comparison
+// with a register either way, so the choice costs the kernels no branch.
+template <typename Acc>
+SRC_HD Acc emitted(Acc h, Acc floor) {
+  return h < floor ? floor : h;
+}
+
 // Gradients flowing backward through time, held per neuron.
 //   dh, dhs: dL/dh[t], dL/dhs[t] from later steps (and from the final state);
 //   di:      dL/di[t] from later steps.

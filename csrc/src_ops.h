@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <tuple>
 
@@ -143,7 +144,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
                              const std::optional<Tensor>& constants, bool detach_recurrent,
                              bool straight_through, bool save_for_backward,
                              const std::optional<Tensor>& lengths,
-                             c10::ArrayRef<double> layer_constants) {
+                             c10::ArrayRef<double> layer_constants, bool emit_voltage) {
   (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
   (void)straight_through;
   const typename Backend::Guard guard(u.device());
@@ -189,6 +190,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
   p.h0 = h0c.data_ptr();
   p.hs0 = hs0c.data_ptr();
   p.spikes = spikes.data_ptr();
+  p.output_floor = emit_voltage ? -std::numeric_limits<float>::infinity() : 0.0f;
   p.i_n = i_n.data_ptr();
   p.h_n = h_n.data_ptr();
   p.hs_n = hs_n.data_ptr();

@@ -50,7 +50,8 @@ struct ForwardParams {
   const void* i0;      // (N,)     initial state
   const void* h0;
   const void* hs0;
-  void* spikes;        // (T, N)   output relu(h)
+  void* spikes;        // (T, N)   output max(h, output_floor): relu(h), or h itself
+  float output_floor;  // 0 (spikes) or -inf (the voltage h); see emitted() in src_cell.h
   void* i_n;           // (N,)     final state
   void* h_n;
   void* hs_n;

@@ -12,6 +12,8 @@ namespace srcext {
 // or None, with layer_constants the K per-layer values as floats (in that order): then there
 // is no tensor for a compiled graph to keep on the host, which CUDA graphs cannot hold.
 // detach_recurrent and straight_through only matter to the autograd formula.
+// emit_voltage: the first output is the voltage h of every step instead of its spike relu(h)
+// (the autograd formula then differentiates it as straight_through does: d out / d h = 1).
 // Returns spikes (T, B, H), the final state (i_n, h_n, hs_n), and what the backward needs
 // besides u: the state (i, h, hs) before every 16th step, checkpoints (ceil(T / 16), 3, B, H)
 // in float32 (float64 for float64 inputs), empty unless save_for_backward.
@@ -21,7 +23,8 @@ namespace srcext {
 constexpr const char* kForwardSchema =
     "src_forward(Tensor u, Tensor bias, Tensor i0, Tensor h0, Tensor hs0, Tensor? constants, "
     "bool detach_recurrent, bool straight_through, bool save_for_backward, "
-    "Tensor? lengths=None, float[] layer_constants=[]) -> (Tensor, Tensor, Tensor, Tensor, Tensor)";
+    "Tensor? lengths=None, float[] layer_constants=[], bool emit_voltage=False) "
+    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)";
 
 // Backward of src_forward from its drive u and checkpoints. Returns the gradients of
 // u, bias, i0, h0, hs0 (grad_u is 0 past each sample's length, and the final state's

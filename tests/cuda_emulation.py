@@ -70,8 +70,10 @@ def ops():
     return getattr(torch.ops, NAMESPACE)
 
 
-def src_recurrence(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None):
+def src_recurrence(u, bias, state, k, detach_recurrent=True, straight_through=True, lengths=None, emit_voltage=False):
     """src_recurrence_fused, on the emulated CUDA kernels."""
     from srcext.ops import run_forward_op
 
-    return run_forward_op(ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths)
+    return run_forward_op(
+        ops().src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths, emit_voltage
+    )

@@ -178,6 +178,7 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
   const int64_t N = p.N, T = p.T;
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
+  const Acc floor = static_cast<Acc>(p.output_floor);
   Acc* checkpoints = static_cast<Acc*>(p.checkpoints);
 
   alignas(64) Acc i[kLanes], h[kLanes], hs[kLanes], b[kLanes], drive[kLanes], s[kLanes];
@@ -197,7 +198,7 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
     if (!kLengths || t < shortest) {
       // The step phase by phase across the block (see advance_block).
       advance_block(k, drive, b, i, h, hs, x, dx_di, gate, cand, dcand);
-      for (int l = 0; l < kLanes; ++l) s[l] = spike(h[l]);
+      for (int l = 0; l < kLanes; ++l) s[l] = emitted(h[l], floor);
     } else {
       // Some lanes are past their length: step all, keep the old state where finished.
       alignas(64) Acc i_old[kLanes], h_old[kLanes], hs_old[kLanes];
@@ -212,7 +213,7 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
         i[l] = active ? i[l] : i_old[l];
         h[l] = active ? h[l] : h_old[l];
         hs[l] = active ? hs[l] : hs_old[l];
-        s[l] = active ? spike(h[l]) : Acc(0);
+        s[l] = active ? emitted(h[l], floor) : Acc(0);
       }
     }
     store_lanes(s, n, spikes + t * N + n0);

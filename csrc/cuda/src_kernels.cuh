@@ -151,6 +151,7 @@ __global__ void __launch_bounds__(kThreads)
   // T: this neuron's own number of steps (p.T without lengths).
   const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
   const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
+  const Acc floor = static_cast<Acc>(p.output_floor);  // 0: spikes, -inf: the voltage h
   CellState<Acc> s{load<Acc>(static_cast<const scalar_t*>(p.i0), n),
                    load<Acc>(static_cast<const scalar_t*>(p.h0), n),
                    load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
@@ -180,7 +181,7 @@ __global__ void __launch_bounds__(kThreads)
       ring[j] = ring[j + F];
       ring[j + F] = u[(t + j + R) * N];
       cell_step(k, drive, bias, s);
-      spikes[(t + j) * N] = static_cast<scalar_t>(spike(s.h));
+      spikes[(t + j) * N] = static_cast<scalar_t>(emitted(s.h, floor));
     }
   }
   // The last steps (fewer than R + F): the ring drains.
@@ -194,7 +195,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
     ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
     cell_step(k, drive, bias, s);
-    spikes[t * N] = static_cast<scalar_t>(spike(s.h));
+    spikes[t * N] = static_cast<scalar_t>(emitted(s.h, floor));
   }
   // Past its length: no spikes; the remaining checkpoints hold the frozen state.
   for (; kLengths && t < p.T; ++t) {

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .layer import _SRCBase
+from .rate_targeting import solve_log_scale, spike_counts
 
 
 class FiringRates(dict):
@@ -32,16 +33,9 @@ class FiringRates(dict):
     def _add(
         self, name: str, module: _SRCBase, suffix: str, spikes: torch.Tensor, lengths: Optional[torch.Tensor]
     ) -> None:
-        spikes = spikes.detach()
-        fired = spikes > 0
-        if lengths is None:
-            total = fired.numel()
-        else:
-            valid = torch.arange(spikes.shape[0], device=spikes.device).unsqueeze(1) < lengths
-            fired = fired & valid.unsqueeze(-1)
-            total = int(lengths.sum()) * spikes.shape[-1]
+        fired, total = (int(c) for c in spike_counts(spikes, lengths))
         count = self.counts.setdefault(name, [0, 0])
-        count[0] += int(fired.sum())
+        count[0] += fired
         count[1] += total
         self.units.setdefault(name, (module, suffix))
         self[name] = count[0] / count[1] if count[1] else float("nan")
@@ -155,52 +149,18 @@ def calibrate_(
             module, suffix = first.units[name]
             weight = next(w for s, w, _ in module._units() if s == suffix)
             original = weight.detach().clone()
-            tried = {}
 
             def rate_at(log_scale: float) -> float:
-                if log_scale not in tried:
-                    weight.copy_(original * math.exp(log_scale))
-                    tried[log_scale] = measure(name)[0]
-                return tried[log_scale]
+                weight.copy_(original * math.exp(log_scale))
+                return measure(name)[0]
 
-            before = rate_at(0.0)
-            limit = math.log(max_scale)
-
-            def ok(rate: float) -> bool:
-                return abs(rate - target_rate) <= rel_tolerance * target_rate
-
-            rate = before
-            if not ok(before):
-                # Bracket the target by doubling (or halving) the scale: below = a log-scale
-                # where the rate is under the target, above = one where it is over.
-                up = before < target_rate
-                below, above = (0.0, None) if up else (None, 0.0)
-                step = math.log(2.0)
-                point = 0.0
-                while len(tried) < max_evaluations and abs(point) < limit:
-                    point = max(-limit, min(limit, point + (step if up else -step)))
-                    step *= 2.0
-                    rate = rate_at(point)
-                    if ok(rate) or (rate >= target_rate) == up:
-                        break
-                    below, above = (point, above) if up else (below, point)
-                if not ok(rate) and (rate >= target_rate) == up:
-                    below, above = (below, point) if up else (point, above)
-                    while len(tried) < max_evaluations:
-                        mid = 0.5 * (below + above)
-                        rate = rate_at(mid)
-                        if ok(rate):
-                            break
-                        if rate < target_rate:
-                            below = mid
-                        else:
-                            above = mid
-            best = min(tried, key=lambda p: (abs(tried[p] - target_rate), abs(p)))
+            best, rate, before = solve_log_scale(rate_at, target_rate, rel_tolerance, max_evaluations, max_scale)
             weight.copy_(original * math.exp(best))
-            report[name] = {"scale": math.exp(best), "rate": tried[best], "rate_before": before}
-            if not ok(tried[best]):
+            module._data_init_settled()  # an explicit calibration replaces the automatic one
+            report[name] = {"scale": math.exp(best), "rate": rate, "rate_before": before}
+            if abs(rate - target_rate) > rel_tolerance * target_rate:
                 warnings.warn(
-                    f"calibrate_: layer {name} fires at {tried[best]:.4f} after calibration "
+                    f"calibrate_: layer {name} fires at {rate:.4f} after calibration "
                     f"(target {target_rate}); its input may be silent or saturating",
                     stacklevel=2,
                 )

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import math
 import numbers
+import sys
 import warnings
 import weakref
 from typing import List, Optional, Tuple, Union
@@ -34,8 +35,10 @@ from .constants import (
 )
 from .events import as_events, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
+from .rate_targeting import solve_log_scale, spike_counts
 from .reference import State, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
+from .silence import SilenceWatch
 from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
 
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
@@ -43,9 +46,18 @@ from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_volt
 _REST_VOLTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 BACKENDS = ("auto", "fused", "reference")
+# The firing rate the data-dependent initialisation sets each layer to on its first training
+# batch (init_rate=); the search stops within DATA_INIT_TOLERANCE of it (relative).
+DEFAULT_INIT_RATE = 0.05
+DATA_INIT_TOLERANCE = 0.2
+DATA_INIT_MAX_EVALUATIONS = 16
+DATA_INIT_MAX_SCALE = 2.0**10
 # Spike tensors of these dtypes are cast to the parameters' dtype; other non-float dtypes
 # are refused (an int64 tensor is more likely indices than spikes).
 SPIKE_DTYPES = (torch.bool, torch.uint8)
+# What the last layer emits per step (output=): its spikes relu(h), or its membrane voltage h
+# (the per-step readout; layers below the last always pass spikes on).
+OUTPUTS = ("spikes", "voltage")
 
 
 def validate_backend(backend: str) -> str:
@@ -79,6 +91,7 @@ def src_layer(
     bias_straight_through: bool = True,
     cell_constants: Optional[torch.Tensor] = None,
     input_projection_mode: str = "dense",
+    emit_voltage: bool = False,
 ) -> Tuple[torch.Tensor, SRCState]:
     """One layer on time-major input (T, B, in): the projection of all steps at once (one
     GEMM, or from the input's events: see :mod:`srcext.events`), then the time loop.
@@ -86,16 +99,17 @@ def src_layer(
     ``lengths`` (B,) int64 on x's device, or None: see the ops. ``bias_straight_through``:
     see :mod:`srcext.bias`. ``cell_constants``: a constants tensor (K,) or (K, H) (see
     :mod:`srcext.constants`) that replaces k's cell constants (k then gives bias_max only).
-    ``x`` may be an :class:`srcext.events.Events`."""
+    ``x`` may be an :class:`srcext.events.Events`. ``emit_voltage``: the output is the voltage h
+    of every step instead of the spikes."""
     u = input_projection(x, weight, input_projection_mode)  # (T, B, H)
     bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
     cell = k if cell_constants is None else cell_constants
-    if lengths is None:
-        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through)
-    else:
-        spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through, lengths=lengths)
+    options = {"emit_voltage": True} if emit_voltage else {}
+    if lengths is not None:
+        options["lengths"] = lengths
+    spikes, final = run(u, bias, state, cell, detach_recurrent, straight_through, **options)
     return spikes, SRCState(*final)
 
 
@@ -122,6 +136,34 @@ def _outside_compile(reason: str):
         return torch.compiler.disable
 
 
+def _called_mid_sequential(module: nn.Module) -> bool:
+    """Whether ``module`` is being called by a torch.nn.Sequential that has more modules after it
+    (read from the caller's frames: done once per module, not per call)."""
+    frame = sys._getframe(1)
+    for _ in range(8):  # forward <- _call_impl <- _wrapped_call_impl <- Sequential.forward
+        frame = frame.f_back
+        if frame is None:
+            return False
+        if frame.f_code is nn.Sequential.forward.__code__:
+            modules = list(frame.f_locals.get("self", ()))
+            return any(m is module for m in modules[:-1])
+    return False
+
+
+def _distributed_sum():
+    """A function that sums a tensor over the ranks of the default process group in place (and
+    returns it), or the identity outside torch.distributed."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+
+        def reduce(t: torch.Tensor) -> torch.Tensor:
+            dist.all_reduce(t)
+            return t
+
+        return reduce
+    return lambda t: t
+
+
 class _SRCBase(nn.Module):
     # Attributes added after the first release, with the values that keep a module pickled
     # by that release (torch.save(model)) behaving as it did: zero start, clamp gradient.
@@ -139,6 +181,11 @@ class _SRCBase(nn.Module):
         learn=(),
         per_neuron=False,
         input_projection="dense",
+        init_rate=None,
+        output="spikes",
+        _data_init_pending=False,
+        _silence_watch=None,
+        _sequential_checked=False,
     )
 
     def __init__(
@@ -158,6 +205,9 @@ class _SRCBase(nn.Module):
         return_state,
         learn=(),
         per_neuron=False,
+        init_rate="auto",
+        output="spikes",
+        device=None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -181,9 +231,30 @@ class _SRCBase(nn.Module):
         if not isinstance(bias_init, numbers.Real) or not math.isfinite(bias_init):
             raise ValueError(f"{name}: bias_init must be a finite number, got {bias_init!r}")
         self.bias_init = float(bias_init)
+        # "auto": a scale the user chose is kept; otherwise the data sets it.
+        if isinstance(init_rate, str) and init_rate == "auto":
+            init_rate = DEFAULT_INIT_RATE if weight_scale is None else None
+        if weight_scale is None:
+            weight_scale = 1.0
         if not (isinstance(weight_scale, numbers.Real) and math.isfinite(weight_scale) and weight_scale > 0):
             raise ValueError(f"{name}: weight_scale must be a positive number, got {weight_scale!r}")
         self.weight_scale = float(weight_scale)
+        if init_rate is not None and (
+            not isinstance(init_rate, numbers.Real) or isinstance(init_rate, bool) or not 0.0 < init_rate < 1.0
+        ):
+            raise ValueError(
+                f"{name}: init_rate must be a firing rate in (0, 1), 'auto' or None (no data init), got {init_rate!r}"
+            )
+        self.init_rate = None if init_rate is None else float(init_rate)
+        if output not in OUTPUTS:
+            raise ValueError(f"{name}: output must be one of {OUTPUTS}, got {output!r}")
+        self.output = output
+        # Whether the data-dependent init has run (or is not wanted): a buffer, so it is saved
+        # with the weights and a loaded checkpoint is never initialised again.
+        self.register_buffer("data_init_done", torch.tensor(init_rate is None, device=device))
+        self._data_init_pending = init_rate is not None  # its host copy: no device read per call
+        self._silence_watch: Optional[SilenceWatch] = None
+        self._sequential_checked = False  # the nn.Sequential check of _finish, done once
         if not isinstance(bias, bool):
             raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
         self._bias_trainable = bias
@@ -201,6 +272,7 @@ class _SRCBase(nn.Module):
         state = dict(super().__getstate__())
         if state.get("state") is not None:
             state["state"] = state["state"].detach()
+        state["_silence_watch"] = None  # what one training run saw is not the copy's
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -286,6 +358,60 @@ class _SRCBase(nn.Module):
 
     def flatten_parameters(self) -> None:
         """A no-op, for code written for torch.nn.GRU (SRC keeps no cuDNN weight buffer)."""
+
+    # ---- data-dependent initialisation -----------------------------------------------------
+    #
+    # A layer's firing depends on the scale of its input, which no data-free init can know (a
+    # 2 % spike input and N(0, 1) features differ by orders of magnitude), so the weights are
+    # scaled once, on the first training batch, to fire at init_rate (as weight norm's
+    # data-dependent init or LSUV): layer by layer in the order they run, each on the input it
+    # actually gets. Deterministic; under DistributedDataParallel every rank sums the counts of
+    # all ranks, so all choose the same scales; saved (data_init_done) so a loaded checkpoint
+    # is never initialised again; run eagerly, outside any torch.compile graph.
+
+    def _data_init_rearm(self) -> None:
+        """After new weights: the next training batch scales them (unless init_rate=None)."""
+        self.data_init_done.fill_(self.init_rate is None)
+        self._data_init_pending = self.init_rate is not None
+
+    def _data_init_settled(self) -> None:
+        """The weights are final as they are (initialised, or calibrated by the user)."""
+        self.data_init_done.fill_(True)
+        self._data_init_pending = False
+
+    def _data_init_now(self) -> bool:
+        """Whether this call initialises: the first call in training mode with gradients on."""
+        return self._data_init_pending and self.training and torch.is_grad_enabled()
+
+    @_outside_compile(
+        "SRC: the data-dependent init (init_rate) runs once, eagerly, on the first training batch; "
+        "run one step before compiling with fullgraph=True, or pass init_rate=None"
+    )
+    def _data_init_unit(self, suffix, x, weight, bias, state, lengths, fused) -> None:
+        """Scale ``weight`` (in place) so that its unit fires at init_rate on ``x``."""
+        with torch.no_grad():
+            original = weight.detach().clone()
+            reduce = _distributed_sum()
+
+            def rate_at(log_scale: float) -> float:
+                spikes, _ = self._unit_outputs(suffix, x, original * math.exp(log_scale), bias, state, lengths, fused)
+                fired, total = reduce(torch.stack(spike_counts(spikes, lengths))).tolist()
+                return fired / total if total else self.init_rate  # no step: nothing to fit
+
+            best, _, _ = solve_log_scale(
+                rate_at, self.init_rate, DATA_INIT_TOLERANCE, DATA_INIT_MAX_EVALUATIONS, DATA_INIT_MAX_SCALE
+            )
+            weight.copy_(original * math.exp(best))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        # args: local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        missing_keys = args[2]
+        key = prefix + "data_init_done"
+        if key in missing_keys:  # a checkpoint from before the data init: its weights are final
+            missing_keys.remove(key)
+            self.data_init_done.fill_(True)
+        self._data_init_pending = not bool(self.data_init_done)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -384,10 +510,10 @@ class _SRCBase(nn.Module):
         expected = None if torch.is_autocast_enabled(x.device.type) else weight.dtype
         if state is None and self.stateful and self.state is not None:
             stored = self.state
-            if tuple(stored[0].shape) != shape:
+            if tuple(stored.i.shape) != shape:
                 raise ValueError(
                     f"{owner}: the carried state (stateful=True) has shape "
-                    f"{tuple(stored[0].shape)} but this input needs {shape}; call "
+                    f"{tuple(stored.i.shape)} but this input needs {shape}; call "
                     f"reset_state() between sequences of different batch sizes"
                 )
             state = stored
@@ -401,6 +527,14 @@ class _SRCBase(nn.Module):
         return start
 
     def _finish(self, output, final: SRCState):
+        if self.return_state and not self._sequential_checked and not torch.compiler.is_compiling():
+            self._sequential_checked = True
+            if _called_mid_sequential(self):
+                raise TypeError(
+                    f"{type(self).__name__} returns (output, state), as torch.nn.GRU does, so the next module "
+                    f"of this torch.nn.Sequential would get that tuple; build it with "
+                    f"{type(self).__name__}(..., return_state=False) to pass on the output alone"
+                )
         if self.stateful:
             self.state = final
         return (output, final) if self.return_state else output
@@ -438,10 +572,26 @@ class _SRCBase(nn.Module):
     # The projection of SRCCell (one step per call) is always the dense GEMM.
     input_projection = "dense"
 
-    def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused):
+    def _run_unit(self, suffix: str, x, weight, bias, state, lengths, fused, data_init: bool = False):
+        if data_init:
+            self._data_init_unit(suffix, x, weight, bias, state, lengths, fused)
+        spikes, final = self._unit_outputs(suffix, x, weight, bias, state, lengths, fused)
+        if self._spike_recorder is not None:
+            self._spike_recorder(self, suffix, spikes, lengths)
+        if self.training and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            if self._silence_watch is None:
+                self._silence_watch = SilenceWatch(every_step=self._state_rows() is None)
+            self._silence_watch.observe(self, suffix, spikes, lengths)
+        return spikes, final
+
+    def _emits_voltage(self, suffix: str) -> bool:
+        """Whether this unit emits its voltage: output="voltage" and it is in the last layer."""
+        return self.output == "voltage" and suffix.split("_")[0] in ("", f"l{getattr(self, 'num_layers', 1) - 1}")
+
+    def _unit_outputs(self, suffix: str, x, weight, bias, state, lengths, fused):
         # The reference backend stays pure PyTorch unless the event path is asked for.
         mode = self.input_projection if fused or self.input_projection == "sparse" else "dense"
-        spikes, final = src_layer(
+        return src_layer(
             x,
             weight,
             bias,
@@ -454,10 +604,8 @@ class _SRCBase(nn.Module):
             self.bias_straight_through,
             self._unit_constants(suffix),
             mode,
+            self._emits_voltage(suffix),
         )
-        if self._spike_recorder is not None:
-            self._spike_recorder(self, suffix, spikes, lengths)
-        return spikes, final
 
     # ---- repr -----------------------------------------------------------------------------
 
@@ -473,7 +621,8 @@ class _SRCBase(nn.Module):
                 ("return_state", self.return_state),
             ]
             + list(self.constants.as_dict().items())
-            + [("bias_init", self.bias_init), ("weight_scale", self.weight_scale)]
+            + [("bias_init", self.bias_init), ("weight_scale", self.weight_scale), ("init_rate", self.init_rate)]
+            + ([("output", self.output)] if self.output != "spikes" else [])
             + ([("learn", self.learn), ("per_neuron", self.per_neuron)] if self.learn else [])
         )
 
@@ -542,7 +691,22 @@ class SRC(_SRCBase):
         per_neuron: the learned constants are per neuron ((hidden_size,) each) instead of
             one per layer.
         bias_init: initial value of every bias (-6).
-        weight_scale: multiplies the initial weights (or use :func:`srcext.calibrate_`).
+        weight_scale: multiplies the initial weights (default 1). Giving it chooses the
+            scale: the data-dependent init is then off unless init_rate is given too.
+        init_rate: the data-dependent initialisation ("auto": 0.05 unless weight_scale is
+            given, then None): on the first call in
+            training mode with gradients on, each layer's input weights are scaled, layer by
+            layer, so that it fires at this fraction of its neuron-steps on that batch (any
+            input scale: spikes at 1 %, embeddings, dense features). Done once: the buffer
+            ``data_init_done`` records it, so a loaded checkpoint is not initialised again;
+            under DistributedDataParallel the ranks agree (their counts are summed).
+            ``reset_parameters()`` arms it again. None: no data init (the weights stay as
+            initialised; :func:`srcext.calibrate_` does the same on request). During training
+            a layer that stays silent (or saturates) gets one warning.
+        output: what the last layer emits per step: ``"spikes"`` (relu(h), the default) or
+            ``"voltage"``, its membrane voltage h (the readout for per-step tasks, see
+            docs/guide.md; its gradient is the straight-through one). Layers below the last
+            always pass their spikes on.
         input_projection: ``"auto"`` (the default: the input projection of each layer is
             computed from the non-zero inputs only when few are, see :mod:`srcext.events`),
             ``"dense"`` (always one GEMM) or ``"sparse"`` (always from the events).
@@ -599,7 +763,9 @@ class SRC(_SRCBase):
         gate_threshold: float = DEFAULTS.gate_threshold,
         bias_max: float = DEFAULTS.bias_max,
         bias_init: float = BIAS_INIT,
-        weight_scale: float = 1.0,
+        weight_scale: Optional[float] = None,
+        init_rate: Union[float, str, None] = "auto",
+        output: str = "spikes",
         learn=(),
         per_neuron: bool = False,
         input_projection: str = "auto",
@@ -649,6 +815,7 @@ class SRC(_SRCBase):
         for _, weight, bias in self._units():
             self._init_unit(weight, bias)
         self._reset_learned_constants()
+        self._data_init_rearm()
 
     def layer_weight(self, layer: int, reverse: bool = False) -> nn.Parameter:
         return getattr(self, f"weight_{self._suffix(layer, int(reverse))}")
@@ -693,6 +860,7 @@ class SRC(_SRCBase):
         lengths = check_lengths(lengths, batch, steps, x.device, "SRC")
         start = self._start_state(state, batch, unbatched, x)
         fused = use_fused(self.backend, x.device)
+        data_init = self._data_init_now()
         finals = []
         for layer in range(self.num_layers):
             outputs = []
@@ -709,13 +877,16 @@ class SRC(_SRCBase):
                     (start.i[row], start.h[row], start.hs[row]),
                     lengths,
                     fused,
+                    data_init,
                 )
                 outputs.append(reverse_within_lengths(spikes, lengths) if direction else spikes)
                 finals.append(final)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, training=True)
-        final = SRCState(*(torch.stack([f[j] for f in finals]) for j in range(3)))
+        if data_init:
+            self._data_init_settled()
+        final = SRCState(*(torch.stack(field) for field in zip(*finals)))
         if unbatched:
             return self._finish(x.squeeze(1), SRCState(*(s.squeeze(1) for s in final)))
         if packed is not None:
@@ -802,7 +973,9 @@ class SRCCell(_SRCBase):
         gate_threshold: float = DEFAULTS.gate_threshold,
         bias_max: float = DEFAULTS.bias_max,
         bias_init: float = BIAS_INIT,
-        weight_scale: float = 1.0,
+        weight_scale: Optional[float] = None,
+        init_rate: Union[float, str, None] = "auto",
+        output: str = "spikes",
         learn=(),
         per_neuron: bool = False,
         device=None,
@@ -815,6 +988,7 @@ class SRCCell(_SRCBase):
     def reset_parameters(self) -> None:
         self._init_unit(self.weight, self.bias)
         self._reset_learned_constants()
+        self._data_init_rearm()
 
     def _units(self):
         return [("", self.weight, self.bias)]
@@ -828,7 +1002,12 @@ class SRCCell(_SRCBase):
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
         start = self._start_state(state, x.shape[1], unbatched, x)
-        spikes, final = self._run_unit("", x, self.weight, self.bias, start, None, use_fused(self.backend, x.device))
+        data_init = self._data_init_now()
+        spikes, final = self._run_unit(
+            "", x, self.weight, self.bias, start, None, use_fused(self.backend, x.device), data_init
+        )
+        if data_init:
+            self._data_init_settled()
         if unbatched:
             return self._finish(spikes.reshape(-1), SRCState(*(s.reshape(-1) for s in final)))
         return self._finish(spikes[0], final)

@@ -62,15 +62,18 @@ def src_recurrence_fused(
     detach_recurrent: bool = True,
     straight_through: bool = True,
     lengths: Optional[torch.Tensor] = None,
+    emit_voltage: bool = False,
 ) -> Tuple[torch.Tensor, State]:
     """The fused equivalent of :func:`srcext.reference.src_recurrence_reference`, lengths
-    included (int32 or int64 (B,), on any device: it is moved to u's). ``k``: an
+    and emit_voltage included (int32 or int64 (B,), on any device: it is moved to u's). ``k``: an
     SRCConstants, or a constants tensor (K,) per layer / (K, H) per neuron (see
     :mod:`srcext.constants`), which gets a gradient when it requires one."""
-    return run_forward_op(torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths)
+    return run_forward_op(
+        torch.ops.srcext.src_forward, u, bias, state, k, detach_recurrent, straight_through, lengths, emit_voltage
+    )
 
 
-def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through, lengths=None):
+def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through, lengths=None, emit_voltage=False):
     """Call a ``src_forward`` op (srcext's, or the CUDA emulation's in the tests), keeping the
     checkpoints only when a gradient will be asked for."""
     if lengths is not None:
@@ -86,8 +89,9 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
         or hs0.requires_grad
         or (constants is not None and constants.requires_grad)
     )
+    extra = {"emit_voltage": True} if emit_voltage else {}  # the schema's default otherwise
     spikes, i_n, h_n, hs_n, _ = forward_op(
-        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths, layer_constants
+        u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths, layer_constants, **extra
     )
     return spikes, (i_n, h_n, hs_n)
 
@@ -114,6 +118,7 @@ def register_op_formulas(namespace: str = "srcext") -> None:
         save_for_backward,
         lengths=None,
         layer_constants=(),
+        emit_voltage=False,
     ):
         T, B, H = u.shape
         acc = acc_dtype(u.dtype)
@@ -159,7 +164,8 @@ def register_op_formulas(namespace: str = "srcext") -> None:
     def _setup_context(ctx, inputs, output):
         args = dict(zip(forward_args, inputs))
         ctx.detach_recurrent = args["detach_recurrent"]
-        ctx.straight_through = args["straight_through"]
+        # The voltage output is h itself: d out / d h = 1, the straight-through backward.
+        ctx.straight_through = args["straight_through"] or args.get("emit_voltage", False)
         ctx.saved = args["save_for_backward"]
         ctx.layer_constants = list(args.get("layer_constants") or ())
         u = args["u"]

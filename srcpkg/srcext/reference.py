@@ -62,9 +62,11 @@ def src_cell_step(
     k: SRCConstants = DEFAULTS,
     detach_recurrent: bool = True,
     straight_through: bool = True,
+    emit_voltage: bool = False,
 ) -> Tuple[torch.Tensor, State]:
     """One time step of one layer. ``bias`` is the effective bias min(b, bias_max). ``k``: an
-    SRCConstants or a constants tensor (K,) / (K, H) (see :func:`cell_constants`)."""
+    SRCConstants or a constants tensor (K,) / (K, H) (see :func:`cell_constants`).
+    ``emit_voltage``: the step emits its voltage h instead of its spike relu(h)."""
     k = cell_constants(k, u_t)
     i_prev, h_prev, hs_prev = state
     if detach_recurrent:
@@ -77,7 +79,10 @@ def src_cell_step(
     c = torch.tanh(x + k.r * h_prev + k.r_s * hs_prev + bias)  # c[t]
     h = k.z * h_prev + (1 - k.z) * c  # h[t]
     hs = zs * hs_prev + (1 - zs) * h_prev  # hs[t], old h
-    s_out = straight_through_relu(h) if straight_through else torch.relu(h)  # s_out[t]
+    if emit_voltage:
+        s_out = h  # the membrane voltage, for per-step readouts
+    else:
+        s_out = straight_through_relu(h) if straight_through else torch.relu(h)  # s_out[t]
     return s_out, (i, h, hs)
 
 
@@ -111,6 +116,7 @@ def src_recurrence_reference(
     detach_recurrent: bool = True,
     straight_through: bool = True,
     lengths: Optional[torch.Tensor] = None,
+    emit_voltage: bool = False,
 ) -> Tuple[torch.Tensor, State]:
     """Run the cell over all steps of ``u`` (T, B, H) from ``state`` = (i0, h0, hs0), each (B, H).
 
@@ -123,6 +129,9 @@ def src_recurrence_reference(
     frozen (no step is taken, so u[t, b] gets no gradient) and the returned final state is
     the state after its own last step (the initial state when lengths[b] == 0). Outputs and
     gradients equal running each sample alone on u[:lengths[b], b].
+
+    ``emit_voltage``: the output is the voltage h of every step (0 past a sample's length)
+    instead of its spikes.
     """
     check_lengths(lengths, u)
     if lengths is not None:
@@ -136,7 +145,7 @@ def src_recurrence_reference(
             active = (lengths > t).unsqueeze(1)  # (B, 1)
             # The padding's values must not matter, not even a NaN: a step not taken sees 0.
             u_t = torch.where(active, u_t, torch.zeros_like(u_t))
-        s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through)
+        s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through, emit_voltage)
         if lengths is not None:
             # torch.where, not a product with the mask: the skipped step's values (and their
             # gradients) are dropped exactly, and the old state passes through unchanged.

@@ -37,6 +37,16 @@ class SRCState(NamedTuple):
         """The same state cut from the autograd graph (truncated BPTT)."""
         return SRCState(*(s.detach() for s in self))
 
+    def __getitem__(self, index):
+        # nn.GRU code reads h_n[-1] as the last layer's h; by position this tuple's [-1] would
+        # be hs, a silently wrong tensor of the same shape. Fields are read by name instead
+        # (unpacking, i, h, hs = state, iterates and still works).
+        raise TypeError(
+            "srcext: SRCState(i, h, hs) is not indexed by position: nn.GRU's h_n[-1] (the last "
+            "layer's h) is state.h[-1] here; read the fields as state.i, state.h, state.hs "
+            "or unpack them (i, h, hs = state)"
+        )
+
 
 def rest_voltage(bias: torch.Tensor, k: SRCConstants, r_plus_rs: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per neuron, the voltage h of the cell's rest state, in float64, without gradient.
