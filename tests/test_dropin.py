@@ -33,6 +33,7 @@ def spikes(T, B, F, seed, p=0.4, dtype=F64):
 def model(*args, backend="reference", gain=5.0, seed=0, **kwargs):
     """An SRC in float64 with weights strong enough that every layer fires."""
     torch.manual_seed(seed)
+    kwargs.setdefault("init_rate", None)  # the gain below sets the scale
     m = SRC(*args, backend=backend, dtype=F64, **kwargs)
     with torch.no_grad():
         for name, p in m.named_parameters():
@@ -351,11 +352,11 @@ def test_positional_arguments_in_nn_gru_order():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bias_false_keeps_b_fixed(backend):
-    m = SRC(3, 4, 2, bias=False, backend=backend, dtype=F64, bias_init=-5.5)
+    m = SRC(3, 4, 2, bias=False, backend=backend, dtype=F64, bias_init=-5.5, init_rate=None)
     assert [n for n, _ in m.named_parameters()] == ["weight_l0", "weight_l1"]
-    assert set(m.state_dict()) == {"weight_l0", "bias_l0", "weight_l1", "bias_l1"}
+    assert set(m.state_dict()) == {"weight_l0", "bias_l0", "weight_l1", "bias_l1", "data_init_done"}
     assert torch.equal(m.bias_l1, torch.full((4,), -5.5, dtype=F64))
-    withbias = SRC(3, 4, 2, backend=backend, dtype=F64, bias_init=-5.5)
+    withbias = SRC(3, 4, 2, backend=backend, dtype=F64, bias_init=-5.5, init_rate=None)
     withbias.load_state_dict(m.state_dict())
     x = spikes(6, 2, 3, seed=1)
     assert torch.equal(m(x)[0], withbias(x)[0])
@@ -422,8 +423,8 @@ def test_bidirectional_is_two_stacks_as_nn_gru(backend, with_lengths):
         n = int(lengths[b])
         h = x[:n, b : b + 1]
         for layer in range(2):
-            fwd = SRC(h.shape[-1], H, backend=backend, dtype=F64)
-            bwd = SRC(h.shape[-1], H, backend=backend, dtype=F64)
+            fwd = SRC(h.shape[-1], H, backend=backend, dtype=F64, init_rate=None)
+            bwd = SRC(h.shape[-1], H, backend=backend, dtype=F64, init_rate=None)
             for single, rev in ((fwd, False), (bwd, True)):
                 single.weight_l0.data.copy_(m.layer_weight(layer, rev))
                 single.bias_l0.data.copy_(m.layer_bias(layer, rev))
@@ -431,8 +432,9 @@ def test_bidirectional_is_two_stacks_as_nn_gru(backend, with_lengths):
             ob, sb = bwd(h.flip(0))
             h = torch.cat([of, ob.flip(0)], -1)
             for j in range(3):
-                assert torch.allclose(state[j][2 * layer, b], sf[j][0, 0], atol=1e-12)
-                assert torch.allclose(state[j][2 * layer + 1, b], sb[j][0, 0], atol=1e-12)
+                field = state._fields[j]
+                assert torch.allclose(getattr(state, field)[2 * layer, b], getattr(sf, field)[0, 0], atol=1e-12)
+                assert torch.allclose(getattr(state, field)[2 * layer + 1, b], getattr(sb, field)[0, 0], atol=1e-12)
         assert torch.allclose(out[:n, b], h[:, 0], atol=1e-12)
         assert torch.count_nonzero(out[n:, b]) == 0
 
@@ -498,9 +500,10 @@ def test_old_checkpoints_and_pickles_still_load():
     new attributes existed keeps the zero start and the clamp gradient it had."""
     m = SRC(3, 4, 2)
     old_keys = {"weight_l0", "bias_l0", "weight_l1", "bias_l1"}
-    assert set(m.state_dict()) == old_keys
+    assert set(m.state_dict()) == old_keys | {"data_init_done"}  # the one new key: a buffer
     fresh = SRC(3, 4, 2)
-    fresh.load_state_dict({k: v.clone() for k, v in m.state_dict().items()})
+    fresh.load_state_dict({k: v.clone() for k, v in m.state_dict().items() if k in old_keys})  # strict
+    assert bool(fresh.data_init_done)  # an old checkpoint's weights are final
     old = SRC(3, 4, 2, backend="reference")
     for attr in (
         "initial_state_kind",
@@ -514,8 +517,14 @@ def test_old_checkpoints_and_pickles_still_load():
         "bidirectional",
         "num_directions",
         "bias",
+        "init_rate",
+        "output",
+        "_data_init_pending",
+        "_silence_watch",
+        "_sequential_checked",
     ):
         del old.__dict__[attr]
+    del old._buffers["data_init_done"]
     revived = pickle.loads(pickle.dumps(old))
     assert revived.initial_state_kind == "zeros" and revived.bias_straight_through is False
     out, state = revived(torch.zeros(3, 2, 3))

@@ -133,8 +133,8 @@ def test_chunked_run_equals_one_run(backend, T1):
 
 def test_cell_equals_layer_over_time():
     torch.manual_seed(2)
-    layer = SRC(5, 8, 1, backend="fused", dtype=torch.float64, detach_recurrent=False)
-    cell = SRCCell(5, 8, backend="fused", dtype=torch.float64, detach_recurrent=False)
+    layer = SRC(5, 8, 1, backend="fused", dtype=torch.float64, detach_recurrent=False, init_rate=None)
+    cell = SRCCell(5, 8, backend="fused", dtype=torch.float64, detach_recurrent=False, init_rate=None)
     with torch.no_grad():
         cell.weight.copy_(layer.weight_l0 * 5)
         layer.weight_l0.mul_(5)
@@ -157,11 +157,11 @@ def test_unbatched_input_matches_batch_of_one():
     x = spikes_input(10, 1, 4, seed=1, p=0.8)
     out_b, state_b = model(x)
     out_u, state_u = model(x[:, 0])
-    assert out_u.shape == (10, 6) and state_u[0].shape == (2, 6)
+    assert out_u.shape == (10, 6) and state_u.i.shape == (2, 6)
     assert torch.equal(out_u, out_b[:, 0])
     cell = SRCCell(4, 6, dtype=torch.float64)
     s, st = cell(x[0, 0])
-    assert s.shape == (6,) and st[1].shape == (6,)
+    assert s.shape == (6,) and st.h.shape == (6,)
 
 
 def test_non_contiguous_input_and_gradients():
@@ -197,7 +197,7 @@ def test_empty_time_returns_initial_state(backend):
 def test_batch_of_zero():
     model = SRC(3, 4, backend="fused", dtype=torch.float64)
     out, final = model(torch.zeros(6, 0, 3, dtype=torch.float64))
-    assert out.shape == (6, 0, 4) and final[0].shape == (1, 0, 4)
+    assert out.shape == (6, 0, 4) and final.i.shape == (1, 0, 4)
 
 
 # ---- validation -------------------------------------------------------------------------

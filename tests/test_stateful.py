@@ -34,7 +34,7 @@ def strong(m, gain=5.0):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_spikes_only_form_fits_in_sequential(backend):
     torch.manual_seed(0)
-    src = strong(SRC(4, 6, 2, backend=backend, dtype=F64))
+    src = strong(SRC(4, 6, 2, init_rate=None, backend=backend, dtype=F64))
     quiet = copy.deepcopy(src)
     quiet.return_state = False
     net = nn.Sequential(quiet, nn.Linear(6, 3).double())
@@ -42,14 +42,14 @@ def test_spikes_only_form_fits_in_sequential(backend):
     out = net(x)
     assert out.shape == (8, 2, 3)
     assert torch.equal(out, net[1](src(x)[0]))
-    cell = SRCCell(4, 6, backend=backend, dtype=F64, return_state=False)
+    cell = SRCCell(4, 6, init_rate=None, backend=backend, dtype=F64, return_state=False)
     assert cell(x[0]).shape == (2, 6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stateful_chunks_equal_one_call_and_reset(backend):
     torch.manual_seed(1)
-    whole = strong(SRC(3, 5, 2, backend=backend, dtype=F64))
+    whole = strong(SRC(3, 5, 2, init_rate=None, backend=backend, dtype=F64))
     streaming = copy.deepcopy(whole)
     streaming.stateful, streaming.return_state = True, False
     x = spikes(20, 2, 3, seed=2)
@@ -73,7 +73,9 @@ def test_stateful_chunks_equal_one_call_and_reset(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_detach_state_truncates_backpropagation(backend):
     torch.manual_seed(2)
-    m = strong(SRC(3, 5, backend=backend, dtype=F64, stateful=True, return_state=False, detach_recurrent=False))
+    m = strong(
+        SRC(3, 5, init_rate=None, backend=backend, dtype=F64, stateful=True, return_state=False, detach_recurrent=False)
+    )
     x1 = spikes(6, 2, 3, seed=4).requires_grad_()
     x2 = spikes(6, 2, 3, seed=5)
     m(x1)
@@ -110,8 +112,8 @@ def test_model_wide_reset_and_detach():
 def test_stateful_cell_step_loop_equals_layer(backend):
     """The snnTorch-style step loop: a stateful, spikes-only cell in nn.Sequential."""
     torch.manual_seed(3)
-    layer = strong(SRC(4, 6, backend=backend, dtype=F64))
-    cell = SRCCell(4, 6, backend=backend, dtype=F64, stateful=True, return_state=False)
+    layer = strong(SRC(4, 6, init_rate=None, backend=backend, dtype=F64))
+    cell = SRCCell(4, 6, init_rate=None, backend=backend, dtype=F64, stateful=True, return_state=False)
     cell.load_state_dict({"weight": layer.weight_l0, "bias": layer.bias_l0})
     net = nn.Sequential(cell)
     x = spikes(12, 3, 4, seed=7)
