@@ -229,6 +229,18 @@ def test_data_init_runs_outside_a_compiled_graph():
     torch.testing.assert_close(out, ref)
 
 
+def test_fullgraph_names_the_pending_data_init_and_works_after_one_step():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    rnn = SRC(10, 16)
+    x = torch.randn(30, 4, 10)
+    with pytest.raises(Exception, match="init_rate"):
+        torch.compile(rnn, fullgraph=True)(x)
+    rnn(x)  # one eager training call runs the init
+    out, _ = torch.compile(rnn, fullgraph=True)(x)
+    torch.testing.assert_close(out, rnn(x)[0])
+
+
 def _ddp_worker(rank, world, store_path, out_path):
     import torch.distributed as dist
 
