@@ -34,6 +34,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 
 import torch
@@ -55,7 +56,9 @@ def markov_corpus(tokens: int, seed: int) -> torch.Tensor:
     """A word sequence from a fixed random first-order chain (the chain depends on nothing
     but the constants above; ``seed`` draws the sequence)."""
     chain = torch.Generator().manual_seed(1234)
-    successors = torch.stack([torch.randperm(CORPUS_WORDS, generator=chain)[: len(SUCCESSORS)] for _ in range(CORPUS_WORDS)])
+    successors = torch.stack(
+        [torch.randperm(CORPUS_WORDS, generator=chain)[: len(SUCCESSORS)] for _ in range(CORPUS_WORDS)]
+    )
     probs = torch.tensor(SUCCESSORS)
     g = torch.Generator().manual_seed(seed)
     choice = torch.multinomial(probs, tokens, replacement=True, generator=g)
@@ -148,7 +151,9 @@ class SnnTorchNet(nn.Module):
 
 
 def build(kind: str, vocab: int, embed: int, hidden: int) -> nn.Module:
-    return SnnTorchNet(kind, vocab, embed, hidden) if kind.startswith("snntorch") else Recurrent(kind, vocab, embed, hidden)
+    if kind.startswith("snntorch"):
+        return SnnTorchNet(kind, vocab, embed, hidden)
+    return Recurrent(kind, vocab, embed, hidden)
 
 
 # ---- training ---------------------------------------------------------------------------
@@ -165,7 +170,8 @@ def score(model, batch_fn, batches: int, seed: int):
             x, y, skip = batch_fn(g)
             logits = model(x)[skip:]
             y = y[skip:]
-            nll += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+            flat = logits.reshape(-1, logits.shape[-1])
+            nll += nn.functional.cross_entropy(flat, y.reshape(-1), reduction="sum").item()
             correct += (logits.argmax(-1) == y).sum().item()
             total += y.numel()
     model.train()
@@ -250,7 +256,7 @@ def main(argv=None) -> dict:
                 flush=True,
             )
     report = {
-        "command": "python examples/per_step_tasks.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python examples/per_step_tasks.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": vars(args),
         "chain_perplexity": chain_perplexity(),
         "torch": torch.__version__,

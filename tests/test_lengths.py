@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import srcext
+from srcext import SRC
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
 from srcext.reference import SRCConstants, src_recurrence_reference
 
@@ -221,3 +222,26 @@ def test_bad_lengths_type_is_refused():
     u, bias, state = make_inputs(5, 3, 4, SRCConstants(), torch.float64, seed=0)
     with pytest.raises(TypeError, match="tensor or None"):
         src_recurrence_reference(u, bias, state, SRCConstants(), lengths=[1, 2, 3])
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("fused", marks=requires_fused)])
+def test_nan_and_inf_padding_reach_no_gradient(backend):
+    """The padding past lengths is never read, not even by the weight gradient of the input
+    GEMM (grad_u^T x, where 0 * NaN would be NaN): gradients equal running each sample alone."""
+    torch.manual_seed(0)
+    m = SRC(8, 6, 2, backend=backend, init_rate=None, weight_scale=4.0)
+    x = torch.randn(12, 3, 8)
+    lengths = torch.tensor([12, 7, 0])
+    padded = x.clone()
+    padded[7:, 1] = float("nan")
+    padded[:, 2] = float("inf")
+    padded.requires_grad_()
+    out, _ = m(padded, lengths=lengths)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in m.parameters()]
+    assert all(torch.isfinite(g).all() for g in grads) and torch.isfinite(padded.grad).all()
+    m.zero_grad()
+    alone = sum(m(x[: int(n), b : b + 1])[0].sum() for b, n in enumerate(lengths) if n > 0)
+    alone.backward()
+    for g, p in zip(grads, m.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)

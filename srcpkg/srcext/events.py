@@ -201,8 +201,22 @@ def _without_dense_blocks(x: torch.Tensor) -> torch.Tensor:
 # ---- the layer's projection -------------------------------------------------------------------
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """torch.is_autocast_enabled, False for device types autocast does not know (e.g. meta,
+    where torch raises)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
+
+
+def _functorch_wrapped(*tensors: torch.Tensor) -> bool:
+    """Whether any tensor is a torch.func (grad, vmap, jvp) wrapper."""
+    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    if torch.is_autocast_enabled(device_type):
+    if autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type)
     return None
 
@@ -237,7 +251,8 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
             x = x.to(weight.dtype)
         u = torch.ops.srcext.src_event_matmul(x.row_ptr, x.col, x.val, weight)
         return u.view(x.steps, x.batch, weight.shape[0])
-    if mode == "dense" or not available:
+    if mode == "dense" or not available or _functorch_wrapped(x, weight):
+        # (under torch.func transforms the event path's data-dependent counting cannot run)
         return torch.nn.functional.linear(x, weight)
     low = _autocast_dtype(x.device.type)
     if low is not None:

@@ -33,11 +33,11 @@ from .constants import (
     raw_value,
     validate_constants,
 )
-from .events import as_events, input_projection, is_event_input, validate_projection
+from .events import as_events, autocast_enabled, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
 from .rate_targeting import solve_log_scale, spike_counts
 from .reference import State, src_recurrence_reference
-from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack
+from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack, zero_padding
 from .silence import SilenceWatch
 from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
 
@@ -148,6 +148,27 @@ def _called_mid_sequential(module: nn.Module) -> bool:
             modules = list(frame.f_locals.get("self", ()))
             return any(m is module for m in modules[:-1])
     return False
+
+
+def _is_batch_size(value) -> bool:
+    """A non-negative int, or a size torch keeps symbolic: a SymInt (torch.compile / export),
+    or the 0-dim integer tensor torch.jit.trace gives for x.shape[1]."""
+    if isinstance(value, torch.SymInt):
+        return True
+    if isinstance(value, torch.Tensor):
+        return torch.jit.is_tracing() and value.dim() == 0 and not value.is_floating_point()
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _storage_key(t: torch.Tensor):
+    """(data pointer, version) of a tensor with storage, None for one without (a torch.func
+    wrapper, a fake or meta tensor): those are never cached."""
+    if t.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(t):
+        return None
+    try:
+        return (t.data_ptr(), t._version)
+    except RuntimeError:
+        return None
 
 
 def _distributed_sum():
@@ -436,9 +457,7 @@ class _SRCBase(nn.Module):
         owner = type(self).__name__
         if kind not in INITIAL_STATES:
             raise ValueError(f"{owner}: kind must be one of {INITIAL_STATES}, got {kind!r}")
-        if batch_size is not None and (
-            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0
-        ):
+        if batch_size is not None and not _is_batch_size(batch_size):
             raise ValueError(f"{owner}: batch_size must be a non-negative int or None, got {batch_size!r}")
         weight = self._first_weight()
         rows = self._state_rows()
@@ -475,11 +494,11 @@ class _SRCBase(nn.Module):
 
         if torch.compiler.is_compiling():
             return solve()
-        key = (
-            self.constants,
-            tuple((b.data_ptr(), b._version, b.dtype, b.device) for _, _, b in units),
-            tuple((p.data_ptr(), p._version) for name, p in self.named_parameters() if "_raw" in name),
-        )
+        tensors = [b for _, _, b in units] + [p for name, p in self.named_parameters() if "_raw" in name]
+        storage = [_storage_key(t) for t in tensors]
+        if any(k is None for k in storage):  # under torch.func, or without storage: no cache
+            return solve()
+        key = (self.constants, tuple(storage), tuple((b.dtype, b.device) for _, _, b in units))
         cached = _REST_VOLTAGES.get(self)
         if cached is None or cached[0] != key:
             cached = (key, solve())
@@ -507,7 +526,7 @@ class _SRCBase(nn.Module):
         rows = self._state_rows()
         shape = ((rows,) if rows is not None else ()) + (() if unbatched else (batch,)) + (self.hidden_size,)
         weight = self._first_weight()
-        expected = None if torch.is_autocast_enabled(x.device.type) else weight.dtype
+        expected = None if autocast_enabled(x.device.type) else weight.dtype
         if state is None and self.stateful and self.state is not None:
             stored = self.state
             if tuple(stored.i.shape) != shape:
@@ -565,7 +584,7 @@ class _SRCBase(nn.Module):
             )
         if input.device != weight.device:
             raise ValueError(f"{name}: input is on {input.device} but the parameters are on {weight.device}")
-        if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
+        if input.dtype != weight.dtype and not autocast_enabled(input.device.type):
             raise TypeError(f"{name}: input dtype {input.dtype} does not match the parameters' dtype {weight.dtype}")
         return input
 
@@ -858,6 +877,8 @@ class SRC(_SRCBase):
                 x = x.transpose(0, 1)
         steps, batch = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch, steps, x.device, "SRC")
+        if events is None:  # (deeper layers get spikes, which are 0 past the lengths already)
+            x = zero_padding(x, lengths)
         start = self._start_state(state, batch, unbatched, x)
         fused = use_fused(self.backend, x.device)
         data_init = self._data_init_now()

@@ -64,3 +64,15 @@ def pack_like(output: torch.Tensor, lengths: torch.Tensor, like: PackedSequence)
         lengths = lengths[like.sorted_indices.cpu()]
     data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+def zero_padding(x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+    """x (T, B, F) with the steps past each sample's length set to 0 (x itself without lengths).
+
+    The kernels never read those steps, but the weight gradient of the input projection is the
+    GEMM grad_u^T x over every step: there 0 * NaN (or Inf) in the padding would be NaN, so
+    the padding is cleared first, whatever it holds."""
+    if lengths is None:
+        return x
+    valid = torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.to(x.device)  # (T, B)
+    return torch.where(valid.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))

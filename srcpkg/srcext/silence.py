@@ -54,7 +54,8 @@ class SilenceWatch:
             self.done.add(suffix)  # healthy once: later silence is the user's training, not the init
             return
         self.done.add(suffix)
-        warnings.warn(_message(module, suffix, rate, int(total)), RuntimeWarning, stacklevel=6)  # the user line that called the module
+        # stacklevel: the user's line that called the module
+        warnings.warn(_message(module, suffix, rate, int(total)), RuntimeWarning, stacklevel=6)
 
 
 def _message(module, suffix: str, rate: float, neuron_steps: int) -> str:
