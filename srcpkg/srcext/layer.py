@@ -150,6 +150,13 @@ def _called_mid_sequential(module: nn.Module) -> bool:
     return False
 
 
+def _checked_constants(value, owner: str) -> SRCConstants:
+    if not isinstance(value, SRCConstants):
+        raise TypeError(f"{owner}: constants must be an srcext.SRCConstants, got {type(value).__name__}")
+    validate_constants(value, owner)
+    return value
+
+
 def _is_batch_size(value) -> bool:
     """A non-negative int, or a size torch keeps symbolic: a SymInt (torch.compile / export),
     or the 0-dim integer tensor torch.jit.trace gives for x.shape[1]."""
@@ -238,8 +245,7 @@ class _SRCBase(nn.Module):
         self.detach_recurrent = bool(detach_recurrent)
         self.straight_through = bool(straight_through)
         self.bias_straight_through = bool(bias_straight_through)
-        self.constants = SRCConstants(**constants)
-        validate_constants(self.constants, name)
+        self.constants = SRCConstants(**constants)  # validated by the property's setter
         self.learn = check_learn(learn, name)
         if not isinstance(per_neuron, bool):
             raise TypeError(f"{name}: per_neuron must be True or False, got {per_neuron!r}")
@@ -297,9 +303,31 @@ class _SRCBase(nn.Module):
         return state
 
     def __setstate__(self, state: dict) -> None:
+        owner = type(self).__name__
+        missing = [key for key in ("input_size", "hidden_size", "_backend") if key not in state]
+        if "constants" not in state and "_constants" not in state:
+            missing.append("constants")
+        if missing:
+            raise ValueError(
+                f"{owner}: the pickled module lacks {', '.join(missing)}: it is not a complete "
+                f"srcext {owner} (a damaged or foreign checkpoint); save and load a state_dict instead"
+            )
+        if "constants" in state:  # pickled before constants became a validated property
+            state["_constants"] = state.pop("constants")
+        _checked_constants(state["_constants"], owner)
         for key, value in self._PICKLE_DEFAULTS.items():
             state.setdefault(key, value)
         super().__setstate__(state)
+
+    @property
+    def constants(self) -> SRCConstants:
+        """The cell constants (an :class:`SRCConstants`); assigning checks them as the
+        constructor does."""
+        return self._constants
+
+    @constants.setter
+    def constants(self, value: SRCConstants) -> None:
+        self._constants = _checked_constants(value, type(self).__name__)
 
     @property
     def backend(self) -> str:
