@@ -16,8 +16,10 @@ batches:
 * ``gru``: torch.nn.GRU;
 * ``src_spikes``: srcext.SRC with defaults, reading its spikes;
 * ``src_learned``: SRC with its cell constants learned per neuron (spikes);
-* ``src_voltage``: the per-step recipe of docs/guide.md: SRC(output="voltage",
-  learn=ALL_CONSTANTS, per_neuron=True), reading the membrane voltage h of every step;
+* ``src_voltage``: SRC(output="voltage", learn=CELL_CONSTANTS, per_neuron=True), reading the
+  membrane voltage h of every step (the paper's constants, learned per neuron);
+* ``src_recipe``: the per-step recipe of docs/guide.md (PER_STEP_RECIPE below), reading
+  spikes;
 * ``snntorch_leaky`` / ``snntorch_rleaky``: snnTorch's Leaky / RLeaky hidden layer (learned
   beta) with a non-resetting Leaky output layer whose membrane is the readout, as in
   snnTorch's tutorials (skipped when snntorch is not installed).
@@ -46,7 +48,13 @@ from srcext.constants import CELL_CONSTANTS
 VOCAB_TOKENS = 20  # the token tasks' vocabulary
 CORPUS_WORDS = 200  # the word LM's vocabulary
 SUCCESSORS = (0.5, 0.2, 0.15, 0.1, 0.05)  # each word's successor probabilities
-MODELS = ("gru", "src_spikes", "src_learned", "src_voltage", "snntorch_leaky", "snntorch_rleaky")
+MODELS = ("gru", "src_spikes", "src_learned", "src_voltage", "src_recipe", "snntorch_leaky", "snntorch_rleaky")
+# The per-step recipe of docs/guide.md: no fast positive or slow negative feedback (r = r_s = 0:
+# no bistability, no refractory period, so a step's spikes answer for that step), a short
+# input integrator (alpha 0.1, learned per neuron: it grows where memory pays) and a wide input
+# bound (rho 10: with r = 0 a neuron fires once its drive x exceeds -b >= 4, which rho = 3
+# would never allow).
+PER_STEP_RECIPE = dict(alpha=0.1, r=0.0, r_s=0.0, rho=10.0, learn=CELL_CONSTANTS, per_neuron=True)
 
 
 # ---- data -------------------------------------------------------------------------------
@@ -105,6 +113,8 @@ class Recurrent(nn.Module):
             self.core = srcext.SRC(embed, hidden, learn=CELL_CONSTANTS, per_neuron=True)
         elif kind == "src_voltage":
             self.core = srcext.SRC(embed, hidden, output="voltage", learn=CELL_CONSTANTS, per_neuron=True)
+        elif kind == "src_recipe":
+            self.core = srcext.SRC(embed, hidden, **PER_STEP_RECIPE)
         else:
             raise ValueError(kind)
         self.head = nn.Linear(hidden, vocab)

@@ -5,6 +5,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <list>
 #include <mutex>
@@ -16,6 +17,8 @@ namespace {
 
 // Below this, the default allocator's heap already reuses memory without new page faults.
 constexpr size_t kMinCachedBytes = size_t(256) << 10;
+// A request is served from a kept buffer of up to this many times its size (best fit).
+constexpr size_t kMaxFitRatio = 2;
 
 size_t cache_limit_bytes() {
   static const size_t limit = [] {
@@ -34,20 +37,28 @@ struct Block {
 class BufferCache final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t bytes) override {
-    void* data = nullptr;
+    Block block{nullptr, bytes};
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      // Best fit among the kept buffers of at least `bytes` and at most kMaxFitRatio times
+      // that: a sequence shorter than the last still reuses its (already faulted-in) pages.
+      auto best = free_.end();
       for (auto it = free_.begin(); it != free_.end(); ++it) {
-        if (it->bytes == bytes) {
-          data = it->data;
-          free_bytes_ -= bytes;
-          free_.erase(it);
-          break;
+        if (it->bytes >= bytes && it->bytes / kMaxFitRatio <= bytes &&
+            (best == free_.end() || it->bytes < best->bytes)) {
+          best = it;
         }
       }
+      if (best != free_.end()) {
+        block = *best;
+        free_bytes_ -= block.bytes;
+        free_.erase(best);
+      }
+      live_bytes_ += block.bytes;
+      peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
     }
-    if (data == nullptr) data = c10::alloc_cpu(bytes);
-    return {data, new Block{data, bytes}, &BufferCache::release, c10::Device(c10::kCPU)};
+    if (block.data == nullptr) block.data = c10::alloc_cpu(bytes);
+    return {block.data, new Block(block), &BufferCache::release, c10::Device(c10::kCPU)};
   }
 
   void copy_data(void* dest, const void* src, size_t count) const override {
@@ -86,12 +97,16 @@ class BufferCache final : public c10::Allocator {
     std::list<Block> dropped;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (block.bytes > cache_limit_bytes()) {
+      live_bytes_ -= block.bytes;
+      // Kept: at most what was ever in use at once (the working set of a step), and at most
+      // the configured limit; the oldest go first.
+      const size_t limit = std::min(cache_limit_bytes(), peak_live_bytes_);
+      if (block.bytes > limit) {
         dropped.push_back(block);
       } else {
         free_.push_back(block);
         free_bytes_ += block.bytes;
-        while (free_bytes_ > cache_limit_bytes()) {  // the oldest go first
+        while (free_bytes_ > limit) {
           free_bytes_ -= free_.front().bytes;
           dropped.splice(dropped.end(), free_, free_.begin());
         }
@@ -103,6 +118,8 @@ class BufferCache final : public c10::Allocator {
   std::mutex mutex_;
   std::list<Block> free_;  // oldest first
   size_t free_bytes_ = 0;
+  size_t live_bytes_ = 0;       // handed out and not yet returned
+  size_t peak_live_bytes_ = 0;  // the most ever handed out at once
 };
 
 }  // namespace

@@ -169,9 +169,7 @@ def _is_batch_size(value) -> bool:
 
 def _storage_key(t: torch.Tensor):
     """(data pointer, version) of a tensor with storage, None for one without (a torch.func
-    wrapper, a fake or meta tensor): those are never cached."""
-    if t.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(t):
-        return None
+    wrapper, a fake tensor): those are never cached."""
     try:
         return (t.data_ptr(), t._version)
     except RuntimeError:
