@@ -27,14 +27,7 @@ class _BiasStraightThrough(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         b, bias_max = inputs
         ctx.save_for_backward(b)
-        ctx.save_for_forward(b)
         ctx.bias_max = bias_max
-
-    @staticmethod
-    def jvp(ctx, b_tangent, _):
-        # Forward mode has no descent direction to favour: the tangent of min(b, bias_max).
-        (b,) = ctx.saved_tensors
-        return torch.where(b <= ctx.bias_max, b_tangent, torch.zeros_like(b_tangent))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
