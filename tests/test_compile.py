@@ -1,6 +1,7 @@
 """torch.compile with dynamic shapes (no recompile per sequence length) and torch.export of an
 inference model (the opcheck and fullgraph tests of the ops are in test_library.py)."""
 
+import pytest
 import torch
 import torch._dynamo.testing
 
@@ -61,3 +62,18 @@ def test_export_inference_model():
         exported = torch.export.export(model, (x,))
         out = exported.module()(x)[0]
         assert torch.allclose(out, model(x)[0])
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_fullgraph_with_lengths(backend):
+    """lengths= under fullgraph=True: their values are checked eagerly only (the kernels clamp
+    them), so no guard on data-dependent values breaks the graph."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = SRC(8, 6, 2, backend=backend, init_rate=None, weight_scale=4.0)
+    x = torch.randn(10, 3, 8)
+    lengths = torch.tensor([10, 5, 2])
+    out, state = torch.compile(model, fullgraph=True)(x, lengths=lengths)
+    ref, ref_state = model(x, lengths=lengths)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(state.h, ref_state.h)

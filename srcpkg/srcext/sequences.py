@@ -29,8 +29,10 @@ def check_lengths(lengths, batch: int, steps: int, device: torch.device, owner: 
         raise ValueError(
             f"{owner}: lengths must have shape (B,) = ({batch},), one length per sample, got {tuple(lengths.shape)}"
         )
-    if batch > 0:
-        lo, hi = int(lengths.min()), int(lengths.max())  # a sync on CUDA: worth the clear error
+    # Values are checked eagerly (a sync on CUDA: worth the clear error); a compiled graph cannot
+    # branch on them, and the kernels clamp them to [0, T], so none reads out of bounds there.
+    if batch > 0 and not torch.compiler.is_compiling():
+        lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > steps:
             raise ValueError(f"{owner}: lengths must lie in [0, T] = [0, {steps}], got values in [{lo}, {hi}]")
     return lengths.to(device=device, dtype=torch.int64)
