@@ -213,7 +213,9 @@ def autocast_enabled(device_type: str) -> bool:
 def _functorch_wrapped(*tensors: torch.Tensor) -> bool:
     """Whether any tensor is a torch.func (grad, vmap, jvp) wrapper (never while torch.compile
     traces, which cannot call the check)."""
-    return not torch.compiler.is_compiling() and any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    if torch.compiler.is_compiling():
+        return False
+    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
 
 
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
