@@ -529,6 +529,8 @@ def test_old_checkpoints_and_pickles_still_load():
     assert revived.initial_state_kind == "zeros" and revived.bias_straight_through is False
     out, state = revived(torch.zeros(3, 2, 3))
     assert out.shape == (3, 2, 4) and state.h.shape == (2, 2, 4)
+    assert bool(revived.data_init_done) and revived.init_rate is None
+    revived.reset_parameters()  # works on the revived module (its buffer was added)
 
 
 # ---- 6. spike dtypes and saving ---------------------------------------------------------

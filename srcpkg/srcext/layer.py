@@ -316,6 +316,8 @@ class _SRCBase(nn.Module):
         for key, value in self._PICKLE_DEFAULTS.items():
             state.setdefault(key, value)
         super().__setstate__(state)
+        if "data_init_done" not in self._buffers:  # pickled before the data init: its weights are final
+            self.register_buffer("data_init_done", torch.tensor(True))
 
     @property
     def constants(self) -> SRCConstants:
