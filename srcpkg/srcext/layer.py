@@ -69,6 +69,8 @@ def validate_backend(backend: str) -> str:
 def use_fused(backend: str, device: torch.device) -> bool:
     if backend == "reference":
         return False
+    if device.type == "meta":  # shapes only: the ops' fake kernels serve the meta device
+        return backend == "fused" and fused_available("cpu")
     if backend == "fused":
         if not fused_available(device):
             raise RuntimeError(
@@ -428,9 +430,10 @@ class _SRCBase(nn.Module):
         self.data_init_done.fill_(True)
         self._data_init_pending = False
 
-    def _data_init_now(self) -> bool:
-        """Whether this call initialises: the first call in training mode with gradients on."""
-        return self._data_init_pending and self.training and torch.is_grad_enabled()
+    def _data_init_now(self, device: torch.device) -> bool:
+        """Whether this call initialises: the first call in training mode with gradients on
+        (not on the meta device, which has no data to fit)."""
+        return self._data_init_pending and self.training and torch.is_grad_enabled() and device.type != "meta"
 
     @_outside_compile(
         "SRC: the data-dependent init (init_rate) runs once, eagerly, on the first training batch; "
@@ -625,7 +628,8 @@ class _SRCBase(nn.Module):
         spikes, final = self._unit_outputs(suffix, x, weight, bias, state, lengths, fused)
         if self._spike_recorder is not None:
             self._spike_recorder(self, suffix, spikes, lengths)
-        if self.training and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        watch = self.training and torch.is_grad_enabled() and spikes.device.type != "meta"
+        if watch and not torch.compiler.is_compiling():
             if self._silence_watch is None:
                 self._silence_watch = SilenceWatch(every_step=self._state_rows() is None)
             self._silence_watch.observe(self, suffix, spikes, lengths)
@@ -909,7 +913,7 @@ class SRC(_SRCBase):
             x = zero_padding(x, lengths)
         start = self._start_state(state, batch, unbatched, x)
         fused = use_fused(self.backend, x.device)
-        data_init = self._data_init_now()
+        data_init = self._data_init_now(x.device)
         finals = []
         for layer in range(self.num_layers):
             outputs = []
@@ -1051,7 +1055,7 @@ class SRCCell(_SRCBase):
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
         start = self._start_state(state, x.shape[1], unbatched, x)
-        data_init = self._data_init_now()
+        data_init = self._data_init_now(x.device)
         spikes, final = self._run_unit(
             "", x, self.weight, self.bias, start, None, use_fused(self.backend, x.device), data_init
         )

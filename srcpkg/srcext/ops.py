@@ -73,9 +73,28 @@ def src_recurrence_fused(
     )
 
 
+def refuse_functorch_derivatives() -> None:
+    """A clear error under torch.func.grad / jvp (and jacrev, jacfwd, hessian, built on them):
+    torch cannot differentiate these custom ops there (it fails deep inside, or, for jvp,
+    silently returns a zero tangent). torch.func.vmap is fine: it runs the op per sample."""
+    if torch.compiler.is_compiling():
+        return
+    stack = torch._C._functorch.get_interpreter_stack()
+    if stack and any(i.key() in _FUNCTORCH_DERIVATIVES for i in stack):
+        raise RuntimeError(
+            "srcext: the fused kernels cannot be differentiated under torch.func.grad / jvp "
+            "(jacrev, jacfwd, hessian); use backend='reference' there (same results, pure "
+            "PyTorch), or torch.autograd.grad for the fused backend"
+        )
+
+
+_FUNCTORCH_DERIVATIVES = (torch._C._functorch.TransformType.Grad, torch._C._functorch.TransformType.Jvp)
+
+
 def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through, lengths=None, emit_voltage=False):
     """Call a ``src_forward`` op (srcext's, or the CUDA emulation's in the tests), keeping the
     checkpoints only when a gradient will be asked for."""
+    refuse_functorch_derivatives()
     if lengths is not None:
         check_lengths(lengths, u)
         lengths = lengths.to(u.device)

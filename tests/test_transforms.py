@@ -1,0 +1,77 @@
+"""PyTorch's program transforms on the layer, both backends: torch.func (grad, vmap, jvp),
+the meta device and torch.jit.trace. Where torch cannot run the fused kernels (derivatives
+under torch.func) the error names srcext and the alternative, never a silently wrong value."""
+
+import pytest
+import torch
+from torch.func import functional_call, grad, jvp, vmap
+
+from srcext import SRC, SRCCell
+
+from helpers import requires_fused
+
+BACKENDS = ["reference", pytest.param("fused", marks=requires_fused)]
+
+
+def layer(backend, **kw):
+    torch.manual_seed(0)
+    return SRC(4, 5, 2, backend=backend, init_rate=None, weight_scale=4.0, **kw)
+
+
+def test_func_grad_on_the_reference_equals_autograd():
+    m = layer("reference")
+    x = torch.randn(7, 3, 4)
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    g = grad(lambda p: functional_call(m, p, (x,))[0].square().sum())(params)
+    m(x)[0].square().sum().backward()
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(g[name], p.grad)
+
+
+@requires_fused
+def test_func_derivatives_of_the_fused_kernels_are_refused_clearly():
+    m = layer("fused")
+    x = torch.randn(7, 3, 4)
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    with pytest.raises(RuntimeError, match="srcext.*backend='reference'"):
+        grad(lambda p: functional_call(m, p, (x,))[0].sum())(params)
+    with pytest.raises(RuntimeError, match="srcext.*backend='reference'"):  # not a zero tangent
+        jvp(lambda x: m(x)[0], (x,), (torch.randn_like(x),))
+
+
+def test_jvp_on_the_reference_is_the_transpose_of_the_vjp():
+    m = SRC(4, 5, backend="reference", init_rate=None, weight_scale=4.0, dtype=torch.float64)
+    x = torch.randn(7, 3, 4, dtype=torch.float64)
+    t, v = torch.randn_like(x), torch.randn(7, 3, 5, dtype=torch.float64)
+    _, jt = jvp(lambda x: m(x)[0], (x,), (t,))
+    xr = x.clone().requires_grad_()
+    (vjp,) = torch.autograd.grad(m(xr)[0], xr, v)
+    assert jt.abs().sum() > 0
+    torch.testing.assert_close((jt * v).sum(), (t * vjp).sum())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vmap_over_samples_equals_the_batch(backend):
+    m = layer(backend)
+    x = torch.randn(7, 3, 4)
+    with torch.no_grad():
+        per_sample = vmap(lambda xs: m(xs.unsqueeze(1))[0].squeeze(1), in_dims=1, out_dims=1)(x)
+        torch.testing.assert_close(per_sample, m(x)[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_meta_device_gives_shapes(backend):
+    m = layer(backend).to("meta")
+    m.train()
+    out, state = m(torch.randn(7, 3, 4, device="meta"))
+    assert out.shape == (7, 3, 5) and out.is_meta and state.h.shape == (2, 3, 5)
+    s, cell_state = SRCCell(4, 5, backend=backend).to("meta")(torch.randn(3, 4, device="meta"))
+    assert s.shape == (3, 5) and cell_state.hs.is_meta
+
+
+@requires_fused
+def test_jit_trace_of_the_fused_layer_runs_at_new_sizes():
+    m = layer("fused", return_state=False).eval()
+    traced = torch.jit.trace(m, (torch.randn(7, 3, 4),), check_trace=False)
+    x = torch.randn(11, 2, 4)
+    torch.testing.assert_close(traced(x), m(x))
