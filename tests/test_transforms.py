@@ -75,3 +75,25 @@ def test_jit_trace_of_the_fused_layer_runs_at_new_sizes():
     traced = torch.jit.trace(m, (torch.randn(7, 3, 4),), check_trace=False)
     x = torch.randn(11, 2, 4)
     torch.testing.assert_close(traced(x), m(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_export_with_a_dynamic_batch(backend):
+    """The batch size stays symbolic (it used to be forced to a Python int)."""
+    from torch.export import Dim, export
+
+    m = layer(backend).eval()
+    ep = export(m, (torch.randn(7, 3, 4),), dynamic_shapes=({1: Dim("B")},))
+    x = torch.randn(7, 5, 4)
+    torch.testing.assert_close(ep.module()(x)[0], m(x)[0])
+
+
+@requires_fused
+def test_export_of_the_fused_layer_with_dynamic_steps_and_batch_for_inference():
+    from torch.export import Dim, export
+
+    m = layer("fused").eval()
+    with torch.no_grad():
+        ep = export(m, (torch.randn(40, 3, 4),), dynamic_shapes=({0: Dim("T"), 1: Dim("B")},))
+        x = torch.randn(9, 6, 4)
+        torch.testing.assert_close(ep.module()(x)[0], m(x)[0])
