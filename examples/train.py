@@ -524,11 +524,12 @@ def write_results(run: Run) -> None:
         "srcext": srcext.__version__,
     }
     write_json(os.path.join(args.out, "metrics.json"), metrics)
-    plot(args.out, history, run.model, run.test_data, run.device, args)
-    print(
-        f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json, curves.png, raster.png",
-        flush=True,
-    )
+    try:
+        plot(args.out, history, run.model, run.test_data, run.device, args)
+        plots = ", curves.png, raster.png"
+    except ImportError:  # the checkpoint and metrics are written: the plots alone are lost
+        plots = " (plots skipped: matplotlib is not installed; pip install matplotlib, or the [examples] extra)"
+    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; wrote {args.out}/metrics.json{plots}", flush=True)
 
 
 def firing_rates(run: Run, samples=256):

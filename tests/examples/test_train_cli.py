@@ -276,3 +276,23 @@ def test_weight_decay_reaches_weight_matrices_only(dynamics):
             torch.testing.assert_close(p.detach(), before[n] * (1 - 0.1 * 0.5))
         else:
             assert torch.equal(p.detach(), before[n]), n
+
+
+@pytest.mark.slow
+def test_cli_without_matplotlib_and_tqdm_trains_saves_and_says_so(tmp_path):
+    """The examples' extras missing: the run trains and saves, and says the plots were skipped
+    and how to get them (it used to crash on `import matplotlib` after the whole run)."""
+    root = write_dataset(str(tmp_path / "data"), n_train=48, n_test=20)
+    out = str(tmp_path / "run")
+    args = tiny_run_args(root, out, epochs=1)
+    blocked = (
+        "import runpy, sys; sys.modules['matplotlib'] = None; sys.modules['tqdm'] = None; "
+        f"sys.path.insert(0, {os.path.dirname(TRAIN)!r}); sys.argv = [{TRAIN!r}] + sys.argv[1:]; "
+        f"runpy.run_path({TRAIN!r}, run_name='__main__')"
+    )
+    res = subprocess.run([sys.executable, "-c", blocked, *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "plots skipped: matplotlib is not installed" in res.stdout
+    for name in ("metrics.json", "checkpoint.pt"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert not os.path.exists(os.path.join(out, "curves.png"))
