@@ -178,18 +178,13 @@ def _storage_key(t: torch.Tensor):
         return None
 
 
-def _distributed_sum():
-    """A function that sums a tensor over the ranks of the default process group in place (and
-    returns it), or the identity outside torch.distributed."""
+def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed in place over the ranks of the default process group (as it is outside
+    torch.distributed)."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-
-        def reduce(t: torch.Tensor) -> torch.Tensor:
-            dist.all_reduce(t)
-            return t
-
-        return reduce
-    return lambda t: t
+        dist.all_reduce(t)
+    return t
 
 
 class _SRCBase(nn.Module):
@@ -443,11 +438,10 @@ class _SRCBase(nn.Module):
         """Scale ``weight`` (in place) so that its unit fires at init_rate on ``x``."""
         with torch.no_grad():
             original = weight.detach().clone()
-            reduce = _distributed_sum()
 
             def rate_at(log_scale: float) -> float:
                 spikes, _ = self._unit_outputs(suffix, x, original * math.exp(log_scale), bias, state, lengths, fused)
-                fired, total = reduce(torch.stack(spike_counts(spikes, lengths))).tolist()
+                fired, total = _sum_over_ranks(torch.stack(spike_counts(spikes, lengths))).tolist()
                 return fired / total if total else self.init_rate  # no step: nothing to fit
 
             best, _, _ = solve_log_scale(
