@@ -13,6 +13,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
+from .sequences import within_lengths
+
 
 def spike_counts(spikes: torch.Tensor, lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """(neuron-steps with a spike, neuron-steps) of ``spikes`` (T, B, H) as float64 tensors on
@@ -21,8 +23,7 @@ def spike_counts(spikes: torch.Tensor, lengths: Optional[torch.Tensor]) -> Tuple
     if lengths is None:
         total = torch.tensor(float(fired.numel()), dtype=torch.float64, device=spikes.device)
     else:
-        valid = torch.arange(spikes.shape[0], device=spikes.device).unsqueeze(1) < lengths.to(spikes.device)
-        fired = fired & valid.unsqueeze(-1)
+        fired = fired & within_lengths(spikes.shape[0], lengths, spikes.device).unsqueeze(-1)
         total = lengths.to(device=spikes.device, dtype=torch.float64).sum() * spikes.shape[-1]
     return fired.sum(dtype=torch.float64), total
 

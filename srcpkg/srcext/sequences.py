@@ -76,5 +76,10 @@ def zero_padding(x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tens
     the padding is cleared first, whatever it holds."""
     if lengths is None:
         return x
-    valid = torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.to(x.device)  # (T, B)
-    return torch.where(valid.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+    valid = within_lengths(x.shape[0], lengths, x.device).unsqueeze(-1)
+    return torch.where(valid, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def within_lengths(steps: int, lengths: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(T, B) bool on ``device``: step t of sample b lies within its length."""
+    return torch.arange(steps, device=device).unsqueeze(1) < lengths.to(device)
