@@ -31,20 +31,18 @@ template <typename Acc>
 struct CellConstants {
   Acc alpha, rho, inv_rho, r, r_s, z, one_minus_z, z_hyp, z_dep_minus_z_hyp, gate_slope,
       gate_threshold;
+  // The gate's argument in base-2 units, gate_log2_slope h + gate_log2_offset
+  // = gate_slope (h - gate_threshold) log2(e): one FMA a step (math::sigmoid_exp2).
+  Acc gate_log2_slope, gate_log2_offset;
 
   SRC_HD static CellConstants from(const Acc* v, int64_t stride) {
     const Acc rho = v[kRho * stride], z = v[kZ * stride], z_hyp = v[kZHyp * stride];
-    return {v[kAlpha * stride],
-            rho,
-            Acc(1) / rho,
-            v[kR * stride],
-            v[kRS * stride],
-            z,
-            Acc(1) - z,
-            z_hyp,
-            v[kZDep * stride] - z_hyp,
-            v[kGateSlope * stride],
-            v[kGateThreshold * stride]};
+    const Acc slope = v[kGateSlope * stride], threshold = v[kGateThreshold * stride];
+    const Acc log2_slope = slope * Acc(1.44269504088896340736);
+    return {v[kAlpha * stride],        rho,   Acc(1) / rho, v[kR * stride],
+            v[kRS * stride],           z,     Acc(1) - z,   z_hyp,
+            v[kZDep * stride] - z_hyp, slope, threshold,    log2_slope,
+            -log2_slope * threshold};
   }
 };
 
@@ -76,15 +74,13 @@ SRC_HD Acc cell_integrate(const CellConstants<Acc>& k, Acc i_prev, Acc u) {
 // x[t] = rho tanh(i[t] / rho); also d x / d i.
 template <typename Acc>
 SRC_HD void cell_input(const CellConstants<Acc>& k, Acc i, Acc& x, Acc& dx_di) {
-  Acc th;
-  math::tanh_and_derivative(i * k.inv_rho, th, dx_di);
-  x = k.rho * th;
+  math::scaled_tanh_and_derivative(i, k.rho, k.inv_rho, x, dx_di);
 }
 
 // sigmoid(gate_slope (h[t-1] - gate_threshold)), the voltage dependence of zs[t].
 template <typename Acc>
 SRC_HD Acc cell_gate(const CellConstants<Acc>& k, Acc h_prev) {
-  return math::sigmoid(k.gate_slope * (h_prev - k.gate_threshold));
+  return math::sigmoid_exp2(k.gate_log2_slope * h_prev + k.gate_log2_offset);
 }
 
 // c[t] = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b); also d c / d pre.
@@ -104,7 +100,7 @@ template <typename Acc>
 SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc& h, Acc& hs) {
   const Acc zs = slow_gate(k, tr.gate);
   const Acc h_new = k.z * h + k.one_minus_z * tr.c;
-  hs = zs * hs + (Acc(1) - zs) * h;  // the slow state follows the OLD h
+  hs = h + zs * (hs - h);  // zs hs + (1 - zs) h: the slow state follows the OLD h
   h = h_new;
 }
 
@@ -170,7 +166,8 @@ template <typename Acc>
 SRC_HD StepJacobian<Acc> step_jacobian(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
                                        Acc h_prev, Acc hs_prev, Acc h_new) {
   const Acc zs = slow_gate(k, tr.gate);
-  const Acc dzs_dh = k.z_dep_minus_z_hyp * k.gate_slope * tr.gate * (Acc(1) - tr.gate);
+  // d gate / d arg = gate (1 - gate) = gate - gate^2: one FMA
+  const Acc dzs_dh = k.z_dep_minus_z_hyp * k.gate_slope * (tr.gate - tr.gate * tr.gate);
   return {h_new > Acc(0), k.one_minus_z * tr.dc, tr.dx_di,
           (Acc(1) - zs) + (hs_prev - h_prev) * dzs_dh, zs};
 }

@@ -7,10 +7,15 @@
 // exp and IEEE division; float uses the special-function unit directly: one MUFU.EX2
 // (ex2.approx.ftz, 2 ulp) per exponential and one MUFU.RCP (rcp.approx.ftz, 1 ulp) per
 // reciprocal, where expf and 1.0f / d cost 9 and ~10 instructions with a range-check branch
-// (benchmarks/GPU_NOTES.md). All stay within a few ulp of torch.tanh / torch.sigmoid in
-// absolute terms; the tests bound the difference. (tanh.approx.f32, one MUFU.TANH, was
-// measured and left out: at its documented error the bfloat16 gradients miss their tolerance;
-// GPU_NOTES.md.)
+// (benchmarks/GPU_NOTES.md). (tanh.approx.f32, one MUFU.TANH, was measured and left out: at
+// its documented error the bfloat16 gradients miss their tolerance; GPU_NOTES.md.)
+//
+// tanh is accurate in relative terms near 0, not only in absolute ones: the cell multiplies
+// tanh(i / rho) by rho, so an absolute error of 1e-7 becomes 3e-3 at rho = 3e4, and a tanh(0)
+// that is not exactly 0 makes a spike out of rounding. The CPU computes it from expm1, the GPU
+// switches to its Taylor series below |x| = 1/16. Its derivative goes to exactly 0 where tanh
+// saturates, as 1 - tanh^2 does in the reference (an infinite input gives a NaN gradient, not
+// an infinite one).
 #pragma once
 
 #include <cmath>
@@ -39,27 +44,58 @@ namespace srcext {
 namespace math {
 
 #if !defined(SRC_DEVICE_MATH)
-// exp(x) for float, vectorisable: x = n ln2 + r, |r| <= ln2/2, exp(r) by polynomial, 2^n by
-// exponent bits.
-// For x <= 80 (its callers bound x from above; 2^n must stay a normal number). Below, x is
-// clamped where exp underflows. NaN propagates (comparisons with NaN are false).
-SRC_HD float exp_vec(float x) {
-  x = x < -87.3365447504f ? -87.3365447504f : x;
-  // n = round(x / ln2) by the 1.5 * 2^23 trick (std::floor would not vectorise).
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
+// expm1(r) for |r| <= ln2/2 (degree-6 polynomial, Cephes), and 2^n for an integral float n in
+// the normal range (exponent bits): the parts of the vectorisable exponentials below.
+SRC_HD float expm1_reduced(float r) {
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r;
+}
+
+SRC_HD float pow2_integral(float n) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return scale;
+}
+
+// exp(x) = scale (1 + m) for float, vectorisable: x = n ln2 + r, |r| <= ln2/2, m = expm1(r),
+// scale = 2^n. Keeping m apart from the 1 is what lets expm1 keep its relative precision
+// near 0. For x <= 80 (its callers bound x from above; 2^n must stay a normal number). Below,
+// x is clamped where exp underflows. NaN propagates (comparisons with NaN are false).
+SRC_HD void exp_parts_vec(float x, float& m, float& scale) {
+  x = x < -87.3365447504f ? -87.3365447504f : x;
+  // n = round(x / ln2) by the 1.5 * 2^23 trick (std::floor would not vectorise).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  m = expm1_reduced(r);
+  scale = pow2_integral(n);
+}
+
+SRC_HD float exp_vec(float x) {
+  float m, scale;
+  exp_parts_vec(x, m, scale);
+  return (m + 1.0f) * scale;
+}
+
+// exp(x) - 1 = scale m + (scale - 1): exactly m where n = 0 (|x| <= ln2/2).
+SRC_HD float expm1_vec(float x) {
+  float m, scale;
+  exp_parts_vec(x, m, scale);
+  return scale * m + (scale - 1.0f);
+}
+
+// 2^z for float, vectorisable: z = n + f, |f| <= 1/2 exact, 2^f = 1 + expm1(f ln2). For
+// z <= 115 (callers bound it); clamped below where 2^z underflows.
+SRC_HD float exp2_vec(float z) {
+  z = z < -126.0f ? -126.0f : z;
+  const float n = (z + 12582912.0f) - 12582912.0f;
+  return (expm1_reduced((z - n) * 0.693147180559945309f) + 1.0f) * pow2_integral(n);
 }
 
 // 1 / d for float, vectorisable and without the divider (whose throughput bounds the CPU
@@ -130,43 +166,107 @@ SRC_HD float exp(float x) {
 
 SRC_HD double exp(double x) { return ::exp(x); }
 
-// tanh(x) and its derivative 1 - tanh(x)^2, from one exp and one division:
-//   e = exp(2x), q = 1 / (e + 1), tanh = 1 - 2q, 1 - tanh^2 = 4 e q^2.
-// The derivative keeps full relative precision where tanh saturates (1 - tanh^2 computed
-// from a rounded tanh would not), which is where a resting or spiking neuron sits.
-template <typename Acc>
-SRC_HD void tanh_and_derivative(Acc x, Acc& value, Acc& derivative) {
-  Acc two_x = Acc(2) * x;
-  two_x = two_x > Acc(80) ? Acc(80) : two_x;  // tanh is 1 to the last bit well before this
-  const Acc e = exp(two_x);
-  const Acc q = reciprocal(e + Acc(1));
-  value = Acc(1) - Acc(2) * q;
-  derivative = Acc(4) * (e * q) * q;
+SRC_HD float exp2(float z) {
+#if defined(SRC_DEVICE_MATH)
+  return exp2_approx(z);
+#else
+  return exp2_vec(z);
+#endif
 }
 
+SRC_HD double exp2(double z) { return ::exp2(z); }
+
+#if !defined(SRC_DEVICE_MATH)
+SRC_HD float expm1(float x) { return expm1_vec(x); }
+#endif
+
+SRC_HD double expm1(double x) { return ::expm1(x); }
+
+// Where the exponentials of tanh are clamped from above: tanh is 1 to the last bit well
+// before, e^max + 2 stays a normal number, and 1 / (e^max + 1) squared underflows to 0 (the
+// saturated derivative).
 template <typename Acc>
-SRC_HD Acc sigmoid(Acc x) {
-  Acc minus_x = -x;
-  minus_x = minus_x > Acc(80) ? Acc(80) : minus_x;  // keeps 1 + e a normal number
-  return reciprocal(Acc(1) + exp(minus_x));
+struct ExpLimit;
+template <>
+struct ExpLimit<float> {
+  static constexpr float value = 80.0f;
+};
+template <>
+struct ExpLimit<double> {
+  static constexpr double value = 700.0;
+};
+
+// tanh(x) and its derivative 1 - tanh(x)^2, from one expm1 and one division, on |x|:
+//   m = expm1(2|x|), q = 1 / (m + 2) = 1 / (e + 1), tanh|x| = m q, 1 - tanh^2 = 4 e q^2.
+// m q keeps full relative precision near 0 (tanh(0) is exactly 0, and no cancellation) and
+// 4 e q^2 where tanh saturates (1 - tanh^2 computed from a rounded tanh would not), which is
+// where a resting or spiking neuron sits; q^2 underflows to exactly 0 beyond that.
+template <typename Acc>
+SRC_HD void tanh_and_derivative(Acc x, Acc& value, Acc& derivative) {
+  const bool negative = x < Acc(0);
+  Acc two_ax = negative ? Acc(-2) * x : Acc(2) * x;  // NaN passes through both
+  two_ax = two_ax > ExpLimit<Acc>::value ? ExpLimit<Acc>::value : two_ax;
+  const Acc m = expm1(two_ax);
+  const Acc q = reciprocal(m + Acc(2));
+  const Acc t = m * q;
+  value = negative ? -t : t;
+  derivative = Acc(4) * (m + Acc(1)) * (q * q);
+}
+
+// s tanh(i / s) and d/di of it (the cell's bounded input, s = rho), accurate in relative terms
+// near 0, which matters here: s scales the error up.
+template <typename Acc>
+SRC_HD void scaled_tanh_and_derivative(Acc i, Acc s, Acc inv_s, Acc& value, Acc& derivative) {
+  Acc t;
+  tanh_and_derivative(i * inv_s, t, derivative);
+  value = s * t;
+}
+
+// sigmoid(z ln2) = 1 / (1 + 2^-z): the sigmoid with its argument in base-2 units, so that a
+// caller can fold the scaling into its own constants (the cell's gate: one FMA).
+template <typename Acc>
+SRC_HD Acc sigmoid_exp2(Acc z) {
+  Acc minus_z = -z;
+  // keeps 1 + 2^-z a normal number (the exp2 of the CPU needs it)
+  minus_z = minus_z > Acc(115) ? Acc(115) : minus_z;
+  return reciprocal(Acc(1) + exp2(minus_z));
 }
 
 #if defined(SRC_DEVICE_MATH)
-// The same on the special-function unit, with the scalings folded: e = 2^(2x log2 e),
-// p = 2 / (e + 1) = 1 / (e/2 + 1/2), tanh = 1 - p, 1 - tanh^2 = e p^2.
+// tanh from its odd half, for the candidate c: e = 2^(-2|x| log2 e) in (0, 1] (never
+// overflows), p = 2 / (e + 1) in [1, 2), tanh|x| = p - 1, 1 - tanh^2 = e p^2, which keeps full
+// relative precision where tanh nears -1 or 1 (a spiking or hyperpolarised neuron: p (2 - p)
+// would lose it there) and is exactly 0 once e underflows; accurate in absolute terms near 0
+// (p - 1 cancels: ex2 has no expm1), and exactly 0 at 0 (ex2(0) = 1 and rcp(1) = 1 are exact).
 SRC_HD void tanh_and_derivative(float x, float& value, float& derivative) {
-  float a = x * 2.88539008177792681f;  // 2 x log2(e)
-  a = a > 115.415603f ? 115.415603f : a;  // 2x <= 80, as above: keeps e p^2 finite
-  const float e = exp2_approx(a);
+  const float e = exp2_approx(fabsf(x) * -2.88539008177792681f);  // -2 |x| log2(e)
   const float p = reciprocal_approx(0.5f * e + 0.5f);
-  value = 1.0f - p;
-  derivative = (e * p) * p;
+  value = copysignf(p - 1.0f, x);
+  derivative = e * (p * p);
 }
 
-// 1 / (1 + 2^(-x log2 e)): an infinite exponential gives 1 / inf = 0, so no clamp.
-SRC_HD float sigmoid(float x) {
-  return reciprocal_approx(1.0f + exp2_approx(x * -1.44269504088896341f));
+// s tanh(i / s), accurate in relative terms near 0: below |y| = |i / s| = 1/40 it is the series
+// i (1 - y^2/3), whose first omitted term, 2 y^4 / 15, is under 3.5e-8 of the value there
+// (half an ulp); above, the exp form below, whose error (~2e-7 absolute in tanh) is under 1e-5
+// of the value and falls as 1/|y|. The derivative needs no switch: p (2 - p) has full relative
+// precision near 0 (p near 1); it loses it where tanh nears -1 (a strongly negative input),
+// as the reference's 1 - tanh^2 does, and is exactly 0 at e = 0 or inf (no clamp needed).
+SRC_HD void scaled_tanh_and_derivative(float i, float s, float inv_s, float& value,
+                                       float& derivative) {
+  // The parenthesised products of s and inv_s are loop invariants: the kernels compute them
+  // once per neuron, not per step.
+  const float a = i * (inv_s * 2.88539008177792681f);  // 2 y log2(e), y = i / s
+  const float e = exp2_approx(a);
+  const float p = reciprocal_approx(0.5f * e + 0.5f);  // 2 / (e + 1); tanh = 1 - p
+  // i (1 - y^2 / 3), y^2 = a^2 / (2 log2 e)^2
+  const float series =
+      (i * (a * a)) * (-1.0f / (3.0f * 2.88539008177792681f * 2.88539008177792681f)) + i;
+  value = fabsf(a) < 0.025f * 2.88539008177792681f ? series : s - s * p;  // |y| < 1/40
+  derivative = p * (2.0f - p);  // e p^2, as e p = 2 - p
 }
+
+// 1 / (1 + 2^-z): an infinite exponential gives 1 / inf = 0, so no clamp.
+SRC_HD float sigmoid_exp2(float z) { return reciprocal_approx(1.0f + exp2_approx(-z)); }
 
 #endif  // SRC_DEVICE_MATH
 

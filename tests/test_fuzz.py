@@ -28,7 +28,8 @@ def fuzz_case(draw):
     H = draw(st.integers(1, 9))
     k = SRCConstants(
         alpha=draw(st.floats(0.0, 1.0)),
-        rho=draw(st.floats(0.2, 5.0)),
+        # up to 3e4: rho scales the input tanh's error, where it must be relative (issue 37)
+        rho=draw(st.one_of(st.floats(0.2, 5.0), st.floats(5.0, 3e4))),
         r=draw(st.floats(0.0, 3.0)),
         r_s=draw(st.floats(-8.0, 0.0)),
         z=draw(st.floats(0.0, 0.9)),

@@ -94,7 +94,7 @@ template <typename Acc>
 struct BlockConstants<Acc, true> {
   Acc alpha[kLanes], rho[kLanes], inv_rho[kLanes], r[kLanes], r_s[kLanes], z[kLanes],
       one_minus_z[kLanes], z_hyp[kLanes], z_dep_minus_z_hyp[kLanes], gate_slope[kLanes],
-      gate_threshold[kLanes];
+      gate_threshold[kLanes], gate_log2_slope[kLanes], gate_log2_offset[kLanes];
 
   // Lanes past n (padding) take lane 0's constants: any valid values do.
   SRC_HD void load(const ConstantsRef& ref, int64_t H, int64_t n0, int n) {
@@ -111,11 +111,24 @@ struct BlockConstants<Acc, true> {
       z_dep_minus_z_hyp[l] = c.z_dep_minus_z_hyp;
       gate_slope[l] = c.gate_slope;
       gate_threshold[l] = c.gate_threshold;
+      gate_log2_slope[l] = c.gate_log2_slope;
+      gate_log2_offset[l] = c.gate_log2_offset;
     }
   }
   SRC_HD CellConstants<Acc> at(int l) const {
-    return {alpha[l],       rho[l],   inv_rho[l],           r[l],          r_s[l],           z[l],
-            one_minus_z[l], z_hyp[l], z_dep_minus_z_hyp[l], gate_slope[l], gate_threshold[l]};
+    return {alpha[l],
+            rho[l],
+            inv_rho[l],
+            r[l],
+            r_s[l],
+            z[l],
+            one_minus_z[l],
+            z_hyp[l],
+            z_dep_minus_z_hyp[l],
+            gate_slope[l],
+            gate_threshold[l],
+            gate_log2_slope[l],
+            gate_log2_offset[l]};
   }
 };
 
