@@ -36,6 +36,7 @@ from .constants import (
 from .events import as_events, autocast_enabled, input_projection, is_event_input, validate_projection
 from .ops import src_recurrence_fused
 from .rate_targeting import solve_log_scale, spike_counts
+from .export import exporting_onnx, src_recurrence_scan
 from .reference import State, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack, zero_padding
 from .silence import SilenceWatch
@@ -107,6 +108,8 @@ def src_layer(
     bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
+    if exporting_onnx():
+        run = src_recurrence_scan  # a loop the exporter keeps: dynamic T (srcext.export)
     cell = k if cell_constants is None else cell_constants
     options = {"emit_voltage": True} if emit_voltage else {}
     if lengths is not None:
@@ -878,7 +881,7 @@ class SRC(_SRCBase):
     def _state_rows(self) -> int:
         return self.num_layers * self.num_directions
 
-    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, *, hx=None):
+    def forward(self, input: Union[torch.Tensor, PackedSequence], state=None, lengths=None, hx=None):
         state = _state_or_hx(state, hx, "SRC")
         events = None
         if is_event_input(input):
@@ -1043,7 +1046,7 @@ class SRCCell(_SRCBase):
     def _state_rows(self) -> None:
         return None
 
-    def forward(self, input: torch.Tensor, state=None, *, hx=None):
+    def forward(self, input: torch.Tensor, state=None, hx=None):
         state = _state_or_hx(state, hx, "SRCCell")
         x = self._prepare_input(input, 2)
         unbatched = x.dim() == 1
