@@ -263,13 +263,16 @@ SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInp
 }
 
 // Backward of step t from its trace and the state before it (h[t] recomputed for the relu).
+// straight_through: kStraightThrough given at run time (the CPU kernels: one instance for both
+// settings, a select per lane); the GPU kernels leave it to the template flag.
 template <bool kDetach, bool kStraightThrough, typename Acc>
 SRC_HD Acc cell_step_backward(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, Acc h_prev,
                               Acc hs_prev, Acc grad_spike, CellGrad<Acc>& g, Acc& dbias,
-                              StepSignals<Acc>& sig) {
+                              StepSignals<Acc>& sig, bool straight_through = kStraightThrough) {
   const Acc h_new = k.z * h_prev + k.one_minus_z * tr.c;  // as cell_advance computes it
-  return step_backward<kDetach, kStraightThrough>(k, step_jacobian(k, tr, h_prev, hs_prev, h_new),
-                                                  grad_spike, g, dbias, sig);
+  StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, h_new);
+  jac.spiking = jac.spiking || straight_through;  // the relu passes the spike's gradient on
+  return step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, sig);
 }
 
 template <bool kDetach, bool kStraightThrough, typename Acc>

@@ -185,9 +185,11 @@ SRC_HD void advance_block(const BlockConstants<Acc, kPerNeuron>& k, const Acc* d
   }
 }
 
-template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
+// save (the checkpoints for the backward) is a run-time flag, not a template one: it guards
+// a store once every kChunk steps, and one instance instead of two halves the build.
+template <typename scalar_t, typename Acc, bool kLengths, bool kPerNeuron>
 SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPerNeuron>& k,
-                          int64_t n0, int n) {
+                          bool save, int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -205,7 +207,7 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
   const int64_t shortest = lens.shortest, longest = lens.longest;
 
   for (int64_t t = 0; t < longest; ++t) {
-    if (kSave && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
+    if (save && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
     if (t + kPrefetchSteps < longest) prefetch_row(u + (t + kPrefetchSteps) * N + n0, n);
     load_lanes(u + t * N + n0, n, drive);
     if (!kLengths || t < shortest) {
@@ -235,7 +237,7 @@ SRC_HD void forward_block(const ForwardParams& p, const BlockConstants<Acc, kPer
     // Every lane is done: no spikes, and the checkpoints hold the frozen state.
     for (int l = 0; l < kLanes; ++l) s[l] = Acc(0);
     for (int64_t t = longest; t < T; ++t) {
-      if (kSave && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
+      if (save && t % kChunk == 0) store_checkpoint(i, h, hs, t / kChunk, N, n0, n, checkpoints);
       store_lanes(s, n, spikes + t * N + n0);
     }
   }
@@ -286,10 +288,12 @@ SRC_HD StepInputs<Acc> chunk_inputs(const Acc (&i_prev)[kRows][kLanes],
 
 // kConstGrad: also the constants' gradients (p.grad_constants_partial), which need two more
 // values per step of the chunk (i[t-1] and d x / d rho) besides its trace.
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
-          bool kPerNeuron, bool kConstGrad>
+// straight_through is a run-time flag (a select per lane, see cell_step_backward): one
+// instance instead of two halves the build.
+template <typename scalar_t, typename Acc, bool kDetach, bool kLengths, bool kPerNeuron,
+          bool kConstGrad>
 SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kPerNeuron>& k,
-                           int64_t n0, int n) {
+                           bool straight_through, int64_t n0, int n) {
   const int64_t N = p.N, T = p.T;
   const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const scalar_t* u = static_cast<const scalar_t*>(p.u);
@@ -370,8 +374,9 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
           const StepTrace<Acc> tr{dx_di[j][l], gate[j][l], cand[j][l], dcand[j][l], Acc(0)};
           CellGrad<Acc> g{dh[l], dhs[l], di[l]};
           StepSignals<Acc> sig;
-          lane_out[l] = cell_step_backward<kDetach, kStraightThrough>(
-              k.at(l), tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, dbias[l], sig);
+          lane_out[l] =
+              cell_step_backward<kDetach, false>(k.at(l), tr, h_prev[j][l], hs_prev[j][l],
+                                                 lane_in[l], g, dbias[l], sig, straight_through);
           dh[l] = g.dh;
           dhs[l] = g.dhs;
           di[l] = g.di;
@@ -392,8 +397,8 @@ SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kP
           CellGrad<Acc> g{dh[l], dhs[l], di[l]};
           Acc db = dbias[l];
           StepSignals<Acc> sig;
-          const Acc du = cell_step_backward<kDetach, kStraightThrough>(
-              k.at(l), tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, db, sig);
+          const Acc du = cell_step_backward<kDetach, false>(
+              k.at(l), tr, h_prev[j][l], hs_prev[j][l], lane_in[l], g, db, sig, straight_through);
           lane_out[l] = active ? du : Acc(0);
           dh[l] = active ? g.dh : dh[l];
           dhs[l] = active ? g.dhs : dhs[l];
@@ -433,8 +438,7 @@ SRC_HD void forward_blocks(const ForwardParams& p, bool save, int64_t begin, int
     const int64_t n0 = blk * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
     k.load(p.k, p.H, n0, n);
-    SRC_BOOL_SWITCH(save, kSave,
-                    forward_block<scalar_t, Acc, kSave, kLengths, kPerNeuron>(p, k, n0, n));
+    forward_block<scalar_t, Acc, kLengths, kPerNeuron>(p, k, save, n0, n);
   }
 }
 
@@ -448,9 +452,8 @@ SRC_HD void backward_blocks_with(const BackwardParams& p, bool detach, bool stra
     const int n = static_cast<int>(std::min<int64_t>(kLanes, p.N - n0));
     k.load(p.k, p.H, n0, n);
     SRC_BOOL_SWITCH(detach, kDetach,
-                    SRC_BOOL_SWITCH(straight_through, kStraightThrough,
-                                    backward_block<scalar_t, Acc, kDetach, kStraightThrough,
-                                                   kLengths, kPerNeuron, kConstGrad>(p, k, n0, n)));
+                    backward_block<scalar_t, Acc, kDetach, kLengths, kPerNeuron, kConstGrad>(
+                        p, k, straight_through, n0, n));
   }
 }
 

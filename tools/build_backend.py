@@ -1,0 +1,100 @@
+"""srcext's build backend: setuptools', compiling against the torch of the environment that pip
+installs into, also inside pip's isolated build environment.
+
+srcext's kernels must be compiled against the very torch that will load them. pip builds in an
+isolated environment by default, which would either see no torch or download a second one (a
+5.5 GB CUDA wheel, maybe another version). This backend:
+
+* asks for torch as a build requirement only when the target environment has none (then pip
+  installs the same ``torch`` requirement into both, and the build uses that one);
+* otherwise puts the target environment's site-packages at the end of the build's import path,
+  so that ``import torch`` finds the installed torch while the isolated build tools (setuptools,
+  wheel, ninja) still come first.
+
+pip runs the backend with the target environment's own interpreter, so ``sysconfig`` names that
+environment's site-packages even though pip hides them from ``sys.path``.
+``pip install --no-build-isolation .`` needs none of this: torch is already on the path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import sysconfig
+
+from setuptools import build_meta as _setuptools
+
+TORCH_REQUIREMENT = "torch>=2.4"  # as pyproject.toml's dependencies
+
+
+def _target_site_packages() -> list[str]:
+    paths = []
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_paths()[key]
+        if os.path.isdir(path) and path not in paths:
+            paths.append(path)
+    return paths
+
+
+def _target_torch() -> str | None:
+    """The site-packages folder of the target environment that holds torch, if any."""
+    for path in _target_site_packages():
+        if os.path.isfile(os.path.join(path, "torch", "__init__.py")):
+            return path
+    return None
+
+
+def _torch_importable() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _see_target_torch() -> None:
+    if _torch_importable():
+        return  # no isolation, or torch installed into the build environment
+    path = _target_torch()
+    if path is not None and path not in sys.path:
+        sys.path.append(path)
+        print(f"srcext: building against the torch installed in {path}", flush=True)
+
+
+def _with_torch(requires: list[str]) -> list[str]:
+    if _torch_importable() or _target_torch() is not None:
+        return requires
+    return [*requires, TORCH_REQUIREMENT]
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return _with_torch(_setuptools.get_requires_for_build_wheel(config_settings))
+
+
+def get_requires_for_build_editable(config_settings=None):
+    return _with_torch(_setuptools.get_requires_for_build_editable(config_settings))
+
+
+def get_requires_for_build_sdist(config_settings=None):
+    return _setuptools.get_requires_for_build_sdist(config_settings)
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    _see_target_torch()
+    return _setuptools.prepare_metadata_for_build_wheel(metadata_directory, config_settings)
+
+
+def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+    _see_target_torch()
+    return _setuptools.prepare_metadata_for_build_editable(metadata_directory, config_settings)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _see_target_torch()
+    return _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    _see_target_torch()
+    return _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
+
+
+def build_sdist(sdist_directory, config_settings=None):
+    return _setuptools.build_sdist(sdist_directory, config_settings)
