@@ -712,7 +712,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/cell-math/copy roofline")
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
-    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed_<device>.json)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="JSON path (default runs/speed_<device>.json; the committed results are "
+        "benchmarks/results/speed_<device>.json, refreshed by passing that path)",
+    )
     ap.add_argument(
         "--projection",
         action="store_true",
@@ -776,7 +781,7 @@ def main(argv=None) -> dict:
         "ratio_spread": {},
         "stats": {},
     }
-    out = args.out or os.path.join(HERE, "results", f"speed_{device.type}.json")
+    out = args.out or os.path.join("runs", f"speed_{device.type}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # A run stopped early (a time limit's SIGTERM, an error in a later group) still writes what
     # it measured, marked incomplete: on a lent GPU there may be no second try.
@@ -847,6 +852,27 @@ def fmt_spread(s: dict) -> str:
     return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
 
 
+# The plain-words summary printed last: (ratio key, what it compares).
+HEADLINES = [
+    ("fwd_bwd_detached_vs_reference", "fused forward+backward", "the eager PyTorch loop"),
+    ("fwd_bwd_detached_vs_compiled", "fused forward+backward", "the torch.compile'd loop"),
+    ("inference_vs_reference", "fused inference", "the eager PyTorch loop"),
+]
+
+
+def headline(results) -> list:
+    """The headline lines: median paired ratios in plain words."""
+    lines = []
+    for key, what, against in HEADLINES:
+        s = results["ratio_spread"].get(key)
+        if s is not None:
+            lines.append(
+                f"{what}: {s['median']:.1f}x faster than {against} "
+                f"(median of {results['rounds']} paired rounds; {s['min']:.1f}x-{s['max']:.1f}x)"
+            )
+    return lines
+
+
 def print_report(results):
     print(
         f"\nsrcext speed — {machine_label(results)}, {results['threads']} threads, "
@@ -910,15 +936,24 @@ def print_report(results):
                 f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
                 f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
                 f"{c['foreign_limit']:.0%}"
-                + (" — FLAGGED: the machine was busy, figures are suspect" if c["flagged"] else "")
+                + (
+                    f" — FLAGGED: more than {c['flagged_rounds_allowed']:.0%} of the rounds ran beside other "
+                    "work; rerun on a quiet machine before quoting these figures"
+                    if c["flagged"]
+                    else ""
+                )
             )
         else:
             print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
         print(
-            f"probe: fastest {c['probe_min_s'] * 1e3:.2f} ms, median {c['probe_median_s'] * 1e3:.2f} ms, "
-            f"max drift {c['probe_max_drift']:.0%} ({c['probe_rounds_above_drift']}/{c['rounds']} rounds "
-            f"above +{c['drift_limit']:.0%}; reported, not flagged)"
+            f"machine noise: a fixed matrix product timed in every round took {c['probe_min_s'] * 1e3:.2f} ms "
+            f"at best, {c['probe_median_s'] * 1e3:.2f} ms in the median round and up to "
+            f"{1 + c['probe_max_drift']:.1f}x its best in the slowest (frequency scaling, caches; the paired "
+            f"ratios above compare contenders within the same round, so they do not carry it)"
         )
+    lines = headline(results)
+    if lines:
+        print("\n" + "\n".join(lines))
 
 
 def fmt_ms(seconds: float) -> str:
