@@ -58,18 +58,21 @@ def _see_target_torch() -> None:
         print(f"srcext: building against the torch installed in {path}", flush=True)
 
 
-def _with_torch(requires: list[str]) -> list[str]:
-    if _torch_importable() or _target_torch() is not None:
-        return requires
-    return [*requires, TORCH_REQUIREMENT]
+def _requires(setuptools_hook, config_settings) -> list[str]:
+    _see_target_torch()
+    if _torch_importable():
+        return setuptools_hook(config_settings)
+    # setup.py needs torch to run at all: ask for it (and what setuptools' hook would add for
+    # a wheel without setup_requires) without running it
+    return ["wheel", TORCH_REQUIREMENT]
 
 
 def get_requires_for_build_wheel(config_settings=None):
-    return _with_torch(_setuptools.get_requires_for_build_wheel(config_settings))
+    return _requires(_setuptools.get_requires_for_build_wheel, config_settings)
 
 
 def get_requires_for_build_editable(config_settings=None):
-    return _with_torch(_setuptools.get_requires_for_build_editable(config_settings))
+    return _requires(_setuptools.get_requires_for_build_editable, config_settings)
 
 
 def get_requires_for_build_sdist(config_settings=None):
