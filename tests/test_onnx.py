@@ -73,8 +73,14 @@ def assert_matches(onnx_outputs, torch_outputs, dtype):
         assert (got - want).abs().max().item() <= TOLERANCE[dtype] * max(1.0, want.abs().max().item())
 
 
-@pytest.mark.parametrize("detach_recurrent", [True, False], ids=["detach", "exact"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+# The gradient setting does not change the exported (inference) graph, and float64 takes the
+# same path as float32: those cases run with the long ones (-m slow).
+@pytest.mark.parametrize(
+    "detach_recurrent", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["detach", "exact"]
+)
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, pytest.param(torch.float64, marks=pytest.mark.slow)], ids=["f32", "f64"]
+)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_layer_exports_with_dynamic_T_and_B(tmp_path, exporter, backend, dtype, detach_recurrent):
