@@ -40,8 +40,7 @@ def src_recurrence_scan(
     emit_voltage: bool = False,
 ) -> Tuple[torch.Tensor, State]:
     """:func:`srcext.reference.src_recurrence_reference` with its time loop as a scan; the
-    same arguments and results. The gradient flags only shape the backward, which an export
-    does not have."""
+    same arguments and results (gradients included, for a program exported with them)."""
     if torch.jit.is_tracing():  # the legacy exporter
         rows = constants_tensor(k, u.dtype, u.device) if isinstance(k, SRCConstants) else k.to(u.dtype)
         if rows.dim() == 1:
@@ -70,7 +69,7 @@ def src_recurrence_scan(
     if lengths is None:
 
         def step(carry, u_t):
-            s_t, new = src_cell_step(u_t, tuple(carry), bias, k, False, False, emit_voltage)
+            s_t, new = src_cell_step(u_t, tuple(carry), bias, k, detach_recurrent, straight_through, emit_voltage)
             return list(new), s_t
 
         final, spikes = scan(step, state, u)
@@ -83,7 +82,7 @@ def src_recurrence_scan(
         u_t, t = xs
         active = (lengths > t).unsqueeze(1)  # (B, 1)
         u_t = torch.where(active, u_t, torch.zeros_like(u_t))  # the padding never matters
-        s_t, new = src_cell_step(u_t, tuple(carry), bias, k, False, False, emit_voltage)
+        s_t, new = src_cell_step(u_t, tuple(carry), bias, k, detach_recurrent, straight_through, emit_voltage)
         s_t = torch.where(active, s_t, torch.zeros_like(s_t))
         return [torch.where(active, a, b) for a, b in zip(new, carry)], s_t
 

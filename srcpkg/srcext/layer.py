@@ -108,8 +108,10 @@ def src_layer(
     bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
     state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
     run = src_recurrence_fused if fused else src_recurrence_reference
-    if exporting_onnx():
-        run = src_recurrence_scan  # a loop the exporter keeps: dynamic T (srcext.export)
+    if exporting_onnx() or (not fused and torch.compiler.is_exporting()):
+        # a loop the exporter keeps, where the reference's Python loop would unroll at the
+        # traced T: dynamic T (srcext.export); the fused op is kept by torch.export itself
+        run = src_recurrence_scan
     cell = k if cell_constants is None else cell_constants
     options = {"emit_voltage": True} if emit_voltage else {}
     if lengths is not None:
