@@ -10,12 +10,13 @@
 // (benchmarks/GPU_NOTES.md). (tanh.approx.f32, one MUFU.TANH, was measured and left out: at
 // its documented error the bfloat16 gradients miss their tolerance; GPU_NOTES.md.)
 //
-// tanh is accurate in relative terms near 0, not only in absolute ones: the cell multiplies
+// tanh is accurate in relative terms near 0 where that matters: the cell multiplies
 // tanh(i / rho) by rho, so an absolute error of 1e-7 becomes 3e-3 at rho = 3e4, and a tanh(0)
-// that is not exactly 0 makes a spike out of rounding. The CPU computes it from expm1, the GPU
-// switches to its Taylor series below |x| = 1/16. Its derivative goes to exactly 0 where tanh
-// saturates, as 1 - tanh^2 does in the reference (an infinite input gives a NaN gradient, not
-// an infinite one).
+// that is not exactly 0 makes a spike out of rounding. The CPU computes tanh from expm1 (exact
+// at 0, relative everywhere); the GPU's input tanh switches to its series below
+// |i / rho| = 1/40, its candidate tanh (whose error nothing scales) keeps the exp form, exact
+// at 0. The derivatives go to exactly 0 where tanh saturates, as 1 - tanh^2 does in the
+// reference (an infinite input gives a NaN weight gradient, not an infinite one).
 #pragma once
 
 #include <cmath>
@@ -75,12 +76,6 @@ SRC_HD void exp_parts_vec(float x, float& m, float& scale) {
   r = r - n * -2.12194440e-4f;
   m = expm1_reduced(r);
   scale = pow2_integral(n);
-}
-
-SRC_HD float exp_vec(float x) {
-  float m, scale;
-  exp_parts_vec(x, m, scale);
-  return (m + 1.0f) * scale;
 }
 
 // exp(x) - 1 = scale m + (scale - 1): exactly m where n = 0 (|x| <= ln2/2).
@@ -155,16 +150,6 @@ SRC_HD float reciprocal(float d) {
 }
 
 SRC_HD double reciprocal(double d) { return 1.0 / d; }
-
-SRC_HD float exp(float x) {
-#if defined(SRC_DEVICE_MATH)
-  return exp2_approx(x * 1.44269504088896341f);
-#else
-  return exp_vec(x);
-#endif
-}
-
-SRC_HD double exp(double x) { return ::exp(x); }
 
 SRC_HD float exp2(float z) {
 #if defined(SRC_DEVICE_MATH)
