@@ -131,3 +131,25 @@ def test_export_with_dynamic_steps_and_batch_and_gradients(backend, straight_thr
     assert grads[1][0].gt(0).any()  # spikes: the gradient paths through them are exercised
     torch.testing.assert_close(grads[0][0], grads[1][0])
     torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vmap_over_stacked_models(backend):
+    """torch.func's model ensembling: three layers' parameters stacked, one vmap call."""
+    import copy
+
+    from torch.func import stack_module_state
+
+    torch.manual_seed(0)
+    models = [SRC(4, 6, init_rate=None, weight_scale=4.0, backend=backend) for _ in range(3)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    x = torch.rand(10, 2, 4)
+
+    def run(p, b, x):
+        return functional_call(base, (p, b), (x,))[0]
+
+    out = vmap(run, in_dims=(0, 0, None))(params, buffers, x)
+    expected = torch.stack([m(x)[0] for m in models])
+    assert expected.gt(0).any()
+    torch.testing.assert_close(out, expected)
