@@ -163,7 +163,10 @@ class Probe:
 
 
 # Share of a run's rounds that may be flagged before the run is (ForeignLoad's resolution).
-FLAGGED_ROUNDS_ALLOWED = 0.1
+# A quarter: a quiet machine's daemons and the clock-tick resolution put some rounds above
+# the 5 % limit (a run with 1.2 % median contention was flagged at a tenth); a machine that is
+# really shared (a build beside the run: 54 of 88 rounds) still is.
+FLAGGED_ROUNDS_ALLOWED = 0.25
 
 
 class ForeignLoad:
