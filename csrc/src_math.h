@@ -181,20 +181,19 @@ struct ExpLimit<double> {
   static constexpr double value = 700.0;
 };
 
-// tanh(x) and its derivative 1 - tanh(x)^2, from one expm1 and one division, on |x|:
-//   m = expm1(2|x|), q = 1 / (m + 2) = 1 / (e + 1), tanh|x| = m q, 1 - tanh^2 = 4 e q^2.
-// m q keeps full relative precision near 0 (tanh(0) is exactly 0, and no cancellation) and
-// 4 e q^2 where tanh saturates (1 - tanh^2 computed from a rounded tanh would not), which is
-// where a resting or spiking neuron sits; q^2 underflows to exactly 0 beyond that.
+// tanh(x) and its derivative 1 - tanh(x)^2, from one expm1 and one division:
+//   m = expm1(2x), q = 1 / (m + 2) = 1 / (e + 1), tanh = m q, 1 - tanh^2 = 4 e q^2, e = m + 1.
+// m q keeps full relative precision near 0 (tanh(0) is exactly 0; m + 2 >= 1 never cancels);
+// 4 e q^2 keeps it where tanh nears 1 (a spiking neuron) and is as precise as the
+// reference's 1 - tanh^2 where tanh nears -1 (e = m + 1 cancels there, to ~6e-8 absolute),
+// and exactly 0 beyond: q^2 underflows above, m + 1 rounds to 0 below.
 template <typename Acc>
 SRC_HD void tanh_and_derivative(Acc x, Acc& value, Acc& derivative) {
-  const bool negative = x < Acc(0);
-  Acc two_ax = negative ? Acc(-2) * x : Acc(2) * x;  // NaN passes through both
-  two_ax = two_ax > ExpLimit<Acc>::value ? ExpLimit<Acc>::value : two_ax;
-  const Acc m = expm1(two_ax);
+  Acc two_x = Acc(2) * x;
+  two_x = two_x > ExpLimit<Acc>::value ? ExpLimit<Acc>::value : two_x;  // NaN passes through
+  const Acc m = expm1(two_x);
   const Acc q = reciprocal(m + Acc(2));
-  const Acc t = m * q;
-  value = negative ? -t : t;
+  value = m * q;
   derivative = Acc(4) * (m + Acc(1)) * (q * q);
 }
 
