@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 
 from ._extension import extension_loaded, fused_available
+from .export import exporting_onnx
 
 PROJECTIONS = ("auto", "dense", "sparse")
 
@@ -254,7 +255,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
             x = x.to(weight.dtype)
         u = torch.ops.srcext.src_event_matmul(x.row_ptr, x.col, x.val, weight)
         return u.view(x.steps, x.batch, weight.shape[0])
-    if mode == "dense" or not available or _functorch_wrapped(x, weight) or torch.onnx.is_in_onnx_export():
+    if mode == "dense" or not available or _functorch_wrapped(x, weight) or exporting_onnx():
         # (under torch.func transforms the event path's data-dependent counting cannot run;
         # exporters need the plain GEMM)
         return torch.nn.functional.linear(x, weight)

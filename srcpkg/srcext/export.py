@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from .constants import CELL_CONSTANTS, SRCConstants, constants_tensor
-from .reference import State, cell_constants, src_cell_step
+from .reference import State, cell_constants, src_cell_step, src_cell_step_where
 
 
 def exporting_onnx() -> bool:
@@ -41,8 +41,12 @@ def src_recurrence_scan(
 ) -> Tuple[torch.Tensor, State]:
     """:func:`srcext.reference.src_recurrence_reference` with its time loop as a scan; the
     same arguments and results (gradients included, for a program exported with them)."""
+    if isinstance(k, SRCConstants):
+        # as one tensor: the dynamo exporter rounds Python float constants through float32
+        # (alpha = 0.9 became 0.89999998 in a float64 graph)
+        k = constants_tensor(k, u.dtype, u.device)
     if torch.jit.is_tracing():  # the legacy exporter
-        rows = constants_tensor(k, u.dtype, u.device) if isinstance(k, SRCConstants) else k.to(u.dtype)
+        rows = k.to(u.dtype)
         if rows.dim() == 1:
             rows = rows.unsqueeze(1)  # (K, 1): broadcasts over (B, H) as (K, H) does
         plain, with_lengths = _scripted()
@@ -54,10 +58,6 @@ def src_recurrence_scan(
 
     from torch._higher_order_ops.scan import scan
 
-    if isinstance(k, SRCConstants):
-        # as one tensor: the dynamo exporter rounds Python float constants through float32
-        # (alpha = 0.9 became 0.89999998 in a float64 graph)
-        k = constants_tensor(k, u.dtype, u.device)
     k = cell_constants(k, u)
     # scan refuses inputs that alias each other (the rows of one constants tensor, a state
     # made of views of one buffer): separate copies
@@ -81,10 +81,10 @@ def src_recurrence_scan(
     def masked_step(carry, xs):
         u_t, t = xs
         active = (lengths > t).unsqueeze(1)  # (B, 1)
-        u_t = torch.where(active, u_t, torch.zeros_like(u_t))  # the padding never matters
-        s_t, new = src_cell_step(u_t, tuple(carry), bias, k, detach_recurrent, straight_through, emit_voltage)
-        s_t = torch.where(active, s_t, torch.zeros_like(s_t))
-        return [torch.where(active, a, b) for a, b in zip(new, carry)], s_t
+        s_t, new = src_cell_step_where(
+            active, u_t, tuple(carry), bias, k, detach_recurrent, straight_through, emit_voltage
+        )
+        return list(new), s_t
 
     final, spikes = scan(masked_step, state, (u, steps))
     return spikes, tuple(final)

@@ -86,6 +86,27 @@ def src_cell_step(
     return s_out, (i, h, hs)
 
 
+def src_cell_step_where(
+    active: torch.Tensor,
+    u_t: torch.Tensor,
+    state: State,
+    bias: torch.Tensor,
+    k: SRCConstants = DEFAULTS,
+    detach_recurrent: bool = True,
+    straight_through: bool = True,
+    emit_voltage: bool = False,
+) -> Tuple[torch.Tensor, State]:
+    """:func:`src_cell_step` for the samples where ``active`` (B, 1) is true; the others take
+    no step: they emit 0 and keep their state. The time loops with lengths call it."""
+    # The padding's values must not matter, not even a NaN: a step not taken sees 0.
+    u_t = torch.where(active, u_t, torch.zeros_like(u_t))
+    s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through, emit_voltage)
+    # torch.where, not a product with the mask: the skipped step's values (and their
+    # gradients) are dropped exactly, and the old state passes through unchanged.
+    s_t = torch.where(active, s_t, torch.zeros_like(s_t))
+    return s_t, tuple(torch.where(active, new, old) for new, old in zip(new_state, state))
+
+
 def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
     """Raise a clear error unless ``lengths`` is None or an integer (B,) tensor in [0, T].
 
@@ -141,17 +162,13 @@ def src_recurrence_reference(
     # unbind, not u[t]: the backward of each u[t] would zero-fill a whole (T, B, H) gradient,
     # making the loop quadratic in T; unbind's backward stacks the steps' gradients once.
     for t, u_t in enumerate(u.unbind(0)):
-        if lengths is not None:
+        if lengths is None:
+            s_t, state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through, emit_voltage)
+        else:
             active = (lengths > t).unsqueeze(1)  # (B, 1)
-            # The padding's values must not matter, not even a NaN: a step not taken sees 0.
-            u_t = torch.where(active, u_t, torch.zeros_like(u_t))
-        s_t, new_state = src_cell_step(u_t, state, bias, k, detach_recurrent, straight_through, emit_voltage)
-        if lengths is not None:
-            # torch.where, not a product with the mask: the skipped step's values (and their
-            # gradients) are dropped exactly, and the old state passes through unchanged.
-            s_t = torch.where(active, s_t, torch.zeros_like(s_t))
-            new_state = tuple(torch.where(active, new, old) for new, old in zip(new_state, state))
-        state = new_state
+            s_t, state = src_cell_step_where(
+                active, u_t, state, bias, k, detach_recurrent, straight_through, emit_voltage
+            )
         outputs.append(s_t)
     if outputs:
         s = torch.stack(outputs)
