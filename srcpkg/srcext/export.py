@@ -5,8 +5,9 @@ Python loop unrolls into a graph fixed at the traced number of steps. Written as
 (torch's ``scan`` higher-order op), the time loop stays a loop: ``torch.onnx.export`` turns it
 into one ONNX ``Scan`` whose step count, like the batch, comes from the input at run time.
 
-The layers run it in place of either backend while ``torch.onnx.is_in_onnx_export()``; it
-computes the same values as the reference (forward only: an exported graph is inference).
+The layers run it in place of either backend while ``torch.onnx.is_in_onnx_export()``, and
+in place of the reference while ``torch.export`` traces (the fused op is kept there as it is);
+it computes the same values and gradients as the reference.
 torch's legacy exporter (``torch.onnx.export(..., dynamo=False)``) traces with TorchScript,
 which cannot hold a scan: there the loop is a TorchScript function, which that exporter turns
 into an ONNX ``Loop``, also dynamic in T and B.
