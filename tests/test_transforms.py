@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, jvp, vmap
 
-from srcext import SRC, SRCCell
+from srcext import SRC, SRCCell, SRCState
 
 from helpers import requires_fused
 
@@ -26,6 +26,26 @@ def test_func_grad_on_the_reference_equals_autograd():
     m(x)[0].square().sum().backward()
     for name, p in m.named_parameters():
         torch.testing.assert_close(g[name], p.grad)
+
+
+@requires_fused
+def test_func_grad_and_jvp_with_the_default_backend_take_the_reference():
+    """backend='auto' runs the reference under torch.func.grad / jvp: the same values as
+    autograd through the fused kernels, not an error or a zero tangent."""
+    m = layer("auto")
+    x = torch.randn(7, 3, 4)
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    g = grad(lambda p: functional_call(m, p, (x,))[0].square().sum())(params)
+    m(x)[0].square().sum().backward()
+    for name, p in m.named_parameters():
+        assert p.grad.abs().sum() > 0
+        torch.testing.assert_close(g[name], p.grad)
+    t, v = torch.randn_like(x), torch.randn(7, 3, 5)
+    _, jt = jvp(lambda x: m(x)[0], (x,), (t,))
+    xr = x.clone().requires_grad_()
+    (vjp,) = torch.autograd.grad(m(xr)[0], xr, v)
+    assert jt.abs().sum() > 0
+    torch.testing.assert_close((jt * v).sum(), (t * vjp).sum(), rtol=1e-4, atol=1e-4)
 
 
 @requires_fused
@@ -134,6 +154,31 @@ def test_export_with_dynamic_steps_and_batch_and_gradients(backend, straight_thr
     assert grads[1][0].gt(0).any()  # spikes: the gradient paths through them are exercised
     torch.testing.assert_close(grads[0][0], grads[1][0])
     torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("as_tuple", [False, True], ids=["SRCState", "tuple"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_export_with_the_state_as_an_input(backend, as_tuple):
+    """The state passed in and returned: SRCState (torch 2.14's guard code needs
+    check_guards=False, see the guide) or a plain tuple; batch and T dynamic."""
+    from torch.export import Dim, export
+
+    m = layer(backend).eval()
+    x = torch.randn(7, 3, 4)
+    state = m(x)[1]
+    state = tuple(state) if as_tuple else state
+    batch = Dim("B", min=2)
+    fields = [{1: batch}] * 3
+    specs = ({0: Dim("T", min=2), 1: batch}, tuple(fields) if as_tuple else SRCState(*fields))
+    with torch.no_grad():  # inference: with gradients on, the fused layer needs T >= 17
+        ep = export(m, (x, state), dynamic_shapes=specs)
+    run = ep.module(check_guards=as_tuple)
+    x2, state2 = torch.randn(11, 5, 4), SRCState(*(torch.randn(2, 5, 5) * 0.5 for _ in range(3)))
+    out, final = run(x2, tuple(state2) if as_tuple else state2)
+    expected, expected_final = m(x2, state2)
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(final, expected_final):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

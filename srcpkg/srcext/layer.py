@@ -34,7 +34,7 @@ from .constants import (
     validate_constants,
 )
 from .events import as_events, autocast_enabled, input_projection, is_event_input, validate_projection
-from .ops import src_recurrence_fused
+from .ops import functorch_differentiating, src_recurrence_fused
 from .rate_targeting import solve_log_scale, spike_counts
 from .export import exporting_onnx, src_recurrence_scan
 from .reference import State, src_recurrence_reference
@@ -78,7 +78,9 @@ def use_fused(backend: str, device: torch.device) -> bool:
                 f"SRC: backend='fused' is not available for {device}: {fused_unavailable_reason(device)}"
             )
         return True
-    return fused_available(device)
+    # torch.func.grad / jvp cannot differentiate the fused ops (srcext.ops): 'auto' takes the
+    # reference there, the same results in pure PyTorch
+    return fused_available(device) and not functorch_differentiating()
 
 
 def src_layer(

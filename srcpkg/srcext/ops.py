@@ -73,22 +73,28 @@ def src_recurrence_fused(
     )
 
 
-def refuse_functorch_derivatives() -> None:
-    """A clear error under torch.func.grad / jvp (and jacrev, jacfwd, hessian, built on them):
+def functorch_differentiating() -> bool:
+    """Whether torch.func.grad / jvp (or jacrev, jacfwd, hessian, built on them) is active:
     torch cannot differentiate these custom ops there (it fails deep inside, or, for jvp,
     silently returns a zero tangent). torch.func.vmap is fine: it runs the op per sample."""
     if torch.compiler.is_compiling():
-        return
+        return False
     stack = torch._C._functorch.get_interpreter_stack()
-    if stack and any(i.key() in _FUNCTORCH_DERIVATIVES for i in stack):
-        raise RuntimeError(
-            "srcext: the fused kernels cannot be differentiated under torch.func.grad / jvp "
-            "(jacrev, jacfwd, hessian); use backend='reference' there (same results, pure "
-            "PyTorch), or torch.autograd.grad for the fused backend"
-        )
+    return bool(stack) and any(i.key() in _FUNCTORCH_DERIVATIVES for i in stack)
 
 
 _FUNCTORCH_DERIVATIVES = (torch._C._functorch.TransformType.Grad, torch._C._functorch.TransformType.Jvp)
+
+
+def refuse_functorch_derivatives() -> None:
+    """A clear error where :func:`functorch_differentiating` (backend='auto' layers take the
+    reference there instead, so only an explicit backend='fused' gets here)."""
+    if functorch_differentiating():
+        raise RuntimeError(
+            "srcext: the fused kernels cannot be differentiated under torch.func.grad / jvp "
+            "(jacrev, jacfwd, hessian); use backend='reference' or 'auto' there (same results, "
+            "pure PyTorch), or torch.autograd.grad for the fused backend"
+        )
 
 
 def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_through, lengths=None, emit_voltage=False):

@@ -8,6 +8,7 @@ so ``state.h[-1]`` is the last layer's h (of the reverse direction when bidirect
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -40,7 +41,11 @@ class SRCState(NamedTuple):
     def __getitem__(self, index):
         # nn.GRU code reads h_n[-1] as the last layer's h; by position this tuple's [-1] would
         # be hs, a silently wrong tensor of the same shape. Fields are read by name instead
-        # (unpacking, i, h, hs = state, iterates and still works).
+        # (unpacking, i, h, hs = state, iterates and still works). torch's own code indexes
+        # named tuples by position (the module torch.export's programs run flattens its
+        # inputs so), and gets the fields.
+        if sys._getframe(1).f_globals.get("__name__", "").startswith("torch."):
+            return tuple.__getitem__(self, index)
         raise TypeError(
             "srcext: SRCState(i, h, hs) is not indexed by position: nn.GRU's h_n[-1] (the last "
             "layer's h) is state.h[-1] here; read the fields as state.i, state.h, state.hs "
