@@ -3,7 +3,7 @@
 The emulation compiles the same ``.cu`` sources as the GPU build with the host compiler and
 runs every launch's blocks and threads one after another on the CPU; its ops are
 ``torch.ops.srcext_cuda_emulation.src_forward`` / ``src_backward`` on CPU tensors, with the
-schemas, fakes and autograd of ``torch.ops.srcext``. The build is cached in ``build/`` of the
+schemas, fakes and (C++) autograd of ``torch.ops.srcext``. The build is cached in ``build/`` of the
 checkout (ninja rebuilds it when a source or header changes). Test-only: the installed
 package does not carry it.
 
@@ -31,7 +31,7 @@ def sanitized() -> bool:
 def build(namespace: str, source: str, register, name=None, flags=("-O2",), ldflags=()):
     """Compile ``csrc/cuda/emulation/<source>`` with the host compiler into the extension
     ``name`` (``namespace`` unless given; cached in build/<name>), load it, and give its ops in
-    ``torch.ops.<namespace>`` their fakes and autograd with ``register`` (srcext's)."""
+    ``torch.ops.<namespace>`` their fakes with ``register`` (srcext's)."""
     from torch.utils import cpp_extension
 
     name = name or namespace
@@ -53,16 +53,16 @@ def build(namespace: str, source: str, register, name=None, flags=("-O2",), ldfl
 
 @functools.cache
 def load():
-    """The emulation module (built on first use); its ops are registered with autograd."""
-    from srcext.ops import register_op_formulas
+    """The emulation module (built on first use), its ops with their fakes."""
+    from srcext.ops import register_op_fakes
 
     if sanitized():
         sanitize = ["-fsanitize=address,undefined"]
         flags = ["-O1", "-g", "-fno-omit-frame-pointer", *sanitize, "-fno-sanitize-recover=all"]
         return build(
-            NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas, NAMESPACE + "_sanitized", flags, sanitize
+            NAMESPACE, "src_cuda_emulation.cpp", register_op_fakes, NAMESPACE + "_sanitized", flags, sanitize
         )
-    return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_formulas)
+    return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_fakes)
 
 
 def ops():

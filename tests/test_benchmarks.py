@@ -351,3 +351,16 @@ def test_machine_is_named_not_just_the_architecture():
     assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert machine.label(cpu).startswith(cpu["device"]) and cpu["cpu_capability"] in machine.label(cpu)
     assert machine.label({"device": "x86_64"}) == "x86_64"  # results written before it
+
+
+def test_host_overhead_smoke_run(tmp_path):
+    """benchmarks/host_overhead.py at a handful of calls: every case runs and is written."""
+    out = tmp_path / "host.json"
+    results = load("host_overhead").main(
+        ["--rounds", "2", "--calls", "2", "--backend", "auto", "--out", str(out), "--input-size", "5", "--hidden", "7"]
+    )
+    written = json.loads(out.read_text())
+    assert set(written["cases"]) == {"layer_fwd_bwd", "layer_inference", "cell_step", "cell_step_fwd_bwd"}
+    for case in results["cases"].values():
+        assert case["src_us_median"] > 0 and case["torch_us_median"] > 0
+        assert case["ratio_min"] <= case["ratio_median"] <= case["ratio_max"]

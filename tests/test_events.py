@@ -16,6 +16,13 @@ from srcext.events import as_events, input_projection
 from events_helpers import DENSITIES, DTYPE_IDS, DTYPES, check_events, check_matmul_and_weight_grad, ops_of, spikes
 from helpers import assert_close, over_devices, requires_cuda, requires_fused
 
+
+@pytest.fixture(autouse=True)
+def events_at_every_size(monkeypatch):
+    """These tests choose between events and the GEMM on small inputs: "auto" decides by
+    density here at every size (its small-input shortcut has a test of its own)."""
+    monkeypatch.setattr(srcext.events, "SMALL_INPUT", 0)
+
 pytestmark = requires_fused
 
 
@@ -512,6 +519,20 @@ def test_rate_encoder_events_are_its_spikes():
         outs.append(srcext.SRC(784, 16, weight_scale=12.0, input_projection=mode)(x)[0])
     assert outs[0].abs().sum() > 0
     assert_close(outs[1], outs[0], 1e-5, "SRC on the encoder's events")
+
+
+def test_auto_takes_the_gemm_on_small_inputs(monkeypatch):
+    """At most SMALL_INPUT elements "auto" runs the GEMM whatever the density (no count, no
+    events: a streaming step's host cost); above, the events where sparse enough."""
+    from srcext.events import input_projection
+
+    monkeypatch.setattr(srcext.events, "SMALL_INPUT", 20 * 10 * 40)
+    w = torch.randn(30, 40)
+    w[:, 0] = float("inf")
+    x = spikes(200, 40, 0.01, seed=3).view(20, 10, 40)
+    x[..., 0] = 0
+    assert torch.isnan(input_projection(x, w, "auto")).all()  # the GEMM's 0 * inf
+    assert torch.isfinite(input_projection(torch.cat([x, x]), w, "auto")).all()  # the events
 
 
 def test_auto_follows_the_crossover():

@@ -71,6 +71,14 @@ EVENT_LIST_CROSSOVER = {
 }
 
 
+# Below this many input elements "auto" takes the GEMM without counting the events: there the
+# GEMM costs a few microseconds whatever the density, and counting and building the events are
+# two more op calls, the larger cost of a streaming step or a small batch (a T=1 step of a
+# batch of 8 with 64 features spent a quarter of its host time there). Not a measured crossover:
+# chosen well below the sizes the crossovers above were measured at.
+SMALL_INPUT = 16384
+
+
 def crossover(device, dtype: torch.dtype = torch.float32, event_list: bool = False) -> float:
     """The density below which input_projection="auto" computes from the events: of a dense
     input (CROSSOVER), or of an input given as events (``event_list``: EVENT_LIST_CROSSOVER)."""
@@ -229,14 +237,25 @@ def event_projection_available(device: torch.device) -> bool:
     return extension_loaded() and fused_available(device) and torch.device(device).type in ("cpu", "cuda")
 
 
+def _small_eager_input(x: torch.Tensor) -> bool:
+    """At most SMALL_INPUT elements, outside torch.compile and export (where the size is
+    symbolic: a guard on it would recompile, or bound a dynamic dimension)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return False
+    return x.numel() <= SMALL_INPUT
+
+
 def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tensor:
     """``u = x W^T`` (T, B, H) of a layer's input: dense x (T, B, F) or :class:`Events`.
 
     ``mode``: "dense" (one GEMM, as torch.nn.functional.linear), "sparse" (from the events of
     x) or "auto" (events when at most :func:`crossover` of x is non-zero; the count is part of
     the pass that builds the events; for :class:`Events` the list's own density against the
-    event-list crossover). Under autocast, x and W are cast to the autocast dtype as the GEMM
-    would be, so that u has the same dtype on every path."""
+    event-list crossover; eager inputs of at most SMALL_INPUT elements: the GEMM). Under autocast,
+    x and W are cast to the autocast dtype as the GEMM would be, so that u has the same dtype on
+    every path."""
+    if isinstance(x, torch.Tensor) and (mode == "dense" or (mode == "auto" and _small_eager_input(x))):
+        return torch.nn.functional.linear(x, weight)
     available = event_projection_available(weight.device)
     if mode == "sparse" and not available:
         raise RuntimeError(f"input_projection='sparse' needs the compiled srcext ops for {weight.device}")

@@ -26,7 +26,11 @@ from .reference import State, cell_constants, src_cell_step, src_cell_step_where
 
 
 def exporting_onnx() -> bool:
-    """True while torch.onnx.export traces the model (its dynamo and its legacy exporter)."""
+    """True while torch.onnx.export traces the model (its dynamo and its legacy exporter).
+    Both trace under torch.export or torch.jit's tracer, which are cheap to ask first (every
+    call of a layer asks, and torch.onnx's own check imports its modules each time)."""
+    if not (torch.compiler.is_exporting() or torch._C._get_tracing_state() is not None):
+        return False
     return torch.onnx.is_in_onnx_export()
 
 

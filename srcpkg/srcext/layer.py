@@ -45,6 +45,9 @@ from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_volt
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
 # weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
 _REST_VOLTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Per layer, the last rest start state a fused call ran from, as views of its rest voltage:
+# (voltage, batch, dtype, state). A step-by-step loop starts every call from it.
+_REST_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 BACKENDS = ("auto", "fused", "reference")
 # The firing rate the data-dependent initialisation sets each layer to on its first training
@@ -107,8 +110,10 @@ def src_layer(
     ``x`` may be an :class:`srcext.events.Events`. ``emit_voltage``: the output is the voltage h
     of every step instead of the spikes."""
     u = input_projection(x, weight, input_projection_mode)  # (T, B, H)
-    bias = cell_bias(b, k.bias_max, bias_straight_through).to(u.dtype)
-    state = tuple(s.to(u.dtype) for s in state)  # autocast may have lowered u's dtype
+    dtype = u.dtype
+    bias = cell_bias(b, k.bias_max, bias_straight_through)
+    if bias.dtype != dtype or any(s.dtype != dtype for s in state):  # autocast lowered u's dtype
+        bias, state = bias.to(dtype), tuple(s.to(dtype) for s in state)
     run = src_recurrence_fused if fused else src_recurrence_reference
     if exporting_onnx() or (not fused and torch.compiler.is_exporting()):
         # a loop the exporter keeps, where the reference's Python loop would unroll at the
@@ -526,7 +531,8 @@ class _SRCBase(nn.Module):
 
         if torch.compiler.is_compiling():
             return solve()
-        tensors = [b for _, _, b in units] + [p for name, p in self.named_parameters() if "_raw" in name]
+        # (the module's own parameters: named_parameters() costs more than the rest together)
+        tensors = [b for _, _, b in units] + [p for name, p in self._parameters.items() if "_raw" in name]
         storage = [_storage_key(t) for t in tensors]
         if any(k is None for k in storage):  # under torch.func, or without storage: no cache
             return solve()
@@ -552,7 +558,23 @@ class _SRCBase(nn.Module):
     reset = reset_state
     detach = detach_state
 
-    def _start_state(self, state, batch: int, unbatched: bool, x: torch.Tensor) -> SRCState:
+    def _rest_start(self, batch: Optional[int]) -> SRCState:
+        """initial_state(batch) for a fused call's own use: views of the cached rest voltage
+        (zeros and expansions, no copies), made once per voltage, batch and dtype. Safe as
+        the fused ops never write their inputs and return new tensors even at T = 0."""
+        voltage = self._rest_voltage()
+        dtype = self._first_weight().dtype
+        cached = _REST_STARTS.get(self)
+        if cached is not None and cached[0] is voltage and cached[1] == batch and cached[2] == dtype:
+            return cached[3]
+        h = voltage.to(dtype) if self._state_rows() is not None else voltage[0].to(dtype)
+        if batch is not None:
+            h = h.unsqueeze(-2).expand(*h.shape[:-1], batch, h.shape[-1])
+        start = SRCState(h.new_zeros(()).expand(h.shape), h, h)
+        _REST_STARTS[self] = (voltage, batch, dtype, start)
+        return start
+
+    def _start_state(self, state, batch: int, unbatched: bool, x: torch.Tensor, fused: bool = False) -> SRCState:
         """The checked start state, batched: fields (rows, B, H) for SRC, (B, H) for a cell."""
         owner = type(self).__name__
         rows = self._state_rows()
@@ -569,7 +591,8 @@ class _SRCBase(nn.Module):
                 )
             state = stored
         if state is None:
-            start = self.initial_state(None if unbatched else batch)
+            cacheable = fused and self.initial_state_kind == "rest" and not torch.compiler.is_compiling()
+            start = (self._rest_start if cacheable else self.initial_state)(None if unbatched else batch)
         else:
             start = coerce_state(state, owner, shape, expected, x.device)
         if unbatched:
@@ -882,6 +905,9 @@ class SRC(_SRCBase):
             for d in range(self.num_directions)
         ]
 
+    def _first_weight(self) -> nn.Parameter:
+        return self.weight_l0  # (asked on every call: not through _units)
+
     def _state_rows(self) -> int:
         return self.num_layers * self.num_directions
 
@@ -912,8 +938,8 @@ class SRC(_SRCBase):
         lengths = check_lengths(lengths, batch, steps, x.device, "SRC")
         if events is None:  # (deeper layers get spikes, which are 0 past the lengths already)
             x = zero_padding(x, lengths)
-        start = self._start_state(state, batch, unbatched, x)
         fused = use_fused(self.backend, x.device)
+        start = self._start_state(state, batch, unbatched, x, fused)
         data_init = self._data_init_now(x.device)
         finals = []
         for layer in range(self.num_layers):
@@ -940,7 +966,10 @@ class SRC(_SRCBase):
                 x = nn.functional.dropout(x, self.dropout, training=True)
         if data_init:
             self._data_init_settled()
-        final = SRCState(*(torch.stack(field) for field in zip(*finals)))
+        if len(finals) == 1:  # (a view, where stacking one tensor would copy it)
+            final = SRCState(*(field.unsqueeze(0) for field in finals[0]))
+        else:
+            final = SRCState(*(torch.stack(field) for field in zip(*finals)))
         if unbatched:
             return self._finish(x.squeeze(1), SRCState(*(s.squeeze(1) for s in final)))
         if packed is not None:
@@ -1055,11 +1084,10 @@ class SRCCell(_SRCBase):
         x = self._prepare_input(input, 2)
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
-        start = self._start_state(state, x.shape[1], unbatched, x)
+        fused = use_fused(self.backend, x.device)
+        start = self._start_state(state, x.shape[1], unbatched, x, fused)
         data_init = self._data_init_now(x.device)
-        spikes, final = self._run_unit(
-            "", x, self.weight, self.bias, start, None, use_fused(self.backend, x.device), data_init
-        )
+        spikes, final = self._run_unit("", x, self.weight, self.bias, start, None, fused, data_init)
         if data_init:
             self._data_init_settled()
         if unbatched:

@@ -1,10 +1,9 @@
-"""The fused srcext ops: fake (meta) implementations and autograd, registered from Python.
+"""The fused srcext ops as Python calls them, and their fake (meta) implementations.
 
-The op schemas and kernels live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cuda). Here:
-
-* ``register_fake`` gives both ops shapes without data, for torch.compile and export;
-* ``register_autograd`` makes ``src_backward`` (itself a registered op) the derivative of
-  ``src_forward``; the backward op has no derivative and says so.
+The op schemas, kernels and autograd live in C++ (csrc/src_library.cpp, csrc/cpu, csrc/cuda;
+csrc/src_autograd.h makes ``src_backward``, itself an op, the derivative of ``src_forward``,
+with no Python on a call's path). Here ``register_fake`` gives both ops shapes without data,
+for torch.compile and export.
 """
 
 from __future__ import annotations
@@ -121,14 +120,13 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     return spikes, (i_n, h_n, hs_n)
 
 
-def register_op_formulas(namespace: str = "srcext") -> None:
-    """Register the fake (meta) implementations and the autograd formula of the ops
-    ``{namespace}::src_forward`` and ``{namespace}::src_backward``.
+def register_op_fakes(namespace: str = "srcext") -> None:
+    """Register the fake (meta) implementations of the ops ``{namespace}::src_forward`` and
+    ``{namespace}::src_backward`` (their autograd is in C++: csrc/src_autograd.h).
 
     Done for ``srcext`` at import. The tests call it once more for the host emulation of the
     CUDA kernels, which defines the same ops in a namespace of its own.
     """
-    ops = getattr(torch.ops, namespace)
 
     @torch.library.register_fake(f"{namespace}::src_forward")
     def _src_forward_fake(
@@ -182,69 +180,6 @@ def register_op_formulas(namespace: str = "srcext") -> None:
             grad_constants,
         )
 
-    # The forward's arguments by name, from its schema (not by position).
-    forward_args = [a.name for a in ops.src_forward.default._schema.arguments]
-    constants_index = forward_args.index("constants")
-
-    def _setup_context(ctx, inputs, output):
-        args = dict(zip(forward_args, inputs))
-        ctx.detach_recurrent = args["detach_recurrent"]
-        # The voltage output is h itself: d out / d h = 1, the straight-through backward.
-        ctx.straight_through = args["straight_through"] or args.get("emit_voltage", False)
-        ctx.saved = args["save_for_backward"]
-        ctx.layer_constants = list(args.get("layer_constants") or ())
-        u = args["u"]
-        ctx.shape = u.shape
-        checkpoints = output[4]
-        # u is kept anyway (it is the GEMM's output); the backward recomputes from it.
-        ctx.save_for_backward(u, args["bias"], checkpoints, args["constants"], args.get("lengths"))
-        ctx.mark_non_differentiable(checkpoints)
-        ctx.set_materialize_grads(False)  # no (T, B, H) zero-fill for unused outputs
-
-    def _src_forward_backward(ctx, grad_spikes, grad_i_n, grad_h_n, grad_hs_n, _gc):
-        u, bias, checkpoints, constants, lengths = ctx.saved_tensors
-        if not ctx.saved and ctx.shape[0] > 0:
-            raise RuntimeError(
-                "srcext: src_forward ran with save_for_backward=False, so it kept nothing to "
-                "differentiate; call it with save_for_backward=True when gradients are needed"
-            )
-        T, B, H = ctx.shape
-        constants_grad = ctx.needs_input_grad[constants_index]
-
-        def zeros_if_none(g, shape):
-            return g if g is not None else u.new_zeros(shape)
-
-        grads = ops.src_backward(
-            zeros_if_none(grad_spikes, (T, B, H)),
-            zeros_if_none(grad_i_n, (B, H)),
-            zeros_if_none(grad_h_n, (B, H)),
-            zeros_if_none(grad_hs_n, (B, H)),
-            u,
-            bias,
-            checkpoints,
-            constants,
-            ctx.detach_recurrent,
-            ctx.straight_through,
-            constants_grad,
-            lengths,
-            ctx.layer_constants,
-        )
-        by_name = dict(zip(("u", "bias", "i0", "h0", "hs0", "constants"), grads))
-        if not constants_grad:
-            by_name["constants"] = None
-        # No gradient for the flags and lengths.
-        return tuple(by_name.get(name) for name in forward_args)
-
-    torch.library.register_autograd(f"{namespace}::src_forward", _src_forward_backward, setup_context=_setup_context)
-
-    def _no_double_backward(ctx, *grads):
-        raise RuntimeError(
-            "srcext: double backward (a gradient of the SRC gradient) is not supported; "
-            "use backend='reference' for higher-order derivatives"
-        )
-
-    torch.library.register_autograd(f"{namespace}::src_backward", _no_double_backward)
-
 
 if extension_loaded():
-    register_op_formulas("srcext")
+    register_op_fakes("srcext")

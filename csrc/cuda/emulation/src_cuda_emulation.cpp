@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
+#include "../../src_autograd.h"
 #include "../../src_schemas.h"
 #include "../src_cuda_backend.h"
 #include "../src_cuda_f32.cu"
@@ -146,6 +147,17 @@ __global__ void position_probe_kernel(int64_t* out) {
 TORCH_LIBRARY(srcext_cuda_emulation, m) {
   m.def(srcext::kForwardSchema);
   m.def(srcext::kBackwardSchema);
+}
+
+namespace {
+struct EmulationOps {
+  static constexpr const char* kForward = "srcext_cuda_emulation::src_forward";
+  static constexpr const char* kBackward = "srcext_cuda_emulation::src_backward";
+};
+}  // namespace
+
+TORCH_LIBRARY_IMPL(srcext_cuda_emulation, Autograd, m) {
+  srcext::register_autograd<EmulationOps>(m);
 }
 
 TORCH_LIBRARY_IMPL(srcext_cuda_emulation, CPU, m) {
