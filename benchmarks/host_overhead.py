@@ -30,8 +30,7 @@ import torch
 
 import srcext
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import command_line, describe, git_commit  # noqa: E402
+from machine import command_line, describe, git_commit
 
 
 def per_call(fn, calls: int) -> float:

@@ -59,9 +59,7 @@ def load():
     if sanitized():
         sanitize = ["-fsanitize=address,undefined"]
         flags = ["-O1", "-g", "-fno-omit-frame-pointer", *sanitize, "-fno-sanitize-recover=all"]
-        return build(
-            NAMESPACE, "src_cuda_emulation.cpp", register_op_fakes, NAMESPACE + "_sanitized", flags, sanitize
-        )
+        return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_fakes, NAMESPACE + "_sanitized", flags, sanitize)
     return build(NAMESPACE, "src_cuda_emulation.cpp", register_op_fakes)
 
 

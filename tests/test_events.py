@@ -23,6 +23,7 @@ def events_at_every_size(monkeypatch):
     density here at every size (its small-input shortcut has a test of its own)."""
     monkeypatch.setattr(srcext.events, "SMALL_INPUT", 0)
 
+
 pytestmark = requires_fused
 
 
