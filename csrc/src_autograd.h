@@ -45,6 +45,12 @@ struct OpHandles {
   }
 };
 
+// srcext's own ops (the tests' emulation names its namespace likewise).
+struct SrcextOps {
+  static constexpr const char* kForward = "srcext::src_forward";
+  static constexpr const char* kBackward = "srcext::src_backward";
+};
+
 // The forward's tensor arguments, in order, as autograd numbers its input edges (the optional
 // constants has an edge only when given; it is the 6th tensor then).
 constexpr size_t kConstantsEdge = 5;
@@ -142,6 +148,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> src_forward_autograd(
     const std::optional<Tensor>& constants, bool detach_recurrent, bool straight_through,
     bool save_for_backward, const std::optional<Tensor>& lengths,
     c10::ArrayRef<double> layer_constants, bool emit_voltage) {
+  const bool differentiable =
+      at::GradMode::is_enabled() &&
+      (u.requires_grad() || bias.requires_grad() || i0.requires_grad() || h0.requires_grad() ||
+       hs0.requires_grad() ||
+       (constants.has_value() && constants->defined() && constants->requires_grad()));
+  if (!differentiable) {  // no graph to build (inference): no node, no context
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return OpHandles<Namespace>::forward().call(u, bias, i0, h0, hs0, constants, detach_recurrent,
+                                                straight_through, save_for_backward, lengths,
+                                                layer_constants, emit_voltage);
+  }
   auto out = ForwardFunction<Namespace>::apply(u, bias, i0, h0, hs0, constants, detach_recurrent,
                                                straight_through, save_for_backward, lengths,
                                                layer_constants, emit_voltage);

@@ -16,4 +16,6 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(srcext, m) {
   m.def(srcext::kForwardSchema);
   m.def(srcext::kBackwardSchema);
+  m.def(srcext::kLayerSchema);
+  m.def(srcext::kBiasStraightThroughSchema);
 }

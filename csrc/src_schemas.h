@@ -37,4 +37,20 @@ constexpr const char* kBackwardSchema =
     "bool straight_through, bool constants_grad, Tensor? lengths=None, "
     "float[] layer_constants=[]) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)";
 
+// One layer, eagerly: the projection u = x W^T (x (T, B, F), weight (H, F)), the effective
+// bias min(b, bias_max) (with the straight-through gradient when bias_straight_through and b
+// requires one: srcext/bias.py), and src_forward, which keeps its checkpoints when a gradient
+// will be asked for. Returns spikes and the final state. A composite of the ops below it (its
+// derivative is theirs): one call from Python where the layer would make four, which is most
+// of the cost of a streaming step. torch.compile and export see the ops it is made of.
+constexpr const char* kLayerSchema =
+    "src_layer(Tensor x, Tensor weight, Tensor b, Tensor i0, Tensor h0, Tensor hs0, "
+    "Tensor? constants, float bias_max, bool bias_straight_through, bool detach_recurrent, "
+    "bool straight_through, Tensor? lengths=None, float[] layer_constants=[], "
+    "bool emit_voltage=False) -> (Tensor, Tensor, Tensor, Tensor)";
+
+// min(b, bias_max), whose gradient above bias_max passes where it lowers b (srcext/bias.py).
+constexpr const char* kBiasStraightThroughSchema =
+    "src_bias_straight_through(Tensor b, float bias_max) -> Tensor";
+
 }  // namespace srcext

@@ -151,6 +151,46 @@ def test_cell_equals_layer_over_time():
         assert torch.allclose(a, b, atol=1e-12)
 
 
+@pytest.mark.parametrize("output", ["spikes", "voltage"])
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+def test_cell_lean_step_equals_the_general_path(detach, st, output):
+    """SRCCell's lean step (an SRCState or no state: one op call) gives exactly what the
+    general path gives (a plain tuple state takes it), outputs and gradients, in training
+    with a bias above bias_max (its straight-through gradient) and in inference."""
+    torch.manual_seed(3)
+    cell = SRCCell(
+        5, 8, backend="fused", detach_recurrent=detach, straight_through=st, output=output, init_rate=None
+    )
+    with torch.no_grad():
+        cell.weight.mul_(4)
+        cell.bias[:3] = cell.constants.bias_max + 0.5
+    x = spikes_input(6, 3, 5, seed=4, p=0.6, dtype=torch.float32)
+    weights = torch.randn(6, 3, 8)
+    assert cell._lean_step(x[0], cell.initial_state(3)) is not None  # the case it serves
+    assert cell._lean_step(x[0], tuple(cell.initial_state(3))) is None
+    runs = []
+    for general in (False, True):
+        cell.zero_grad()
+        state = cell.initial_state(3)
+        outs = []
+        for t in range(x.shape[0]):
+            s, state = cell(x[t], tuple(state) if general else (None if t == 0 else state))
+            outs.append(s)
+        out = torch.stack(outs)
+        ((out * weights).sum() + state.h.sum()).backward()
+        runs.append((out.detach(), [f.detach() for f in state], cell.weight.grad.clone(), cell.bias.grad.clone()))
+        with torch.no_grad():
+            runs[-1] += (cell(x[0], None if not general else tuple(cell.initial_state(3)))[0],)
+    (out, final, gw, gb, inf), (out2, final2, gw2, gb2, inf2) = runs
+    assert out.abs().sum() > 0 and gb[:3].abs().sum() > 0
+    torch.testing.assert_close(out, out2, rtol=0, atol=0)
+    for a, b in zip(final, final2):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(gw, gw2, rtol=0, atol=0)
+    torch.testing.assert_close(gb, gb2, rtol=0, atol=0)
+    torch.testing.assert_close(inf, inf2, rtol=0, atol=0)
+
+
 def test_unbatched_input_matches_batch_of_one():
     torch.manual_seed(3)
     model = SRC(4, 6, 2, dtype=torch.float64)

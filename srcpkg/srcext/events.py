@@ -237,7 +237,7 @@ def event_projection_available(device: torch.device) -> bool:
     return extension_loaded() and fused_available(device) and torch.device(device).type in ("cpu", "cuda")
 
 
-def _small_eager_input(x: torch.Tensor) -> bool:
+def small_eager_input(x: torch.Tensor) -> bool:
     """At most SMALL_INPUT elements, outside torch.compile and export (where the size is
     symbolic: a guard on it would recompile, or bound a dynamic dimension)."""
     if torch.compiler.is_compiling() or torch.compiler.is_exporting():
@@ -254,7 +254,7 @@ def input_projection(x, weight: torch.Tensor, mode: str = "auto") -> torch.Tenso
     event-list crossover; eager inputs of at most SMALL_INPUT elements: the GEMM). Under autocast,
     x and W are cast to the autocast dtype as the GEMM would be, so that u has the same dtype on
     every path."""
-    if isinstance(x, torch.Tensor) and (mode == "dense" or (mode == "auto" and _small_eager_input(x))):
+    if isinstance(x, torch.Tensor) and (mode == "dense" or (mode == "auto" and small_eager_input(x))):
         return torch.nn.functional.linear(x, weight)
     available = event_projection_available(weight.device)
     if mode == "sparse" and not available:

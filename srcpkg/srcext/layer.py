@@ -33,14 +33,21 @@ from .constants import (
     raw_value,
     validate_constants,
 )
-from .events import as_events, autocast_enabled, input_projection, is_event_input, validate_projection
-from .ops import functorch_differentiating, src_recurrence_fused
+from .events import (
+    as_events,
+    autocast_enabled,
+    input_projection,
+    is_event_input,
+    small_eager_input,
+    validate_projection,
+)
+from .ops import _layer_values, constants_args, functorch_differentiating, src_recurrence_fused
 from .rate_targeting import solve_log_scale, spike_counts
 from .export import exporting_onnx, src_recurrence_scan
 from .reference import State, src_recurrence_reference
 from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack, zero_padding
 from .silence import SilenceWatch
-from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, zero_state
+from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_voltage, state_fits, zero_state
 
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
 # weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
@@ -86,6 +93,27 @@ def use_fused(backend: str, device: torch.device) -> bool:
     return fused_available(device) and not functorch_differentiating()
 
 
+def _eager() -> bool:
+    """Not under torch.compile, export or torch.jit's tracer, and no torch.func transform."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch._C._get_tracing_state() is not None:
+        return False
+    return not torch._C._functorch.get_interpreter_stack()
+
+
+def _one_op_call(x, weight: torch.Tensor, state: State, mode: str) -> bool:
+    """Whether a fused layer runs as the one op srcext::src_layer (csrc/src_layer.cpp): the
+    same ops as below, called from C++. Eagerly (compile, export and torch.func see the ops
+    one by one), with the dense projection, all in the weight's dtype (no autocast)."""
+    if not isinstance(x, torch.Tensor) or not _eager():
+        return False
+    if mode != "dense" and not (mode == "auto" and small_eager_input(x)):
+        return False
+    dtype = weight.dtype
+    i, h, hs = state
+    same = x.dtype == dtype and i.dtype == dtype and h.dtype == dtype and hs.dtype == dtype
+    return same and not autocast_enabled(x.device.type)
+
+
 def src_layer(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -109,6 +137,24 @@ def src_layer(
     :mod:`srcext.constants`) that replaces k's cell constants (k then gives bias_max only).
     ``x`` may be an :class:`srcext.events.Events`. ``emit_voltage``: the output is the voltage h
     of every step instead of the spikes."""
+    cell = k if cell_constants is None else cell_constants
+    if fused and _one_op_call(x, weight, state, input_projection_mode):
+        constants, layer_constants = constants_args(cell, weight.shape[0], weight.dtype)
+        spikes, *final = torch.ops.srcext.src_layer.default(
+            x,
+            weight,
+            b,
+            *state,
+            constants,
+            k.bias_max,
+            bias_straight_through,
+            detach_recurrent,
+            straight_through,
+            lengths,
+            layer_constants,
+            emit_voltage,
+        )
+        return spikes, SRCState(*final)
     u = input_projection(x, weight, input_projection_mode)  # (T, B, H)
     dtype = u.dtype
     bias = cell_bias(b, k.bias_max, bias_straight_through)
@@ -119,7 +165,6 @@ def src_layer(
         # a loop the exporter keeps, where the reference's Python loop would unroll at the
         # traced T: dynamic T (srcext.export); the fused op is kept by torch.export itself
         run = src_recurrence_scan
-    cell = k if cell_constants is None else cell_constants
     options = {"emit_voltage": True} if emit_voltage else {}
     if lengths is not None:
         options["lengths"] = lengths
@@ -1076,11 +1121,17 @@ class SRCCell(_SRCBase):
     def _units(self):
         return [("", self.weight, self.bias)]
 
+    def _first_weight(self) -> nn.Parameter:
+        return self.weight
+
     def _state_rows(self) -> None:
         return None
 
     def forward(self, input: torch.Tensor, state=None, hx=None):
         state = _state_or_hx(state, hx, "SRCCell")
+        lean = self._lean_step(input, self.state if state is None and self.stateful else state)
+        if lean is not None:
+            return self._finish(*lean)
         x = self._prepare_input(input, 2)
         unbatched = x.dim() == 1
         x = x.reshape(1, 1, -1) if unbatched else x.unsqueeze(0)
@@ -1093,6 +1144,58 @@ class SRCCell(_SRCBase):
         if unbatched:
             return self._finish(spikes.reshape(-1), SRCState(*(s.reshape(-1) for s in final)))
         return self._finish(spikes[0], final)
+
+    def _lean_step(self, input, state):
+        """forward's common case in few Python steps, or None where it does not apply (then the
+        general path runs, with its checks and messages). A streaming loop calls a cell once
+        per step, so its host cost is the step's cost: this path calls the one op
+        srcext::src_layer and checks only what that case needs. The same results as the general
+        path (tests/test_layer.py). The case: eager, fused, a batched input and state (a
+        previous call's, or none with the rest start) in the weight's dtype, no autocast,
+        fixed constants, no data init or spike recording pending."""
+        weight = self.weight
+        if (
+            type(input) is not torch.Tensor
+            or input.dim() != 2
+            or input.dtype != weight.dtype
+            or input.shape[1] != self.input_size
+            or input.device != weight.device
+            or self._backend == "reference"
+            or not fused_available(input.device)  # (and so not meta, whose device type has none)
+            or self.learn
+            or self._spike_recorder is not None
+            or (self._data_init_pending and self.training and torch.is_grad_enabled())
+            or not _eager()  # (and so no torch.func transform, where 'auto' takes the reference)
+            or torch.is_autocast_enabled(input.device.type)
+        ):
+            return None
+        batch = input.shape[0]
+        if state is None:
+            if self.initial_state_kind != "rest":
+                return None
+            state = self._rest_start(batch)
+        elif not state_fits(state, (batch, self.hidden_size), weight.dtype, weight.device):
+            return None
+        layer_constants = _layer_values(self.constants)
+        spikes, i, h, hs = torch.ops.srcext.src_layer.default(
+            input.unsqueeze(0),
+            weight,
+            self.bias,
+            *state,
+            None,
+            self.constants.bias_max,
+            self.bias_straight_through,
+            self.detach_recurrent,
+            self.straight_through,
+            None,
+            layer_constants,
+            self.output == "voltage",
+        )
+        if self.training and torch.is_grad_enabled():
+            if self._silence_watch is None:
+                self._silence_watch = SilenceWatch(every_step=True)
+            self._silence_watch.observe(self, "", spikes, None)
+        return spikes[0], SRCState(i, h, hs)
 
     def _config(self):
         return [("bias", self._bias_trainable)] + super()._config()

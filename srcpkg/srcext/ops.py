@@ -8,7 +8,6 @@ for torch.compile and export.
 
 from __future__ import annotations
 
-import functools
 from typing import List, Optional, Tuple
 
 import torch
@@ -27,23 +26,32 @@ def num_checkpoints(T: int) -> int:
     return (T + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
 
 
-@functools.lru_cache(maxsize=64)
+_LAYER_VALUES: dict = {}
+
+
 def _layer_values(k: SRCConstants) -> List[float]:
-    """k.cell_values() as a list, made once per constants (a step-by-step SRCCell loop calls
-    the op per step)."""
-    return list(k.cell_values())
+    """k.cell_values() as a list, made once per constants object (a step-by-step SRCCell loop
+    calls the op per step; by identity, since hashing the dataclass costs as much as the rest
+    of the lookup; SRCConstants is frozen, and the entry keeps k alive so its id is not reused)."""
+    entry = _LAYER_VALUES.get(id(k))
+    if entry is None or entry[0] is not k:
+        if len(_LAYER_VALUES) >= 64:
+            _LAYER_VALUES.clear()
+        entry = _LAYER_VALUES[id(k)] = (k, list(k.cell_values()))
+    return entry[1]
 
 
-def constants_args(k: ConstantsLike, u: torch.Tensor) -> Tuple[Optional[torch.Tensor], List[float]]:
-    """The ops' ``(constants, layer_constants)`` for ``k``. An SRCConstants: no tensor, its K
-    values as floats (the kernels take per-layer values on the host; and a compiled graph then
-    has no host tensor to keep for the backward, which CUDA graphs could not hold). A tensor
-    (K,) or (K, H): itself, in the precision of the math (differentiably)."""
+def constants_args(k: ConstantsLike, hidden: int, dtype: torch.dtype) -> Tuple[Optional[torch.Tensor], List[float]]:
+    """The ops' ``(constants, layer_constants)`` for ``k``, for a layer of ``hidden`` neurons
+    with inputs of ``dtype``. An SRCConstants: no tensor, its K values as floats (the kernels
+    take per-layer values on the host; and a compiled graph then has no host tensor to keep
+    for the backward, which CUDA graphs could not hold). A tensor (K,) or (K, H): itself, in
+    the precision of the math (differentiably)."""
     if isinstance(k, SRCConstants):
         # lru_cache is opaque to torch.compile: there the values are traced (constants).
         return None, list(k.cell_values()) if torch.compiler.is_compiling() else _layer_values(k)
-    check_constants_tensor(k, u.shape[-1])
-    acc = acc_dtype(u.dtype)
+    check_constants_tensor(k, hidden)
+    acc = acc_dtype(dtype)
     return (k if k.dtype == acc else k.to(acc)), []
 
 
@@ -103,7 +111,7 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     if lengths is not None:
         check_lengths(lengths, u)
         lengths = lengths.to(u.device)
-    constants, layer_constants = constants_args(k, u)
+    constants, layer_constants = constants_args(k, u.shape[-1], u.dtype)
     i0, h0, hs0 = state
     save = torch.is_grad_enabled() and (
         u.requires_grad

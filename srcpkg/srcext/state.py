@@ -118,6 +118,8 @@ def coerce_state(state, owner: str, shape: Tuple[int, ...], dtype: torch.dtype, 
     ``dtype`` is the expected floating dtype, None to accept any floating dtype
     (under autocast).
     """
+    if dtype is not None and state_fits(state, shape, dtype, device):  # a previous call's
+        return state
     if isinstance(state, torch.Tensor):
         _check_field(state, "h (a GRU-style state tensor)", owner, shape, dtype, device)
         return SRCState(torch.zeros_like(state), state, state)
@@ -136,6 +138,28 @@ def coerce_state(state, owner: str, shape: Tuple[int, ...], dtype: torch.dtype, 
     for label, s in zip(SRCState._fields, state):
         _check_field(s, label, owner, shape, dtype, device)
     return SRCState(*state)
+
+
+def state_fits(state, shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether ``state`` is an SRCState of tensors of this shape, dtype and device (what a
+    previous call returned), tested at once (a streaming loop passes one per step)."""
+    if type(state) is not SRCState:
+        return False
+    i, h, hs = state
+    return (
+        type(i) is torch.Tensor
+        and type(h) is torch.Tensor
+        and type(hs) is torch.Tensor
+        and i.shape == shape
+        and h.shape == shape
+        and hs.shape == shape
+        and i.dtype == dtype
+        and h.dtype == dtype
+        and hs.dtype == dtype
+        and i.device == device
+        and h.device == device
+        and hs.device == device
+    )
 
 
 def _check_field(s, label: str, owner: str, shape, dtype, device) -> None:

@@ -1,0 +1,66 @@
+"""How srcext's kernels are compiled, for the two ways they get built: ahead of time by
+setup.py (``pip install .`` where torch is installed), or on first use by
+:mod:`srcext._extension` (a package installed without them: built where no torch was visible,
+as in an empty environment, or with SRCEXT_KERNELS=first-use; and one whose compiled module
+does not load with the torch installed now). No torch import here: setup.py reads this file
+before it knows whether there is a torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from typing import List, Tuple
+
+# Where the C++/CUDA sources are: csrc/ in a checkout; srcext/_csrc/ in an installed package
+# (setup.py copies them there, so that an install can compile them on first use).
+PACKAGED_SOURCES = "_csrc"
+
+CPU_SOURCES = ("*.cpp", "cpu/*.cpp")
+CUDA_SOURCES = ("cuda/*.cpp", "cuda/*.cu")
+SOURCE_SUFFIXES = (".h", ".cuh", ".cpp", ".cu")
+DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
+
+# No errno and no FP-trap semantics, so that the lane loops of the CPU kernels, with the
+# branch-free float math of csrc/src_math.h, vectorise (the results are unchanged).
+# -g0: no debug information (Python's CFLAGS ask for -g), which took a third of the build time
+# of the template-heavy kernels and half of that of the files that include torch.
+CXX_FLAGS = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
+NVCC_FLAGS = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
+
+
+def build_when() -> str:
+    """SRCEXT_KERNELS: "install" (compile at install time, the default where torch is
+    visible to the build) or "first-use" (ship the sources, compile on first import)."""
+    value = os.environ.get("SRCEXT_KERNELS", "install")
+    if value not in ("install", "first-use"):
+        raise ValueError(f"SRCEXT_KERNELS must be 'install' or 'first-use', got {value!r}")
+    return value
+
+
+def compile_flags() -> Tuple[List[str], List[str]]:
+    """(C++ flags, link flags). at::parallel_for is an inline `omp parallel` region: without
+    OpenMP it runs serially."""
+    cxx, link = list(CXX_FLAGS), []
+    if sys.platform.startswith("linux"):
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
+    return cxx, link
+
+
+def sources(root: str, cuda: bool) -> List[str]:
+    """The translation units under ``root`` (a csrc folder), sorted, CUDA's when ``cuda``."""
+    patterns = CPU_SOURCES + (CUDA_SOURCES if cuda else ())
+    return [path for pattern in patterns for path in sorted(glob.glob(os.path.join(root, pattern)))]
+
+
+def source_files(root: str) -> List[str]:
+    """Every source and header under ``root`` except the test-only emulation, relative."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "emulation")
+        for name in sorted(files):
+            if name.endswith(SOURCE_SUFFIXES):
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return found
