@@ -158,9 +158,7 @@ def test_cell_lean_step_equals_the_general_path(detach, st, output):
     general path gives (a plain tuple state takes it), outputs and gradients, in training
     with a bias above bias_max (its straight-through gradient) and in inference."""
     torch.manual_seed(3)
-    cell = SRCCell(
-        5, 8, backend="fused", detach_recurrent=detach, straight_through=st, output=output, init_rate=None
-    )
+    cell = SRCCell(5, 8, backend="fused", detach_recurrent=detach, straight_through=st, output=output, init_rate=None)
     with torch.no_grad():
         cell.weight.mul_(4)
         cell.bias[:3] = cell.constants.bias_max + 0.5
