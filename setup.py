@@ -1,39 +1,54 @@
 """Build of srcext's compiled ops (srcext._C) against the torch installed in this environment.
 
-Install with ``pip install --no-build-isolation .``: the extension must be compiled against
-the very torch that will load it, so pip must not build it in an isolated environment with
-a freshly downloaded torch.
+``pip install .`` builds through tools/build_backend.py, which compiles against the torch of
+the environment being installed into. Where no torch is visible to the build (an empty
+environment: pip installs torch with the package), or with SRCEXT_KERNELS=first-use, the
+package is installed without compiled kernels and compiles them on first import instead
+(srcext/_extension.py, cached). Either way the sources travel in the package (srcext/_csrc).
+The sources and flags: srcpkg/srcext/_build.py.
 
 Environment variables:
+  SRCEXT_KERNELS=first-use compile the kernels on first import, not now.
   SRCEXT_FORCE_CPU=1       build the CPU kernels only, even where CUDA is available.
   TORCH_CUDA_ARCH_LIST     GPU architectures (default: 8.0;8.6;8.9;9.0+PTX).
   MAX_JOBS                 parallel compile jobs (ninja).
 """
 
-import glob
+import importlib.util
 import os
-import sys
+import shutil
 
 from setuptools import setup
-
-try:
-    import torch
-    from torch.utils import cpp_extension
-except ImportError:  # pip's isolated build environment has no torch
-    sys.stderr.write(
-        "\n"
-        "srcext compiles its kernels against the PyTorch installed in your environment, and\n"
-        "none is visible to this build (pip builds in an isolated environment by default).\n"
-        "Install torch first, then run:\n\n"
-        "    pip install --no-build-isolation .\n\n"
-    )
-    sys.exit(1)
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
+CSRC = os.path.join(HERE, "csrc")
 
 
-def want_cuda():
+def load_build_config():
+    # By path: importing the srcext package would import torch.
+    spec = importlib.util.spec_from_file_location("srcext_build", os.path.join(HERE, "srcpkg", "srcext", "_build.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = load_build_config()
+
+
+class BuildPyWithSources(build_py):
+    """Copies csrc/ into the package as srcext/_csrc, for a compile on first use."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "srcext", build.PACKAGED_SOURCES)
+        for relative in build.source_files(CSRC):
+            destination = os.path.join(target, relative)
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            shutil.copyfile(os.path.join(CSRC, relative), destination)
+
+
+def want_cuda(torch, cpp_extension):
     if os.environ.get("SRCEXT_FORCE_CPU", "0") not in ("", "0"):
         return False, "SRCEXT_FORCE_CPU is set"
     if torch.version.cuda is None:
@@ -51,39 +66,40 @@ def want_cuda():
 
 
 def extensions():
-    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-    # No errno and no FP-trap semantics, so that the lane loops of the CPU kernels, with the
-    # branch-free float math of csrc/src_math.h, vectorise (the results are unchanged).
-    # -g0: no debug information (Python's CFLAGS ask for -g), which took a third of the build
-    # time of the template-heavy kernels and half of that of the files that include torch.
-    cxx_flags = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
-    # at::parallel_for is an inline `omp parallel` region: without OpenMP it runs serially.
-    link_flags = []
-    if sys.platform.startswith("linux"):
-        cxx_flags.append("-fopenmp")
-        link_flags.append("-fopenmp")
-    use_cuda, why = want_cuda()
+    """The compiled extension, or none (and its build command) where the kernels are to be
+    compiled on first use."""
+    if build.build_when() == "first-use":
+        print("srcext: SRCEXT_KERNELS=first-use: the kernels compile on first import")
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError:  # no torch visible: an empty environment
+        print(
+            "srcext: no torch visible to this build (pip installs it with the package): the "
+            "kernels compile on first import, against the torch installed then"
+        )
+        return [], {}
+    cxx_flags, link_flags = build.compile_flags()
+    use_cuda, why = want_cuda(torch, cpp_extension)
     compile_args = {"cxx": cxx_flags}
+    sources = [os.path.relpath(p, HERE) for p in build.sources(CSRC, use_cuda)]
     if use_cuda:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", build.DEFAULT_CUDA_ARCHS)
         print(f"srcext: building CPU and CUDA kernels ({why}; archs {os.environ['TORCH_CUDA_ARCH_LIST']})")
-        sources += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/*.cu"))
-        compile_args["nvcc"] = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
+        compile_args["nvcc"] = list(build.NVCC_FLAGS)
     else:
         print(f"srcext: building CPU kernels only ({why})")
     extension = cpp_extension.CUDAExtension if use_cuda else cpp_extension.CppExtension
-    return [
-        extension(
-            "srcext._C",
-            sources,
-            include_dirs=[os.path.join(HERE, "csrc")],
-            extra_link_args=link_flags,
-            extra_compile_args=compile_args,
-        )
-    ]
+    module = extension(
+        "srcext._C",
+        sources,
+        include_dirs=[CSRC],
+        extra_link_args=link_flags,
+        extra_compile_args=compile_args,
+    )
+    return [module], {"build_ext": cpp_extension.BuildExtension}
 
 
-setup(
-    ext_modules=extensions(),
-    cmdclass={"build_ext": cpp_extension.BuildExtension},
-)
+ext_modules, commands = extensions()
+setup(ext_modules=ext_modules, cmdclass={"build_py": BuildPyWithSources, **commands})

@@ -1,6 +1,7 @@
-"""tools/build_backend.py, pip's build backend for srcext: it asks for torch only where the
-target environment has none, and otherwise lets the isolated build import the target's torch
-(the build itself is exercised by CI's `pip install .` and wheel install)."""
+"""tools/build_backend.py, pip's build backend for srcext: it lets the isolated build import the
+target's torch, and never asks for a torch of its own (without one the package compiles its
+kernels on first use: srcext/_extension.py). The build itself is exercised by CI's
+`pip install .`, its wheel install and its first-use wheel."""
 
 import importlib.util
 import pathlib
@@ -20,10 +21,10 @@ def backend(monkeypatch):
     return module
 
 
-def test_torch_is_a_build_requirement_only_without_one_in_the_environment(backend, monkeypatch):
+def test_torch_is_never_a_build_requirement(backend, monkeypatch):
     monkeypatch.setattr(backend, "_torch_importable", lambda: False)
     monkeypatch.setattr(backend, "_target_torch", lambda: None)
-    assert backend.get_requires_for_build_wheel() == ["wheel", backend.TORCH_REQUIREMENT]
+    assert backend.get_requires_for_build_wheel() == ["wheel"]  # setuptools' own
 
 
 def test_the_environments_torch_is_put_on_the_build_path(backend, monkeypatch, tmp_path):
@@ -35,10 +36,14 @@ def test_the_environments_torch_is_put_on_the_build_path(backend, monkeypatch, t
     assert sys.path[-1] == str(tmp_path)  # last: the isolated build's own tools come first
 
 
-def test_the_torch_requirement_is_the_projects():
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    spec = importlib.util.spec_from_file_location("srcext_build_backend", ROOT / "tools" / "build_backend.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert module.TORCH_REQUIREMENT in project["dependencies"]
+def test_the_packaged_sources_are_the_build_sources():
+    """What setup.py copies into the package (srcext/_csrc) holds every translation unit the
+    first-use compile needs, and no test-only emulation."""
+    spec = importlib.util.spec_from_file_location("srcext_build", ROOT / "srcpkg" / "srcext" / "_build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    csrc = str(ROOT / "csrc")
+    packaged = set(build.source_files(csrc))
+    for unit in build.sources(csrc, cuda=True):
+        assert str(pathlib.Path(unit).relative_to(csrc)) in packaged
+    assert "src_cell.h" in packaged and not any("emulation" in p for p in packaged)

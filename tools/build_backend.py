@@ -5,11 +5,12 @@ srcext's kernels must be compiled against the very torch that will load them. pi
 isolated environment by default, which would either see no torch or download a second one (a
 5.5 GB CUDA wheel, maybe another version). This backend:
 
-* asks for torch as a build requirement only when the target environment has none (then pip
-  installs the same ``torch`` requirement into both, and the build uses that one);
-* otherwise puts the target environment's site-packages at the end of the build's import path,
-  so that ``import torch`` finds the installed torch while the isolated build tools (setuptools,
-  wheel, ninja) still come first.
+* puts the target environment's site-packages at the end of the build's import path, so that
+  ``import torch`` finds the installed torch while the isolated build tools (setuptools,
+  wheel, ninja) still come first; setup.py then compiles the kernels against it;
+* where the target environment has no torch (pip installs it with the package), asks for none:
+  setup.py then builds the package without compiled kernels, which compile on first import
+  against the torch installed by then (srcext/_extension.py). One torch download, not two.
 
 pip runs the backend with the target environment's own interpreter, so ``sysconfig`` names that
 environment's site-packages even though pip hides them from ``sys.path``.
@@ -24,8 +25,6 @@ import sys
 import sysconfig
 
 from setuptools import build_meta as _setuptools
-
-TORCH_REQUIREMENT = "torch>=2.4"  # as pyproject.toml's dependencies
 
 
 def _target_site_packages() -> list[str]:
@@ -60,11 +59,7 @@ def _see_target_torch() -> None:
 
 def _requires(setuptools_hook, config_settings) -> list[str]:
     _see_target_torch()
-    if _torch_importable():
-        return setuptools_hook(config_settings)
-    # setup.py needs torch to run at all: ask for it (and what setuptools' hook would add for
-    # a wheel without setup_requires) without running it
-    return ["wheel", TORCH_REQUIREMENT]
+    return setuptools_hook(config_settings)
 
 
 def get_requires_for_build_wheel(config_settings=None):

@@ -101,7 +101,7 @@ def _eager() -> bool:
 
 
 def _one_op_call(x, weight: torch.Tensor, state: State, mode: str) -> bool:
-    """Whether a fused layer runs as the one op srcext::src_layer (csrc/src_layer.cpp): the
+    """Whether a fused layer runs as the one op srcext::src_layer (csrc/src_autograd.cpp): the
     same ops as below, called from C++. Eagerly (compile, export and torch.func see the ops
     one by one), with the dense projection, all in the weight's dtype (no autocast)."""
     if not isinstance(x, torch.Tensor) or not _eager():
