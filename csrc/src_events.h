@@ -1,5 +1,5 @@
 // src_events.h — the event-driven input projection: op schemas (written once; defined in the
-// srcext namespace by csrc/src_events_library.cpp and again by the CUDA host emulation) and
+// srcext namespace by csrc/src_library.cpp and again by the CUDA host emulation) and
 // the plain params structs the backends' kernels read.
 //
 // An event list is the CSR form of a 2-D input s (R, F), R = T * B rows of time-major input:

@@ -1,8 +1,10 @@
-// src_library.cpp — the srcext op schemas (the backends register kernels for them) and the
+// src_library.cpp — the srcext op schemas, recurrence and events (one translation unit: each
+// costs ~12 s of compile for the torch headers; the backends register kernels for them), and the
 // Python module srcext._C, which exists only so that importing it loads this library.
 #include <Python.h>
 #include <torch/library.h>
 
+#include "src_events.h"
 #include "src_schemas.h"
 
 extern "C" {
@@ -18,4 +20,10 @@ TORCH_LIBRARY(srcext, m) {
   m.def(srcext::kBackwardSchema);
   m.def(srcext::kLayerSchema);
   m.def(srcext::kBiasStraightThroughSchema);
+  // the event-driven projection (src_events.h)
+  m.def(srcext::kEventsSchema);
+  m.def(srcext::kEventMatmulSchema);
+  m.def(srcext::kEventWeightGradSchema);
+  m.def(srcext::kProjectionSchema);
+  m.def(srcext::kProjectionWeightGradSchema);
 }
