@@ -91,6 +91,23 @@ def extensions():
     else:
         print(f"srcext: building CPU kernels only ({why})")
     extension = cpp_extension.CUDAExtension if use_cuda else cpp_extension.CppExtension
+
+    class BuildExtension(cpp_extension.BuildExtension):
+        """torch's, compiling the longest translation units first (distutils sorts the sources
+        by name before it hands them to the compiler; see _build.LONGEST_FIRST)."""
+
+        def build_extension(self, ext):
+            compile_sorted = self.compiler.compile
+
+            def compile_longest_first(sources, *args, **kwargs):
+                return compile_sorted(build.longest_first(list(sources)), *args, **kwargs)
+
+            self.compiler.compile = compile_longest_first
+            try:
+                super().build_extension(ext)
+            finally:
+                self.compiler.compile = compile_sorted
+
     module = extension(
         "srcext._C",
         sources,
@@ -98,7 +115,7 @@ def extensions():
         extra_link_args=link_flags,
         extra_compile_args=compile_args,
     )
-    return [module], {"build_ext": cpp_extension.BuildExtension}
+    return [module], {"build_ext": BuildExtension}
 
 
 ext_modules, commands = extensions()

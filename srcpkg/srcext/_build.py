@@ -8,6 +8,7 @@ before it knows whether there is a torch.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import sys
@@ -49,10 +50,31 @@ def compile_flags() -> Tuple[List[str], List[str]]:
     return cxx, link
 
 
+# The longest translation units first (the kernels, one per dtype: bf16 and f16 ~45 s of a
+# core each here, f32 ~25 s, the autograd ~22 s): ninja starts a clean build's jobs in the
+# order given, and the short ones then fill in around the long ones instead of trailing them
+# (with 2 jobs, ~10 s of the CPU build's ~2 minutes).
+LONGEST_FIRST = ("cuda/*.cu", "cpu/src_cpu_bf16.cpp", "cpu/src_cpu_f16.cpp", "cpu/src_cpu_f32.cpp", "src_autograd.cpp")
+
+
+def longest_first(paths: List[str]) -> List[str]:
+    """``paths`` (of translation units) in the order to compile them: LONGEST_FIRST, then the
+    rest in name order."""
+
+    def rank(path: str) -> Tuple[int, str]:
+        relative = path.replace(os.sep, "/")
+        for i, pattern in enumerate(LONGEST_FIRST):
+            if fnmatch.fnmatch(relative, "*" + pattern):
+                return i, path
+        return len(LONGEST_FIRST), path
+
+    return sorted(paths, key=rank)
+
+
 def sources(root: str, cuda: bool) -> List[str]:
-    """The translation units under ``root`` (a csrc folder), sorted, CUDA's when ``cuda``."""
+    """The translation units under ``root`` (a csrc folder), CUDA's when ``cuda``, longest first."""
     patterns = CPU_SOURCES + (CUDA_SOURCES if cuda else ())
-    return [path for pattern in patterns for path in sorted(glob.glob(os.path.join(root, pattern)))]
+    return longest_first([path for pattern in patterns for path in glob.glob(os.path.join(root, pattern))])
 
 
 def source_files(root: str) -> List[str]:
