@@ -360,6 +360,7 @@ def test_fused_on_cuda_requested_without_cuda_kernels_raises(monkeypatch):
 
 def test_import_without_extension_still_gives_reference(tmp_path):
     """A fresh interpreter where srcext._C fails to load: import works, reference runs."""
+    import os
     import subprocess
     import sys
     import textwrap
@@ -384,7 +385,10 @@ def test_import_without_extension_still_gives_reference(tmp_path):
             raise SystemExit("fused did not raise")
         print("ok")
     """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # SRCEXT_NO_COMPILE: no compile on first use either (else it would build the kernels from
+    # the checkout's csrc/ and load them)
+    env = {**os.environ, "SRCEXT_NO_COMPILE": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
 
