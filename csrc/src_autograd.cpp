@@ -57,10 +57,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> src_layer(
     const std::optional<Tensor>& lengths, c10::ArrayRef<double> layer_constants,
     bool emit_voltage) {
   const bool grad_mode = at::GradMode::is_enabled();
-  TORCH_CHECK(x.dim() == 3, "srcext: src_layer's x must be (T, B, F), got ", x.sizes());
+  TORCH_CHECK(x.dim() == 3 || x.dim() == 2,
+              "srcext: src_layer's x must be (T, B, F) or (B, F), got ", x.sizes());
+  const bool one_step = x.dim() == 2;
   // The GEMM on (T*B, F): a 3-D linear takes matmul's longer way to the same mm.
+  const int64_t steps = one_step ? 1 : x.size(0), batch = x.size(-2);
   const Tensor u =
-      at::linear(x.reshape({-1, x.size(2)}), weight).view({x.size(0), x.size(1), weight.size(0)});
+      at::linear(x.reshape({-1, x.size(-1)}), weight).view({steps, batch, weight.size(0)});
   const Tensor bias = bias_straight_through && grad_mode && b.requires_grad()
                           ? bias_straight_through_op().call(b, bias_max)
                           : at::clamp_max(b, bias_max);
@@ -71,7 +74,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> src_layer(
   auto [spikes, i_n, h_n, hs_n, checkpoints] = OpHandles<SrcextOps>::forward().call(
       u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths,
       layer_constants, emit_voltage);
-  return {spikes, i_n, h_n, hs_n};
+  return {one_step ? spikes.squeeze(0) : spikes, i_n, h_n, hs_n};
 }
 
 }  // namespace

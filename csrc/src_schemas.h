@@ -37,7 +37,8 @@ constexpr const char* kBackwardSchema =
     "bool straight_through, bool constants_grad, Tensor? lengths=None, "
     "float[] layer_constants=[]) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)";
 
-// One layer, eagerly: the projection u = x W^T (x (T, B, F), weight (H, F)), the effective
+// One layer, eagerly: the projection u = x W^T (x (T, B, F), or (B, F) for one step, when the
+// spikes are (B, H) too; weight (H, F)), the effective
 // bias min(b, bias_max) (with the straight-through gradient when bias_straight_through and b
 // requires one: srcext/bias.py), and src_forward, which keeps its checkpoints when a gradient
 // will be asked for. Returns spikes and the final state. A composite of the ops below it (its

@@ -95,9 +95,12 @@ def use_fused(backend: str, device: torch.device) -> bool:
 
 def _eager() -> bool:
     """Not under torch.compile, export or torch.jit's tracer, and no torch.func transform."""
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch._C._get_tracing_state() is not None:
-        return False
-    return not torch._C._functorch.get_interpreter_stack()
+    return not (
+        torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch._C._get_tracing_state() is not None
+        or torch._C._functorch.get_interpreter_stack()
+    )
 
 
 def _one_op_call(x, weight: torch.Tensor, state: State, mode: str) -> bool:
@@ -1153,9 +1156,13 @@ class SRCCell(_SRCBase):
         path (tests/test_layer.py). The case: eager, fused, a batched input and state (a
         previous call's, or none with the rest start) in the weight's dtype, no autocast,
         fixed constants, no data init or spike recording pending."""
-        weight = self.weight
+        # the module's own tensors by dict (nn.Module's attribute lookup costs ~1 us each);
+        # absent there (e.g. a parametrization), the general path
+        weight, bias = self._parameters.get("weight"), self._parameters.get("bias", self._buffers.get("bias"))
         if (
-            type(input) is not torch.Tensor
+            weight is None
+            or bias is None
+            or type(input) is not torch.Tensor
             or input.dim() != 2
             or input.dtype != weight.dtype
             or input.shape[1] != self.input_size
@@ -1176,26 +1183,26 @@ class SRCCell(_SRCBase):
             state = self._rest_start(batch)
         elif not state_fits(state, (batch, self.hidden_size), weight.dtype, weight.device):
             return None
-        layer_constants = _layer_values(self.constants)
+        constants = self._constants
         spikes, i, h, hs = torch.ops.srcext.src_layer.default(
-            input.unsqueeze(0),
+            input,  # (B, F): one step, spikes (B, H)
             weight,
-            self.bias,
+            bias,
             *state,
             None,
-            self.constants.bias_max,
+            constants.bias_max,
             self.bias_straight_through,
             self.detach_recurrent,
             self.straight_through,
             None,
-            layer_constants,
+            _layer_values(constants),
             self.output == "voltage",
         )
         if self.training and torch.is_grad_enabled():
             if self._silence_watch is None:
                 self._silence_watch = SilenceWatch(every_step=True)
-            self._silence_watch.observe(self, "", spikes, None)
-        return spikes[0], SRCState(i, h, hs)
+            self._silence_watch.observe(self, "", spikes, None)  # (counts: any shape without lengths)
+        return spikes, SRCState(i, h, hs)
 
     def _config(self):
         return [("bias", self._bias_trainable)] + super()._config()
