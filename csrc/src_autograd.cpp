@@ -57,6 +57,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> src_layer(
     const std::optional<Tensor>& lengths, c10::ArrayRef<double> layer_constants,
     bool emit_voltage) {
   const bool grad_mode = at::GradMode::is_enabled();
+  // Without grad mode there is no graph to record: the ops below run their kernels directly,
+  // skipping the autograd layer of each (three dispatcher hops of a streaming step).
+  std::optional<at::AutoDispatchBelowADInplaceOrView> below_autograd;
+  if (!grad_mode) below_autograd.emplace();
   TORCH_CHECK(x.dim() == 3 || x.dim() == 2,
               "srcext: src_layer's x must be (T, B, F) or (B, F), got ", x.sizes());
   const bool one_step = x.dim() == 2;
