@@ -1,4 +1,4 @@
-"""benchmarks/sass_report.py: the loop analysis on a hand-written SASS listing (always), and the
+"""tools/sass_report.py: the loop analysis on a hand-written SASS listing (always), and the
 report of the current f32 kernels (where nvcc and cuobjdump are present; about 10 s). The
 tuning targets are checked by `sass_report.py --check`; here, that the committed report
 (benchmarks/results/sass_sm90.json) meets them and is the report of the current sources."""
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "benchmarks", "sass_report.py")
+SCRIPT = os.path.join(ROOT, "tools", "sass_report.py")
 COMMITTED = os.path.join(ROOT, "benchmarks", "results", "sass_sm90.json")
 
 

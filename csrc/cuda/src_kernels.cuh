@@ -299,8 +299,8 @@ __device__ __forceinline__ void backward_chunk_exact(
   // is covered by a prefetch of its address issued in the iteration before (at least
   // 2 kChunk - kBackwardAhead of the stream's loads ahead: 12 steps, 8 for 2-byte storage),
   // at no register cost,
-  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md; the metric of
-  // sass_report.py relies on this contract: an iteration prefetches what the next one loads).
+  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md). The contract:
+  // an iteration prefetches what the next one loads.
   // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
   // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
   // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread

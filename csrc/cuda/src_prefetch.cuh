@@ -4,8 +4,7 @@
 // prefetch_l2: `prefetch.global.L2` (one CCTL instruction, no destination, nothing to wait
 // for). The exact-BPTT backward issues them a loop iteration ahead of the register loads of
 // the same addresses, so that the DRAM latency is covered by the prefetch and the register
-// load waits only for an L2 hit (benchmarks/GPU_NOTES.md: the latencies, and how
-// sass_report.py counts it).
+// load waits only for an L2 hit (benchmarks/GPU_NOTES.md: the latencies).
 //
 // load_nc: a load through the read-only path (`ld.global.nc`, LDG.E.CONSTANT), stated instead
 // of inferred. The compiler models inline asm as a possible write to memory, so next to a

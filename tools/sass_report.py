@@ -1,9 +1,9 @@
 """SASS report of the CUDA kernels (sm_90): registers, spills, stack, and the instructions per
 neuron-step of each kernel instance's steady-state time loop, split by kind.
 
-    python benchmarks/sass_report.py                  # all dtypes; JSON + table
-    python benchmarks/sass_report.py --check          # also compare with TARGETS; exit 1 on a miss
-    python benchmarks/sass_report.py --dtypes f32 --out /tmp/s.json
+    python tools/sass_report.py                  # all dtypes; JSON + table
+    python tools/sass_report.py --check          # also compare with TARGETS; exit 1 on a miss
+    python tools/sass_report.py --dtypes f32 --out /tmp/s.json
 
 Needs nvcc (sm_90) and cuobjdump; without them it prints why and exits 0 (a skip).
 Tools: nvcc from $CUDA_HOME/bin, else the `nvcc` on PATH (a wrapper script that `exec`s the
