@@ -32,7 +32,7 @@
 #endif
 
 // The device branches below are taken by the CUDA kernels, on the GPU and in their host
-// emulation (csrc/cuda/emulation), which must run the same math as the device.
+// emulation (tests/emulation), which must run the same math as the device.
 #if defined(__CUDA_ARCH__) || defined(SRCEXT_CUDA_EMULATION)
 #define SRC_DEVICE_MATH 1
 #endif
@@ -110,7 +110,7 @@ SRC_HD float reciprocal_vec(float d) {
 // 2^-127; the cell only takes reciprocals of numbers >= 1). Documented maximum errors (PTX
 // ISA): ex2 2 ulp, rcp 1 ulp.
 // The host emulation runs the correctly rounded host functions instead, through the
-// emulation's error model (csrc/cuda/emulation/cuda_runtime.h), which the tests can set to put
+// emulation's error model (tests/emulation/cuda_runtime.h), which the tests can set to put
 // every result at the documented bound: the emulation's approximations differ from the
 // device's by up to that bound.
 SRC_HD float exp2_approx(float x) {

@@ -1,5 +1,5 @@
 // src_schemas.h — the schemas of the srcext ops, written once. csrc/src_library.cpp defines
-// them in the `srcext` namespace; the CUDA host emulation (csrc/cuda/emulation) defines the
+// them in the `srcext` namespace; the CUDA host emulation (tests/emulation) defines the
 // same ops in a namespace of its own so that the tests can run both side by side.
 #pragma once
 

@@ -1,4 +1,4 @@
-"""Build and load the host emulation of srcext's CUDA kernels (csrc/cuda/emulation).
+"""Build and load the host emulation of srcext's CUDA kernels (tests/emulation).
 
 The emulation compiles the same ``.cu`` sources as the GPU build with the host compiler and
 runs every launch's blocks and threads one after another on the CPU; its ops are
@@ -20,7 +20,7 @@ import pathlib
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EMULATION = ROOT / "csrc" / "cuda" / "emulation"
+EMULATION = ROOT / "tests" / "emulation"
 NAMESPACE = "srcext_cuda_emulation"
 
 
@@ -29,7 +29,7 @@ def sanitized() -> bool:
 
 
 def build(namespace: str, source: str, register, name=None, flags=("-O2",), ldflags=()):
-    """Compile ``csrc/cuda/emulation/<source>`` with the host compiler into the extension
+    """Compile ``tests/emulation/<source>`` with the host compiler into the extension
     ``name`` (``namespace`` unless given; cached in build/<name>), load it, and give its ops in
     ``torch.ops.<namespace>`` their fakes with ``register`` (srcext's)."""
     from torch.utils import cpp_extension

@@ -1,5 +1,5 @@
 """Build and load the host emulation of the event-driven projection's CUDA kernels
-(csrc/cuda/emulation/src_events_emulation.cpp), as tests/cuda_emulation.py does for the
+(tests/emulation/src_events_emulation.cpp), as tests/cuda_emulation.py does for the
 recurrence: the same ``.cu`` source compiled by the host compiler, every launch's blocks and
 threads run one after another on the CPU. Its ops are
 ``torch.ops.srcext_events_emulation.*`` on CPU tensors, with the fakes and autograd of

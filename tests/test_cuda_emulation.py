@@ -423,7 +423,7 @@ def test_emulated_backward_reads_any_upstream_layout(emu, layout):
 
 # The device computes exp2, 1/x and (bfloat16 storage) tanh with the special-function unit's
 # approximate instructions (src_math.h), which the emulation runs correctly rounded. Its error
-# model (csrc/cuda/emulation/cuda_runtime.h) can put every such result at the instruction's
+# model (tests/emulation/cuda_runtime.h) can put every such result at the instruction's
 # documented error bound instead: +1 / -1 all with that sign, 2 with a sign hashed from the
 # value. The emulation's approximations otherwise differ from the device's by up to that bound.
 @pytest.mark.parametrize("mode", [1, -1, 2], ids=["plus", "minus", "hashed"])

@@ -1,7 +1,7 @@
 // src_cuda_backend.h — the CUDA backend of the srcext ops (the part csrc/src_ops.h asks of a
 // backend), over a Runtime that supplies the device guard, the current stream and the
 // post-launch error check: the CUDA runtime in src_cuda.cpp, the host emulation in
-// csrc/cuda/emulation/src_cuda_emulation.cpp. Both run the same launchers.
+// tests/emulation/src_cuda_emulation.cpp. Both run the same launchers.
 #pragma once
 
 #include <c10/util/Exception.h>

@@ -3,7 +3,7 @@
 //
 // Every thread computes its own outputs from its own inputs: no shared memory, barriers,
 // warp intrinsics or atomics, so the sums run in one fixed order (bitwise reproducible) and
-// the host emulation (csrc/cuda/emulation) runs the kernels exactly.
+// the host emulation (tests/emulation) runs the kernels exactly.
 //   count / fill:  one thread per row of s (R, F): its number of non-zeros, then (at the
 //                  offsets of the prefix sum, done by ATen in between) their columns and values.
 //   matmul:        one thread per (row r, column h) of u: the sum over row r's events of

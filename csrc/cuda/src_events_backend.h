@@ -1,7 +1,7 @@
 // src_events_backend.h — the CUDA backend of the event-driven projection ops (the part
 // csrc/src_events_ops.h asks of a backend), over a Runtime (device guard, current stream,
 // launch check, whether the stream is being captured into a CUDA graph): the CUDA runtime in
-// src_events_cuda.cpp, the host emulation in csrc/cuda/emulation/src_events_emulation.cpp.
+// src_events_cuda.cpp, the host emulation in tests/emulation/src_events_emulation.cpp.
 // The prefix sum, the event count (one device sync, to size the list) and the CSR -> CSC
 // transpose of the weight gradient are ATen ops.
 #pragma once

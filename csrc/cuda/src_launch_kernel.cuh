@@ -2,7 +2,7 @@
 //
 // Every launch goes through launch_kernel<&kernel>(grid, block, stream, args...). Under nvcc it
 // is the triple-chevron launch. In the host emulation build (SRCEXT_CUDA_EMULATION, see
-// csrc/cuda/emulation/) the same call runs every (block, thread) of the grid one after another
+// tests/emulation/) the same call runs every (block, thread) of the grid one after another
 // on the CPU, after checking the launch configuration as the runtime would, and records what
 // was launched; so the test suite executes these very sources without a GPU.
 #pragma once
@@ -10,7 +10,7 @@
 #include <cuda_runtime.h>
 
 #if defined(SRCEXT_CUDA_EMULATION)
-#include "emulation/emulated_launch.h"
+#include "emulated_launch.h"  // the tests' (tests/emulation, on that build's include path)
 #endif
 
 namespace srcext {

@@ -12,9 +12,9 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
-#include "../../src_events.h"
-#include "../src_events_backend.h"
-#include "../src_events.cu"
+#include "src_events.h"
+#include "cuda/src_events_backend.h"
+#include "cuda/src_events.cu"
 
 namespace srcext {
 namespace cuda {

@@ -1,13 +1,13 @@
 // cuda_runtime.h — stand-in for the CUDA runtime header in the host emulation build only.
 //
-// csrc/cuda/emulation/ is first on that build's include path, so the kernel sources'
+// tests/emulation/ is first on that build's include path, so the kernel sources'
 // `#include <cuda_runtime.h>` lands here: the CUDA keywords become plain C++, and the
 // built-in index variables become thread-local globals that the emulated launch
 // (emulated_launch.h) sets before it calls the kernel body for each (block, thread).
 #pragma once
 
 #if !defined(SRCEXT_CUDA_EMULATION)
-#error "csrc/cuda/emulation/cuda_runtime.h is for the host emulation build only"
+#error "tests/emulation/cuda_runtime.h is for the host emulation build only"
 #endif
 
 #include <atomic>

@@ -1,7 +1,7 @@
 // src_cuda_emulation.cpp — the CUDA kernels of csrc/cuda, compiled by the host compiler and run
 // on the CPU. Test-only: tests/cuda_emulation.py builds it (the wheel does not carry it).
 //
-// The very sources the GPU build compiles are included below; csrc/cuda/emulation/ comes
+// The very sources the GPU build compiles are included below; tests/emulation/ comes
 // first on the include path, so their <cuda_runtime.h> is the stand-in beside this file, and
 // every launch (src_launch_kernel.cuh) runs the grid on the host (emulated_launch.h). The ops
 // are registered for CPU tensors under the namespace srcext_cuda_emulation, with the schemas
@@ -15,13 +15,13 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
-#include "../../src_autograd.h"
-#include "../../src_schemas.h"
-#include "../src_cuda_backend.h"
-#include "../src_cuda_f32.cu"
-#include "../src_cuda_f64.cu"
-#include "../src_cuda_bf16.cu"
-#include "../src_cuda_f16.cu"
+#include "src_autograd.h"
+#include "src_schemas.h"
+#include "cuda/src_cuda_backend.h"
+#include "cuda/src_cuda_f32.cu"
+#include "cuda/src_cuda_f64.cu"
+#include "cuda/src_cuda_bf16.cu"
+#include "cuda/src_cuda_f16.cu"
 
 namespace srcext {
 namespace cuda {
