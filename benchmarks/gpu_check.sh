@@ -6,8 +6,9 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 #
-# Budget: under 10 minutes on an H200 (stage limits 150 + 150 + 180 + 45 + 45 s); the run of
-# 2026-11-30 took 232 s (build 58, tests 95, benchmark 44, projection 10, profile 20). A failing
+# Budget: stage limits 150 + 150 + 180 + 120 + 45 + 45 s; the run of 2026-11-30 took 232 s
+# (build 58, tests 95, benchmark 44, projection 10, profile 20), and the layer's precision
+# modes (added since, not yet run on a GPU) should take about a minute. A failing
 # stage is recorded in the summary and the script goes on, so one run always yields its
 # results; a failed build ends it at once (nothing after it could run).
 set -uo pipefail
@@ -69,6 +70,14 @@ TORCHINDUCTOR_COMPILE_THREADS=1 timeout 180 $PY benchmarks/speed.py --device cud
   > "$OUT/speed_cuda.txt" 2>&1
 status benchmark $?
 tail -30 "$OUT/speed_cuda.txt"
+
+stage_start "layer in three precision modes"
+# SRC against nn.GRU with both in strict FP32, both in TF32, both under bf16 autocast (the
+# committed comparison ran the GRU in TF32 against SRC in strict FP32), with the kernel names
+timeout 120 $PY benchmarks/layer_precision.py --device cuda --out "$OUT/layer_precision_cuda.json" \
+  > "$OUT/layer_precision_cuda.txt" 2>&1
+status layer_precision $?
+grep -v "^USDT" "$OUT/layer_precision_cuda.txt" | tail -12
 
 stage_start "event projection"
 timeout 45 $PY benchmarks/projection_bench.py --device cuda --out "$OUT/projection_cuda.json" \

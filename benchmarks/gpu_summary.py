@@ -64,6 +64,11 @@ def main(out: str) -> None:
             dtype: rows.get("crossover") for dtype, rows in projection.get("projection", {}).items()
         }
         summary["event_projection_layer_crossover"] = projection.get("layer_crossover")
+    precision_path = os.path.join(out, "layer_precision_cuda.json")
+    if os.path.exists(precision_path):
+        modes = json.load(open(precision_path)).get("modes", {})
+        # SRC's training step against nn.GRU's, both in the same precision mode
+        summary["layer_gru_over_src_by_mode"] = {mode: r["gru_over_src"]["median"] for mode, r in modes.items()}
     with open(os.path.join(out, "gpu_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     md = [

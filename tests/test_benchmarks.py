@@ -364,3 +364,18 @@ def test_host_overhead_smoke_run(tmp_path):
     for case in results["cases"].values():
         assert case["src_us_median"] > 0 and case["torch_us_median"] > 0
         assert case["ratio_min"] <= case["ratio_median"] <= case["ratio_max"]
+
+
+def test_layer_precision_smoke_run(tmp_path):
+    """benchmarks/layer_precision.py on the CPU at tiny sizes: every mode runs both contenders,
+    records their ops, and restores torch's TF32 flags."""
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    out = tmp_path / "lp.json"
+    results = load("layer_precision").main(
+        ["--T", "6", "--B", "3", "--H", "8", "--rounds", "2", "--warmup", "1", "--out", str(out)]
+    )
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+    assert set(json.loads(out.read_text())["modes"]) == {"strict_fp32", "tf32", "bf16_autocast"}
+    for mode in results["modes"].values():
+        assert set(mode["kernels"]) == {"srcext SRC", "nn.GRU"} and all(mode["kernels"].values())
+        assert mode["gru_over_src"]["min"] <= mode["gru_over_src"]["median"] <= mode["gru_over_src"]["max"]
