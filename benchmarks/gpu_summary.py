@@ -64,6 +64,17 @@ def main(out: str) -> None:
             dtype: rows.get("crossover") for dtype, rows in projection.get("projection", {}).items()
         }
         summary["event_projection_layer_crossover"] = projection.get("layer_crossover")
+    if os.path.exists(speed_path):
+        timing = json.load(open(speed_path)).get("kernel_timing", {}).get("ways", {})
+        # kernel-level: bytes over the time of a CUDA-graph replay (no host work), as a
+        # fraction of the copy's, where the capture worked; else of N calls back to back
+        for name in ("forward_train", "backward_detached"):
+            ways = timing.get(name, {})
+            for way in ("graph_replay", "back_to_back"):
+                if "fraction_of_copy" in ways.get(way, {}):
+                    summary[f"{name}_fraction_of_copy_kernel_level"] = ways[way]["fraction_of_copy"]
+                    summary[f"{name}_kernel_level_timed_as"] = way
+                    break
     precision_path = os.path.join(out, "layer_precision_cuda.json")
     if os.path.exists(precision_path):
         modes = json.load(open(precision_path)).get("modes", {})

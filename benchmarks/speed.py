@@ -487,6 +487,78 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
         roof["recurrence_fwd_bwd_cell_math_fraction"] = spread([m / w for m, w in zip(math, whole)])
 
 
+def per_call_seconds(call, device: torch.device, calls: int, graph: bool = False) -> float:
+    """Seconds per call of ``calls`` calls back to back (one synchronisation at the end, so the
+    host's work overlaps the device's), or, with ``graph`` (CUDA), of one CUDA-graph replay of
+    them (no host work at all): together with a single call's time, these separate the kernel
+    from the host."""
+    if device.type != "cuda":
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return (time.perf_counter() - start) / calls
+    if graph:
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            call()  # warm the allocator on the side stream, as graph capture needs
+        torch.cuda.current_stream(device).wait_stream(stream)
+        captured = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(captured):
+            for _ in range(calls):
+                call()
+        run = captured.replay
+    else:
+
+        def run():
+            for _ in range(calls):
+                call()
+
+    run()  # warm
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize(device)
+    start.record()
+    run()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3 / calls
+
+
+def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 20, repeats: int = 5):
+    """The kernels timed three ways (one call: speed.py's kernel group; N back to back; CUDA-graph
+    replay of N, CUDA only), the copy alike, and the kernel-level fraction of the copy's
+    bandwidth from the fastest way. The minimum of ``repeats`` for each."""
+    device = u.device
+    T, B, H = u.shape
+    ops = kernel_calls(u, bias, state, k, torch.randn_like(u))
+    src = torch.ones(copy_elements, device=device)
+    dst = torch.empty_like(src)
+    contenders = {name: ops[name] for name in ("forward_train", "forward_inference", "backward_detached")}
+    contenders["copy"] = lambda: dst.copy_(src)
+    ways = ["back_to_back"] + (["graph_replay"] if device.type == "cuda" else [])
+    timing = {}
+    for name, call in contenders.items():
+        timing[name] = {}
+        for way in ways:
+            try:
+                seconds = min(
+                    per_call_seconds(call, device, calls, graph=way == "graph_replay") for _ in range(repeats)
+                )
+            except RuntimeError as e:  # a capture that fails is reported, not fatal
+                timing[name][way] = {"error": str(e)[:200]}
+                continue
+            timing[name][way] = {"seconds": seconds}
+    copy_bytes = 2 * 4 * copy_elements
+    need = kernel_bytes(T, B, H, u.element_size())
+    for name, nbytes in need.items():
+        for way in ways:
+            mine, copy = timing[name].get(way, {}), timing["copy"].get(way, {})
+            if "seconds" in mine and "seconds" in copy:
+                mine["bytes_per_s"] = nbytes / mine["seconds"]
+                mine["fraction_of_copy"] = (nbytes / mine["seconds"]) / (copy_bytes / copy["seconds"])
+    results["kernel_timing"] = {"calls": calls, "repeats": repeats, "ways": timing}
+
+
 def bench_bf16(session, results, u, bias, state, k):
     """bfloat16 against float32 storage, fused forward+backward (CUDA)."""
     ub = u.detach().to(torch.bfloat16).requires_grad_()
@@ -630,10 +702,15 @@ def bench_layers(session, results, T, B, H, device, dtype, with_peers, density):
     torch.manual_seed(0)  # the layers' initialisations, hence their firing rates
     layers, missing = peer_layers(H, H, device, dtype, with_peers)
 
+    # A dense upstream gradient, as a loss gives: `.sum().backward()` would hand every layer a
+    # stride-0 gradient, which some copy first (results committed before 2026-12-05 used it).
+    grad = torch.randn(T, B, H, generator=g).to(device=device, dtype=dtype)
+
     def train(module, fwd):
         def go():
             module.zero_grad(set_to_none=True)
-            fwd(x).sum().backward()
+            out = fwd(x)
+            out.backward(grad.to(out.dtype))
 
         return go
 
@@ -821,6 +898,9 @@ def run_groups(args, session, results, T, B, H, device, dtype, k, cuda):
         # later big allocations reuse without the page faults a fused-only program takes.
         math_bench = None if cuda else load_cell_math_bench()
         bench_kernels(session, results, u, bias, state, k, math_bench, args.copy_mib * 2**20 // 8)
+        # (on the CPU a call is synchronous: back to back only checks the code, cheaply)
+        calls, repeats = (20, 5) if cuda else (3, 2)
+        bench_kernel_timing(results, u, bias, state, k, args.copy_mib * 2**20 // 8, calls, repeats)
 
     def recurrence():
         impls = {"fused": src_recurrence_fused, "reference": src_recurrence_reference}
@@ -912,6 +992,20 @@ def print_report(results):
                 f"  fused recurrence fwd+bwd (autograd): of its cell math "
                 f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}"
             )
+    timing = results.get("kernel_timing")
+    if timing:
+        print(f"kernels timed {timing['calls']} calls back to back / as one CUDA-graph replay (no host work):")
+        for name, ways in timing["ways"].items():
+            parts = []
+            for way, e in ways.items():
+                if "seconds" not in e:
+                    parts.append(f"{way}: failed ({e.get('error', '')[:60]})")
+                    continue
+                part = f"{way} {fmt_ms(e['seconds'])}"
+                if "fraction_of_copy" in e:
+                    part += f" ({e['fraction_of_copy']:.0%} of copy)"
+                parts.append(part)
+            print(f"  {name:<20} " + "; ".join(parts))
     if "bf16_speedup_vs_fp32" in results:
         print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
     if "layers" in results:

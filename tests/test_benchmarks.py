@@ -198,6 +198,11 @@ def test_speed_script_runs_and_writes_json(speed, tmp_path):
         assert roof["kernels"][name]["cell_math_fraction"]["median"] > 0
         assert roof["kernels"][name]["fraction_of_copy"]["median"] > 0
     assert roof["recurrence_fwd_bwd_cell_math_fraction"]["median"] > 0
+    # the kernels timed back to back too (and, on a GPU only, as a CUDA-graph replay)
+    ways = data["kernel_timing"]["ways"]
+    for name in ("forward_train", "backward_detached"):
+        assert ways[name]["back_to_back"]["seconds"] > 0 and ways[name]["back_to_back"]["fraction_of_copy"] > 0
+        assert "graph_replay" not in ways[name]
     assert results["timings_s"]["recurrence_inference_fused"] > 0
     table = speed.markdown(data)
     assert "| forward + backward, exact BPTT |" in table and "| backward detached |" in table
