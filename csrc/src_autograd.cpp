@@ -71,10 +71,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> src_layer(
   const Tensor bias = bias_straight_through && grad_mode && b.requires_grad()
                           ? bias_straight_through_op().call(b, bias_max)
                           : at::clamp_max(b, bias_max);
-  const bool constants_grad =
-      constants.has_value() && constants->defined() && constants->requires_grad();
-  const bool save = grad_mode && (u.requires_grad() || bias.requires_grad() || i0.requires_grad() ||
-                                  h0.requires_grad() || hs0.requires_grad() || constants_grad);
+  const bool save = records_graph(u, bias, i0, h0, hs0, constants);
   auto [spikes, i_n, h_n, hs_n, checkpoints] = OpHandles<SrcextOps>::forward().call(
       u, bias, i0, h0, hs0, constants, detach_recurrent, straight_through, save, lengths,
       layer_constants, emit_voltage);

@@ -142,18 +142,24 @@ struct BackwardFunction : torch::autograd::Function<BackwardFunction<Namespace>>
   }
 };
 
+// Whether src_forward with these inputs records a graph: grad mode, and an input that asks
+// for a gradient. (The forward keeps its checkpoints exactly then.)
+inline bool records_graph(const Tensor& u, const Tensor& bias, const Tensor& i0, const Tensor& h0,
+                          const Tensor& hs0, const std::optional<Tensor>& constants) {
+  return at::GradMode::is_enabled() &&
+         (u.requires_grad() || bias.requires_grad() || i0.requires_grad() || h0.requires_grad() ||
+          hs0.requires_grad() ||
+          (constants.has_value() && constants->defined() && constants->requires_grad()));
+}
+
 template <typename Namespace>
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> src_forward_autograd(
     const Tensor& u, const Tensor& bias, const Tensor& i0, const Tensor& h0, const Tensor& hs0,
     const std::optional<Tensor>& constants, bool detach_recurrent, bool straight_through,
     bool save_for_backward, const std::optional<Tensor>& lengths,
     c10::ArrayRef<double> layer_constants, bool emit_voltage) {
-  const bool differentiable =
-      at::GradMode::is_enabled() &&
-      (u.requires_grad() || bias.requires_grad() || i0.requires_grad() || h0.requires_grad() ||
-       hs0.requires_grad() ||
-       (constants.has_value() && constants->defined() && constants->requires_grad()));
-  if (!differentiable) {  // no graph to build (inference): no node, no context
+  if (!records_graph(u, bias, i0, h0, hs0,
+                     constants)) {  // no graph to build (inference): no node, no context
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     return OpHandles<Namespace>::forward().call(u, bias, i0, h0, hs0, constants, detach_recurrent,
                                                 straight_through, save_for_backward, lengths,
