@@ -1,9 +1,9 @@
 // cell_math_bench.cpp — the fused CPU kernels' cell math alone, on L1-resident data.
 //
-// The roofline of benchmarks/speed.py: how fast the cell equations of csrc/src_cell.h run
+// The roofline of benchmarks/speed.py: how fast the cell equations of csrc/common/src_cell.h run
 // when nothing has to come from memory. Blocks of kLanes neurons are spread over ATen's
 // threads and walked through the steps phase by phase across the block, exactly as the CPU
-// kernels do (advance_block and the chunked backward of csrc/cpu/src_cpu_kernels.h), but their
+// kernels do (advance_block and the chunked backward of csrc/recurrence/cpu/src_recurrence_cpu_kernels.h), but their
 // drive, spikes, upstream gradient and checkpoint are small arrays that stay in L1. The
 // kernels' time beyond this is moving the (B, H) planes through memory, and overhead.
 //
@@ -17,10 +17,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "src_cell.h"
-#include "src_params.h"
+#include "common/src_cell.h"
+#include "recurrence/src_recurrence_params.h"
 
-// As SRC_CPU_CLONES in csrc/cpu/src_cpu_kernels.h: the loader picks AVX-512, AVX2+FMA or baseline.
+// As SRC_CPU_CLONES in csrc/recurrence/cpu/src_recurrence_cpu_kernels.h: the loader picks AVX-512, AVX2+FMA or baseline.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define BENCH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

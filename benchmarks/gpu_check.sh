@@ -27,7 +27,7 @@ if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
   TORCH_CUDA_ARCH_LIST=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
   export TORCH_CUDA_ARCH_LIST
 fi
-# The CPU kernels' three instruction-set clones (csrc/cpu/src_cpu_kernels.h) make the longest
+# The CPU kernels' three instruction-set clones (csrc/recurrence/cpu/src_recurrence_cpu_kernels.h) make the longest
 # compiles of the build; nothing here measures the CPU kernels, so build the baseline alone.
 export CFLAGS="${CFLAGS:-} -DSRCEXT_NO_CPU_CLONES"
 status() { echo "$1=$2" >> "$OUT/stages.txt"; }

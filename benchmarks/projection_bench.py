@@ -38,7 +38,7 @@ import torch
 # srcext as installed (or PYTHONPATH=srcpkg), as for speed.py: a path inserted here would also
 # reach every process the importer spawns (the test suite's DDP workers).
 from srcext.data import RateEncoder
-from srcext.events import crossover as layer_crossover
+from srcext.projection import crossover as layer_crossover
 from srcext.models import SRCClassifier
 
 from machine import command_line, describe, git_commit

@@ -18,7 +18,7 @@ NAMESPACE = "srcext_events_emulation"
 
 @functools.cache
 def load():
-    from srcext.events import register_event_formulas
+    from srcext.ops.events import register_event_formulas
 
     return build(NAMESPACE, "src_events_emulation.cpp", register_event_formulas)
 

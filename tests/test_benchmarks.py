@@ -264,7 +264,7 @@ def test_speed_compiled_baseline_and_kernel_roofline(speed):
 
 @requires_fused
 def test_cell_math_bench_builds_and_runs(speed):
-    """The roofline's C++ microbenchmark compiles against csrc/src_cell.h and checks its input."""
+    """The roofline's C++ microbenchmark compiles against csrc/common/src_cell.h and checks its input."""
     bench = speed.load_cell_math_bench()
     c = list(SRCConstants().cell_values())
     assert bench.lanes == 64 and bench.chunk == speed.CHECKPOINT_INTERVAL

@@ -46,4 +46,4 @@ def test_the_packaged_sources_are_the_build_sources():
     packaged = set(build.source_files(csrc))
     for unit in build.sources(csrc, cuda=True):
         assert str(pathlib.Path(unit).relative_to(csrc)) in packaged
-    assert "src_cell.h" in packaged and not any("emulation" in p for p in packaged)
+    assert "common/src_cell.h" in packaged and not any("emulation" in p for p in packaged)

@@ -1,10 +1,12 @@
-"""SRC's and SRCCell's constructors pass their shared arguments on to the base class by name
-(srcext.layer._base_arguments): each one arrives, with the defaults of SRCConstants."""
+"""SRC's and SRCCell's constructors take their shared settings from one specification
+(srcext.layer_base.LayerOptions and the fields of SRCConstants): each one arrives, with its
+default, and the signatures list them all."""
 
 import dataclasses
 import inspect
 
 import pytest
+import torch
 
 from srcext import SRC, SRCCell
 from srcext.constants import DEFAULTS, SRCConstants
@@ -35,7 +37,7 @@ SETTINGS = dict(
     weight_scale=(0.5, "weight_scale"),
     learn=(("rho", "z"), "learn"),
     per_neuron=(True, "per_neuron"),
-    bias=(False, "_bias_trainable"),
+    bias=(False, "trainable_bias"),
 )
 
 
@@ -66,3 +68,58 @@ def test_every_shared_argument_arrives(cls):
 def test_a_bad_constant_is_named_by_the_class(cls):
     with pytest.raises(ValueError, match=rf"^{cls.__name__}: z_hyp must be in \[0, 1\]"):
         cls(3, 4, z_hyp=2.0)
+
+
+@pytest.mark.parametrize("cls", [SRC, SRCCell])
+def test_signature_lists_every_shared_setting_with_its_default(cls):
+    from srcext.layer_base import LayerOptions
+
+    parameters = inspect.signature(cls).parameters
+    for field in dataclasses.fields(LayerOptions):
+        assert parameters[field.name].kind is inspect.Parameter.KEYWORD_ONLY, field.name
+        assert parameters[field.name].default == field.default, field.name
+    assert list(parameters)[-2:] == ["device", "dtype"]
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+@pytest.mark.parametrize("cls", [SRC, SRCCell])
+def test_an_unknown_keyword_is_named_with_the_closest_one(cls):
+    with pytest.raises(
+        TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'alpah' \(did you mean 'alpha'\?\)"
+    ):
+        cls(3, 4, alpah=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frobnicate'$"):
+        cls(3, 4, frobnicate=1)
+
+
+def test_the_bias_setting_has_one_name():
+    """trainable_bias on both; SRC.bias is torch.nn.GRU's name for it, SRCCell.bias the tensor."""
+    m, c = SRC(3, 4, bias=False), SRCCell(3, 4, bias=False)
+    assert m.trainable_bias is False and m.bias is False and c.trainable_bias is False
+    assert isinstance(c.bias, torch.Tensor) and "bias" in dict(c.named_buffers())
+
+
+def test_the_import_paths_of_before_the_split_still_work():
+    """Names that moved (srcext.ops -> srcext.ops.recurrence / .events, srcext.events ->
+    srcext.projection, srcext.layer -> layer_base / functional / cell) are importable from
+    their old modules."""
+    import srcext.events as events
+    import srcext.ops as ops
+    import srcext.projection as projection
+    from srcext.layer import BACKENDS, DEFAULT_INIT_RATE, SRCCell as Cell, src_layer, use_fused, validate_backend  # noqa: F401
+    from srcext.ops import (  # noqa: F401
+        CHECKPOINT_INTERVAL,
+        constant_args,
+        num_checkpoints,
+        register_event_formulas,
+        register_op_fakes,
+        run_forward_op,
+        src_recurrence_fused,
+    )
+
+    assert Cell is SRCCell
+    for name in ("input_projection", "crossover", "CROSSOVER", "SMALL_INPUT", "validate_projection"):
+        assert getattr(events, name) is getattr(projection, name), name
+    assert events.register_event_formulas is ops.events.register_event_formulas
+    with pytest.raises(AttributeError):
+        events.__getattr__("no_such_name")

@@ -1,4 +1,4 @@
-"""The CPU ops keep their large output buffers for reuse (csrc/cpu/src_cpu_buffers.h): a
+"""The CPU ops keep their large output buffers for reuse (csrc/recurrence/cpu/src_cpu_buffers.h): a
 repeated training step faults in no new pages, results are unchanged, and the cache can be
 emptied."""
 

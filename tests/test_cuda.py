@@ -127,7 +127,7 @@ def test_cuda_auto_projection_is_the_gemm():
     """On a GPU "auto" is the dense GEMM at any density (measured on an H200: the events of a
     dense input never paid). Told apart by an inf weight on an input that is always 0: the
     GEMM's 0 * inf is NaN, the event path skips it."""
-    from srcext.events import crossover, input_projection
+    from srcext.projection import crossover, input_projection
 
     w = torch.randn(30, 40, device="cuda")
     w[:, 0] = float("inf")
@@ -143,7 +143,8 @@ def test_cuda_event_list_auto_follows_its_crossover():
     """An input given as events on a GPU: "auto" projects from the list in float32 at low
     density (measured faster than the GEMM on an H200 below ~3 %) and runs the GEMM above it and
     in bfloat16 (whose GEMM the list never beat). Inf weight on an always-0 input tells them apart."""
-    from srcext.events import as_events, crossover, input_projection
+    from srcext.events import as_events
+    from srcext.projection import crossover, input_projection
 
     w = torch.randn(30, 40, device="cuda")
     w[:, 0] = float("inf")

@@ -512,11 +512,10 @@ def test_old_checkpoints_and_pickles_still_load():
         "return_state",
         "state",
         "_spike_recorder",
-        "_bias_trainable",
+        "trainable_bias",
         "dropout",
         "bidirectional",
         "num_directions",
-        "bias",
         "init_rate",
         "output",
         "_data_init_pending",
@@ -531,6 +530,11 @@ def test_old_checkpoints_and_pickles_still_load():
     assert out.shape == (3, 2, 4) and state.h.shape == (2, 2, 4)
     assert bool(revived.data_init_done) and revived.init_rate is None
     revived.reset_parameters()  # works on the revived module (its buffer was added)
+    # pickled when the bias setting was SRC.bias / _bias_trainable: it keeps its value
+    for key in ("bias", "_bias_trainable"):
+        frozen = SRC(3, 4, bias=False)
+        frozen.__dict__[key] = frozen.__dict__.pop("trainable_bias")
+        assert pickle.loads(pickle.dumps(frozen)).bias is False, key
 
 
 # ---- 6. spike dtypes and saving ---------------------------------------------------------
@@ -580,7 +584,7 @@ def test_torch_save_and_default_torch_load(tmp_path):
 def test_rest_state_is_solved_once_per_bias_value(monkeypatch):
     """state=None needs the rest state on every call; it is solved again only when a bias
     changes (an optimizer step, load_state_dict) or the constants do."""
-    import srcext.layer as layer_module
+    import srcext.layer_base as layer_module
 
     calls = []
     real = layer_module.rest_voltage

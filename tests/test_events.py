@@ -11,7 +11,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import srcext
-from srcext.events import as_events, input_projection
+from srcext.events import as_events
+from srcext.projection import input_projection
 
 from events_helpers import DENSITIES, DTYPE_IDS, DTYPES, check_events, check_matmul_and_weight_grad, ops_of, spikes
 from helpers import assert_close, over_devices, requires_cuda, requires_fused
@@ -21,7 +22,7 @@ from helpers import assert_close, over_devices, requires_cuda, requires_fused
 def events_at_every_size(monkeypatch):
     """These tests choose between events and the GEMM on small inputs: "auto" decides by
     density here at every size (its small-input shortcut has a test of its own)."""
-    monkeypatch.setattr(srcext.events, "SMALL_INPUT", 0)
+    monkeypatch.setattr(srcext.projection, "SMALL_INPUT", 0)
 
 
 pytestmark = requires_fused
@@ -525,9 +526,9 @@ def test_rate_encoder_events_are_its_spikes():
 def test_auto_takes_the_gemm_on_small_inputs(monkeypatch):
     """At most SMALL_INPUT elements "auto" runs the GEMM whatever the density (no count, no
     events: a streaming step's host cost); above, the events where sparse enough."""
-    from srcext.events import input_projection
+    from srcext.projection import input_projection
 
-    monkeypatch.setattr(srcext.events, "SMALL_INPUT", 20 * 10 * 40)
+    monkeypatch.setattr(srcext.projection, "SMALL_INPUT", 20 * 10 * 40)
     w = torch.randn(30, 40)
     w[:, 0] = float("inf")
     x = spikes(200, 40, 0.01, seed=3).view(20, 10, 40)
@@ -539,7 +540,7 @@ def test_auto_takes_the_gemm_on_small_inputs(monkeypatch):
 def test_auto_follows_the_crossover():
     """ "auto" takes the event path below the crossover and the GEMM above it. Told apart by an
     inf weight on an input that is always 0: the GEMM's 0 * inf is NaN, the events skip it."""
-    from srcext.events import crossover, input_projection
+    from srcext.projection import crossover, input_projection
 
     w = torch.randn(30, 40)
     w[:, 0] = float("inf")

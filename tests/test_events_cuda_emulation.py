@@ -1,4 +1,4 @@
-"""The event-driven projection's CUDA kernels (csrc/cuda/src_events.cuh), executed on the CPU
+"""The event-driven projection's CUDA kernels (csrc/events/cuda/src_events_kernels.cuh), executed on the CPU
 through their host emulation (tests/events_cuda_emulation.py): every dtype and density
 against dense float64 products and against the CPU ops, bitwise determinism, the launches they
 make, and the layer's gradient formulas on top of them."""
@@ -101,7 +101,7 @@ def test_emulated_gradcheck(ops):
 
 def test_emulated_bad_event_list_is_refused(ops):
     """A column out of range is refused before any kernel runs (on a GPU, where the op does not
-    check the list's values, the kernels skip such columns instead: see src_events.cuh)."""
+    check the list's values, the kernels skip such columns instead: see src_events_kernels.cuh)."""
     s = spikes(5, 6, 0.5, seed=13)
     row_ptr, col, val = ops.src_events(s)
     with pytest.raises(ValueError, match="col must lie"):

@@ -344,7 +344,7 @@ def test_report_of_the_f32_kernels(tmp_path):
         assert e["steps_per_iteration"] == K
         assert 2 + 3 / K - 0.01 <= e["global_loads_per_step"] <= 2.5  # + the checkpoint
         assert e["global_stores_per_step"] == pytest.approx(1, abs=0.01)
-    # Exact BPTT prefetches into L2 what its next chunk loads (src_kernels.cuh): every load of
+    # Exact BPTT prefetches into L2 what its next chunk loads (src_recurrence_kernels.cuh): every load of
     # its loop is recognised as covered by a prefetch of its own stream (u, grad_spikes,
     # checkpoints: three pointer parameters), a whole chunk minus the FIFO ahead; the detached
     # backward and the forward issue no prefetch.

@@ -13,7 +13,7 @@ demangled with cu++filt or c++filt.
 
 Method
 ------
-Compilation: each csrc/cuda/src_cuda_{dtype}.cu to a cubin with `nvcc -cubin -arch=sm_90`, the
+Compilation: each csrc/recurrence/cuda/src_recurrence_cuda_{dtype}.cu to a cubin with `nvcc -cubin -arch=sm_90`, the
 flags setup.py passes to nvcc (-O3 -lineinfo --expt-relaxed-constexpr) and the ones torch's
 CUDAExtension adds that matter for code generation (-std=c++20, the __CUDA_NO_HALF*/BFLOAT16
 conversion macros, TORCH_API_INCLUDE_EXTENSION_H, TORCH_EXTENSION_NAME),
@@ -30,7 +30,7 @@ propagated in address order from the loop head (frequency 1) along the branch ed
   * a successor block holding a CALL (the slow path of an IEEE division or of a library
     function, taken only for out-of-range operands) gets 0, the other successor all;
   * a block guarded by a test of the low bits of a counter (`LOP3.LUT P, RZ, R, K-1, ...`,
-    i.e. `t % K == 0` with K = kCheckpointInterval read from csrc/src_params.h), or a guarded
+    i.e. `t % K == 0` with K = kCheckpointInterval read from csrc/recurrence/src_recurrence_params.h), or a guarded
     region holding only stores and integer work (no float math, MUFU or loads), is periodic:
     it runs once every K steps and gets 1/K (the checkpoint stores of the training forward).
     These are weighed in (not reported separately), and listed under `periodic_blocks`;
@@ -280,7 +280,7 @@ def tool_version(exe: str) -> str:
 
 def checkpoint_interval() -> int:
     try:
-        with open(os.path.join(ROOT, "csrc", "src_params.h")) as f:
+        with open(os.path.join(ROOT, "csrc", "recurrence", "src_recurrence_params.h")) as f:
             m = re.search(r"kCheckpointInterval\s*=\s*(\d+)", f.read())
         return int(m.group(1)) if m else 16
     except OSError:
@@ -316,7 +316,7 @@ def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
 
 
 def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
-    src = os.path.join(ROOT, "csrc", "cuda", f"src_cuda_{dtype}.cu")
+    src = os.path.join(ROOT, "csrc", "recurrence", "cuda", f"src_recurrence_cuda_{dtype}.cu")
     cubin = os.path.join(workdir, f"src_cuda_{dtype}.cubin")
     p = _run(nvcc_command(tools["nvcc"], src, cubin))
     if p.returncode != 0:
@@ -811,7 +811,7 @@ def address_streams(instrs, lo, hi, pointer_params):
 def prefetch_cover(instrs, weighted, streams):
     """{load position in the path: instructions from the covering prefetch} for the loads of a
     stream that the loop also prefetches, at least as many times an iteration as it loads it.
-    The kernel's contract (src_kernels.cuh, GPU_NOTES.md): the prefetches of an iteration are
+    The kernel's contract (src_recurrence_kernels.cuh, GPU_NOTES.md): the prefetches of an iteration are
     of the addresses the next iteration loads. The lead counted is from the stream's last
     prefetch of the iteration before (the latest any covering prefetch can be), a lower bound."""
     path = [i for i, _ in weighted]
@@ -889,10 +889,10 @@ def _median(xs):
 
 def exact_split_share() -> float:
     """The share of a chunk that the float-math exact backward runs twice (kExactSplit in
-    csrc/cuda/src_kernels.cuh, kChunk / d: its first part is run once for the state, then
+    csrc/recurrence/cuda/src_recurrence_kernels.cuh, kChunk / d: its first part is run once for the state, then
     recomputed with its Jacobians); 0 if the source has no split."""
     try:
-        with open(os.path.join(ROOT, "csrc", "cuda", "src_kernels.cuh")) as f:
+        with open(os.path.join(ROOT, "csrc", "recurrence", "cuda", "src_recurrence_kernels.cuh")) as f:
             m = re.search(r"kExactSplit\s*=\s*sizeof\(Acc\)\s*==\s*8\s*\?\s*0\s*:\s*kChunk\s*/\s*(\d+)", f.read())
         return 1 / int(m.group(1)) if m else 0.0
     except OSError:

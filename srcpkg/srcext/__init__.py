@@ -15,7 +15,7 @@ from .constants import SRCConstants
 from .state import SRCState
 from .streaming import detach_states, reset_states
 
-from . import constants, events, ops, reference  # ops, events register the fake and autograd of the ops
+from . import constants, events, ops, projection, reference  # ops registers the fakes and autograd of the ops
 from . import data, models  # so that `import srcext` is enough for srcext.data.RateEncoder (tonic stays lazy)
 
 # torch.save(model) pickles these classes; allow them in torch.load's default
@@ -44,6 +44,7 @@ __all__ = [
     "constants",
     "data",
     "events",
+    "projection",
     "Events",
     "models",
 ]

@@ -18,13 +18,15 @@ from typing import List, Tuple
 # (setup.py copies them there, so that an install can compile them on first use).
 PACKAGED_SOURCES = "_csrc"
 
-CPU_SOURCES = ("*.cpp", "cpu/*.cpp")
-CUDA_SOURCES = ("cuda/*.cpp", "cuda/*.cu")
+# csrc/common holds what both op families share, csrc/recurrence and csrc/events one family
+# each: its schemas, op and autograd at the top, its kernels per backend in cpu/ and cuda/.
+CPU_SOURCES = ("*/*.cpp", "*/cpu/*.cpp")
+CUDA_SOURCES = ("*/cuda/*.cpp", "*/cuda/*.cu")
 SOURCE_SUFFIXES = (".h", ".cuh", ".cpp", ".cu")
 DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
 
 # No errno and no FP-trap semantics, so that the lane loops of the CPU kernels, with the
-# branch-free float math of csrc/src_math.h, vectorise (the results are unchanged).
+# branch-free float math of csrc/common/src_math.h, vectorise (the results are unchanged).
 # -g0: no debug information (Python's CFLAGS ask for -g), which took a third of the build time
 # of the template-heavy kernels and half of that of the files that include torch.
 CXX_FLAGS = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
@@ -54,7 +56,13 @@ def compile_flags() -> Tuple[List[str], List[str]]:
 # core each here, f32 ~25 s, the autograd ~22 s): ninja starts a clean build's jobs in the
 # order given, and the short ones then fill in around the long ones instead of trailing them
 # (with 2 jobs, ~10 s of the CPU build's ~2 minutes).
-LONGEST_FIRST = ("cuda/*.cu", "cpu/src_cpu_bf16.cpp", "cpu/src_cpu_f16.cpp", "cpu/src_cpu_f32.cpp", "src_autograd.cpp")
+LONGEST_FIRST = (
+    "cuda/*.cu",
+    "cpu/src_recurrence_cpu_bf16.cpp",
+    "cpu/src_recurrence_cpu_f16.cpp",
+    "cpu/src_recurrence_cpu_f32.cpp",
+    "src_recurrence_autograd.cpp",
+)
 
 
 def longest_first(paths: List[str]) -> List[str]:

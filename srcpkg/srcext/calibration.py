@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Optional
 import torch
 from torch import nn
 
-from .layer import _SRCBase
+from .layer_base import _SRCBase
 from .rate_targeting import solve_log_scale, spike_counts
 
 

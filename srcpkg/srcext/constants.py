@@ -3,7 +3,7 @@ learnable one is kept inside its range.
 
 The fused ops take the nine constants of the cell as one tensor, per layer ``(K,)`` or per
 neuron ``(K, H)``, in the precision of the math (float32; float64 for float64 inputs), its
-rows in the order of :data:`CELL_CONSTANTS`. csrc/src_constants.h holds the same order for
+rows in the order of :data:`CELL_CONSTANTS`. csrc/common/src_constants.h holds the same order for
 the kernels (tests/test_dynamics.py checks that the two agree).
 """
 

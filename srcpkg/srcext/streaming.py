@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layer import _SRCBase
+from .layer_base import _SRCBase
 
 
 def reset_states(model: nn.Module) -> None:

@@ -1,4 +1,4 @@
-// src_cuda_emulation.cpp — the CUDA kernels of csrc/cuda, compiled by the host compiler and run
+// src_cuda_emulation.cpp — the CUDA kernels of csrc/recurrence/cuda, compiled by the host compiler and run
 // on the CPU. Test-only: tests/cuda_emulation.py builds it (the wheel does not carry it).
 //
 // The very sources the GPU build compiles are included below; tests/emulation/ comes
@@ -15,13 +15,13 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
-#include "src_autograd.h"
-#include "src_schemas.h"
-#include "cuda/src_cuda_backend.h"
-#include "cuda/src_cuda_f32.cu"
-#include "cuda/src_cuda_f64.cu"
-#include "cuda/src_cuda_bf16.cu"
-#include "cuda/src_cuda_f16.cu"
+#include "recurrence/src_recurrence_autograd.h"
+#include "recurrence/src_recurrence_schemas.h"
+#include "recurrence/cuda/src_recurrence_cuda_backend.h"
+#include "recurrence/cuda/src_recurrence_cuda_f32.cu"
+#include "recurrence/cuda/src_recurrence_cuda_f64.cu"
+#include "recurrence/cuda/src_recurrence_cuda_bf16.cu"
+#include "recurrence/cuda/src_recurrence_cuda_f16.cu"
 
 namespace srcext {
 namespace cuda {

@@ -1,5 +1,5 @@
 // src_events_emulation.cpp — the CUDA kernels of the event-driven projection
-// (csrc/cuda/src_events.cu) compiled by the host compiler and run on the CPU, as
+// (csrc/events/cuda/src_events_cuda.cu) compiled by the host compiler and run on the CPU, as
 // src_cuda_emulation.cpp does for the recurrence. Test-only: tests/events_cuda_emulation.py
 // builds it. The ops are registered for CPU tensors under the namespace
 // srcext_events_emulation, with the schemas of the real ones.
@@ -12,9 +12,9 @@
 #include <cstring>
 
 #include "cuda_runtime.h"
-#include "src_events.h"
-#include "cuda/src_events_backend.h"
-#include "cuda/src_events.cu"
+#include "events/src_events_schemas.h"
+#include "events/cuda/src_events_cuda_backend.h"
+#include "events/cuda/src_events_cuda.cu"
 
 namespace srcext {
 namespace cuda {
@@ -81,8 +81,8 @@ struct EmulatedEventsBackend {
       p.row_ptr = e.row_ptr.data_ptr<int64_t>();
       p.col = e.col.data_ptr<int64_t>();
       p.val = e.val.data_ptr();
-      kernel_for(s.scalar_type(), &event_fill_f32, &event_fill_f64, &event_fill_bf16,
-                 &event_fill_f16)(p, events_stream_token());
+      SRC_DTYPE_SWITCH(s.scalar_type(), scalar_t,
+                       launch_event_fill<scalar_t>(p, events_stream_token()));
       check_written(e.col.data_ptr(), e.nnz, 8, "col");
       check_written(e.val.data_ptr(), e.nnz, item, "val");
     }

@@ -1,4 +1,0 @@
-// Kernels for double storage (double math); one translation unit per dtype so that builds parallelise.
-#include "src_kernels.cuh"
-
-SRCEXT_CUDA_INSTANTIATE(f64, double, double)

@@ -1,0 +1,4 @@
+// Kernels for float storage (float math); one translation unit per dtype so that builds parallelise.
+#include "src_recurrence_kernels.cuh"
+
+SRCEXT_CUDA_INSTANTIATE(float)

@@ -1,0 +1,610 @@
+// src_recurrence_kernels.cuh — the CUDA kernels of the srcext ops: indexing, memory and launch only;
+// the cell math is src_cell.h, shared with the CPU kernels.
+//
+// One thread per neuron (b, h) walks time. Per-step tensors are time-major (T, N), so at
+// each step a warp reads and writes 32 consecutive values: every access is coalesced.
+//
+// Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
+// needs ~3 MB of loads in flight (4.8 TB/s x ~600 ns), which the ~100-200k resident threads
+// reach when each has its loads issued about four steps before their use (Little's law;
+// benchmarks/GPU_NOTES.md has the numbers). The streamed pointers are kernel arguments
+// marked __restrict__, so that the compiler may move loads above the stores of earlier steps
+// (pointers in the params struct, or local copies of them, do not carry that promise).
+//
+// The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint,
+// keeping each step's Jacobian (src_cell.h: StepJacobian) in registers (the chunk loops are
+// fully unrolled so the arrays stay in registers; the fields a flag combination does not
+// read are removed by the compiler), then walks the chunk back.
+//
+// Variable lengths (kLengths): each thread's loop bound is its sample's own length, which
+// also sets the number and length of the backward's chunks; past it the thread writes zero
+// spikes / grad_u and (forward) its frozen state into the remaining checkpoints.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstdint>
+
+#include "../src_recurrence_params.h"
+#include "../../common/src_switch.h"
+#include "src_recurrence_cuda_launch.h"
+#include "../../common/src_launch_kernel.cuh"
+#include "src_prefetch.cuh"
+
+namespace srcext {
+namespace cuda {
+
+constexpr int kChunk = static_cast<int>(kCheckpointInterval);
+static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
+
+// Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
+// steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
+// drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
+// iterations before its use and first read (moved to the ring's first half) one iteration
+// later, so wherever ptxas places the load in its iteration (it sank them to the iteration's
+// end in the +lengths variants: 0.44 steps ahead with a one-iteration ring of 4) it stays at
+// least one iteration (kForwardAhead steps) ahead. Cost: one register move per step, +8
+// registers against the ring of 4 (40-64; sm_90).
+constexpr int kForwardAhead = 8;
+constexpr int kForwardRing = 2 * kForwardAhead;
+static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+// Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
+// load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
+// for double): the drives u in recompute order, the upstream gradients grad_spikes in walk
+// order; each use refills its slot with the same step of the next chunk walked. Every load is
+// used in the next loop iteration, so the compiler cannot sink it towards its use past the
+// loop's back edge: a u load is at least the walk (16 walk steps) ahead, a grad_spikes load at
+// least the recompute (16 recompute steps), >= 6 steps of the whole per-step work (sm_90).
+constexpr int kDrivesAhead = kChunk;
+constexpr int kGradsAhead = kChunk;
+static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
+              "a chunk's steps fill the FIFOs a whole number of times");
+// Exact BPTT keeps 4 Jacobian values per step. A whole chunk's (64 registers) left no room
+// at the 128-register cap: the per-neuron and +lengths variants spilled 16-200 bytes and the
+// FIFO below could not deepen. So float math recomputes a chunk in two halves
+// (backward_chunk_exact): the first half runs once more (8 more cell steps a chunk, ~13 more
+// instructions a step) and only a half's Jacobians (32 registers) are held. double keeps the
+// whole chunk: it has no register cap to meet (one block), and its software exp would make
+// the extra half cost ~40 % more instructions.
+template <typename Acc>
+constexpr int kExactSplit = sizeof(Acc) == 8 ? 0 : kChunk / 2;
+// Its loads: one FIFO over the chunk's combined stream (two per-stream FIFOs spilled before
+// the split): each step of a chunk is visited twice (the recompute loads u, the walk loads
+// grad_spikes), so A loads cover A / 2 steps. 8 for 4-byte storage, 16 for 2-byte (whose
+// steps carry half the bytes, so Little's law asks twice the steps ahead; the registers
+// the split freed pay for it), 4 for double. Its depth divides a chunk's 2 kChunk loads,
+// so every chunk starts at slot 0.
+template <typename scalar_t>
+constexpr int kBackwardAhead = sizeof(scalar_t) == 8 ? 4 : (sizeof(scalar_t) == 2 ? 16 : 8);
+static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardAhead<double> == 0 &&
+                  2 * kChunk % kBackwardAhead<c10::BFloat16> == 0,
+              "a chunk's loads fill the FIFO a whole number of times");
+// The backward's register budget: 2 blocks of kThreads per SM, i.e. at most 128 registers (the
+// issue's limit) for float math. With this bound ptxas also issues the loads early instead of
+// sinking them towards their use to save registers (without it the detached variants used
+// 59-80 registers and had loads 0.1 steps ahead, 57-69 % of them after a store). double: no
+// bound (its math needs ~200 registers).
+template <typename Acc>
+constexpr int kBackwardMinBlocks = sizeof(Acc) == 8 ? 1 : 2;
+// The kernels that also accumulate the constants' gradients keep 9 more sums and each step's
+// inputs of them: at the 128-register cap they spill 0.8-1.1 kB per thread, so they take 1
+// block's budget (up to 255 registers).
+template <typename Acc, bool kConstGrad>
+constexpr int kBackwardMinBlocksFor = kConstGrad ? 1 : kBackwardMinBlocks<Acc>;
+
+// The steps neuron n runs: lengths[n / H] clamped to [0, T] (no value can index out of
+// bounds), or all T without lengths. Past them its spikes and grad_u are 0 and its state
+// is frozen (see csrc/recurrence/src_recurrence_params.h).
+template <bool kLengths>
+__device__ __forceinline__ int64_t steps_of(const int64_t* lengths, int64_t n, int64_t H,
+                                            int64_t T) {
+  if (!kLengths) return T;
+  const int64_t len = lengths[n / H];
+  return len < 0 ? 0 : (len > T ? T : len);
+}
+
+template <typename Acc, typename scalar_t>
+__device__ __forceinline__ Acc load(const scalar_t* p, int64_t idx) {
+  return static_cast<Acc>(p[idx]);
+}
+
+// The checkpoint of the chunk that starts at step t0 (a multiple of kChunk): its i, its h
+// N further on, its hs 2 N further on.
+template <typename Acc>
+__device__ __forceinline__ const Acc* checkpoint_at(const Acc* checkpoints, int64_t t0, int64_t N) {
+  return checkpoints + (t0 / kChunk) * 3 * N;
+}
+
+template <typename Acc>
+__device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellState<Acc>& s) {
+  ck[0] = s.i;
+  ck[N] = s.h;
+  ck[2 * N] = s.hs;
+}
+
+// Per layer (kPerNeuron false), the constants reach the kernels as a launch argument, ready in
+// the precision of the math with the derived ones precomputed (by the launchers, once, on the
+// host: a conversion inside the time loop would cost an F2F per constant and step). Per
+// neuron, each thread builds its own from the constants tensor (p.k) before its time loop.
+template <bool kPerNeuron, typename Acc>
+__device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRef& ref,
+                                                               const CellConstants<Acc>& layer,
+                                                               int64_t n, int64_t H) {
+  if constexpr (kPerNeuron) {
+    return constants_of<Acc>(ref, n, H);
+  } else {
+    return layer;
+  }
+}
+
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
+__global__ void __launch_bounds__(kThreads)
+    src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
+                       const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
+                       Acc* __restrict__ checkpoints) {
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (n >= p.N) return;
+  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
+  // T: this neuron's own number of steps (p.T without lengths).
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
+  const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
+  const Acc floor = static_cast<Acc>(p.output_floor);  // 0: spikes, -inf: the voltage h
+  CellState<Acc> s{load<Acc>(static_cast<const scalar_t*>(p.i0), n),
+                   load<Acc>(static_cast<const scalar_t*>(p.h0), n),
+                   load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
+  u += n;
+  spikes += n;
+  Acc* ck = kSave ? checkpoints + n : nullptr;
+
+  // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
+  // thread waits for a load only there).
+  constexpr int F = kForwardAhead, R = kForwardRing;
+  scalar_t ring[R];
+#pragma unroll
+  for (int j = 0; j < R; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+
+  int64_t t = 0;
+  // Steady state: F steps per iteration; step j moves ring[j + F] to ring[j] and loads the
+  // drive of step t + j + R, used two iterations later (always inside the sequence here, so
+  // unguarded).
+  for (; t + R + F <= T; t += F) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
+    }
+#pragma unroll
+    for (int j = 0; j < F; ++j) {
+      const Acc drive = static_cast<Acc>(ring[j]);
+      ring[j] = ring[j + F];
+      ring[j + F] = u[(t + j + R) * N];
+      cell_step(k, drive, bias, s);
+      spikes[(t + j) * N] = static_cast<scalar_t>(emitted(s.h, floor));
+    }
+  }
+  // The last steps (fewer than R + F): the ring drains.
+  for (; t < T; ++t) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
+    }
+    const Acc drive = static_cast<Acc>(ring[0]);
+#pragma unroll
+    for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
+    ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
+    cell_step(k, drive, bias, s);
+    spikes[t * N] = static_cast<scalar_t>(emitted(s.h, floor));
+  }
+  // Past its length: no spikes; the remaining checkpoints hold the frozen state.
+  for (; kLengths && t < p.T; ++t) {
+    if (kSave && (t & (kChunk - 1)) == 0) {
+      store_checkpoint(ck, N, s);
+      ck += 3 * N;
+    }
+    spikes[t * N] = scalar_t(0);
+  }
+  static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
+  static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
+  static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
+}
+
+// One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
+// checkpoint `s`, then walked back. Each of the chunk's two load streams has its own FIFO of
+// registers, refilled where it is consumed: `drives` (u, in recompute order) is
+// kDrivesAhead steps of the recompute ahead, `grads` (grad_spikes, in walk order)
+// kGradsAhead steps of the walk ahead; past the chunk's end both run on into the
+// next chunk walked (the one before in time, if has_next). So a load issued near a chunk's end
+// is used in the next loop iteration, a whole phase (kChunk steps of the other stream) later,
+// which the compiler cannot sink past the loop's back edge.
+// kConstGrad: each step's StepInputs are kept too, and its gradients of the constants added
+// to dk.
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
+__device__ __forceinline__ void backward_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, const scalar_t* __restrict__ u,
+    const scalar_t* __restrict__ u_next, const scalar_t* __restrict__ grad_spikes,
+    const scalar_t* __restrict__ grad_spikes_next, const Acc* __restrict__ checkpoint_next,
+    scalar_t* __restrict__ grad_u, scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead],
+    CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
+  constexpr int D = kDrivesAhead, G = kGradsAhead;
+  // The next chunk's checkpoint, issued before the recompute: used after the walk.
+  const CellState<Acc> next_s{checkpoint_next[0], checkpoint_next[N], checkpoint_next[2 * N]};
+
+  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
+  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
+  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
+  uint32_t spiking = 0;
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j) {
+    const Acc drive = static_cast<Acc>(drives[j % D]);
+    drives[j % D] = j + D < kChunk ? u[(j + D) * N] : u_next[(j + D - kChunk) * N];
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking |= static_cast<uint32_t>(jac.spiking) << j;
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  }
+  s = next_s;
+  // Walk back: walk step m is the chunk's step j.
+#pragma unroll
+  for (int m = 0; m < kChunk; ++m) {
+    const int j = kChunk - 1 - m;
+    const Acc grad_spike = static_cast<Acc>(grads[m % G]);
+    grads[m % G] = m + G < kChunk ? grad_spikes[(j - G) * gs_step]
+                                  : grad_spikes_next[(j - G + kChunk) * gs_step];
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
+                                dhs_dhs_prev[j]};
+    StepSignals<Acc> sig;
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
+    grad_u[j * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The same for exact BPTT (kDetach false), whose Jacobians are 4 values a step (see
+// kExactSplit): steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
+// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
+// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
+// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
+// consumption issues the load kBackwardAhead places further on.
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
+__device__ __forceinline__ void backward_chunk_exact(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
+    scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias,
+    ConstantGrads<Acc>& dk) {
+  // On the last chunk there is no next one: its loads re-read this chunk's first steps and
+  // checkpoint, unused (unconditional loads are issued where they are written); likewise the
+  // prefetches of the chunk after the next.
+  const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+  const int64_t next2_t0 = t0 >= 2 * kChunk ? t0 - 2 * kChunk : next_t0;
+  // The stream's item i (0 <= i < 2 kChunk + kBackwardAhead<scalar_t>).
+  const auto fetch = [&](int i) -> scalar_t {
+    if (i < kChunk) return load_nc(u + (t0 + i) * N);
+    if (i < 2 * kChunk) return load_nc(grad_spikes + (t0 + (2 * kChunk - 1 - i)) * gs_step);
+    return load_nc(u + (next_t0 + (i - 2 * kChunk)) * N);
+  };
+  // Into L2, first: every address that the next loop iteration (the next chunk walked) will
+  // load into registers, i.e. that chunk's items kBackwardAhead .. 2 kChunk - 1 (u of its
+  // steps kBackwardAhead .. kChunk - 1, grad_spikes of all its steps), the first
+  // kBackwardAhead drives of the chunk after it, and its checkpoint. So each register load
+  // is covered by a prefetch of its address issued in the iteration before (at least
+  // 2 kChunk - kBackwardAhead of the stream's loads ahead: 12 steps, 8 for 2-byte storage),
+  // at no register cost,
+  // and the FIFO's lead needs to cover only an L2 hit (benchmarks/GPU_NOTES.md). The contract:
+  // an iteration prefetches what the next one loads.
+  // The FIFO's loads are stated read-only (load_nc): next to the prefetches' inline asm the
+  // compiler no longer infers it, and plain loads stayed behind the walk's stores. One group
+  // at the chunk's start, pointers stepped row by row (2-3 instructions per prefetch); spread
+  // over the steps (each beside its FIFO load) they cost more registers (spills at the cap).
+  {
+    constexpr int A = kBackwardAhead<scalar_t>;
+    const scalar_t* pu = u + next2_t0 * N;
+#pragma unroll
+    for (int j = 0; j < A; ++j, pu += N) prefetch_l2(pu);
+    pu = u + (next_t0 + A) * N;
+#pragma unroll
+    for (int j = A; j < kChunk; ++j, pu += N) prefetch_l2(pu);
+    const scalar_t* pg = grad_spikes + next_t0 * gs_step;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j, pg += gs_step) prefetch_l2(pg);
+    const Acc* ck2 = checkpoint_at(checkpoints, next2_t0, N);
+    prefetch_l2(ck2);
+    prefetch_l2(ck2 + N);
+    prefetch_l2(ck2 + 2 * N);
+    if constexpr (kExactSplit<Acc> > 0) {
+      // The next chunk reads its own checkpoint a second time (load_fresh, below); this
+      // iteration loads it into registers anyway, so it is in L2 already: the prefetch
+      // states that, as the contract above asks, for 3 instructions a chunk.
+      const Acc* ck1 = checkpoint_at(checkpoints, next_t0, N);
+      prefetch_l2(ck1);
+      prefetch_l2(ck1 + N);
+      prefetch_l2(ck1 + 2 * N);
+    }
+  }
+
+  // The chunk in two parts, so that only one part's Jacobians are held at a time (F =
+  // kExactSplit steps, then L = kChunk - F):
+  //   A: the first F steps run forward from the checkpoint for the state only, drives kept;
+  //   B: the last L steps are recomputed keeping their Jacobians, and walked back;
+  //   C: the first F steps are recomputed again, from the checkpoint read again and the kept
+  //      drives, keeping their Jacobians, and walked back.
+  // The stream is read once, in the order of a whole-chunk recompute. With F = 0 (double) it
+  // is that: B over the whole chunk.
+  constexpr int A = kBackwardAhead<scalar_t>, F = kExactSplit<Acc>, L = kChunk - F;
+  // Pass C's start: the checkpoint read again, with a load the compiler may not merge with
+  // the first (load_fresh), issued here, a chunk part ahead of its use. Started from the
+  // same registers, ptxas would keep pass A's values for reuse (it sees through an empty
+  // asm), in the very registers the split is meant to free.
+  CellState<Acc> s_again;
+  if constexpr (F > 0) {
+    const Acc* ck = checkpoint_at(checkpoints, t0, N);
+    s_again = {load_fresh(ck), load_fresh(ck + N), load_fresh(ck + 2 * N)};
+  }
+  scalar_t first_drives[F > 0 ? F : 1];
+#pragma unroll
+  for (int j = 0; j < F; ++j) {
+    first_drives[j] = fifo[j % A];
+    fifo[j % A] = fetch(j + A);
+    cell_step(k, static_cast<Acc>(first_drives[j]), bias, s);
+  }
+  Acc dh_dpre[L], dx_di[L], dhs_dh_prev[L], dhs_dhs_prev[L];  // L >= F: part B's or C's
+  StepInputs<Acc> inputs[kConstGrad ? L : 1];
+  uint32_t spiking = 0;
+  // Recompute with the drive given, keeping the Jacobian in slot j (relu masks as bits).
+  const auto recompute = [&](int j, Acc drive) {
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
+    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
+    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+    spiking = (spiking & ~(1u << j)) | (static_cast<uint32_t>(jac.spiking) << j);
+    dh_dpre[j] = jac.dh_dpre;
+    dx_di[j] = jac.dx_di;
+    dhs_dh_prev[j] = jac.dhs_dh_prev;
+    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
+  };
+  // Walk step m (the chunk's step kChunk - 1 - m, its Jacobian in slot j); the next chunk's
+  // checkpoint is loaded with its first drives.
+  CellState<Acc> s_next;
+  const auto walk = [&](int m, int j) {
+    const int i = kChunk + m;
+    const Acc gs = static_cast<Acc>(fifo[i % A]);
+    fifo[i % A] = fetch(i + A);
+    if (i + A == 2 * kChunk) {
+      const Acc* ck = checkpoint_at(checkpoints, next_t0, N);
+      s_next = {load_nc(ck), load_nc(ck + N), load_nc(ck + 2 * N)};
+    }
+    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
+                                dhs_dhs_prev[j]};
+    StepSignals<Acc> sig;
+    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
+    grad_u[(t0 + kChunk - 1 - m) * N] = static_cast<scalar_t>(du);
+  };
+#pragma unroll
+  for (int j = 0; j < L; ++j) {  // B
+    const Acc drive = static_cast<Acc>(fifo[(F + j) % A]);
+    fifo[(F + j) % A] = fetch(F + j + A);
+    recompute(j, drive);
+  }
+#pragma unroll
+  for (int m = 0; m < L; ++m) walk(m, L - 1 - m);
+  if constexpr (F > 0) {  // C
+    s = s_again;
+#pragma unroll
+    for (int j = 0; j < F; ++j) recompute(j, static_cast<Acc>(first_drives[j]));
+#pragma unroll
+    for (int m = L; m < kChunk; ++m) walk(m, kChunk - 1 - m);
+  }
+  s = s_next;
+}
+
+// The last chunk in time when it is shorter than kChunk (steps t0 .. t0 + len - 1), walked
+// first, once per thread: a rolled loop with its Jacobians in local memory, so that it adds
+// nothing to the registers of the unrolled steady state above.
+template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
+          typename K>
+__device__ __forceinline__ void backward_partial_chunk(
+    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, int len,
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u, CellGrad<Acc>& g,
+    Acc& dbias, ConstantGrads<Acc>& dk) {
+  const Acc* ck = checkpoint_at(checkpoints, t0, N);
+  CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
+  StepJacobian<Acc> jac[kChunk];
+  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
+#pragma unroll 1
+  for (int j = 0; j < len; ++j) {
+    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
+    const StepTrace<Acc> tr = cell_step(k, load<Acc>(u, (t0 + j) * N), bias, s);
+    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
+    jac[j] = step_jacobian(k, tr, h_prev, hs_prev, s.h);
+  }
+#pragma unroll 1
+  for (int j = len - 1; j >= 0; --j) {
+    StepSignals<Acc> sig;
+    const Acc du = step_backward<kDetach, kStraightThrough>(
+        k, jac[j], load<Acc>(grad_spikes, (t0 + j) * gs_step), g, dbias, sig);
+    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
+    grad_u[(t0 + j) * N] = static_cast<scalar_t>(du);
+  }
+}
+
+// The backward's full chunks, last in time first: f(c) for c = last_full .. 0, c the chunk's
+// index (its first step c kChunk). With lengths the counter is the same in every thread, from
+// the last full chunk of the longest sequence (T_all) down, and each thread takes part from
+// its own last full chunk on. The chunk's first step is then warp-uniform and every address a
+// uniform offset of a per-thread base pointer, as without lengths; a per-thread first step
+// needed per-thread 64-bit offsets, whose registers kept the exact variants from prefetching
+// (GPU_NOTES.md). The counters are ints (check_chunks in src_recurrence_cuda_backend.h bounds T).
+template <bool kLengths, typename F>
+__device__ __forceinline__ void for_each_full_chunk(int64_t T_all, int64_t last_full, F&& f) {
+  const int own_last = static_cast<int>(last_full);
+  for (int c = kLengths ? static_cast<int>(T_all / kChunk) - 1 : own_last; c >= 0; --c) {
+    if (kLengths && c > own_last) continue;
+    f(c);
+  }
+}
+
+template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
+          bool kPerNeuron, bool kConstGrad>
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGrad>)
+    src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
+                        const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+                        const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (n >= p.N) return;
+  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
+  // T: this neuron's own length; the final state's gradients enter at its last step.
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
+  const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
+  CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
+                  load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
+                  load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
+  Acc dbias = Acc(0);
+  ConstantGrads<Acc> dk;  // kConstGrad only
+  zero_constant_grads(dk);
+  u += n;
+  // grad_spikes through its strides (n itself when (B, H) is contiguous: coalesced as u).
+  grad_spikes += (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
+  const int64_t gs_step = p.grad_spikes_stride_t;
+  grad_u += n;
+  checkpoints += n;
+  for (int64_t t = T; kLengths && t < p.T; ++t) grad_u[t * N] = scalar_t(0);  // no step
+
+  int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
+  if (c >= 0 && T - c * kChunk < kChunk) {
+    backward_partial_chunk<kDetach, kStraightThrough, kConstGrad>(
+        k, bias, N, gs_step, c * kChunk, static_cast<int>(T - c * kChunk), u, grad_spikes,
+        checkpoints, grad_u, g, dbias, dk);
+    --c;
+  }
+  // Full chunks from here on. With lengths the test is the launch's (a full chunk in any
+  // sequence), the same in every thread: a thread with none of its own loads chunk 0's values,
+  // unused, and takes part in no chunk (for_each_full_chunk). Behind a per-thread test the
+  // loop cost the exact +lengths variants the L2 lead of their FIFO (GPU_NOTES.md, session 24).
+  if (kLengths ? p.T >= kChunk : c >= 0) {
+    const int64_t c_first = c < 0 ? 0 : c;
+    const Acc* ck = checkpoints + c_first * 3 * N;
+    CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
+    if constexpr (kDetach) {
+      scalar_t drives[kDrivesAhead], grads[kGradsAhead];
+#pragma unroll
+      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c_first * kChunk + j) * N];
+#pragma unroll
+      for (int m = 0; m < kGradsAhead; ++m)
+        grads[m] = grad_spikes[(c_first * kChunk + kChunk - 1 - m) * gs_step];
+      // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
+      // unused (unconditional loads are issued where they are written). The next checkpoint
+      // is indexed by chunk here, not as checkpoint_at(next_t0): that form cost two variants
+      // an 8-byte spill (GPU_NOTES.md, session 21).
+      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
+        const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
+        const bool has_next = cu > 0;
+        const int64_t next_t0 = has_next ? t0 - kChunk : t0;
+        backward_chunk<kDetach, kStraightThrough, kConstGrad>(
+            k, bias, N, gs_step, u + t0 * N, u + next_t0 * N, grad_spikes + t0 * gs_step,
+            grad_spikes + next_t0 * gs_step, checkpoints + (has_next ? cu - 1 : cu) * 3 * N,
+            grad_u + t0 * N, drives, grads, s, g, dbias, dk);
+      });
+    } else {
+      scalar_t fifo[kBackwardAhead<scalar_t>];
+#pragma unroll
+      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c_first * kChunk + j) * N];
+      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
+        backward_chunk_exact<kDetach, kStraightThrough, kConstGrad>(
+            k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
+            checkpoints, grad_u, fifo, s, g, dbias, dk);
+      });
+    }
+  }
+  static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
+  static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g.dh);
+  static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g.dhs);
+  static_cast<Acc*>(p.grad_bias_partial)[n] = dbias;
+  if constexpr (kConstGrad) {
+#pragma unroll
+    for (int j = 0; j < kNumConstants; ++j)
+      static_cast<Acc*>(p.grad_constants_partial)[j * N + n] = dk.v[j];
+  }
+}
+
+inline dim3 grid_for(int64_t N) {
+  return dim3(static_cast<unsigned int>((N + kThreads - 1) / kThreads));
+}
+
+// The per-layer constants, converted to the math's precision here, once (host memory: see
+// ConstantsRef); per neuron the kernels read them (and these go unused).
+template <typename Acc>
+CellConstants<Acc> launch_constants(const ConstantsRef& k) {
+  if (k.per_neuron) return CellConstants<Acc>{};
+  return CellConstants<Acc>::from(static_cast<const Acc*>(k.data), k.stride_k);
+}
+
+// Runtime flags become template switches here.
+template <typename scalar_t>
+void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
+  using Acc = acc_t<scalar_t>;
+  const dim3 grid = grid_for(p.N);
+  const auto k = launch_constants<Acc>(p.k);
+  const auto* u = static_cast<const scalar_t*>(p.u);
+  auto* spikes = static_cast<scalar_t*>(p.spikes);
+  auto* checkpoints = static_cast<Acc*>(p.checkpoints);
+  SRC_BOOL_SWITCH(
+      save, kSave,
+      SRC_BOOL_SWITCH(
+          p.lengths != nullptr, kLengths,
+          SRC_BOOL_SWITCH(
+              p.k.per_neuron, kPerNeuron,
+              launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron>>(
+                  grid, kThreads, stream, p, k, u, spikes, checkpoints))));
+}
+
+template <typename scalar_t>
+void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
+                     cudaStream_t stream) {
+  using Acc = acc_t<scalar_t>;
+  const dim3 grid = grid_for(p.N);
+  const auto k = launch_constants<Acc>(p.k);
+  const auto* u = static_cast<const scalar_t*>(p.u);
+  const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
+  const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
+  auto* grad_u = static_cast<scalar_t*>(p.grad_u);
+  // The constants' gradients are computed only with per-neuron reads (the op passes per-layer
+  // constants whose gradients are wanted that way, with stride_h 0): no per-layer variant.
+  SRC_BOOL_SWITCH(
+      detach, kDetach,
+      SRC_BOOL_SWITCH(
+          straight_through, kStraightThrough,
+          SRC_BOOL_SWITCH(
+              p.lengths != nullptr, kLengths,
+              if (!p.k.per_neuron) {
+                launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
+                                                   kLengths, false, false>>(
+                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
+              } else {
+                SRC_BOOL_SWITCH(
+                    p.grad_constants_partial != nullptr, kConstGrad,
+                    launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
+                                                       kLengths, true, kConstGrad>>(
+                        grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+              })));
+}
+
+}  // namespace cuda
+}  // namespace srcext
+
+// One translation unit per storage type instantiates its launchers with this.
+#define SRCEXT_CUDA_INSTANTIATE(scalar_t)                                                          \
+  template void srcext::cuda::launch_forward<scalar_t>(const srcext::ForwardParams&, bool,         \
+                                                       cudaStream_t);                              \
+  template void srcext::cuda::launch_backward<scalar_t>(const srcext::BackwardParams&, bool, bool, \
+                                                        cudaStream_t);
