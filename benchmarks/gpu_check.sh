@@ -6,11 +6,13 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 #
-# Budget: stage limits 150 + 150 + 180 + 120 + 45 + 45 s; the run of 2026-11-30 took 232 s
-# (build 58, tests 95, benchmark 44, projection 10, profile 20), and the layer's precision
-# modes (added since, not yet run on a GPU) should take about a minute. A failing
-# stage is recorded in the summary and the script goes on, so one run always yields its
-# results; a failed build ends it at once (nothing after it could run).
+# Budget: at most 8 minutes, stage limits 105 + 110 + 105 + 60 + 25 + 35 + 30 s = 470 s; the
+# run of 2026-11-30 took 232 s (build 58, tests 95, benchmark 44, projection 10, profile 20),
+# and the stages added since (the layer's precision modes, the kernels timed three ways, the
+# forwards' source counters), not yet run on a GPU, should take about 90 s more. Each stage
+# writes its own files as it ends, so a run cut off keeps what it measured. A failing stage is
+# recorded in the summary and the script goes on; a failed build ends it at once (nothing
+# after it could run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mkdir -p "${1:-benchmarks/results}" && cd "${1:-benchmarks/results}" && pwd)
@@ -39,7 +41,7 @@ stage_start() { echo "== $1 ($(date -u +%T))"; }
 
 stage_start "build (CUDA_HOME=$CUDA_HOME, archs $TORCH_CUDA_ARCH_LIST, $MAX_JOBS jobs)"
 SECONDS=0
-timeout 150 $PY -m pip install --no-build-isolation --no-deps -v . > "$OUT/build.log" 2>&1
+timeout 105 $PY -m pip install --no-build-isolation --no-deps -v . > "$OUT/build.log" 2>&1
 code=$?
 status build $code
 echo "build: exit $code after ${SECONDS} s"
@@ -58,7 +60,7 @@ stage_start "CUDA tests"
 # srcext is imported from the install.
 SUITES=()
 for name in test_cuda test_ops test_layer test_lengths test_dynamics test_events; do SUITES+=("$PWD/tests/$name.py"); done
-(cd /tmp && timeout 150 $PY -m pytest "${SUITES[@]}" -m cuda -q -p no:cacheprovider -p no:logging \
+(cd /tmp && timeout 110 $PY -m pytest "${SUITES[@]}" -m cuda -q -p no:cacheprovider -p no:logging \
   -o addopts="" -rs --durations=15 --junitxml="$OUT/pytest_cuda.xml") > "$OUT/pytest_cuda.log" 2>&1
 status cuda_tests $?
 tail -3 "$OUT/pytest_cuda.log"
@@ -66,7 +68,7 @@ tail -3 "$OUT/pytest_cuda.log"
 stage_start "benchmark"
 # torch.compile's worker processes count as foreign load, the likely cause of the 25 busy
 # rounds of 99 (flagged) in the run of 2026-11-30. One compile thread: no workers.
-TORCHINDUCTOR_COMPILE_THREADS=1 timeout 180 $PY benchmarks/speed.py --device cuda --copy-mib 2048 --out "$OUT/speed_cuda.json" \
+TORCHINDUCTOR_COMPILE_THREADS=1 timeout 105 $PY benchmarks/speed.py --device cuda --copy-mib 2048 --out "$OUT/speed_cuda.json" \
   > "$OUT/speed_cuda.txt" 2>&1
 status benchmark $?
 tail -30 "$OUT/speed_cuda.txt"
@@ -74,26 +76,34 @@ tail -30 "$OUT/speed_cuda.txt"
 stage_start "layer in three precision modes"
 # SRC against nn.GRU with both in strict FP32, both in TF32, both under bf16 autocast (the
 # committed comparison ran the GRU in TF32 against SRC in strict FP32), with the kernel names
-timeout 120 $PY benchmarks/layer_precision.py --device cuda --out "$OUT/layer_precision_cuda.json" \
+timeout 60 $PY benchmarks/layer_precision.py --device cuda --out "$OUT/layer_precision_cuda.json" \
   > "$OUT/layer_precision_cuda.txt" 2>&1
 status layer_precision $?
 grep -v "^USDT" "$OUT/layer_precision_cuda.txt" | tail -12
 
 stage_start "event projection"
-timeout 45 $PY benchmarks/projection_bench.py --device cuda --out "$OUT/projection_cuda.json" \
+timeout 25 $PY benchmarks/projection_bench.py --device cuda --out "$OUT/projection_cuda.json" \
   > "$OUT/projection_cuda.txt" 2>&1
 status projection $?
 tail -12 "$OUT/projection_cuda.txt"
 
 if command -v ncu >/dev/null; then
   stage_start "profile (ncu)"
-  timeout 45 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|backward)_kernel" \
+  timeout 35 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|backward)_kernel" \
     --section SpeedOfLight \
     --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
     $PY benchmarks/gpu_profile.py > "$OUT/ncu.txt" 2>&1
   status ncu $?
   grep -E "^  [a-z_]+.*\(|Memory Throughput|DRAM Throughput|Duration|Achieved Occupancy|Registers Per" \
     "$OUT/ncu.txt" | head -40
+  stage_start "source counters of the forwards (ncu)"
+  # Where the f32 and bf16 forwards (training and inference) spend their issue slots and
+  # stalls, per SASS line: what the trimmed cell math (issue 40) is to be read against.
+  timeout 30 ncu --clock-control none --profile-from-start off -k "regex:src_forward_kernel" \
+    --section SourceCounters --print-details all \
+    $PY benchmarks/gpu_profile.py --T 200 > "$OUT/ncu_source_forward.txt" 2>&1
+  status ncu_source_forward $?
+  grep -E -m 20 "Warp Stall|Branch Instructions|Instructions Executed" "$OUT/ncu_source_forward.txt"
 fi
 
 $PY benchmarks/gpu_summary.py "$OUT"

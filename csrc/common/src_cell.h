@@ -46,22 +46,15 @@ struct CellConstants {
   SRC_CELL_CONSTANT_FIELDS(SRC_DECLARE_FIELD)
 #undef SRC_DECLARE_FIELD
 
+  // (Positional: the fields in the order of SRC_CELL_CONSTANT_FIELDS.)
   SRC_HD static CellConstants from(const Acc* v, int64_t stride) {
-    CellConstants k;
-    k.alpha = v[kAlpha * stride];
-    k.rho = v[kRho * stride];
-    k.inv_rho = Acc(1) / k.rho;
-    k.r = v[kR * stride];
-    k.r_s = v[kRS * stride];
-    k.z = v[kZ * stride];
-    k.one_minus_z = Acc(1) - k.z;
-    k.z_hyp = v[kZHyp * stride];
-    k.z_dep_minus_z_hyp = v[kZDep * stride] - k.z_hyp;
-    k.gate_slope = v[kGateSlope * stride];
-    k.gate_threshold = v[kGateThreshold * stride];
-    k.gate_log2_slope = k.gate_slope * Acc(1.44269504088896340736);
-    k.gate_log2_offset = -k.gate_log2_slope * k.gate_threshold;
-    return k;
+    const Acc rho = v[kRho * stride], z = v[kZ * stride], z_hyp = v[kZHyp * stride];
+    const Acc slope = v[kGateSlope * stride], threshold = v[kGateThreshold * stride];
+    const Acc log2_slope = slope * Acc(1.44269504088896340736);
+    return {v[kAlpha * stride],        rho,   Acc(1) / rho, v[kR * stride],
+            v[kRS * stride],           z,     Acc(1) - z,   z_hyp,
+            v[kZDep * stride] - z_hyp, slope, threshold,    log2_slope,
+            -log2_slope * threshold};
   }
 };
 

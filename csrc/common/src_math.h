@@ -31,14 +31,11 @@
 #define SRC_HD inline
 #endif
 
-// The device branches below are taken by the CUDA kernels, on the GPU and in their host
-// emulation (tests/emulation), which must run the same math as the device.
-#if defined(__CUDA_ARCH__) || defined(SRCEXT_CUDA_EMULATION)
+// The device branches below are taken by the CUDA kernels. A host build of the CUDA kernels
+// (the tests' emulation) runs the same math: it defines SRC_DEVICE_MATH itself, and the two
+// special-function approximations below (exp2_approx, reciprocal_approx), before this header.
+#if defined(__CUDA_ARCH__) && !defined(SRC_DEVICE_MATH)
 #define SRC_DEVICE_MATH 1
-#endif
-
-#if defined(SRCEXT_CUDA_EMULATION) && !defined(__CUDA_ARCH__)
-#include <cuda_runtime.h>  // the emulation's stand-in: approx_result, the error model below
 #endif
 
 namespace srcext {
@@ -103,37 +100,24 @@ SRC_HD float reciprocal_vec(float d) {
 }
 #endif
 
-#if defined(SRC_DEVICE_MATH)
+#if defined(__CUDA_ARCH__)
 // The special-function unit's approximations, one MUFU instruction each (inline PTX: the
 // CUDA intrinsics add range checks the cell does not need). `.ftz`: subnormal inputs and
 // results are zero, which changes nothing here (exp2 of less than -126 is 0 instead of
 // 2^-127; the cell only takes reciprocals of numbers >= 1). Documented maximum errors (PTX
 // ISA): ex2 2 ulp, rcp 1 ulp.
-// The host emulation runs the correctly rounded host functions instead, through the
-// emulation's error model (tests/emulation/cuda_runtime.h), which the tests can set to put
-// every result at the documented bound: the emulation's approximations differ from the
-// device's by up to that bound.
 SRC_HD float exp2_approx(float x) {
-#if defined(__CUDA_ARCH__)
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
-#else
-  return cuda::emulation::approx_result(std::exp2(x), cuda::emulation::kEx2ApproxError);
-#endif
 }
 
 SRC_HD float reciprocal_approx(float x) {
-#if defined(__CUDA_ARCH__)
   float y;
   asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
-#else
-  return cuda::emulation::approx_result(1.0f / x, cuda::emulation::kRcpApproxError);
-#endif
 }
-
-#endif  // SRC_DEVICE_MATH
+#endif
 
 SRC_HD float reciprocal(float d) {
 #if defined(SRC_DEVICE_MATH)

@@ -79,8 +79,8 @@ class SRC(_SRCBase):
         stateful: carry the final state over to the next call (streaming; see
             :meth:`reset_state`, :meth:`detach_state`).
         return_state: False returns only the output, for use inside torch.nn.Sequential.
-        alpha, rho, r, r_s, z, z_hyp, z_dep, gate_slope, gate_threshold, bias_max: the cell
-            constants of the spec (paper defaults).
+        the cell constants: every field of :class:`srcext.SRCConstants` by name (the
+            spec's constants and bias_max, with the paper's defaults), e.g. ``SRC(..., z=0.2)``.
         learn: names of cell constants to learn (any of ``srcext.constants.CELL_CONSTANTS``;
             not bias_max), initialised at the values above. Each is a parameter
             ``{name}_raw_l{k}`` holding it unconstrained: alpha, z, z_hyp and z_dep pass

@@ -88,3 +88,20 @@ inline float approx_result(float exact, float bound) {
 }  // namespace emulation
 }  // namespace cuda
 }  // namespace srcext
+
+// The device math of csrc/common/src_math.h on the host: its special-function approximations
+// are the correctly rounded host functions through the error model above, so that the tests
+// can put every result at the documented bound (the emulation's approximations differ from
+// the device's by up to that bound).
+#define SRC_DEVICE_MATH 1
+
+namespace srcext {
+namespace math {
+inline float exp2_approx(float x) {
+  return cuda::emulation::approx_result(std::exp2(x), cuda::emulation::kEx2ApproxError);
+}
+inline float reciprocal_approx(float x) {
+  return cuda::emulation::approx_result(1.0f / x, cuda::emulation::kRcpApproxError);
+}
+}  // namespace math
+}  // namespace srcext

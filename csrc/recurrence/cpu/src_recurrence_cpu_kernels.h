@@ -98,11 +98,9 @@ struct BlockConstants<Acc, true> {
     }
   }
   SRC_HD CellConstants<Acc> at(int l) const {
-    CellConstants<Acc> c;
-#define SRC_LANE_VALUE(name) c.name = name[l];
-    SRC_CELL_CONSTANT_FIELDS(SRC_LANE_VALUE)
+#define SRC_LANE_VALUE(name) name[l],
+    return {SRC_CELL_CONSTANT_FIELDS(SRC_LANE_VALUE)};
 #undef SRC_LANE_VALUE
-    return c;
   }
 };
 
@@ -264,6 +262,8 @@ SRC_HD StepInputs<Acc> chunk_inputs(const Acc (&i_prev)[kRows][kLanes],
 // values per step of the chunk (i[t-1] and d x / d rho) besides its trace.
 // straight_through is a run-time flag (a select per lane, see cell_step_backward): one
 // instance instead of two halves the build.
+// Long (~130 lines) on purpose: the chunk's lane arrays live in this one frame, so that the
+// recompute and the backward walk share them without passing a dozen arrays between helpers.
 template <typename scalar_t, typename Acc, bool kDetach, bool kLengths, bool kPerNeuron,
           bool kConstGrad>
 SRC_HD void backward_block(const BackwardParams& p, const BlockConstants<Acc, kPerNeuron>& k,

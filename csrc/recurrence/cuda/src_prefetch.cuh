@@ -24,7 +24,7 @@ __device__ __forceinline__ void prefetch_l2(const T* p) {
 #if defined(__CUDA_ARCH__)
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #else
-  (void)p;  // host emulation (SRCEXT_CUDA_EMULATION): no cache to warm
+  (void)p;  // a host build of the kernels: no cache to warm
 #endif
 }
 
