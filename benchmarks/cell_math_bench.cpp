@@ -33,7 +33,7 @@ using srcext::CellConstants;
 using srcext::CellGrad;
 using srcext::StepTrace;
 
-constexpr int kLanes = 64;   // neurons per block, as in the CPU kernels
+constexpr int kLanes = 64;  // neurons per block, as in the CPU kernels
 constexpr int kChunk = static_cast<int>(srcext::kCheckpointInterval);  // steps per chunk
 
 // Keep the compiler from dropping stores that nothing reads afterwards.
@@ -74,7 +74,7 @@ struct BlockData {
     for (auto& row : drive)
       for (float& v : row) v = 0.7f * uniform();  // about the spread of speed.py's drive
     for (auto& row : grad_spikes)
-      for (float& v : row) v = 1.0f;              // the gradient of a sum of the spikes
+      for (float& v : row) v = 1.0f;  // the gradient of a sum of the spikes
     for (int l = 0; l < kLanes; ++l) {
       bias[l] = -6.0f;
       i0[l] = h0[l] = hs0[l] = 0.0f;
