@@ -47,3 +47,14 @@ def test_the_packaged_sources_are_the_build_sources():
     for unit in build.sources(csrc, cuda=True):
         assert str(pathlib.Path(unit).relative_to(csrc)) in packaged
     assert "common/src_cell.h" in packaged and not any("emulation" in p for p in packaged)
+
+
+def test_translation_units_have_distinct_object_names():
+    """Two sources of one folder with the same stem (x.cpp and x.cu) compile to the same object
+    file, which ninja refuses ("multiple rules generate"): every unit's stem is its own."""
+    spec = importlib.util.spec_from_file_location("srcext_build", ROOT / "srcpkg" / "srcext" / "_build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    units = [pathlib.Path(p).relative_to(ROOT) for p in build.sources(str(ROOT / "csrc"), cuda=True)]
+    objects = [unit.with_suffix("") for unit in units]
+    assert len(set(objects)) == len(objects), sorted(map(str, objects))

@@ -130,12 +130,6 @@ SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, Acc bias, Ce
   return tr;
 }
 
-// relu written so that NaN passes through, as torch.relu does.
-template <typename Acc>
-SRC_HD Acc spike(Acc h) {
-  return h < Acc(0) ? Acc(0) : h;
-}
-
 // What a step emits: max(h, floor), NaN passing through. floor 0 gives the spike relu(h);
 // floor -inf the membrane voltage h itself (the layer's output="voltage"). One comparison
 // with a register either way, so the choice costs the kernels no branch.

@@ -31,7 +31,7 @@ from .layer_base import (
     with_shared_keywords,
 )
 from .projection import validate_projection
-from .sequences import check_lengths, pack_like, reverse_within_lengths, unpack, zero_padding
+from .sequences import layer_lengths, pack_like, reverse_within_lengths, unpack, zero_padding
 from .state import SRCState
 
 __all__ = [
@@ -241,7 +241,7 @@ class SRC(_SRCBase):
             elif self.batch_first:
                 x = x.transpose(0, 1)
         steps, batch = x.shape[0], x.shape[1]
-        lengths = check_lengths(lengths, batch, steps, x.device, "SRC")
+        lengths = layer_lengths(lengths, batch, steps, x.device, "SRC")
         if events is None:  # (deeper layers get spikes, which are 0 past the lengths already)
             x = zero_padding(x, lengths)
         fused = use_fused(self.backend, x.device)

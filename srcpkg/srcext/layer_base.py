@@ -254,9 +254,11 @@ class _SRCBase(nn.Module):
             raise ValueError(f"{name}: output must be one of {OUTPUTS}, got {output!r}")
         self.output = output
         # Whether the data-dependent init has run (or is not wanted): a buffer, so it is saved
-        # with the weights and a loaded checkpoint is never initialised again.
-        self.register_buffer("data_init_done", torch.tensor(init_rate is None, device=device))
-        self._data_init_pending = init_rate is not None  # its host copy: no device read per call
+        # with the weights and a loaded checkpoint is never initialised again; its host copy
+        # _data_init_pending, so that no call reads the device. Both set by reset_parameters,
+        # which every constructor ends with (_data_init_rearm).
+        self.register_buffer("data_init_done", torch.tensor(True, device=device))
+        self._data_init_pending = False
         self._silence_watch: Optional[SilenceWatch] = None
         self._sequential_checked = False  # the nn.Sequential check of _finish, done once
         if not isinstance(bias, bool):

@@ -16,6 +16,7 @@ import torch
 
 # The constants live in srcext.constants; SRCConstants, DEFAULTS and BIAS_INIT stay importable
 # from here (and models pickled before the move name srcext.reference.SRCConstants).
+from .sequences import check_op_lengths
 from .constants import (
     BIAS_INIT,  # noqa: F401  (re-exported)
     CELL_CONSTANTS,
@@ -107,26 +108,8 @@ def src_cell_step_where(
     return s_t, tuple(torch.where(active, new, old) for new, old in zip(new_state, state))
 
 
-def check_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
-    """Raise a clear error unless ``lengths`` is None or an integer (B,) tensor in [0, T].
-
-    The values are checked only where ``lengths`` lies on the CPU and not under torch.compile:
-    elsewhere reading them would need a device sync or break the graph. (The fused kernels
-    clamp them, so that no value makes them read out of bounds.)
-    """
-    if lengths is None:
-        return
-    if not isinstance(lengths, torch.Tensor):
-        raise TypeError(f"srcext: lengths must be a tensor or None, got {type(lengths).__name__}")
-    if lengths.dtype not in (torch.int32, torch.int64):
-        raise TypeError(f"srcext: lengths must have dtype int32 or int64, got {lengths.dtype}")
-    T, B = u.shape[0], u.shape[1]
-    if lengths.shape != (B,):
-        raise ValueError(f"srcext: lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-    if lengths.device.type == "cpu" and B > 0 and not torch.compiler.is_compiling():
-        lo, hi = int(lengths.min()), int(lengths.max())
-        if lo < 0 or hi > T:
-            raise ValueError(f"srcext: lengths must lie in [0, T] = [0, {T}], got values in [{lo}, {hi}]")
+# The op's lengths check, under its name of before (it lives in srcext.sequences).
+check_lengths = check_op_lengths
 
 
 def src_recurrence_reference(
@@ -154,7 +137,7 @@ def src_recurrence_reference(
     ``emit_voltage``: the output is the voltage h of every step (0 past a sample's length)
     instead of its spikes.
     """
-    check_lengths(lengths, u)
+    check_op_lengths(lengths, u)
     if lengths is not None:
         lengths = lengths.to(u.device)
     k = cell_constants(k, u)  # once, not per step

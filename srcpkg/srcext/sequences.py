@@ -10,9 +10,15 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 
-def check_lengths(lengths, batch: int, steps: int, device: torch.device, owner: str) -> Optional[torch.Tensor]:
-    """``lengths`` (a sequence of ints or an integer tensor of B entries in [0, T]) as an
-    int64 tensor on ``device``; a clear error otherwise."""
+def _check_length_values(lengths: torch.Tensor, steps: int, owner: str) -> None:
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 0 or hi > steps:
+        raise ValueError(f"{owner}: lengths must lie in [0, T] = [0, {steps}], got values in [{lo}, {hi}]")
+
+
+def layer_lengths(lengths, batch: int, steps: int, device: torch.device, owner: str) -> Optional[torch.Tensor]:
+    """A layer's ``lengths`` argument (a sequence of ints or an integer tensor of B entries in
+    [0, T]) as an int64 tensor on ``device``; a clear error otherwise."""
     if lengths is None:
         return None
     if isinstance(lengths, (list, tuple)):
@@ -32,10 +38,34 @@ def check_lengths(lengths, batch: int, steps: int, device: torch.device, owner: 
     # Values are checked eagerly (a sync on CUDA: worth the clear error); a compiled graph cannot
     # branch on them, and the kernels clamp them to [0, T], so none reads out of bounds there.
     if batch > 0 and not torch.compiler.is_compiling():
-        lo, hi = int(lengths.min()), int(lengths.max())
-        if lo < 0 or hi > steps:
-            raise ValueError(f"{owner}: lengths must lie in [0, T] = [0, {steps}], got values in [{lo}, {hi}]")
+        _check_length_values(lengths, steps, owner)
     return lengths.to(device=device, dtype=torch.int64)
+
+
+def check_op_lengths(lengths: Optional[torch.Tensor], u: torch.Tensor) -> None:
+    """The ``lengths`` argument of the recurrence (fused op or reference): None or an integer
+    (B,) tensor in [0, T] for the drive u (T, B, H); a clear error otherwise.
+
+    The values are checked only where ``lengths`` lies on the CPU and not under torch.compile:
+    elsewhere reading them would need a device sync or break the graph. (The fused kernels
+    clamp them, so that no value makes them read out of bounds.)
+    """
+    if lengths is None:
+        return
+    if not isinstance(lengths, torch.Tensor):
+        raise TypeError(f"srcext: lengths must be a tensor or None, got {type(lengths).__name__}")
+    if lengths.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"srcext: lengths must have dtype int32 or int64, got {lengths.dtype}")
+    T, B = u.shape[0], u.shape[1]
+    if lengths.shape != (B,):
+        raise ValueError(f"srcext: lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
+    if lengths.device.type == "cpu" and B > 0 and not torch.compiler.is_compiling():
+        _check_length_values(lengths, T, "srcext")
+
+
+# The names these had before both lived here (the reference module's check_lengths was the
+# op's): still importable.
+check_lengths = layer_lengths
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:

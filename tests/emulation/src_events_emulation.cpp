@@ -1,5 +1,5 @@
 // src_events_emulation.cpp — the CUDA kernels of the event-driven projection
-// (csrc/events/cuda/src_events_cuda.cu) compiled by the host compiler and run on the CPU, as
+// (csrc/events/cuda/src_events_cuda_types.cu) compiled by the host compiler and run on the CPU, as
 // src_cuda_emulation.cpp does for the recurrence. Test-only: tests/events_cuda_emulation.py
 // builds it. The ops are registered for CPU tensors under the namespace
 // srcext_events_emulation, with the schemas of the real ones.
@@ -14,7 +14,7 @@
 #include "cuda_runtime.h"
 #include "events/src_events_schemas.h"
 #include "events/cuda/src_events_cuda_backend.h"
-#include "events/cuda/src_events_cuda.cu"
+#include "events/cuda/src_events_cuda_types.cu"
 
 namespace srcext {
 namespace cuda {

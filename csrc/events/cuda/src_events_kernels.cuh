@@ -1,5 +1,5 @@
 // src_events_kernels.cuh — CUDA kernels of the event-driven projection (csrc/events/src_events_ops.h),
-// instantiated per dtype in src_events_cuda.cu.
+// instantiated per dtype in src_events_cuda_types.cu.
 //
 // Every thread computes its own outputs from its own inputs: no shared memory, barriers,
 // warp intrinsics or atomics, so the sums run in one fixed order (bitwise reproducible) and

@@ -15,7 +15,8 @@ import torch
 
 from .._extension import extension_loaded
 from ..constants import ConstantsLike, SRCConstants, acc_dtype, check_constants_tensor, constants_tensor
-from ..reference import State, check_lengths
+from ..reference import State
+from ..sequences import check_op_lengths
 
 # Must equal kCheckpointInterval in csrc/recurrence/src_recurrence_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
@@ -110,7 +111,7 @@ def run_forward_op(forward_op, u, bias, state, k, detach_recurrent, straight_thr
     checkpoints only when a gradient will be asked for."""
     refuse_functorch_derivatives()
     if lengths is not None:
-        check_lengths(lengths, u)
+        check_op_lengths(lengths, u)
         lengths = lengths.to(u.device)
     constants, layer_constants = constants_args(k, u.shape[-1], u.dtype)
     i0, h0, hs0 = state
