@@ -106,7 +106,21 @@ def test_the_import_paths_of_before_the_split_still_work():
     import srcext.events as events
     import srcext.ops as ops
     import srcext.projection as projection
-    from srcext.layer import BACKENDS, DEFAULT_INIT_RATE, SRCCell as Cell, src_layer, use_fused, validate_backend  # noqa: F401
+    from srcext.layer import (  # noqa: F401
+        BACKENDS,
+        DATA_INIT_MAX_EVALUATIONS,
+        DATA_INIT_MAX_SCALE,
+        DATA_INIT_TOLERANCE,
+        DEFAULT_INIT_RATE,
+        OUTPUTS,
+        SPIKE_DTYPES,
+        src_layer,
+        use_fused,
+        validate_backend,
+    )
+    from srcext.layer import SRCCell as Cell
+    from srcext.reference import check_lengths  # noqa: F401
+    from srcext.sequences import check_lengths as layer_check  # noqa: F401
     from srcext.ops import (  # noqa: F401
         CHECKPOINT_INTERVAL,
         constant_args,

@@ -1,9 +1,9 @@
-// src_recurrence_autograd.cpp — srcext's autograd in C++, so that a call runs no Python below the layer:
-// the derivative of the recurrence ops (src_recurrence_autograd.h), the straight-through bias op with its
-// derivative, and the eager layer op src_layer (src_recurrence_schemas.h: kLayerSchema), a composite of
-// the GEMM, the effective bias and src_forward. (One translation unit: each that includes the
-// autograd headers costs ~35 s of compile.) Every op called from Python costs microseconds of
-// binding and dispatch, as much as a streaming step's whole kernel.
+// src_recurrence_autograd.cpp — srcext's autograd in C++, so that a call runs no Python below the
+// layer: the derivative of the recurrence ops (src_recurrence_autograd.h), the straight-through
+// bias op with its derivative, and the eager layer op src_layer (src_recurrence_schemas.h:
+// kLayerSchema), a composite of the GEMM, the effective bias and src_forward. (One translation
+// unit: each that includes the autograd headers costs ~35 s of compile.) Every op called from
+// Python costs microseconds of binding and dispatch, as much as a streaming step's whole kernel.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>

@@ -1,7 +1,7 @@
-// src_recurrence_autograd.h — the derivative of src_forward, registered as the op's Autograd kernel in
-// C++ so that no Python runs on a call's path (a streaming step, a T=1 layer: there the host
-// cost is the whole cost). The backward is src_backward, itself an op, with no derivative of
-// its own. srcext registers these for its ops (src_recurrence_autograd.cpp); the tests' host emulation
+// src_recurrence_autograd.h — the derivative of src_forward, registered as the op's Autograd kernel
+// in C++ so that no Python runs on a call's path (a streaming step, a T=1 layer: there the host
+// cost is the whole cost). The backward is src_backward, itself an op, with no derivative of its
+// own. srcext registers these for its ops (src_recurrence_autograd.cpp); the tests' host emulation
 // of the CUDA kernels does the same for its namespace.
 #pragma once
 

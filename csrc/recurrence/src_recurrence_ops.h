@@ -1,5 +1,5 @@
-// src_recurrence_ops.h — the srcext ops as registered, shared by the CPU and CUDA backends: argument
-// checks, output allocation, the params structs. A backend supplies only a struct with
+// src_recurrence_ops.h — the srcext ops as registered, shared by the CPU and CUDA backends:
+// argument checks, output allocation, the params structs. A backend supplies only a struct with
 //   Guard                                  (device guard, constructed from the device),
 //   static Tensor empty(sizes, options)    (allocation of the large (T, B, H) outputs),
 //   static void forward(params, dtype, save_for_backward),
@@ -133,7 +133,7 @@ ForwardResult src_forward_op(const Tensor& u, const Tensor& bias, const Tensor& 
                              bool straight_through, bool save_for_backward,
                              const std::optional<Tensor>& lengths,
                              c10::ArrayRef<double> layer_constants, bool emit_voltage) {
-  (void)detach_recurrent;  // used by the autograd formula (srcext/ops.py), not the forward
+  (void)detach_recurrent;  // used by the autograd (src_recurrence_autograd.h), not the forward
   (void)straight_through;
   const typename Backend::Guard guard(u.device());
   TORCH_CHECK(u.dim() == 3, "srcext: u must be (T, B, H), got ", u.sizes());

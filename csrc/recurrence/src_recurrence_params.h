@@ -19,11 +19,10 @@
 
 namespace srcext {
 
-// The state (i, h, hs) is checkpointed before every kCheckpointInterval-th step; the backward
-// pass recomputes each chunk of steps from its checkpoint and the drive u, which autograd
-// keeps anyway. Saved memory per neuron-step: u (4 bytes in float32) plus
-// 3 sizeof(Acc) / kCheckpointInterval (0.75 bytes). srcext/ops.py holds the same number for
-// the fake (meta) implementation.
+// The state (i, h, hs) is checkpointed before every kCheckpointInterval-th step; the backward pass
+// recomputes each chunk of steps from its checkpoint and the drive u, which autograd keeps anyway.
+// Saved memory per neuron-step: u (4 bytes in float32) plus 3 sizeof(Acc) / kCheckpointInterval
+// (0.75 bytes). srcext/ops/recurrence.py holds the same number for the fake (meta) implementation.
 constexpr int64_t kCheckpointInterval = 16;
 
 SRC_HD int64_t num_checkpoints(int64_t T) {

@@ -1,6 +1,7 @@
-// src_recurrence_schemas.h — the schemas of the srcext ops, written once. csrc/common/src_library.cpp defines
-// them in the `srcext` namespace; the CUDA host emulation (tests/emulation) defines the
-// same ops in a namespace of its own so that the tests can run both side by side.
+// src_recurrence_schemas.h — the schemas of the srcext ops, written once.
+// csrc/common/src_library.cpp defines them in the `srcext` namespace; the CUDA host emulation
+// (tests/emulation) defines the same ops in a namespace of its own so that the tests can run both
+// side by side.
 #pragma once
 
 namespace srcext {

@@ -20,7 +20,10 @@ from torch.nn.utils.rnn import PackedSequence
 from .cell import SRCCell
 from .events import as_events, is_event_input
 from .functional import BACKENDS, src_layer, use_fused, validate_backend
-from .layer_base import (
+from .layer_base import (  # (the DATA_INIT_* settings: re-exported, they were defined here)
+    DATA_INIT_MAX_EVALUATIONS,
+    DATA_INIT_MAX_SCALE,
+    DATA_INIT_TOLERANCE,
     DEFAULT_INIT_RATE,
     OUTPUTS,
     SPIKE_DTYPES,
@@ -42,6 +45,9 @@ __all__ = [
     "validate_backend",
     "BACKENDS",
     "DEFAULT_INIT_RATE",
+    "DATA_INIT_TOLERANCE",
+    "DATA_INIT_MAX_EVALUATIONS",
+    "DATA_INIT_MAX_SCALE",
     "OUTPUTS",
     "SPIKE_DTYPES",
 ]

@@ -1,5 +1,5 @@
-// src_events_cuda_launch.h — the launchers, one per storage type, of the event-driven projection's kernels
-// (defined in src_events_cuda_types.cu from src_events_kernels.cuh).
+// src_events_cuda_launch.h — the launchers, one per storage type, of the event-driven projection's
+// kernels (defined in src_events_cuda_types.cu from src_events_kernels.cuh).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -1,7 +1,8 @@
-// src_recurrence_cpu.cpp — the CPU backend of the srcext ops (the part csrc/recurrence/src_recurrence_ops.h asks of a backend):
-// picks the entry point for the dtype, lengths and constants of a call (src_recurrence_cpu_launch.h) and
-// runs it over the blocks of neurons on ATen's thread pool. The kernels themselves:
-// src_recurrence_cpu_kernels.h, compiled once per storage dtype in src_cpu_<dtype>.cpp.
+// src_recurrence_cpu.cpp — the CPU backend of the srcext ops (the part
+// csrc/recurrence/src_recurrence_ops.h asks of a backend): picks the entry point for the dtype,
+// lengths and constants of a call (src_recurrence_cpu_launch.h) and runs it over the blocks of
+// neurons on ATen's thread pool. The kernels themselves: src_recurrence_cpu_kernels.h, compiled
+// once per storage dtype in src_recurrence_cpu_<dtype>.cpp.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 

@@ -9,8 +9,9 @@
 // checkpoint and the drive u, its step traces kept in a small per-block buffer, then walked
 // backward.
 //
-// Included only by the per-dtype translation units src_cpu_<dtype>.cpp (SRCEXT_CPU_INSTANTIATE,
-// at the end): one per storage dtype, so that a parallel build compiles them side by side.
+// Included only by the per-dtype translation units src_recurrence_cpu_<dtype>.cpp
+// (SRCEXT_CPU_INSTANTIATE, at the end): one per storage dtype, so that a parallel build compiles
+// them side by side.
 #pragma once
 
 #include <c10/util/BFloat16.h>

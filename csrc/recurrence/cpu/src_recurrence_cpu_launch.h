@@ -1,5 +1,5 @@
-// src_recurrence_cpu_launch.h — the CPU kernels' entry points (defined in src_cpu_<dtype>.cpp), as the
-// backend in src_recurrence_cpu.cpp calls them: each walks blocks [b, e) of kLanes neurons.
+// src_recurrence_cpu_launch.h — the CPU kernels' entry points (defined in src_recurrence_cpu_<dtype>.cpp), as
+// the backend in src_recurrence_cpu.cpp calls them: each walks blocks [b, e) of kLanes neurons.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +9,9 @@
 namespace srcext {
 namespace cpu {
 
-// Neurons per block: 4 AVX-512 / 8 AVX2 vectors of float. Here, not in src_recurrence_cpu_kernels.h, so
-// that the host code that counts the blocks (src_recurrence_cpu.cpp) uses the same number as the kernels.
+// Neurons per block: 4 AVX-512 / 8 AVX2 vectors of float. Here, not in
+// src_recurrence_cpu_kernels.h, so that the host code that counts the blocks
+// (src_recurrence_cpu.cpp) uses the same number as the kernels.
 constexpr int kLanes = 64;
 
 // Each walks blocks [b, e) of kLanes neurons, for one storage type, with or without lengths,

@@ -1,5 +1,6 @@
-// src_recurrence_cuda.cpp — the CUDA backend of the srcext ops on the CUDA runtime: device guard, current
-// stream, launch check (the rest is src_recurrence_cuda_backend.h and csrc/recurrence/src_recurrence_ops.h).
+// src_recurrence_cuda.cpp — the CUDA backend of the srcext ops on the CUDA runtime: device guard,
+// current stream, launch check (the rest is src_recurrence_cuda_backend.h and
+// csrc/recurrence/src_recurrence_ops.h).
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>

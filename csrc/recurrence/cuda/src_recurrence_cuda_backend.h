@@ -1,7 +1,8 @@
-// src_recurrence_cuda_backend.h — the CUDA backend of the srcext ops (the part csrc/recurrence/src_recurrence_ops.h asks of a
-// backend), over a Runtime that supplies the device guard, the current stream and the
-// post-launch error check: the CUDA runtime in src_recurrence_cuda.cpp, the host emulation in
-// tests/emulation/src_cuda_emulation.cpp. Both run the same launchers.
+// src_recurrence_cuda_backend.h — the CUDA backend of the srcext ops (the part
+// csrc/recurrence/src_recurrence_ops.h asks of a backend), over a Runtime that supplies the device
+// guard, the current stream and the post-launch error check: the CUDA runtime in
+// src_recurrence_cuda.cpp, the host emulation in tests/emulation/src_cuda_emulation.cpp. Both run
+// the same launchers.
 #pragma once
 
 #include <c10/util/Exception.h>

@@ -1,4 +1,5 @@
-// Kernels for double storage (double math); one translation unit per dtype so that builds parallelise.
+// Kernels for double storage (double math); one translation unit per dtype so that builds
+// parallelise.
 #include "src_recurrence_kernels.cuh"
 
 SRCEXT_CUDA_INSTANTIATE(double)

@@ -1,4 +1,5 @@
-// src_recurrence_cuda_launch.h — the per-dtype kernel launchers (defined in src_cuda_<dtype>.cu).
+// src_recurrence_cuda_launch.h — the kernel launchers, one per storage type (defined in
+// src_recurrence_cuda_<dtype>.cu).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,8 +9,9 @@
 namespace srcext {
 namespace cuda {
 
-// Threads per block: one thread per neuron. Here, not in src_recurrence_kernels.cuh, so that the host
-// code that checks the grid size (src_recurrence_cuda.cpp) uses the same number as the launches.
+// Threads per block: one thread per neuron. Here, not in src_recurrence_kernels.cuh, so that the
+// host code that checks the grid size (src_recurrence_cuda.cpp) uses the same number as the
+// launches.
 constexpr int kThreads = 256;
 
 // The launchers of one storage type; their runtime flags become template switches inside.

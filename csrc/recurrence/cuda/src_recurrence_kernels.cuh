@@ -267,14 +267,14 @@ __device__ __forceinline__ void backward_chunk(
   }
 }
 
-// The same for exact BPTT (kDetach false), whose Jacobians are 4 values a step (see
-// kExactSplit): steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are
-// consumed: u of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk),
-// then the first kBackwardAhead drives of the next chunk walked (the one before in time, if
-// has_next) and its checkpoint. `fifo` holds the next kBackwardAhead of them: each
-// consumption issues the load kBackwardAhead places further on.
-// Long (~125 lines) on purpose: the load stream, the recompute and the walk share the fifo and
-// the chunk's Jacobians in registers, which only one function body keeps out of local memory.
+// The same for exact BPTT (kDetach false), whose Jacobians are 4 values a step (see kExactSplit):
+// steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are consumed: u
+// of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk), then the first
+// kBackwardAhead drives of the next chunk walked (the one before in time, if has_next) and its
+// checkpoint. `fifo` holds the next kBackwardAhead of them: each consumption issues the load
+// kBackwardAhead places further on. Long (~125 lines) on purpose: the load stream, the recompute
+// and the walk share the fifo and the chunk's Jacobians in registers, which only one function body
+// keeps out of local memory.
 template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
           typename K>
 __device__ __forceinline__ void backward_chunk_exact(
