@@ -95,7 +95,7 @@ SRC_HD float forward_math_impl(const CellConstants<float>& k, const BlockData& d
     const int j = static_cast<int>(t % kChunk);
     for (int l = 0; l < kLanes; ++l) drive[l] = d.drive[j][l];
     advance_block(k, drive, d.bias, i, h, hs, x, dx_di, gate, cand, dcand);
-    for (int l = 0; l < kLanes; ++l) s[j][l] = srcext::spike(h[l]);
+    for (int l = 0; l < kLanes; ++l) s[j][l] = srcext::emitted(h[l], 0.0f);
     clobber(s);
   }
   float sum = 0.0f;
