@@ -42,6 +42,9 @@ class BuildPyWithSources(build_py):
     def run(self):
         super().run()
         target = os.path.join(self.build_lib, "srcext", build.PACKAGED_SOURCES)
+        # A build folder reused after the sources moved or were removed must not ship the old
+        # files too (a first-use compile would build them all).
+        shutil.rmtree(target, ignore_errors=True)
         for relative in build.source_files(CSRC):
             destination = os.path.join(target, relative)
             os.makedirs(os.path.dirname(destination), exist_ok=True)

@@ -58,3 +58,11 @@ def test_translation_units_have_distinct_object_names():
     units = [pathlib.Path(p).relative_to(ROOT) for p in build.sources(str(ROOT / "csrc"), cuda=True)]
     objects = [unit.with_suffix("") for unit in units]
     assert len(set(objects)) == len(objects), sorted(map(str, objects))
+
+
+def test_first_use_compile_finds_the_sources():
+    """srcext._extension finds the kernels' sources (here the checkout's csrc/; in a wheel built
+    for a first-use compile, srcext/_csrc, laid out the same: test_the_packaged_sources_are_the_build_sources)."""
+    import srcext._extension as extension
+
+    assert pathlib.Path(extension._source_root()) == ROOT / "csrc"

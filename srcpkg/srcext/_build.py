@@ -17,6 +17,8 @@ from typing import List, Tuple
 # Where the C++/CUDA sources are: csrc/ in a checkout; srcext/_csrc/ in an installed package
 # (setup.py copies them there, so that an install can compile them on first use).
 PACKAGED_SOURCES = "_csrc"
+# A file every source tree has: how the first-use compile recognises one.
+SOURCES_MARKER = "common/src_cell.h"
 
 # csrc/common holds what both op families share, csrc/recurrence and csrc/events one family
 # each: its schemas, op and autograd at the top, its kernels per backend in cpu/ and cuda/.

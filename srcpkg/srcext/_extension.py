@@ -23,7 +23,7 @@ def _source_root() -> str | None:
     """The kernels' sources: packaged with an install (srcext/_csrc), or a checkout's csrc/."""
     here = os.path.dirname(os.path.abspath(__file__))
     for root in (os.path.join(here, _build.PACKAGED_SOURCES), os.path.join(here, "..", "..", "csrc")):
-        if os.path.isfile(os.path.join(root, "src_cell.h")):
+        if os.path.isfile(os.path.join(root, _build.SOURCES_MARKER)):
             return os.path.normpath(root)
     return None
 
