@@ -54,9 +54,10 @@ def _eager() -> bool:
 
 
 def _one_op_call(x, weight: torch.Tensor, state: State, mode: str) -> bool:
-    """Whether a fused layer runs as the one op srcext::src_layer (csrc/recurrence/src_recurrence_autograd.cpp): the
-    same ops as below, called from C++. Eagerly (compile, export and torch.func see the ops
-    one by one), with the dense projection, all in the weight's dtype (no autocast)."""
+    """Whether a fused layer runs as the one op srcext::src_layer
+    (csrc/recurrence/src_recurrence_autograd.cpp): the same ops as below, called from C++.
+    Eagerly (compile, export and torch.func see the ops one by one), with the dense
+    projection, all in the weight's dtype (no autocast)."""
     if not isinstance(x, torch.Tensor) or not _eager():
         return False
     if mode != "dense" and not (mode == "auto" and small_eager_input(x)):
