@@ -327,8 +327,9 @@ class SRC(_SRCBase):
         )
 
     def __setstate__(self, state: dict) -> None:
-        # pickled with the setting as ``bias`` (before it was trainable_bias), or before it
-        if "_bias_trainable" not in state and "trainable_bias" not in state:
-            state["trainable_bias"] = state.get("bias", True)
-        state.pop("bias", None)
+        # pickled with the setting stored as ``bias`` too (now a property over trainable_bias);
+        # one pickled before either takes _PICKLE_DEFAULTS' value
+        bias = state.pop("bias", None)
+        if bias is not None and "_bias_trainable" not in state:
+            state.setdefault("trainable_bias", bias)
         super().__setstate__(state)
