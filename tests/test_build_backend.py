@@ -36,28 +36,37 @@ def test_the_environments_torch_is_put_on_the_build_path(backend, monkeypatch, t
     assert sys.path[-1] == str(tmp_path)  # last: the isolated build's own tools come first
 
 
-def test_the_packaged_sources_are_the_build_sources():
-    """What setup.py copies into the package (srcext/_csrc) holds every translation unit the
-    first-use compile needs, and no test-only emulation."""
+@pytest.fixture
+def build():
+    """srcext/_build.py, read by path as setup.py reads it."""
     spec = importlib.util.spec_from_file_location("srcext_build", ROOT / "srcpkg" / "srcext" / "_build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_packaged_sources_are_the_build_sources(build):
+    """What setup.py copies into the package (srcext/_csrc) holds every translation unit the
+    first-use compile needs, the file it recognises a source tree by, and no test-only
+    emulation."""
     csrc = str(ROOT / "csrc")
     packaged = set(build.source_files(csrc))
     for unit in build.sources(csrc, cuda=True):
         assert str(pathlib.Path(unit).relative_to(csrc)) in packaged
     assert "common/src_cell.h" in packaged and not any("emulation" in p for p in packaged)
+    assert build.SOURCES_MARKER in packaged
 
 
-def test_translation_units_have_distinct_object_names():
+def test_translation_units_have_distinct_object_names(build):
     """Two sources of one folder with the same stem (x.cpp and x.cu) compile to the same object
-    file, which ninja refuses ("multiple rules generate"): every unit's stem is its own."""
-    spec = importlib.util.spec_from_file_location("srcext_build", ROOT / "srcpkg" / "srcext" / "_build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    file under setup.py, which ninja refuses ("multiple rules generate"); the first-use compile
+    (torch's cpp_extension.load) names objects by file name alone, so there two units of the same
+    name in different folders would clash too: every unit's stem is its own, tree-wide."""
     units = [pathlib.Path(p).relative_to(ROOT) for p in build.sources(str(ROOT / "csrc"), cuda=True)]
     objects = [unit.with_suffix("") for unit in units]
     assert len(set(objects)) == len(objects), sorted(map(str, objects))
+    stems = [unit.stem for unit in units]
+    assert len(set(stems)) == len(stems), sorted(stems)
 
 
 def test_first_use_compile_finds_the_sources():
