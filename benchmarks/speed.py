@@ -52,6 +52,7 @@ import torch
 
 import srcext
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
+from srcext.ops.recurrence import FORWARD_LANES_ENV
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 from machine import command_line, describe, git_commit
@@ -524,6 +525,20 @@ def per_call_seconds(call, device: torch.device, calls: int, graph: bool = False
     return start.elapsed_time(end) / 1e3 / calls
 
 
+def one_lane(call):
+    """call with the CUDA forward held to one neuron a thread (FORWARD_LANES_ENV), captured so
+    too by a CUDA graph."""
+
+    def run():
+        os.environ[FORWARD_LANES_ENV] = "1"
+        try:
+            return call()
+        finally:
+            del os.environ[FORWARD_LANES_ENV]
+
+    return run
+
+
 def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 20, repeats: int = 5):
     """The kernels timed three ways (one call: speed.py's kernel group; N back to back; CUDA-graph
     replay of N, CUDA only), the copy alike, and the kernel-level fraction of the copy's
@@ -534,6 +549,9 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
     src = torch.ones(copy_elements, device=device)
     dst = torch.empty_like(src)
     contenders = {name: ops[name] for name in ("forward_train", "forward_inference", "backward_detached")}
+    if device.type == "cuda":  # the A/B of the forward's instances: two lanes a thread or one
+        for name in ("forward_train", "forward_inference"):
+            contenders[name + "_1lane"] = one_lane(ops[name])
     contenders["copy"] = lambda: dst.copy_(src)
     ways = ["back_to_back"] + (["graph_replay"] if device.type == "cuda" else [])
     timing = {}
@@ -550,7 +568,10 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
             timing[name][way] = {"seconds": seconds}
     copy_bytes = 2 * 4 * copy_elements
     need = kernel_bytes(T, B, H, u.element_size())
+    need.update({name + "_1lane": need[name] for name in ("forward_train", "forward_inference")})
     for name, nbytes in need.items():
+        if name not in timing:
+            continue
         for way in ways:
             mine, copy = timing[name].get(way, {}), timing["copy"].get(way, {})
             if "seconds" in mine and "seconds" in copy:

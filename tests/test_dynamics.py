@@ -263,15 +263,15 @@ def test_emulated_launches_name_the_dynamics_instances(emu):
             names[kind, learn] = [r["kernel"] for r in emu.launches()]
     flags = "float, float, true, true, false"
     assert names["per_layer", False] == [
-        "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
+        "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
         f"srcext::cuda::src_backward_kernel<{flags}, false, false>",
     ]
     assert names["per_layer", True] == [  # read per neuron through stride 0 for the gradients
-        "srcext::cuda::src_forward_kernel<float, float, true, false, false>",
+        "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
         f"srcext::cuda::src_backward_kernel<{flags}, true, true>",
     ]
     assert names["per_neuron", False] == [
-        "srcext::cuda::src_forward_kernel<float, float, true, false, true>",
+        "srcext::cuda::src_forward_kernel<float, float, true, false, true, 1>",
         f"srcext::cuda::src_backward_kernel<{flags}, true, false>",
     ]
     assert names["per_neuron", True][1] == f"srcext::cuda::src_backward_kernel<{flags}, true, true>"

@@ -64,7 +64,14 @@ def test_loop_model_on_a_listing():
     ((name, instrs),) = funcs.items()
     assert sr.instance_of(
         "void srcext::cuda::src_forward_kernel<float, float, true, false>(srcext::ForwardParams)"
-    ) == ("forward", {"save": True, "lengths": False})
+    ) == ("forward", {"save": True, "lengths": False, "lanes": 1})
+    assert sr.instance_of(
+        "void srcext::cuda::src_forward_kernel<c10::BFloat16, float, true, false, true, 2>(srcext::ForwardParams)"
+    ) == ("forward", {"save": True, "lengths": False, "per_neuron": True, "lanes": 2})
+    # The one-lane fallback of a paired storage type is named apart; double has only it.
+    assert sr.variant_name("forward", {"save": True, "lanes": 1}, "bf16") == "training+1lane"
+    assert sr.variant_name("forward", {"save": True, "lanes": 2}, "bf16") == "training"
+    assert sr.variant_name("forward", {"save": False, "lanes": 1}, "f64") == "inference"
     assert sr.instance_of(
         "void srcext::cuda::src_backward_kernel<float, float, true, false, true>(srcext::BackwardParams)"
     ) == ("backward", {"detach_recurrent": True, "straight_through": False, "lengths": True})
@@ -264,6 +271,12 @@ def test_littles_law_steps():
     # 262,144 threads resident, 4 bytes a step -> 2.75 steps.
     assert sr.littles_law_steps("f32", "backward", {}, 128) == pytest.approx(3.342, abs=0.01)
     assert sr.littles_law_steps("bf16", "forward", {"save": False}, 32) == pytest.approx(2.747, abs=0.01)
+    # Two lanes: half the threads (131,072), each moving twice the bytes a step; at 52 registers
+    # 4 blocks of 256 fit an SM (135,168 threads): all resident, one wave, 2.75 steps again.
+    two = {"save": False, "lanes": 2}
+    assert sr.littles_law_steps("bf16", "forward", two, 52) == pytest.approx(2.747, abs=0.01)
+    assert sr.h200_waves(52, 2) == pytest.approx(0.97, abs=0.01)
+    assert sr.h200_waves(60, 1) == pytest.approx(1.94, abs=0.01)  # the one-lane f32 forward before
 
 
 def test_skips_cleanly_without_tools(monkeypatch, capsys, tmp_path):
@@ -304,6 +317,8 @@ def test_report_of_the_f32_kernels(tmp_path):
     variants += [v + "+per_neuron" for v in variants] + [
         v + "+per_neuron+constant_grads" for v in variants if "backward" in v
     ]
+    # The forward's one-lane fallback (H odd, or unaligned tensors) beside its two-lane default.
+    variants += [v + "+1lane" for v in variants if "forward" in v]
     assert sorted(kernels) == sorted(variants)
     assert "f32/backward/exact+st" in p.stdout  # the table
     for key, e in kernels.items():
@@ -320,7 +335,10 @@ def test_report_of_the_f32_kernels(tmp_path):
         cell_steps = 1.5 if key.split("/")[1] == "backward" and "/exact" in key else 1.0
         assert e["cell_steps_per_step"] == cell_steps, key
         assert ips["mufu"] >= 3 and e["mufu_ex2_tanh_per_step"] == pytest.approx(3 * cell_steps, abs=0.1)
-        assert ips["float_arith"] >= 10 and ips["memory"] >= 2
+        # Per neuron-step: a two-lane forward loads and stores both lanes with one access.
+        lanes = e.get("lanes", 1)
+        assert lanes == (1 if "+1lane" in key or "backward" in key else 2), key
+        assert ips["float_arith"] >= 10 and ips["memory"] >= 2 / lanes
         assert e["global_stores_per_step"] >= 1
         assert e["double_conversions_in_loop"] >= 0
         # Step detection: per-step output stores against the count of exponentials.
@@ -374,7 +392,9 @@ def test_committed_report_meets_every_target():
     assert sr.check(report) == []
     dtypes = {e["dtype"] for e in report["kernels"].values()}
     assert dtypes == set(sr.DTYPES)
-    # 8 forward and 24 backward instances per dtype (test_report_of_the_f32_kernels names them).
+    # 8 forward (and as many one-lane ones for the paired storage types) and 24 backward instances
+    # per dtype (test_report_of_the_f32_kernels names them).
     for dtype in dtypes:
-        for direction, count in (("forward", 8), ("backward", 24)):
+        forwards = 16 if dtype in sr.PAIRED_DTYPES else 8
+        for direction, count in (("forward", forwards), ("backward", 24)):
             assert sum(key.startswith(f"{dtype}/{direction}/") for key in report["kernels"]) == count, dtype

@@ -32,7 +32,8 @@ propagated in address order from the loop head (frequency 1) along the branch ed
   * a block guarded by a test of the low bits of a counter (`LOP3.LUT P, RZ, R, K-1, ...`,
     i.e. `t % K == 0` with K = kCheckpointInterval read from csrc/recurrence/src_recurrence_params.h), or a guarded
     region holding only stores and integer work (no float math, MUFU or loads), is periodic:
-    it runs once every K steps and gets 1/K (the checkpoint stores of the training forward).
+    it runs once every K steps, so in an iteration of S steps it gets S/K (the checkpoint
+    stores of the training forward).
     These are weighed in (not reported separately), and listed under `periodic_blocks`;
   * any other conditional branch: the fall-through (the guarded code: `j < len`, `t + 1 < T`)
     runs, the skip is not taken -- the steady state of a full chunk / long sequence;
@@ -143,22 +144,51 @@ BLOCK = 256  # kThreads
 DTYPE_BYTES = {"f32": (4, 4), "f64": (8, 8), "bf16": (2, 4), "f16": (2, 4)}  # (storage, math)
 
 
+def resident_threads(registers) -> int:
+    per_block = BLOCK * -(-registers // 8) * 8
+    blocks = min(H200["registers_per_sm"] // per_block, H200["threads_per_sm"] // BLOCK)
+    return blocks * BLOCK * H200["sms"]
+
+
 def littles_law_steps(dtype, direction, flags, registers, K=16) -> float:
+    """Steps (time steps) ahead; a thread of L lanes moves L neurons' bytes a step."""
     storage, acc = DTYPE_BYTES[dtype]
+    lanes = flags.get("lanes", 1)
     if direction == "forward":
         step_bytes = 2 * storage + (3 * acc / K if flags.get("save") else 0)
     else:
         step_bytes = 3 * storage + 3 * acc / K
-    per_block = BLOCK * -(-registers // 8) * 8
-    blocks = min(H200["registers_per_sm"] // per_block, H200["threads_per_sm"] // BLOCK)
-    resident = min(blocks * BLOCK * H200["sms"], H200["threads"])
-    return H200["bandwidth"] * H200["latency"] / (resident * step_bytes)
+    resident = min(resident_threads(registers), H200["threads"] // lanes)
+    return H200["bandwidth"] * H200["latency"] / (resident * lanes * step_bytes)
+
+
+def h200_waves(registers, lanes=1) -> float:
+    """Waves of a launch of the H200 model size (H200["threads"] neurons, `lanes` a thread)."""
+    return H200["threads"] / lanes / resident_threads(registers)
 
 
 # The issue's targets (issue 17), checked by --check. One row per target:
 # (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
 TARGETS = [
     ("forward <= 60 instructions/step", ("f32", "bf16"), "forward", None, "instructions_per_step.total", 60),
+    # Issue 40: the two-lane forward (the one that runs where H is even) of 16-bit storage within
+    # 35, and f32's default training forward (per-layer constants) in one wave at the H200 size.
+    (
+        "bf16 forward, two lanes, <= 35 instructions/step",
+        ("bf16",),
+        "forward",
+        {"lanes": 2},
+        "instructions_per_step.total",
+        35,
+    ),
+    (
+        "f32 forward training, two lanes, in one wave at the H200 size",
+        ("f32",),
+        "forward",
+        {"lanes": 2, "save": True, "per_neuron": False},
+        "h200_waves",
+        1,
+    ),
     (
         "backward, detached states <= 90 instructions/step",
         ("f32", "bf16"),
@@ -537,22 +567,31 @@ def instance_of(demangled: str):
     m = re.search(r"src_(forward|backward)_kernel<(.*)>\s*\(", demangled)
     if not m:
         return None
-    bools = [a.strip() == "true" for a in m.group(2).split(",") if a.strip() in ("true", "false")]
-    if m.group(1) == "forward":  # <scalar_t, Acc, kSave[, kLengths[, kPerNeuron]]>
+    args = [a.strip() for a in m.group(2).split(",")]
+    bools = [a == "true" for a in args if a in ("true", "false")]
+    if m.group(1) == "forward":  # <scalar_t, Acc, kSave, kLengths, kPerNeuron, kLanes>
         names = ("save", "lengths", "per_neuron")
     else:  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
         names = ("detach_recurrent", "straight_through", "lengths", "per_neuron", "constant_grads")
     flags = dict(zip(names, bools))
     flags.setdefault("lengths", False)
+    if m.group(1) == "forward":  # neurons per thread (src_lanes.cuh)
+        flags["lanes"] = int(args[-1]) if args[-1].isdigit() else 1
     return m.group(1), flags
 
 
-def variant_name(direction, flags) -> str:
+# The storage types whose forward runs two lanes where it can (forward_lanes): their one-lane
+# instances, the fallback, are named "+1lane"; double has only those.
+PAIRED_DTYPES = ("f32", "bf16", "f16")
+
+
+def variant_name(direction, flags, dtype=None) -> str:
     extra = "+lengths" if flags.get("lengths") else ""
     extra += "+per_neuron" if flags.get("per_neuron") else ""
     extra += "+constant_grads" if flags.get("constant_grads") else ""
     if direction == "forward":
-        return ("training" if flags["save"] else "inference") + extra
+        one_lane = flags.get("lanes", 1) == 1 and dtype in PAIRED_DTYPES
+        return ("training" if flags["save"] else "inference") + extra + ("+1lane" if one_lane else "")
     name = ("detach" if flags["detach_recurrent"] else "exact") + ("+st" if flags["straight_through"] else "")
     return name + extra
 
@@ -621,8 +660,11 @@ def _store_only(instrs, lo, hi) -> bool:
     )
 
 
-def block_frequencies(instrs, blocks, head, tail, K):
-    """Per-iteration execution frequency of the blocks in [head, tail] (block indices)."""
+def block_frequencies(instrs, blocks, head, tail, K, iterations_per_period=None):
+    """Per-iteration execution frequency of the blocks in [head, tail] (block indices). A
+    periodic block runs once every `iterations_per_period` iterations (K / the steps of an
+    iteration; K where that is not known yet)."""
+    period = iterations_per_period or K
     freq = {k: 0.0 for k in range(head, tail + 1)}
     freq[head] = 1.0
     periodic, nested = [], False
@@ -650,8 +692,8 @@ def block_frequencies(instrs, blocks, head, tail, K):
         setter = _pred_setter(instrs, b.end - 1, blocks[head].start, pred)
         skipped_lo, skipped_hi = blocks[fall].start, blocks[taken].start
         if taken > fall and (_is_periodic_test(setter, K) or _store_only(instrs, skipped_lo, skipped_hi)):
-            freq[fall] += f / K
-            freq[taken] += f * (1 - 1 / K)
+            freq[fall] += f / period
+            freq[taken] += f * (1 - 1 / period)
             periodic.append(
                 {
                     "from": f"0x{instrs[skipped_lo].addr:x}",
@@ -665,14 +707,24 @@ def block_frequencies(instrs, blocks, head, tail, K):
     return freq, periodic, nested
 
 
-def analyse_loop(instrs, blocks, head, tail, K):
-    freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K)
+def _weighted(blocks, freq, head, tail):
     weighted = []  # (index, weight) in address order
     for k in range(head, tail + 1):
         if freq[k] > 0:
             weighted += [(i, freq[k]) for i in range(blocks[k].start, blocks[k].end)]
+    return weighted
+
+
+def analyse_loop(instrs, blocks, head, tail, K):
+    freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K)
+    weighted = _weighted(blocks, freq, head, tail)
     # A predicated store is conditional (e.g. checkpoint stores the compiler if-converted).
     stores_full = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
+    if periodic and stores_full > 1:  # an iteration of S steps meets the period every K / S
+        # (the steps stay those counted above: a periodic block's stores are not steps, even
+        # where it runs every iteration, S = K)
+        freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K, K / stores_full)
+        weighted = _weighted(blocks, freq, head, tail)
     transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
     steps, method = stores_full, "output stores"
     if steps == 0:  # every store predicated: fall back on the exponentials, then on all stores
@@ -757,8 +809,8 @@ def _reg_keys(text: str, wide: bool):
     return keys
 
 
-def address_streams(instrs, lo, hi, pointer_params):
-    """{instruction index: stream} for the global loads and prefetches in instrs[lo..hi] (a
+def address_streams(instrs, lo, hi, pointer_params, kinds=("LDG", "CCTL")):
+    """{instruction index: stream} for the global loads and prefetches (`kinds`) in instrs[lo..hi] (a
     loop): the stream is the one pointer parameter (constant-bank offset) that the address is
     computed from, None if none or several. Origins (the pointer parameters a register's value
     derives from) are propagated in address order through every instruction from the kernel's
@@ -772,7 +824,7 @@ def address_streams(instrs, lo, hi, pointer_params):
 
     def step(state, ins, record=None, i=None):
         parts = [a.strip() for a in ins.args.split(",")] if ins.args else []
-        if ins.base in ("LDG", "CCTL") and record is not None:
+        if ins.base in kinds and record is not None:
             origin = set()
             for key in _reg_keys(_address(ins), wide=True):
                 origin |= state.get(key, set())
@@ -907,7 +959,7 @@ def cell_steps_per_step(dtype, direction, flags, split_share) -> float:
     return 1.0
 
 
-def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0):
+def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1):
     blocks = basic_blocks(instrs)
     loops = time_loops(instrs, blocks, K)
     if not loops:
@@ -922,17 +974,32 @@ def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0):
             lp["tail"] - lp["head"],
         ),
     )
+    # steps: time steps of the iteration (one output store each, as the loads' leads count
+    # them); per step below means per neuron-step, of which a time step holds `lanes`.
+    addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
+    lo, hi = addr_idx[main["head"]], addr_idx[main["tail"]]
+    # The steps are the stores of the per-step output (spikes, grad_u): of the streams stored
+    # to in every iteration, the one stored to most (where the checkpoints are stored every
+    # iteration, S = K, their stores are not steps).
+    if pointer_params and main["step_method"] == "output stores":
+        stores = address_streams(instrs, lo, hi, pointer_params, kinds=("STG",))
+        per_stream = {}
+        for i, w in main["weighted"]:
+            if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred and stores.get(i) is not None:
+                per_stream[stores[i]] = per_stream.get(stores[i], 0) + 1
+        if per_stream:
+            main["steps"] = main["steps_by_stores"] = max(per_stream.values())
     steps = max(main["steps"], 1)
+    neuron_steps = steps * lanes
     weighted = main["weighted"]
     counts = {k: 0.0 for k in KINDS}
     for i, w in weighted:
         counts[kind_of(instrs[i])] += w
     total = sum(counts.values())
-    per_step = {k: round(v / steps, 2) for k, v in counts.items()}
-    per_step["total"] = round(total / steps, 2)
+    per_step = {k: round(v / neuron_steps, 2) for k, v in counts.items()}
+    per_step["total"] = round(total / neuron_steps, 2)
     dconv = sum(w for i, w in weighted if is_double_conversion(instrs[i]))
-    addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
-    streams = address_streams(instrs, addr_idx[main["head"]], addr_idx[main["tail"]], pointer_params)
+    streams = address_streams(instrs, lo, hi, pointer_params)
     loads = load_distances(instrs, weighted, total / steps, streams)
     ahead = [ld["steps_ahead"] for ld in loads if ld["steps_ahead"] is not None]
     dram = [ld["dram_steps_ahead"] for ld in loads if ld["dram_steps_ahead"] is not None]
@@ -943,21 +1010,23 @@ def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0):
     ]
     return {
         "steps_per_iteration": main["steps"],
+        "lanes": lanes,
         "step_detection": {
             "method": main["step_method"],
             "by_output_stores": main["steps_by_stores"],
             "by_transcendentals": (
-                round(main["transcendentals"] / (TRANSCENDENTALS_PER_STEP * cell_steps), 2)
+                round(main["transcendentals"] / (TRANSCENDENTALS_PER_STEP * cell_steps * lanes), 2)
                 if main["transcendentals"]
                 else None
             ),
         },
         "instructions_per_step": {"total": per_step["total"], **{k: per_step[k] for k in KINDS}},
         "instructions_per_iteration": round(total, 2),
-        "double_conversions_in_loop": round(dconv / steps, 3),
+        "double_conversions_in_loop": round(dconv / neuron_steps, 3),
         "double_conversions_in_loop_per_iteration": round(dconv, 3),
         "cell_steps_per_step": round(cell_steps, 3),
-        "mufu_ex2_tanh_per_step": round(main["transcendentals"] / steps, 2),
+        "mufu_ex2_tanh_per_step": round(main["transcendentals"] / neuron_steps, 2),
+        # accesses per time step (one vector access serves all lanes)
         "global_loads_per_step": round(sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
         "global_stores_per_step": round(sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
         "loop": {
@@ -1019,7 +1088,7 @@ def build_report(tools, dtypes, workdir) -> dict:
             entry = {
                 "dtype": dtype,
                 "direction": direction,
-                "variant": variant_name(direction, flags),
+                "variant": variant_name(direction, flags, dtype),
                 "flags": flags,
                 "name": names[mangled],
                 "registers": px.get("registers", ru.get("registers")),
@@ -1035,8 +1104,11 @@ def build_report(tools, dtypes, workdir) -> dict:
                     K,
                     pointers.get(mangled, ()),
                     cell_steps_per_step(dtype, direction, flags, split_share),
+                    flags.get("lanes", 1),
                 )
             )
+            if direction == "forward" and entry["registers"]:
+                entry["h200_waves"] = round(h200_waves(entry["registers"], flags.get("lanes", 1)), 2)
             loads = entry.get("loads")
             if loads and entry["registers"]:
                 need = littles_law_steps(dtype, direction, flags, entry["registers"], K)

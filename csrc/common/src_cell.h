@@ -34,27 +34,44 @@ namespace srcext {
 #define SRC_CELL_CONSTANT_FIELDS(X)                                       \
   X(alpha) X(rho) X(inv_rho) X(r) X(r_s) X(z) X(one_minus_z) X(z_hyp)   \
   X(z_dep_minus_z_hyp) X(gate_slope) X(gate_threshold) X(gate_log2_slope) \
-  X(gate_log2_offset)
+  X(gate_log2_offset) X(r_arg) X(r_s_arg) X(neg_rho_arg)
 // clang-format on
 
 template <typename Acc>
 struct CellConstants {
   // inv_rho = 1 / rho, one_minus_z = 1 - z, z_dep_minus_z_hyp = z_dep - z_hyp; the gate's
   // argument in base-2 units, gate_log2_slope h + gate_log2_offset
-  // = gate_slope (h - gate_threshold) log2(e): one FMA a step (math::sigmoid_exp2).
+  // = gate_slope (h - gate_threshold) log2(e): one FMA a step (math::sigmoid_exp2); r_arg,
+  // r_s_arg, neg_rho_arg: r, r_s, -rho in the units of the candidate's tanh argument
+  // (math::tanh_arg_scale).
 #define SRC_DECLARE_FIELD(name) Acc name;
   SRC_CELL_CONSTANT_FIELDS(SRC_DECLARE_FIELD)
 #undef SRC_DECLARE_FIELD
 
-  // (Positional: the fields in the order of SRC_CELL_CONSTANT_FIELDS.)
-  SRC_HD static CellConstants from(const Acc* v, int64_t stride) {
+  // (Positional: the fields in the order of SRC_CELL_CONSTANT_FIELDS.) arg_scale: that of the
+  // math the constants are for; a CUDA launcher builds them on the host for the device's.
+  SRC_HD static CellConstants from(const Acc* v, int64_t stride,
+                                   Acc arg_scale = math::tanh_arg_scale<Acc>()) {
     const Acc rho = v[kRho * stride], z = v[kZ * stride], z_hyp = v[kZHyp * stride];
     const Acc slope = v[kGateSlope * stride], threshold = v[kGateThreshold * stride];
     const Acc log2_slope = slope * Acc(1.44269504088896340736);
-    return {v[kAlpha * stride],        rho,   Acc(1) / rho, v[kR * stride],
-            v[kRS * stride],           z,     Acc(1) - z,   z_hyp,
-            v[kZDep * stride] - z_hyp, slope, threshold,    log2_slope,
-            -log2_slope * threshold};
+    const Acc r = v[kR * stride], r_s = v[kRS * stride];
+    return {v[kAlpha * stride],
+            rho,
+            Acc(1) / rho,
+            r,
+            r_s,
+            z,
+            Acc(1) - z,
+            z_hyp,
+            v[kZDep * stride] - z_hyp,
+            slope,
+            threshold,
+            log2_slope,
+            -log2_slope * threshold,
+            r * arg_scale,
+            r_s * arg_scale,
+            -rho * arg_scale};
   }
 };
 
@@ -95,11 +112,46 @@ SRC_HD Acc cell_gate(const CellConstants<Acc>& k, Acc h_prev) {
   return math::sigmoid_exp2(k.gate_log2_slope * h_prev + k.gate_log2_offset);
 }
 
-// c[t] = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b); also d c / d pre.
+// The bias in the units of the candidate's tanh argument (the CPU kernels' cell_candidate).
 template <typename Acc>
-SRC_HD void cell_candidate(const CellConstants<Acc>& k, Acc x, Acc h_prev, Acc hs_prev, Acc bias,
-                           Acc& c, Acc& dc) {
-  math::tanh_and_derivative(x + k.r * h_prev + k.r_s * hs_prev + bias, c, dc);
+SRC_HD Acc candidate_bias_arg(Acc b) {
+  return b * math::tanh_arg_scale<Acc>();
+}
+
+// The bias as cell_step takes it: b and b + rho in the candidate argument's units (the second
+// for math::scaled_tanh_term). The kernels make each neuron's once, before its time loop.
+template <typename Acc>
+struct CandidateBias {
+  Acc arg, at_rho_arg;
+};
+
+template <typename Acc>
+SRC_HD CandidateBias<Acc> candidate_bias(const CellConstants<Acc>& k, Acc b) {
+  return {candidate_bias_arg(b), candidate_bias_arg(b) - k.neg_rho_arg};
+}
+
+// x[t] = rho tanh(i[t] / rho) with d x / d i, and the candidate argument's term of x and the
+// bias (math::scaled_tanh_term).
+template <typename Acc>
+SRC_HD Acc cell_input_term(const CellConstants<Acc>& k, Acc i, const CandidateBias<Acc>& bias,
+                           Acc& x, Acc& dx_di) {
+  return math::scaled_tanh_term(i, k.rho, k.inv_rho, k.neg_rho_arg, bias.arg, bias.at_rho_arg, x,
+                                dx_di);
+}
+
+// c[t] = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b) from its argument's term of x and b
+// (math::tanh_of_arg: one FMA per further term); also d c / d pre.
+template <typename Acc>
+SRC_HD void cell_candidate_of_term(const CellConstants<Acc>& k, Acc term, Acc h_prev, Acc hs_prev,
+                                   Acc& c, Acc& dc) {
+  math::tanh_of_arg(term + k.r_arg * h_prev + k.r_s_arg * hs_prev, c, dc);
+}
+
+// The same from x and the bias in the argument's units (candidate_bias_arg).
+template <typename Acc>
+SRC_HD void cell_candidate(const CellConstants<Acc>& k, Acc x, Acc h_prev, Acc hs_prev,
+                           Acc bias_arg, Acc& c, Acc& dc) {
+  cell_candidate_of_term(k, x * math::tanh_arg_scale<Acc>() + bias_arg, h_prev, hs_prev, c, dc);
 }
 
 template <typename Acc>
@@ -117,25 +169,25 @@ SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, 
 }
 
 // One whole step with drive u[t]: advances the state, returns what its backward needs.
+// bias: the neuron's, as candidate_bias gives it.
 template <typename Acc>
-SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, Acc bias, CellState<Acc>& s) {
+SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, const CandidateBias<Acc>& bias,
+                                CellState<Acc>& s) {
   StepTrace<Acc> tr;
-  Acc x;
   s.i = cell_integrate(k, s.i, u);
-  cell_input(k, s.i, x, tr.dx_di);
-  tr.x = x;
+  const Acc term = cell_input_term(k, s.i, bias, tr.x, tr.dx_di);
   tr.gate = cell_gate(k, s.h);
-  cell_candidate(k, x, s.h, s.hs, bias, tr.c, tr.dc);
+  cell_candidate_of_term(k, term, s.h, s.hs, tr.c, tr.dc);
   cell_advance(k, tr, s.h, s.hs);
   return tr;
 }
 
 // What a step emits: max(h, floor), NaN passing through. floor 0 gives the spike relu(h);
-// floor -inf the membrane voltage h itself (the layer's output="voltage"). One comparison
-// with a register either way, so the choice costs the kernels no branch.
+// floor -inf the membrane voltage h itself (the layer's output="voltage"). One maximum with a
+// register either way, so the choice costs the kernels no branch.
 template <typename Acc>
 SRC_HD Acc emitted(Acc h, Acc floor) {
-  return h < floor ? floor : h;
+  return math::max_nan(h, floor);
 }
 
 // Gradients flowing backward through time, held per neuron.

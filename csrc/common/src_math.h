@@ -175,6 +175,48 @@ SRC_HD void tanh_and_derivative(Acc x, Acc& value, Acc& derivative) {
   derivative = Acc(4) * (m + Acc(1)) * (q * q);
 }
 
+// The candidate's tanh reads its argument scaled, a = tanh_arg_scale() x, so that the GPU's
+// scale, -2 log2(e), makes e^(-2x) one ex2 of it: the cell folds the scale into its constants
+// (CellConstants: r_arg, r_s_arg), the bias (candidate_bias) and one FMA of the drive x.
+// Elsewhere (the CPU, double) the scale is 1 and tanh_of_arg is tanh_and_derivative.
+// gpu_tanh_arg_scale: the GPU's, for the constants a CUDA launcher builds on the host.
+template <typename Acc>
+SRC_HD constexpr Acc gpu_tanh_arg_scale() {
+  return Acc(1);
+}
+template <>
+SRC_HD constexpr float gpu_tanh_arg_scale<float>() {
+  return -2.88539008177792681f;  // -2 log2(e)
+}
+
+template <typename Acc>
+SRC_HD constexpr Acc tanh_arg_scale() {
+#if defined(SRC_DEVICE_MATH)
+  return gpu_tanh_arg_scale<Acc>();
+#else
+  return Acc(1);
+#endif
+}
+
+template <typename Acc>
+SRC_HD void tanh_of_arg(Acc a, Acc& value, Acc& derivative) {
+  tanh_and_derivative(a, value, derivative);
+}
+
+// max(a, b) where b is never NaN, NaN when a is (a NaN state must show, not turn into b): on
+// the GPU one instruction (max.NaN, sm_80+).
+SRC_HD float max_nan(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(y) : "f"(a), "f"(b));
+  return y;
+#else
+  return a < b ? b : a;
+#endif
+}
+
+SRC_HD double max_nan(double a, double b) { return a < b ? b : a; }
+
 // s tanh(i / s) and d/di of it (the cell's bounded input, s = rho), accurate in relative terms
 // near 0, which matters here: s scales the error up.
 template <typename Acc>
@@ -182,6 +224,19 @@ SRC_HD void scaled_tanh_and_derivative(Acc i, Acc s, Acc inv_s, Acc& value, Acc&
   Acc t;
   tanh_and_derivative(i * inv_s, t, derivative);
   value = s * t;
+}
+
+// The candidate's term of the input x = s tanh(i / s) and the bias: tanh_arg_scale() x + b_arg
+// (b_arg: the bias in the argument's units), with x and dx/di. neg_s_arg = -tanh_arg_scale() s
+// and b_at_s_arg = b_arg + tanh_arg_scale() s serve the GPU's form below; here the term is
+// formed from x.
+template <typename Acc>
+SRC_HD Acc scaled_tanh_term(Acc i, Acc s, Acc inv_s, Acc neg_s_arg, Acc b_arg, Acc b_at_s_arg,
+                            Acc& x, Acc& derivative) {
+  (void)neg_s_arg;
+  (void)b_at_s_arg;
+  scaled_tanh_and_derivative(i, s, inv_s, x, derivative);
+  return x * tanh_arg_scale<Acc>() + b_arg;
 }
 
 // sigmoid(z ln2) = 1 / (1 + 2^-z): the sigmoid with its argument in base-2 units, so that a
@@ -195,16 +250,19 @@ SRC_HD Acc sigmoid_exp2(Acc z) {
 }
 
 #if defined(SRC_DEVICE_MATH)
-// tanh from its odd half, for the candidate c: e = 2^(-2|x| log2 e) in (0, 1] (never
-// overflows), p = 2 / (e + 1) in [1, 2), tanh|x| = p - 1, 1 - tanh^2 = e p^2, which keeps full
-// relative precision where tanh nears -1 or 1 (a spiking or hyperpolarised neuron: p (2 - p)
-// would lose it there) and is exactly 0 once e underflows; accurate in absolute terms near 0
+// tanh(x) and its derivative from the candidate's scaled argument a = -2 log2(e) x (see
+// tanh_arg_scale): e = 2^a = e^(-2x), p = 2 / (e + 1) in [0, 2], tanh = p - 1,
+// 1 - tanh^2 = e p^2. No |x| and no copysign: e may overflow to inf (x very negative), where
+// p = 0 and tanh = -1 exactly; the clamp of e, in the derivative only (the forward drops it),
+// keeps inf * 0 from making a NaN there (0: saturated). e p^2 keeps full relative precision
+// where tanh nears -1 or 1 (a spiking or hyperpolarised neuron: p (2 - p) would lose it
+// there) and is exactly 0 once p^2 underflows; the value is accurate in absolute terms near 0
 // (p - 1 cancels: ex2 has no expm1), and exactly 0 at 0 (ex2(0) = 1 and rcp(1) = 1 are exact).
-SRC_HD void tanh_and_derivative(float x, float& value, float& derivative) {
-  const float e = exp2_approx(fabsf(x) * -2.88539008177792681f);  // -2 |x| log2(e)
+SRC_HD void tanh_of_arg(float a, float& value, float& derivative) {
+  const float e = exp2_approx(a);
   const float p = reciprocal_approx(0.5f * e + 0.5f);
-  value = copysignf(p - 1.0f, x);
-  derivative = e * (p * p);
+  value = p - 1.0f;
+  derivative = fminf(e, 0x1p126f) * (p * p);
 }
 
 // s tanh(i / s), accurate in relative terms near 0: below |y| = |i / s| = 1/40 it is the series
@@ -216,18 +274,40 @@ SRC_HD void tanh_and_derivative(float x, float& value, float& derivative) {
 // near 2), 4x the reference's 1 - tanh^2 there. The candidate's tanh could not afford that
 // (the bias gradients of tests/test_cuda_emulation.py missed their bound); the input's
 // derivative passes them: it is itself near 0 there (x saturates at -rho).
-SRC_HD void scaled_tanh_and_derivative(float i, float s, float inv_s, float& value,
-                                       float& derivative) {
+// `small`: whether the series applies; the other values serve scaled_tanh_term.
+SRC_HD void scaled_tanh_parts(float i, float s, float inv_s, float& series, float& p, bool& small) {
   // The parenthesised products of s and inv_s are loop invariants: the kernels compute them
   // once per neuron, not per step.
   const float a = i * (inv_s * 2.88539008177792681f);  // 2 y log2(e), y = i / s
   const float e = exp2_approx(a);
-  const float p = reciprocal_approx(0.5f * e + 0.5f);  // 2 / (e + 1); tanh = 1 - p
+  p = reciprocal_approx(0.5f * e + 0.5f);  // 2 / (e + 1); tanh = 1 - p
   // i (1 - y^2 / 3), y^2 = a^2 / (2 log2 e)^2
-  const float series =
-      (i * (a * a)) * (-1.0f / (3.0f * 2.88539008177792681f * 2.88539008177792681f)) + i;
-  value = fabsf(a) < 0.025f * 2.88539008177792681f ? series : s - s * p;  // |y| < 1/40
+  series = (i * (a * a)) * (-1.0f / (3.0f * 2.88539008177792681f * 2.88539008177792681f)) + i;
+  small = fabsf(a) < 0.025f * 2.88539008177792681f;  // |y| < 1/40
+}
+
+SRC_HD void scaled_tanh_and_derivative(float i, float s, float inv_s, float& value,
+                                       float& derivative) {
+  float series, p;
+  bool small;
+  scaled_tanh_parts(i, s, inv_s, series, p, small);
+  value = small ? series : s - s * p;
   derivative = p * (2.0f - p);  // e p^2, as e p = 2 - p
+}
+
+// The term with x's exp form folded into the bias: tanh_arg_scale() (s - s p) + b_arg =
+// neg_s_arg p + b_at_s_arg, one FMA of per-neuron values (s - s p needs s twice, which the
+// GPU reads from its constant bank into a register every step). The rounding of b_at_s_arg
+// adds an ulp of tanh_arg_scale() (s + b) to the argument, of the order of x's own error
+// (~2e-7 s above). The series keeps the plain form.
+SRC_HD float scaled_tanh_term(float i, float s, float inv_s, float neg_s_arg, float b_arg,
+                              float b_at_s_arg, float& x, float& derivative) {
+  float series, p;
+  bool small;
+  scaled_tanh_parts(i, s, inv_s, series, p, small);
+  x = small ? series : s - s * p;  // read only by the constants' gradients
+  derivative = p * (2.0f - p);
+  return small ? series * gpu_tanh_arg_scale<float>() + b_arg : p * neg_s_arg + b_at_s_arg;
 }
 
 // 1 / (1 + 2^-z): an infinite exponential gives 1 / inf = 0, so no clamp.

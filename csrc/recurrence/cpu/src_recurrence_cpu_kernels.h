@@ -59,9 +59,11 @@ SRC_HD void prefetch_row(const T* row, int n) {
     __builtin_prefetch(bytes + off);
 }
 
+// The lanes' biases as cell_candidate takes them (candidate_bias_arg).
 template <typename Acc, typename scalar_t>
 SRC_HD void load_bias(const scalar_t* bias, int64_t H, int64_t n0, int n, Acc* dst) {
-  for (int l = 0; l < kLanes; ++l) dst[l] = l < n ? static_cast<Acc>(bias[(n0 + l) % H]) : Acc(0);
+  for (int l = 0; l < kLanes; ++l)
+    dst[l] = l < n ? candidate_bias_arg(static_cast<Acc>(bias[(n0 + l) % H])) : Acc(0);
 }
 
 // The state (i, h, hs) of a block's lanes into checkpoint c.

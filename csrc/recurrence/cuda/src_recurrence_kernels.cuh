@@ -1,8 +1,9 @@
 // src_recurrence_kernels.cuh — the CUDA kernels of the srcext ops: indexing, memory and launch only;
 // the cell math is src_cell.h, shared with the CPU kernels.
 //
-// One thread per neuron (b, h) walks time. Per-step tensors are time-major (T, N), so at
-// each step a warp reads and writes 32 consecutive values: every access is coalesced.
+// A thread walks time for its neurons (b, h): the backward one, the forward two adjacent ones
+// where it can (its lanes, src_lanes.cuh). Per-step tensors are time-major (T, N), so at each
+// step a warp reads and writes 32 consecutive values (or pairs): every access is coalesced.
 //
 // Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
 // needs ~3 MB of loads in flight (4.8 TB/s x ~600 ns), which the ~100-200k resident threads
@@ -27,11 +28,15 @@
 #include <c10/util/Half.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
 #include "../src_recurrence_params.h"
 #include "../../common/src_switch.h"
 #include "src_recurrence_cuda_launch.h"
 #include "../../common/src_launch_kernel.cuh"
+#include "src_lanes.cuh"
 #include "src_prefetch.cuh"
 
 namespace srcext {
@@ -41,16 +46,17 @@ constexpr int kChunk = static_cast<int>(kCheckpointInterval);
 static_assert((kChunk & (kChunk - 1)) == 0, "the checkpoint test below is a bit mask");
 
 // Loads in flight per thread (benchmarks/GPU_NOTES.md: the depths tried, their registers and
-// steps ahead). Forward: kForwardAhead steps per loop iteration, and a register ring of the
-// drives of the next 2 kForwardAhead steps (one register each). Each drive is loaded two
-// iterations before its use and first read (moved to the ring's first half) one iteration
-// later, so wherever ptxas places the load in its iteration (it sank them to the iteration's
-// end in the +lengths variants: 0.44 steps ahead with a one-iteration ring of 4) it stays at
-// least one iteration (kForwardAhead steps) ahead. Cost: one register move per step, +8
-// registers against the ring of 4 (40-64; sm_90).
-constexpr int kForwardAhead = 8;
-constexpr int kForwardRing = 2 * kForwardAhead;
-static_assert(kChunk % kForwardAhead == 0, "the forward's checkpoint falls on a ring start");
+// steps ahead). Forward: a register ring of the drives of the next kForwardRing steps, one
+// register (one step of a thread's lanes) each, and as many steps per loop iteration: step j
+// of an iteration uses slot j and refills it for step j of the next, with no register moves (a
+// ring shifted by half its depth each iteration cost one move a step). Wherever ptxas places a
+// load in its iteration, it stays at least the rest of the iteration ahead. Two lanes move
+// twice the bytes a step and run in one wave at the H200 size, so Little's law asks fewer
+// steps of them: 8 (one lane: 16; with 8 its median lead fell to 0.75-0.9 of Little's law).
+template <int L>
+constexpr int kForwardRing = L == 1 ? 16 : 8;
+static_assert(kChunk % kForwardRing<1> == 0 && kChunk % kForwardRing<2> == 0,
+              "the forward's checkpoint falls on an iteration start");
 // Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
 // load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
 // for double): the drives u in recompute order, the upstream gradients grad_spikes in walk
@@ -140,74 +146,118 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
   }
 }
 
-template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron>
+// Neurons per thread of the forward (kLanes, "lanes"; src_lanes.cuh): 2 where the launcher can
+// (forward_lanes: H even, the per-step tensors aligned to a pair), else 1. A thread pays the
+// per-step work that is not the cell's -- the loop, the addresses, the ring, the 16-bit
+// packing -- once for its lanes, and loads and stores both with one vector access; at the
+// H200 size two lanes also fit the whole layer in one wave (131k threads at <= 64 registers,
+// where 262k threads at 60 registers took two).
+template <typename T, int L>
+__device__ __forceinline__ void store_lanes(Lanes<T, L>* dst, const T (&v)[L]) {
+  Lanes<T, L> row;
+#pragma unroll
+  for (int l = 0; l < L; ++l) row.v[l] = v[l];
+  *dst = row;
+}
+
+template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron, int kLanes>
 __global__ void __launch_bounds__(kThreads)
     src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
                        const scalar_t* __restrict__ u, scalar_t* __restrict__ spikes,
                        Acc* __restrict__ checkpoints) {
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (n >= p.N) return;
-  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
-  // T: this neuron's own number of steps (p.T without lengths).
-  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
-  const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
+  constexpr int L = kLanes;
+  using IO = LaneWord<scalar_t, Acc, L>;
+  using Row = typename IO::Word;
+  using Slot = typename IO::Slot;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * L;
+  if (n0 >= p.N) return;
+  // T: this thread's own number of steps (p.T without lengths; its lanes share a sample).
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n0, p.H, p.T);
+  // One time step, in Rows. In 32 bits for two lanes (forward_lanes checks that a checkpoint's 3
+  // rows fit): ptxas then steps the pointers with fewer instructions (~2 a step, sm_90).
+  const std::conditional_t<(L > 1), uint32_t, int64_t> row = N / L;
   const Acc floor = static_cast<Acc>(p.output_floor);  // 0: spikes, -inf: the voltage h
-  CellState<Acc> s{load<Acc>(static_cast<const scalar_t*>(p.i0), n),
-                   load<Acc>(static_cast<const scalar_t*>(p.h0), n),
-                   load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
-  u += n;
-  spikes += n;
-  Acc* ck = kSave ? checkpoints + n : nullptr;
-
-  // ring[j] holds the drive of step t + j (raw storage: converted at its use, so that the
-  // thread waits for a load only there).
-  constexpr int F = kForwardAhead, R = kForwardRing;
-  scalar_t ring[R];
+  CellConstants<Acc> k[L];
+  CandidateBias<Acc> bias[L];
+  CellState<Acc> s[L];
 #pragma unroll
-  for (int j = 0; j < R; ++j) ring[j] = j < T ? u[j * N] : scalar_t(0);
+  for (int l = 0; l < L; ++l) {
+    const int64_t n = n0 + l;
+    k[l] = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
+    bias[l] = candidate_bias(k[l], load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+    s[l] = {load<Acc>(static_cast<const scalar_t*>(p.i0), n),
+            load<Acc>(static_cast<const scalar_t*>(p.h0), n),
+            load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
+  }
+  const Row* in = reinterpret_cast<const Row*>(u + n0);
+  Row* out = reinterpret_cast<Row*>(spikes + n0);
+  Lanes<Acc, L>* ck = kSave ? reinterpret_cast<Lanes<Acc, L>*>(checkpoints + n0) : nullptr;
+  const auto checkpoint = [&] {
+    Acc i[L], h[L], hs[L];
+#pragma unroll
+    for (int l = 0; l < L; ++l) i[l] = s[l].i, h[l] = s[l].h, hs[l] = s[l].hs;
+    store_lanes(ck, i);
+    store_lanes(ck + row, h);
+    store_lanes(ck + 2 * row, hs);
+    ck += 3 * row;
+  };
+  // One step of every lane from its drive; emits into dst.
+  const auto step = [&](const Slot& drive, Row* dst) {
+    Acc emit[L];
+#pragma unroll
+    for (int l = 0; l < L; ++l) {
+      cell_step(k[l], IO::get(drive, l), bias[l], s[l]);
+      emit[l] = emitted(s[l].h, floor);
+    }
+    *dst = IO::put(emit);
+  };
+
+  // ring[j] holds the drives of step t + j (raw storage: converted at their use, so that the
+  // thread waits for a load only there). `ahead` points at the row of step t + R, `dst` at
+  // that of step t: each step advances both by one row.
+  constexpr int R = kForwardRing<L>;
+  Slot ring[R];
+  const Row* ahead = in;
+#pragma unroll
+  for (int j = 0; j < R; ++j, ahead += row) ring[j] = j < T ? Slot(*ahead) : Slot{};
+  Row* dst = out;
 
   int64_t t = 0;
-  // Steady state: F steps per iteration; step j moves ring[j + F] to ring[j] and loads the
-  // drive of step t + j + R, used two iterations later (always inside the sequence here, so
+  // Steady state: R steps per iteration; step j takes ring[j] and refills it with the drives of
+  // step t + j + R, its use in the next iteration (always inside the sequence here, so
   // unguarded).
-  for (; t + R + F <= T; t += F) {
-    if (kSave && (t & (kChunk - 1)) == 0) {
-      store_checkpoint(ck, N, s);
-      ck += 3 * N;
-    }
+  for (; t + 2 * R <= T; t += R) {
+    if (kSave && (t & (kChunk - 1)) == 0) checkpoint();
 #pragma unroll
-    for (int j = 0; j < F; ++j) {
-      const Acc drive = static_cast<Acc>(ring[j]);
-      ring[j] = ring[j + F];
-      ring[j + F] = u[(t + j + R) * N];
-      cell_step(k, drive, bias, s);
-      spikes[(t + j) * N] = static_cast<scalar_t>(emitted(s.h, floor));
+    for (int j = 0; j < R; ++j, ahead += row, dst += row) {
+      const Slot drive = ring[j];
+      ring[j] = *ahead;
+      step(drive, dst);
     }
   }
-  // The last steps (fewer than R + F): the ring drains.
-  for (; t < T; ++t) {
-    if (kSave && (t & (kChunk - 1)) == 0) {
-      store_checkpoint(ck, N, s);
-      ck += 3 * N;
-    }
-    const Acc drive = static_cast<Acc>(ring[0]);
+  // The last steps (fewer than 2 R): the ring drains.
+  for (; t < T; ++t, ahead += row, dst += row) {
+    if (kSave && (t & (kChunk - 1)) == 0) checkpoint();
+    const Slot drive = ring[0];
 #pragma unroll
     for (int j = 0; j + 1 < R; ++j) ring[j] = ring[j + 1];
-    ring[R - 1] = t + R < T ? u[(t + R) * N] : scalar_t(0);
-    cell_step(k, drive, bias, s);
-    spikes[t * N] = static_cast<scalar_t>(emitted(s.h, floor));
+    ring[R - 1] = t + R < T ? Slot(*ahead) : Slot{};
+    step(drive, dst);
   }
   // Past its length: no spikes; the remaining checkpoints hold the frozen state.
-  for (; kLengths && t < p.T; ++t) {
-    if (kSave && (t & (kChunk - 1)) == 0) {
-      store_checkpoint(ck, N, s);
-      ck += 3 * N;
-    }
-    spikes[t * N] = scalar_t(0);
+  for (; kLengths && t < p.T; ++t, dst += row) {
+    if (kSave && (t & (kChunk - 1)) == 0) checkpoint();
+    Acc zero[L];
+#pragma unroll
+    for (int l = 0; l < L; ++l) zero[l] = Acc(0);
+    *dst = IO::put(zero);
   }
-  static_cast<scalar_t*>(p.i_n)[n] = static_cast<scalar_t>(s.i);
-  static_cast<scalar_t*>(p.h_n)[n] = static_cast<scalar_t>(s.h);
-  static_cast<scalar_t*>(p.hs_n)[n] = static_cast<scalar_t>(s.hs);
+#pragma unroll
+  for (int l = 0; l < L; ++l) {
+    static_cast<scalar_t*>(p.i_n)[n0 + l] = static_cast<scalar_t>(s[l].i);
+    static_cast<scalar_t*>(p.h_n)[n0 + l] = static_cast<scalar_t>(s[l].h);
+    static_cast<scalar_t*>(p.hs_n)[n0 + l] = static_cast<scalar_t>(s[l].hs);
+  }
 }
 
 // One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
@@ -223,11 +273,12 @@ __global__ void __launch_bounds__(kThreads)
 template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
           typename K>
 __device__ __forceinline__ void backward_chunk(
-    const K& k, Acc bias, int64_t N, int64_t gs_step, const scalar_t* __restrict__ u,
-    const scalar_t* __restrict__ u_next, const scalar_t* __restrict__ grad_spikes,
-    const scalar_t* __restrict__ grad_spikes_next, const Acc* __restrict__ checkpoint_next,
-    scalar_t* __restrict__ grad_u, scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead],
-    CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
+    const K& k, const CandidateBias<Acc>& bias, int64_t N, int64_t gs_step,
+    const scalar_t* __restrict__ u, const scalar_t* __restrict__ u_next,
+    const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ grad_spikes_next,
+    const Acc* __restrict__ checkpoint_next, scalar_t* __restrict__ grad_u,
+    scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead], CellState<Acc>& s,
+    CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
   constexpr int D = kDrivesAhead, G = kGradsAhead;
   // The next chunk's checkpoint, issued before the recompute: used after the walk.
   const CellState<Acc> next_s{checkpoint_next[0], checkpoint_next[N], checkpoint_next[2 * N]};
@@ -278,8 +329,8 @@ __device__ __forceinline__ void backward_chunk(
 template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
           typename K>
 __device__ __forceinline__ void backward_chunk_exact(
-    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, bool has_next,
-    const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
+    const K& k, const CandidateBias<Acc>& bias, int64_t N, int64_t gs_step, int64_t t0,
+    bool has_next, const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u,
     scalar_t (&fifo)[kBackwardAhead<scalar_t>], CellState<Acc>& s, CellGrad<Acc>& g, Acc& dbias,
     ConstantGrads<Acc>& dk) {
@@ -415,7 +466,7 @@ __device__ __forceinline__ void backward_chunk_exact(
 template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
           typename K>
 __device__ __forceinline__ void backward_partial_chunk(
-    const K& k, Acc bias, int64_t N, int64_t gs_step, int64_t t0, int len,
+    const K& k, const CandidateBias<Acc>& bias, int64_t N, int64_t gs_step, int64_t t0, int len,
     const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
     const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u, CellGrad<Acc>& g,
     Acc& dbias, ConstantGrads<Acc>& dk) {
@@ -467,7 +518,8 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
   const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
   // T: this neuron's own length; the final state's gradients enter at its last step.
   const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
-  const Acc bias = load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H);
+  const CandidateBias<Acc> bias =
+      candidate_bias(k, load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
   CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
@@ -544,30 +596,54 @@ inline dim3 grid_for(int64_t N) {
 }
 
 // The per-layer constants, converted to the math's precision here, once (host memory: see
-// ConstantsRef); per neuron the kernels read them (and these go unused).
+// ConstantsRef), for the device's math; per neuron the kernels read them (and these go unused).
 template <typename Acc>
 CellConstants<Acc> launch_constants(const ConstantsRef& k) {
   if (k.per_neuron) return CellConstants<Acc>{};
-  return CellConstants<Acc>::from(static_cast<const Acc*>(k.data), k.stride_k);
+  return CellConstants<Acc>::from(static_cast<const Acc*>(k.data), k.stride_k,
+                                  math::gpu_tanh_arg_scale<Acc>());
+}
+
+// 2 lanes (neurons per thread) where both of a pair's neurons belong to one sample (H even),
+// the storage is at most 4 bytes (double, the gradient checks' type, keeps 1), a row's pairs
+// count in 32 bits (3 rows: a checkpoint's) and the per-step tensors' rows start on a pair's
+// alignment (every row does when the first does, as N = B H is even); else 1.
+// SRCEXT_CUDA_FORWARD_LANES=1 in the environment, read at each launch, forces 1: the A/B of the
+// two instances on a device (benchmarks/speed.py), and their comparison in the tests.
+template <typename scalar_t, typename Acc>
+int forward_lanes(const ForwardParams& p) {
+  const auto aligned = [](const void* ptr, size_t bytes) {
+    return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
+  };
+  const char* forced = std::getenv("SRCEXT_CUDA_FORWARD_LANES");
+  const bool pairs =
+      !(forced != nullptr && std::strcmp(forced, "1") == 0) && sizeof(scalar_t) <= 4 &&
+      p.H % 2 == 0 && 3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
+      aligned(p.spikes, 2 * sizeof(scalar_t)) && aligned(p.checkpoints, 2 * sizeof(Acc));
+  return pairs ? 2 : 1;
 }
 
 // Runtime flags become template switches here.
 template <typename scalar_t>
 void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
   using Acc = acc_t<scalar_t>;
-  const dim3 grid = grid_for(p.N);
   const auto k = launch_constants<Acc>(p.k);
   const auto* u = static_cast<const scalar_t*>(p.u);
   auto* spikes = static_cast<scalar_t*>(p.spikes);
   auto* checkpoints = static_cast<Acc*>(p.checkpoints);
+  const bool pairs = forward_lanes<scalar_t, Acc>(p) == 2;
+  const dim3 grid = grid_for(pairs ? p.N / 2 : p.N);
   SRC_BOOL_SWITCH(
       save, kSave,
       SRC_BOOL_SWITCH(
           p.lengths != nullptr, kLengths,
           SRC_BOOL_SWITCH(
               p.k.per_neuron, kPerNeuron,
-              launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron>>(
-                  grid, kThreads, stream, p, k, u, spikes, checkpoints))));
+              SRC_BOOL_SWITCH(
+                  pairs, kPairs,
+                  launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron,
+                                                    kPairs && sizeof(scalar_t) <= 4 ? 2 : 1>>(
+                      grid, kThreads, stream, p, k, u, spikes, checkpoints)))));
 }
 
 template <typename scalar_t>
