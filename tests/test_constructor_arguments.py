@@ -92,6 +92,14 @@ def test_an_unknown_keyword_is_named_with_the_closest_one(cls):
         cls(3, 4, frobnicate=1)
 
 
+def test_a_misspelt_own_keyword_is_named_too():
+    """The constructor's own parameters are candidates too, not only the shared settings."""
+    with pytest.raises(TypeError, match=r"'dropuot' \(did you mean 'dropout'\?\)"):
+        SRC(3, 4, 2, dropuot=0.1)
+    with pytest.raises(TypeError, match=r"'batch_frist' \(did you mean 'batch_first'\?\)"):
+        SRC(3, 4, batch_frist=True)
+
+
 def test_the_bias_setting_has_one_name():
     """trainable_bias on both; SRC.bias is torch.nn.GRU's name for it, SRCCell.bias the tensor."""
     m, c = SRC(3, 4, bias=False), SRCCell(3, 4, bias=False)

@@ -147,11 +147,15 @@ SRC_HD void cell_candidate_of_term(const CellConstants<Acc>& k, Acc term, Acc h_
   math::tanh_of_arg(term + k.r_arg * h_prev + k.r_s_arg * hs_prev, c, dc);
 }
 
-// The same from x and the bias in the argument's units (candidate_bias_arg).
+// The same from x and the bias in the argument's units (candidate_bias_arg), summed in the
+// reference's order, x + r h + r_s hs + b: the CPU kernels' association (cell_step's, through
+// cell_input_term, adds the bias to x first, which the GPU's folding needs; a bistable neuron
+// can grow the difference of one rounding to 1e-4 over a few steps).
 template <typename Acc>
 SRC_HD void cell_candidate(const CellConstants<Acc>& k, Acc x, Acc h_prev, Acc hs_prev,
                            Acc bias_arg, Acc& c, Acc& dc) {
-  cell_candidate_of_term(k, x * math::tanh_arg_scale<Acc>() + bias_arg, h_prev, hs_prev, c, dc);
+  math::tanh_of_arg(
+      x * math::tanh_arg_scale<Acc>() + k.r_arg * h_prev + k.r_s_arg * hs_prev + bias_arg, c, dc);
 }
 
 template <typename Acc>

@@ -81,12 +81,16 @@ _OPTION_NAMES = tuple(f.name for f in dataclasses.fields(LayerOptions))
 _CONSTANT_NAMES = tuple(f.name for f in dataclasses.fields(SRCConstants))
 
 
-def split_keywords(keywords: Dict[str, Any], owner: str) -> Tuple[LayerOptions, SRCConstants]:
+def split_keywords(
+    keywords: Dict[str, Any], owner: str, known: Tuple[str, ...] = ()
+) -> Tuple[LayerOptions, SRCConstants]:
     """The shared keywords of a constructor call as its options and its constants; an unknown
-    keyword is a TypeError that names the closest known one."""
+    keyword is a TypeError that names the closest known one, among the shared ones and
+    ``known`` (the constructor's own: ``dropuot`` is 'dropout', not 'output')."""
     for name in keywords:
         if name not in _OPTION_NAMES and name not in _CONSTANT_NAMES:
-            close = difflib.get_close_matches(name, _OPTION_NAMES + _CONSTANT_NAMES, n=1)
+            names = list(dict.fromkeys(tuple(known) + _OPTION_NAMES + _CONSTANT_NAMES))
+            close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(f"{owner}() got an unexpected keyword argument {name!r}{hint}")
     options = LayerOptions(**{n: keywords[n] for n in _OPTION_NAMES if n in keywords})
@@ -212,7 +216,7 @@ class _SRCBase(nn.Module):
         as the constructor got them (:func:`split_keywords`)."""
         super().__init__()
         name = type(self).__name__
-        options, constants = split_keywords(keywords, name)
+        options, constants = split_keywords(keywords, name, tuple(inspect.signature(type(self)).parameters))
         backend, learn, per_neuron = options.backend, options.learn, options.per_neuron
         bias_init, weight_scale, init_rate = options.bias_init, options.weight_scale, options.init_rate
         output, initial_state = options.output, options.initial_state
