@@ -331,10 +331,22 @@ def test_gpu_summary_reads_a_run(tmp_path):
         },
         "bandwidth": {"forward_fraction_of_copy": 0.7, "backward_fraction_of_copy": 0.65},
         "bf16_speedup_vs_fp32": 1.4,
+        "kernel_timing": {
+            "ways": {  # the forward's A/B (two lanes a thread, or one), as speed.py writes it
+                "forward_train": {"graph_replay": {"seconds": 4e-4, "fraction_of_copy": 0.9}},
+                "forward_train_1lane": {"graph_replay": {"seconds": 5e-4, "fraction_of_copy": 0.72}},
+                "forward_inference": {"back_to_back": {"seconds": 2e-4}},
+                "forward_inference_1lane": {"back_to_back": {"seconds": 3e-4}},
+            }
+        },
     }
     (tmp_path / "speed_cuda.json").write_text(json.dumps(speed))
     summary.main(str(tmp_path))
     data = json.loads((tmp_path / "gpu_summary.json").read_text())
+    assert data["forward_train_fraction_of_copy_kernel_level"] == 0.9
+    assert data["forward_train_1lane_fraction_of_copy_kernel_level"] == 0.72
+    assert data["forward_train_one_lane_over_two"] == pytest.approx(1.25)
+    assert data["forward_inference_one_lane_over_two"] == pytest.approx(1.5)
     assert data["cuda_tests_passed"] is True
     assert data["recurrence_speedup_vs_reference"] == 80.0
     for key in (
