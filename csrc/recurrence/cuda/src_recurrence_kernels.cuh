@@ -124,13 +124,6 @@ __device__ __forceinline__ const Acc* checkpoint_at(const Acc* checkpoints, int6
   return checkpoints + (t0 / kChunk) * 3 * N;
 }
 
-template <typename Acc>
-__device__ __forceinline__ void store_checkpoint(Acc* ck, int64_t N, const CellState<Acc>& s) {
-  ck[0] = s.i;
-  ck[N] = s.h;
-  ck[2 * N] = s.hs;
-}
-
 // Per layer (kPerNeuron false), the constants reach the kernels as a launch argument, ready in
 // the precision of the math with the derived ones precomputed (by the launchers, once, on the
 // host: a conversion inside the time loop would cost an F2F per constant and step). Per
@@ -151,14 +144,10 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
 // per-step work that is not the cell's -- the loop, the addresses, the ring, the 16-bit
 // packing -- once for its lanes, and loads and stores both with one vector access; at the
 // H200 size two lanes also fit the whole layer in one wave (131k threads at <= 64 registers,
-// where 262k threads at 60 registers took two).
-template <typename T, int L>
-__device__ __forceinline__ void store_lanes(Lanes<T, L>* dst, const T (&v)[L]) {
-  Lanes<T, L> row;
-#pragma unroll
-  for (int l = 0; l < L; ++l) row.v[l] = v[l];
-  *dst = row;
-}
+// where 262k threads at 60 registers took two). Storage of at most 4 bytes only: double, the
+// gradient checks' type, keeps one lane.
+template <typename scalar_t>
+constexpr bool kForwardPairs = sizeof(scalar_t) <= 4;
 
 template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron, int kLanes>
 __global__ void __launch_bounds__(kThreads)
@@ -193,12 +182,13 @@ __global__ void __launch_bounds__(kThreads)
   Row* out = reinterpret_cast<Row*>(spikes + n0);
   Lanes<Acc, L>* ck = kSave ? reinterpret_cast<Lanes<Acc, L>*>(checkpoints + n0) : nullptr;
   const auto checkpoint = [&] {
+    using CheckpointIO = LaneWord<Acc, Acc, L>;
     Acc i[L], h[L], hs[L];
 #pragma unroll
     for (int l = 0; l < L; ++l) i[l] = s[l].i, h[l] = s[l].h, hs[l] = s[l].hs;
-    store_lanes(ck, i);
-    store_lanes(ck + row, h);
-    store_lanes(ck + 2 * row, hs);
+    ck[0] = CheckpointIO::put(i);
+    ck[row] = CheckpointIO::put(h);
+    ck[2 * row] = CheckpointIO::put(hs);
     ck += 3 * row;
   };
   // One step of every lane from its drive; emits into dst.
@@ -604,10 +594,10 @@ CellConstants<Acc> launch_constants(const ConstantsRef& k) {
                                   math::gpu_tanh_arg_scale<Acc>());
 }
 
-// 2 lanes (neurons per thread) where both of a pair's neurons belong to one sample (H even),
-// the storage is at most 4 bytes (double, the gradient checks' type, keeps 1), a row's pairs
-// count in 32 bits (3 rows: a checkpoint's) and the per-step tensors' rows start on a pair's
-// alignment (every row does when the first does, as N = B H is even); else 1.
+// 2 lanes (neurons per thread) where the storage allows (kForwardPairs), both of a pair's
+// neurons belong to one sample (H even), a row's pairs count in 32 bits (3 rows: a
+// checkpoint's) and the per-step tensors' rows start on a pair's alignment (every row does when
+// the first does, as N = B H is even); else 1.
 // SRCEXT_CUDA_FORWARD_LANES=1 in the environment, read at each launch, forces 1: the A/B of the
 // two instances on a device (benchmarks/speed.py), and their comparison in the tests.
 template <typename scalar_t, typename Acc>
@@ -617,7 +607,7 @@ int forward_lanes(const ForwardParams& p) {
   };
   const char* forced = std::getenv("SRCEXT_CUDA_FORWARD_LANES");
   const bool pairs =
-      !(forced != nullptr && std::strcmp(forced, "1") == 0) && sizeof(scalar_t) <= 4 &&
+      !(forced != nullptr && std::strcmp(forced, "1") == 0) && kForwardPairs<scalar_t> &&
       p.H % 2 == 0 && 3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
       aligned(p.spikes, 2 * sizeof(scalar_t)) && aligned(p.checkpoints, 2 * sizeof(Acc));
   return pairs ? 2 : 1;
@@ -642,7 +632,7 @@ void launch_forward(const ForwardParams& p, bool save, cudaStream_t stream) {
               SRC_BOOL_SWITCH(
                   pairs, kPairs,
                   launch_kernel<&src_forward_kernel<scalar_t, Acc, kSave, kLengths, kPerNeuron,
-                                                    kPairs && sizeof(scalar_t) <= 4 ? 2 : 1>>(
+                                                    kPairs && kForwardPairs<scalar_t> ? 2 : 1>>(
                       grid, kThreads, stream, p, k, u, spikes, checkpoints)))));
 }
 
