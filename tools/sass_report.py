@@ -43,7 +43,9 @@ the frequency-weighted instruction counts of the iteration divided by steps per 
 
 Steps per iteration: every step writes exactly one per-step output (spikes in the forward,
 grad_u in the backward) with one global store, so steps = the number of unpredicated STG with
-frequency 1 in the iteration (periodic stores excluded; a predicated store is a conditional
+frequency 1 in the iteration to the output's stream (the pointer parameter stored to most:
+output_stores; periodic stores excluded, and checkpoints stored every iteration where an
+iteration is K steps; a predicated store is a conditional
 one, e.g. checkpoint stores the compiler turned into `@!P STG`: those count as issued
 instructions every step, which they are, but not as steps; should every store of the loop be
 predicated, steps fall back on the exponentials below, and `step_detection.method` says so).
@@ -715,14 +717,28 @@ def _weighted(blocks, freq, head, tail):
     return weighted
 
 
-def analyse_loop(instrs, blocks, head, tail, K):
+def output_stores(instrs, weighted, lo, hi, pointer_params) -> int:
+    """The stores of one iteration's per-step output (spikes, grad_u): its unpredicated stores
+    run every iteration -- a predicated store is conditional (e.g. checkpoint stores the
+    compiler if-converted) -- and, where the pointer parameters are known, of the stream stored
+    to most (checkpoints stored every iteration, S = K, unguarded, are not steps)."""
+    full = [i for i, w in weighted if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred]
+    if not pointer_params or not full:
+        return len(full)
+    stream = address_streams(instrs, lo, hi, pointer_params, kinds=("STG",))
+    per_stream = {}
+    for i in full:
+        if stream.get(i) is not None:
+            per_stream[stream[i]] = per_stream.get(stream[i], 0) + 1
+    return max(per_stream.values()) if per_stream else len(full)
+
+
+def analyse_loop(instrs, blocks, head, tail, K, pointer_params=()):
     freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K)
     weighted = _weighted(blocks, freq, head, tail)
-    # A predicated store is conditional (e.g. checkpoint stores the compiler if-converted).
-    stores_full = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred)
+    lo, hi = blocks[head].start, blocks[tail].end - 1
+    stores_full = output_stores(instrs, weighted, lo, hi, pointer_params)
     if periodic and stores_full > 1:  # an iteration of S steps meets the period every K / S
-        # (the steps stay those counted above: a periodic block's stores are not steps, even
-        # where it runs every iteration, S = K)
         freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K, K / stores_full)
         weighted = _weighted(blocks, freq, head, tail)
     transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
@@ -743,7 +759,7 @@ def analyse_loop(instrs, blocks, head, tail, K):
     }
 
 
-def time_loops(instrs, blocks, K):
+def time_loops(instrs, blocks, K, pointer_params=()):
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
     block_of = {}
     for k, b in enumerate(blocks):
@@ -757,7 +773,7 @@ def time_loops(instrs, blocks, K):
         lo = addr_idx[t]
         if not any(x.base == "STG" for x in instrs[lo : i + 1]):
             continue
-        loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K)
+        loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K, pointer_params)
         loop.update(head=t, tail=ins.addr)
         loops.append(loop)
     return loops
@@ -961,7 +977,7 @@ def cell_steps_per_step(dtype, direction, flags, split_share) -> float:
 
 def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1):
     blocks = basic_blocks(instrs)
-    loops = time_loops(instrs, blocks, K)
+    loops = time_loops(instrs, blocks, K, pointer_params)
     if not loops:
         return {"error": "no time loop found"}
     # The time loop does the cell math (exponentials on the MUFU); a loop that only stores
@@ -978,17 +994,6 @@ def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1
     # them); per step below means per neuron-step, of which a time step holds `lanes`.
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
     lo, hi = addr_idx[main["head"]], addr_idx[main["tail"]]
-    # The steps are the stores of the per-step output (spikes, grad_u): of the streams stored
-    # to in every iteration, the one stored to most (where the checkpoints are stored every
-    # iteration, S = K, their stores are not steps).
-    if pointer_params and main["step_method"] == "output stores":
-        stores = address_streams(instrs, lo, hi, pointer_params, kinds=("STG",))
-        per_stream = {}
-        for i, w in main["weighted"]:
-            if instrs[i].base == "STG" and w >= 0.999 and not instrs[i].pred and stores.get(i) is not None:
-                per_stream[stores[i]] = per_stream.get(stores[i], 0) + 1
-        if per_stream:
-            main["steps"] = main["steps_by_stores"] = max(per_stream.values())
     steps = max(main["steps"], 1)
     neuron_steps = steps * lanes
     weighted = main["weighted"]
