@@ -68,8 +68,9 @@ tail -3 "$OUT/pytest_cuda.log"
 stage_start "benchmark"
 # torch.compile's worker processes count as foreign load, the likely cause of the 25 busy
 # rounds of 99 (flagged) in the run of 2026-11-30. One compile thread: no workers. Its kernel
-# timing is also the A/B of the forward's variants: two neurons a thread (the default) against
-# one (forward_*_1lane: SRCEXT_CUDA_FORWARD_LANES=1), each timed three ways.
+# timing is also the A/B of the kernels' variants: two neurons a thread (the default) against
+# one (*_1lane: SRCEXT_CUDA_LANES=1), the forward's and the bfloat16 detached backward's, each
+# timed three ways.
 TORCHINDUCTOR_COMPILE_THREADS=1 timeout 105 $PY benchmarks/speed.py --device cuda --copy-mib 2048 --out "$OUT/speed_cuda.json" \
   > "$OUT/speed_cuda.txt" 2>&1
 status benchmark $?
@@ -91,7 +92,7 @@ tail -12 "$OUT/projection_cuda.txt"
 
 if command -v ncu >/dev/null; then
   stage_start "profile (ncu)"
-  timeout 35 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|backward)_kernel" \
+  timeout 35 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|backward|detached_backward)_kernel" \
     --section SpeedOfLight \
     --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
     $PY benchmarks/gpu_profile.py > "$OUT/ncu.txt" 2>&1

@@ -68,15 +68,15 @@ def main(out: str) -> None:
         timing = json.load(open(speed_path)).get("kernel_timing", {}).get("ways", {})
         # kernel-level: bytes over the time of a CUDA-graph replay (no host work), as a
         # fraction of the copy's, where the capture worked; else of N calls back to back
-        for name in ("forward_train", "forward_train_1lane", "backward_detached"):
+        for name in ("forward_train", "forward_train_1lane", "backward_detached", "backward_detached_bf16"):
             ways = timing.get(name, {})
             for way in ("graph_replay", "back_to_back"):
                 if "fraction_of_copy" in ways.get(way, {}):
                     summary[f"{name}_fraction_of_copy_kernel_level"] = ways[way]["fraction_of_copy"]
                     summary[f"{name}_kernel_level_timed_as"] = way
                     break
-        # the A/B of the forward's instances: one lane's time over two lanes' (> 1: two faster)
-        for name in ("forward_train", "forward_inference"):
+        # the A/B of the instances: one lane's time over two lanes' (> 1: two faster)
+        for name in ("forward_train", "forward_inference", "backward_detached_bf16"):
             two, one = timing.get(name, {}), timing.get(name + "_1lane", {})
             for way in ("graph_replay", "back_to_back"):
                 if "seconds" in two.get(way, {}) and "seconds" in one.get(way, {}):

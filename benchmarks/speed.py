@@ -52,7 +52,7 @@ import torch
 
 import srcext
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_recurrence_fused
-from srcext.ops.recurrence import FORWARD_LANES_ENV
+from srcext.ops.recurrence import LANES_ENV
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
 from machine import command_line, describe, git_commit
@@ -526,15 +526,15 @@ def per_call_seconds(call, device: torch.device, calls: int, graph: bool = False
 
 
 def one_lane(call):
-    """call with the CUDA forward held to one neuron a thread (FORWARD_LANES_ENV), captured so
-    too by a CUDA graph."""
+    """call with the CUDA kernels held to one neuron a thread (LANES_ENV), captured so too by a
+    CUDA graph."""
 
     def run():
-        os.environ[FORWARD_LANES_ENV] = "1"
+        os.environ[LANES_ENV] = "1"
         try:
             return call()
         finally:
-            del os.environ[FORWARD_LANES_ENV]
+            del os.environ[LANES_ENV]
 
     return run
 
@@ -549,9 +549,18 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
     src = torch.ones(copy_elements, device=device)
     dst = torch.empty_like(src)
     contenders = {name: ops[name] for name in ("forward_train", "forward_inference", "backward_detached")}
-    if device.type == "cuda":  # the A/B of the forward's instances: two lanes a thread or one
-        for name in ("forward_train", "forward_inference"):
+    need = kernel_bytes(T, B, H, u.element_size())
+    if device.type == "cuda":  # the A/B of the instances: two lanes a thread or one
+        # (the detached backward runs two lanes with 16-bit storage only: its bfloat16 call)
+        half = [t.detach().to(torch.bfloat16) for t in (u, bias, *state)]
+        ops["backward_detached_bf16"] = kernel_calls(half[0], half[1], half[2:], k, torch.randn_like(half[0]))[
+            "backward_detached"
+        ]
+        need["backward_detached_bf16"] = kernel_bytes(T, B, H, 2)["backward_detached"]
+        for name in ("forward_train", "forward_inference", "backward_detached_bf16"):
+            contenders[name] = ops[name]
             contenders[name + "_1lane"] = one_lane(ops[name])
+            need[name + "_1lane"] = need[name]
     contenders["copy"] = lambda: dst.copy_(src)
     ways = ["back_to_back"] + (["graph_replay"] if device.type == "cuda" else [])
     timing = {}
@@ -567,8 +576,6 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
                 continue
             timing[name][way] = {"seconds": seconds}
     copy_bytes = 2 * 4 * copy_elements
-    need = kernel_bytes(T, B, H, u.element_size())
-    need.update({name + "_1lane": need[name] for name in ("forward_train", "forward_inference")})
     for name, nbytes in need.items():
         if name not in timing:
             continue

@@ -9,7 +9,7 @@ import torch
 
 from srcext.constants import CELL_CONSTANTS
 from srcext.ops import CHECKPOINT_INTERVAL, constant_args, src_recurrence_fused
-from srcext.ops.recurrence import FORWARD_LANES_ENV
+from srcext.ops.recurrence import LANES_ENV
 from srcext.reference import SRCConstants, src_recurrence_reference
 
 import cuda_emulation
@@ -104,31 +104,41 @@ def test_emulated_kernels_match_cpu_op(emu, dtype, detach, st):
 @pytest.mark.parametrize("H", [101, 100], ids=["H_odd", "H_even"])
 def test_launch_record_names_the_instance_grid_and_stream(emu, H):
     """Each op launches one kernel: the template instance for the dtype and flags, in blocks of
-    256 on the current stream; the backward one thread per neuron, the forward two neurons a
-    thread (lanes) where H is even and the storage at most 4 bytes, else one."""
+    256 on the current stream; the forward two neurons a thread (lanes) where H is even and the
+    storage at most 4 bytes, else one; the detached backward two where H is even and the storage
+    16-bit, the exact one always one."""
     T, B = 20, 3
     N = B * H
     for dtype, (storage, math_type) in DTYPE_NAMES.items():
         lanes = 2 if H % 2 == 0 and dtype != torch.float64 else 1
+        backward_lanes = 2 if H % 2 == 0 and dtype in (torch.bfloat16, torch.float16) else 1
         for detach, st in FLAGS:
             u64, b64, s64 = make_inputs(T, B, H, SRCConstants(), dtype, seed=1)
             leaves = [t.to(dtype).requires_grad_() for t in (u64, b64) + s64]
             emu.clear_launches()
             spikes, _ = emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
-            spikes.sum().backward()
+            spikes.backward(torch.ones_like(spikes))  # a dense upstream gradient
             with torch.no_grad():
                 emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
             launches = emu.launches()
-            flags = f"{str(detach).lower()}, {str(st).lower()}"
-            expected = [  # <storage, math, save, lengths, per_neuron, lanes> and <storage, math,
-                #            flags, lengths, per_neuron, constant_grads>
+            st_flag = str(st).lower()
+            # <storage, math, save, lengths, per_neuron, lanes>; the detached backward's <storage,
+            # math, straight_through, lengths, per_neuron, lanes>, the exact one's <storage, math,
+            # detach, straight_through, lengths, per_neuron, constant_grads>
+            backward = (
+                f"src_detached_backward_kernel<{storage}, {math_type}, {st_flag}, false, false, {backward_lanes}>"
+                if detach
+                else f"src_backward_kernel<{storage}, {math_type}, false, {st_flag}, false, false, false>"
+            )
+            expected = [
                 f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false, false, {lanes}>",
-                f"srcext::cuda::src_backward_kernel<{storage}, {math_type}, {flags}, false, false, false>",
+                f"srcext::cuda::{backward}",
                 f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, false, false, false, {lanes}>",
             ]
             assert [r["kernel"] for r in launches] == expected
             for r in launches:
-                threads = N // lanes if "forward" in r["kernel"] else N
+                kernel_lanes = lanes if "forward" in r["kernel"] else (backward_lanes if detach else 1)
+                threads = N // kernel_lanes
                 assert r["grid"] == (math.ceil(threads / emu.threads_per_block), 1, 1)
                 assert r["block"] == (emu.threads_per_block, 1, 1)
                 assert r["stream"] == emu.stream_token()
@@ -138,38 +148,45 @@ def test_launch_record_names_the_instance_grid_and_stream(emu, H):
 @pytest.mark.parametrize("voltage", [False, True], ids=["spikes", "voltage"])
 @pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["f32", "bf16", "f16"])
-def test_two_lane_forward_is_the_one_lane_forward(emu, monkeypatch, dtype, lengths, voltage):
-    """The two-lane forward (H even) runs each lane's cell exactly as the one-lane one does: the
-    same inputs with the drive one element off a pair's alignment, or with FORWARD_LANES_ENV
-    set (either sends them to the one-lane instance), give bitwise the same outputs,
-    checkpoints and so gradients, in training and inference, per-layer and per-neuron
-    constants."""
+def test_two_lanes_are_one_lane(emu, monkeypatch, dtype, lengths, voltage):
+    """The two-lane kernels (H even; the detached backward with 16-bit storage) run each lane's
+    cell exactly as the one-lane ones do: the same inputs with the drive one element off a
+    pair's alignment, or with LANES_ENV set (either sends them to the one-lane instances), give
+    bitwise the same outputs, checkpoints and gradients, in training and inference, per-layer
+    and per-neuron constants (whose backward has one lane), both gradient settings of the
+    detached backward. T leaves a partial chunk (the last in time) as well as full ones."""
     T, B, H = 2 * CHECKPOINT_INTERVAL + 7, 3, 66
     steps = torch.tensor([T, 5, CHECKPOINT_INTERVAL + 1]) if lengths else None
     layer = random_constants(8)
     per = [random_constants(900 + h) for h in range(H)]
     neuron = torch.tensor([[getattr(c, n) for c in per] for n in CELL_CONSTANTS], dtype=torch.float32)
-    for k in (layer, neuron):
+    upstream = torch.randn(T, B, H, generator=torch.Generator().manual_seed(6)).to(dtype)
+    for k, st in ((layer, True), (layer, False), (neuron, True)):
         u64, b64, s64 = make_inputs(T, B, H, layer, dtype, seed=5)
         padded = torch.empty(T * B * H + 1, dtype=dtype)
         results = []
         for offset, forced in ((0, False), (1, False), (0, True)):
             if forced:
-                monkeypatch.setenv(FORWARD_LANES_ENV, "1")
+                monkeypatch.setenv(LANES_ENV, "1")
             u = padded[offset : offset + T * B * H].view(T, B, H)
             with torch.no_grad():
                 u.copy_(u64.to(dtype))
             leaves = [u.requires_grad_()] + [t.to(dtype).requires_grad_() for t in (b64,) + s64]
             emu.clear_launches()
-            spikes, final = emulated(leaves[0], leaves[1], tuple(leaves[2:]), k, lengths=steps, emit_voltage=voltage)
-            grads = torch.autograd.grad(spikes.sum() + sum(f.sum() for f in final), leaves)
+            run = dict(lengths=steps, emit_voltage=voltage, straight_through=st)
+            spikes, final = emulated(leaves[0], leaves[1], tuple(leaves[2:]), k, **run)
+            grads = torch.autograd.grad((spikes * upstream).sum() + sum(f.sum() for f in final), leaves)
             with torch.no_grad():
-                inference = emulated(leaves[0], leaves[1], tuple(leaves[2:]), k, lengths=steps, emit_voltage=voltage)
-            forwards = [r["kernel"] for r in emu.launches() if "forward" in r["kernel"]]
+                inference = emulated(leaves[0], leaves[1], tuple(leaves[2:]), k, **run)
+            kernels = [r["kernel"] for r in emu.launches()]
             lanes = 2 if offset == 0 and not forced else 1
-            assert len(forwards) == 2 and all(f.endswith(f", {lanes}>") for f in forwards)
+            assert len(kernels) == 3 and kernels[0].endswith(f", {lanes}>") and kernels[2].endswith(f", {lanes}>")
+            paired = lanes == 2 and dtype != torch.float32 and k is layer
+            assert kernels[1].startswith("srcext::cuda::src_detached_backward_kernel") and kernels[1].endswith(
+                f", {2 if paired else 1}>"
+            )
             results.append((spikes, *final, *grads, inference[0], *inference[1]))
-            monkeypatch.delenv(FORWARD_LANES_ENV, raising=False)
+            monkeypatch.delenv(LANES_ENV, raising=False)
         for other in results[1:]:
             for a, b in zip(results[0], other):
                 assert torch.equal(a, b)
@@ -183,7 +200,7 @@ def test_launch_record_with_lengths(emu):
     spikes.sum().backward()
     assert [r["kernel"] for r in emu.launches()] == [
         "srcext::cuda::src_forward_kernel<float, float, true, true, false, 1>",
-        "srcext::cuda::src_backward_kernel<float, float, true, true, true, false, false>",
+        "srcext::cuda::src_detached_backward_kernel<float, float, true, true, false, 1>",
     ]
 
 
@@ -314,20 +331,22 @@ def test_emulated_indexing_is_64_bit(emu, monkeypatch, case, lanes):
     """Launches over buffers too large to hold, of which only the first and last blocks' pages
     are ever touched (the emulation runs just those blocks; the rest of each buffer stays
     unbacked memory): the forward with more than 2^31 neurons, and the forward and backward
-    with T * N beyond 2^32 elements; the forward with two lanes a thread (H even) and with one.
-    The last blocks' neurons must give what the CPU kernels give on them alone."""
+    with T * N beyond 2^32 elements; with two lanes a thread (H even: the forward and the
+    detached backward) and with one (the exact backward). The last blocks' neurons must give
+    what the CPU kernels give on them alone."""
     if case == "neurons_beyond_2^31":
         T, B, H, backward = 2, 2**21 + 1, 1024, False
     else:
         T, B, H, backward = 17, 2**18, 1024, True
     if lanes == 1:
-        monkeypatch.setenv(FORWARD_LANES_ENV, "1")
+        monkeypatch.setenv(LANES_ENV, "1")
+    detach = lanes == 2  # the exact backward has one lane
     N = B * H
     threads = emu.threads_per_block
-    last = (N + threads - 1) // threads - 1  # the backward's last block: one neuron a thread
+    last = (N // lanes + threads - 1) // threads - 1  # the backward's last block
     last_fwd = (N // lanes + threads - 1) // threads - 1
     # The neurons the last blocks run, the forward's (n0 on) holding the backward's (nb on).
-    n0, nb, n1 = last_fwd * threads * lanes, last * threads, N
+    n0, nb, n1 = last_fwd * threads * lanes, last * threads * lanes, N
     k = SRCConstants()
     c = constant_args(k)
     dt = torch.bfloat16
@@ -352,8 +371,10 @@ def test_emulated_indexing_is_64_bit(emu, monkeypatch, case, lanes):
             grad_spikes, gi, gh, ghs = (torch.empty_like(t) for t in (u, i0, h0, hs0))
             for big, values in zip((grad_spikes, gi, gh, ghs), (g[0],) + g[2]):
                 fill_neurons(big, n0, n1, values.to(dt))
-                fill_neurons(big, 0, threads, values[..., :threads].to(dt))
-            grads = ops.src_backward(grad_spikes, gi, gh, ghs, u, bias, ck, *c, False, True, False)
+                fill_neurons(big, 0, threads * lanes, values[..., : threads * lanes].to(dt))
+            emu.clear_launches()
+            grads = ops.src_backward(grad_spikes, gi, gh, ghs, u, bias, ck, *c, detach, True, False)
+            assert emu.launches()[0]["kernel"].endswith(f", {lanes}>" if detach else "false, false>")
     finally:
         emu.set_block_subset([])
     sl = [neuron_slice(t, n0, n1) for t in (u, i0, h0, hs0)]
@@ -364,7 +385,7 @@ def test_emulated_indexing_is_64_bit(emu, monkeypatch, case, lanes):
     assert (expected[0] > 0).any()
     if backward:
         gsl = [neuron_slice(t, n0, n1) for t in (grad_spikes, gi, gh, ghs)]
-        expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c, False, True, False)
+        expected_grads = torch.ops.srcext.src_backward(*gsl, sl[0], b_small, expected[4], *c, detach, True, False)
         got = [neuron_slice(grads[0], nb, n1)] + [neuron_slice(t, nb, n1) for t in grads[2:]]
         want = [expected_grads[0]] + list(expected_grads[2:])
         for a, b in zip(got, want):

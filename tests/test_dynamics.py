@@ -261,10 +261,13 @@ def test_emulated_launches_name_the_dynamics_instances(emu):
             spikes, _ = emulated(data[0], data[1], tuple(data[2:]), k, True, True)
             spikes.sum().backward()
             names[kind, learn] = [r["kernel"] for r in emu.launches()]
+    # The detached backward without the constants' gradients has its own kernel
+    # <scalar_t, Acc, straight_through, lengths, per_neuron, lanes>; with them, the general one
+    # <scalar_t, Acc, detach, straight_through, lengths, per_neuron, constant_grads>.
     flags = "float, float, true, true, false"
     assert names["per_layer", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
-        f"srcext::cuda::src_backward_kernel<{flags}, false, false>",
+        "srcext::cuda::src_detached_backward_kernel<float, float, true, false, false, 1>",
     ]
     assert names["per_layer", True] == [  # read per neuron through stride 0 for the gradients
         "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
@@ -272,7 +275,7 @@ def test_emulated_launches_name_the_dynamics_instances(emu):
     ]
     assert names["per_neuron", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, true, 1>",
-        f"srcext::cuda::src_backward_kernel<{flags}, true, false>",
+        "srcext::cuda::src_detached_backward_kernel<float, float, true, false, true, 1>",
     ]
     assert names["per_neuron", True][1] == f"srcext::cuda::src_backward_kernel<{flags}, true, true>"
 

@@ -79,6 +79,27 @@ def test_loop_model_on_a_listing():
         sr.variant_name("backward", {"detach_recurrent": False, "straight_through": True, "lengths": True})
         == "exact+st+lengths"
     )
+    # The detached backward without the constants' gradients: its own kernel, with lanes.
+    detached = sr.instance_of(
+        "void srcext::cuda::src_detached_backward_kernel<c10::BFloat16, float, true, false, false, 2>"
+        "(srcext::BackwardParams)"
+    )
+    assert detached == (
+        "backward",
+        {
+            "detach_recurrent": True,
+            "straight_through": True,
+            "lengths": False,
+            "per_neuron": False,
+            "constant_grads": False,
+            "lanes": 2,
+        },
+    )
+    assert sr.variant_name(*detached, "bf16") == "detach+st"
+    one = dict(detached[1], lanes=1)
+    assert sr.variant_name("backward", one, "bf16") == "detach+st+1lane"
+    assert sr.variant_name("backward", dict(one, per_neuron=True), "bf16") == "detach+st+per_neuron"
+    assert sr.variant_name("backward", one, "f32") == "detach+st"  # f32: one lane only
     r = sr.analyse_function(name, instrs, 16)
     assert r["loop"]["head"] == "0x20" and r["loop"]["tail"] == "0xe0"
     assert r["loop"]["time_loops_found"] == 1  # the trailing `BRA self` holds no store
@@ -393,8 +414,10 @@ def test_committed_report_meets_every_target():
     dtypes = {e["dtype"] for e in report["kernels"].values()}
     assert dtypes == set(sr.DTYPES)
     # 8 forward (and as many one-lane ones for the paired storage types) and 24 backward instances
-    # per dtype (test_report_of_the_f32_kernels names them).
+    # per dtype (test_report_of_the_f32_kernels names them), and 4 one-lane detached backward
+    # ones of 16-bit storage (per-layer constants, with lengths or not, both gradient settings).
     for dtype in dtypes:
-        forwards = 16 if dtype in sr.PAIRED_DTYPES else 8
-        for direction, count in (("forward", forwards), ("backward", 24)):
+        forwards = 16 if dtype in sr.PAIRED_DTYPES["forward"] else 8
+        backwards = 28 if dtype in sr.PAIRED_DTYPES["backward"] else 24
+        for direction, count in (("forward", forwards), ("backward", backwards)):
             assert sum(key.startswith(f"{dtype}/{direction}/") for key in report["kernels"]) == count, dtype

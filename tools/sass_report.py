@@ -191,6 +191,15 @@ TARGETS = [
         "h200_waves",
         1,
     ),
+    # Issue 40: the two-lane detached backward (16-bit storage, per-layer constants) within 46.
+    (
+        "bf16 backward, detached states, two lanes, <= 46 instructions/step",
+        ("bf16",),
+        "backward",
+        {"detach_recurrent": True, "lanes": 2},
+        "instructions_per_step.total",
+        46,
+    ),
     (
         "backward, detached states <= 90 instructions/step",
         ("f32", "bf16"),
@@ -566,36 +575,42 @@ def demangle(names, filt):
 
 def instance_of(demangled: str):
     """(direction, flags) from `srcext::cuda::src_backward_kernel<float, float, true, false>(..)`."""
-    m = re.search(r"src_(forward|backward)_kernel<(.*)>\s*\(", demangled)
+    m = re.search(r"src_(forward|backward|detached_backward)_kernel<(.*)>\s*\(", demangled)
     if not m:
         return None
-    args = [a.strip() for a in m.group(2).split(",")]
+    kernel, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
     bools = [a == "true" for a in args if a in ("true", "false")]
-    if m.group(1) == "forward":  # <scalar_t, Acc, kSave, kLengths, kPerNeuron, kLanes>
+    if kernel == "forward":  # <scalar_t, Acc, kSave, kLengths, kPerNeuron, kLanes>
         names = ("save", "lengths", "per_neuron")
-    else:  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
+    elif kernel == "backward":  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
         names = ("detach_recurrent", "straight_through", "lengths", "per_neuron", "constant_grads")
+    else:  # <scalar_t, Acc, kStraightThrough, kLengths, kPerNeuron, kLanes>: detached, no constant_grads
+        names = ("straight_through", "lengths", "per_neuron")
+        bools = [True, *bools, False]
+        names = ("detach_recurrent", *names, "constant_grads")
     flags = dict(zip(names, bools))
     flags.setdefault("lengths", False)
-    if m.group(1) == "forward":  # neurons per thread (src_lanes.cuh)
+    if kernel != "backward":  # neurons per thread (src_lanes.cuh)
         flags["lanes"] = int(args[-1]) if args[-1].isdigit() else 1
-    return m.group(1), flags
+    return ("forward" if kernel == "forward" else "backward"), flags
 
 
-# The storage types whose forward runs two lanes where it can (forward_lanes): their one-lane
-# instances, the fallback, are named "+1lane"; double has only those.
-PAIRED_DTYPES = ("f32", "bf16", "f16")
+# The storage types whose forward runs two lanes where it can (forward_lanes), and those whose
+# detached backward does (backward_lanes, per-layer constants): their one-lane instances, the
+# fallback, are named "+1lane"; the others have only those.
+PAIRED_DTYPES = {"forward": ("f32", "bf16", "f16"), "backward": ("bf16", "f16")}
 
 
 def variant_name(direction, flags, dtype=None) -> str:
     extra = "+lengths" if flags.get("lengths") else ""
     extra += "+per_neuron" if flags.get("per_neuron") else ""
     extra += "+constant_grads" if flags.get("constant_grads") else ""
+    one_lane = flags.get("lanes", 2) == 1 and dtype in PAIRED_DTYPES[direction]
     if direction == "forward":
-        one_lane = flags.get("lanes", 1) == 1 and dtype in PAIRED_DTYPES
         return ("training" if flags["save"] else "inference") + extra + ("+1lane" if one_lane else "")
+    one_lane = one_lane and not flags.get("per_neuron")
     name = ("detach" if flags["detach_recurrent"] else "exact") + ("+st" if flags["straight_through"] else "")
-    return name + extra
+    return name + extra + ("+1lane" if one_lane else "")
 
 
 # ---------------------------------------------------------------------------------------------

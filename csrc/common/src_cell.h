@@ -130,13 +130,13 @@ SRC_HD CandidateBias<Acc> candidate_bias(const CellConstants<Acc>& k, Acc b) {
   return {candidate_bias_arg(b), candidate_bias_arg(b) - k.neg_rho_arg};
 }
 
-// x[t] = rho tanh(i[t] / rho) with d x / d i, and the candidate argument's term of x and the
-// bias (math::scaled_tanh_term).
+// x[t] = rho tanh(i[t] / rho) with dx_scale d x / d i, and the candidate argument's term of x
+// and the bias (math::scaled_tanh_term).
 template <typename Acc>
 SRC_HD Acc cell_input_term(const CellConstants<Acc>& k, Acc i, const CandidateBias<Acc>& bias,
-                           Acc& x, Acc& dx_di) {
+                           Acc& x, Acc& dx_di, Acc dx_scale) {
   return math::scaled_tanh_term(i, k.rho, k.inv_rho, k.neg_rho_arg, bias.arg, bias.at_rho_arg, x,
-                                dx_di);
+                                dx_di, dx_scale);
 }
 
 // c[t] = tanh(x[t] + r h[t-1] + r_s hs[t-1] + b) from its argument's term of x and b
@@ -173,13 +173,14 @@ SRC_HD void cell_advance(const CellConstants<Acc>& k, const StepTrace<Acc>& tr, 
 }
 
 // One whole step with drive u[t]: advances the state, returns what its backward needs.
-// bias: the neuron's, as candidate_bias gives it.
+// bias: the neuron's, as candidate_bias gives it. dx_scale: tr.dx_di comes multiplied by it
+// (the detached backward's (1 - z), detached_du_term: no instruction more).
 template <typename Acc>
 SRC_HD StepTrace<Acc> cell_step(const CellConstants<Acc>& k, Acc u, const CandidateBias<Acc>& bias,
-                                CellState<Acc>& s) {
+                                CellState<Acc>& s, Acc dx_scale = Acc(1)) {
   StepTrace<Acc> tr;
   s.i = cell_integrate(k, s.i, u);
-  const Acc term = cell_input_term(k, s.i, bias, tr.x, tr.dx_di);
+  const Acc term = cell_input_term(k, s.i, bias, tr.x, tr.dx_di, dx_scale);
   tr.gate = cell_gate(k, s.h);
   cell_candidate_of_term(k, term, s.h, s.hs, tr.c, tr.dc);
   cell_advance(k, tr, s.h, s.hs);
@@ -270,6 +271,29 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
                          CellGrad<Acc>& g, Acc& dbias) {
   StepSignals<Acc> unused;  // dead code unless read: the compiler drops it
   return step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, unused);
+}
+
+// The detached backward (kDetach, without the constants' gradients) as the GPU's chunk kernels
+// run it. With h[t-1], hs[t-1] constants of step t, step_backward reduces to
+//   dL/du[t] = di[t] = alpha di[t+1] + q[t],   q[t] = dpre[t] dx/di[t],
+//   dpre[t] = (1 - z) a[t],   a[t] = dh[t] (1 - c[t]^2),
+// and q[t] and a[t] need only step t's own values: the recompute makes them (one register a
+// step where the Jacobian took two), the walk back is one FMA a step, and (1 - z) is paid
+// nowhere: q takes it from a dx_di that cell_step(.., k.one_minus_z) made scaled, the bias's
+// gradient, the sum of a[t], once at the end. Returns q[t]; adds a[t] to a_sum.
+//   tr: from cell_step(k, u, bias, s, k.one_minus_z); dh: dL/dh[t] (spike_grad's, plus the
+//   final state's at the last step).
+template <typename Acc>
+SRC_HD Acc detached_du_term(const StepTrace<Acc>& tr, Acc dh, Acc& a_sum) {
+  const Acc a = dh * tr.dc;
+  a_sum += a;
+  return a * tr.dx_di;
+}
+
+// dL/dh[t] that s[t] = relu(h[t]) passes on: where h[t] > 0, or always (kStraightThrough).
+template <bool kStraightThrough, typename Acc>
+SRC_HD Acc spike_grad(Acc h_new, Acc grad_spike) {
+  return kStraightThrough || h_new > Acc(0) ? grad_spike : Acc(0);
 }
 
 // ---- gradients of the constants --------------------------------------------------------------

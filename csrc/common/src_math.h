@@ -229,13 +229,14 @@ SRC_HD void scaled_tanh_and_derivative(Acc i, Acc s, Acc inv_s, Acc& value, Acc&
 // The candidate's term of the input x = s tanh(i / s) and the bias: tanh_arg_scale() x + b_arg
 // (b_arg: the bias in the argument's units), with x and dx/di. neg_s_arg = -tanh_arg_scale() s
 // and b_at_s_arg = b_arg + tanh_arg_scale() s serve the GPU's form below; here the term is
-// formed from x.
+// formed from x. The derivative comes multiplied by derivative_scale.
 template <typename Acc>
 SRC_HD Acc scaled_tanh_term(Acc i, Acc s, Acc inv_s, Acc neg_s_arg, Acc b_arg, Acc b_at_s_arg,
-                            Acc& x, Acc& derivative) {
+                            Acc& x, Acc& derivative, Acc derivative_scale) {
   (void)neg_s_arg;
   (void)b_at_s_arg;
   scaled_tanh_and_derivative(i, s, inv_s, x, derivative);
+  derivative *= derivative_scale;
   return x * tanh_arg_scale<Acc>() + b_arg;
 }
 
@@ -295,18 +296,21 @@ SRC_HD void scaled_tanh_and_derivative(float i, float s, float inv_s, float& val
   derivative = p * (2.0f - p);  // e p^2, as e p = 2 - p
 }
 
-// The term with x's exp form folded into the bias: tanh_arg_scale() (s - s p) + b_arg =
+// The term with x's exp form folded into the bias (and the derivative times derivative_scale,
+// a factor its caller would otherwise multiply by, at no cost): tanh_arg_scale() (s - s p) + b_arg =
 // neg_s_arg p + b_at_s_arg, one FMA of per-neuron values (s - s p needs s twice, which the
 // GPU reads from its constant bank into a register every step). The rounding of b_at_s_arg
 // adds an ulp of tanh_arg_scale() (s + b) to the argument, of the order of x's own error
 // (~2e-7 s above). The series keeps the plain form.
 SRC_HD float scaled_tanh_term(float i, float s, float inv_s, float neg_s_arg, float b_arg,
-                              float b_at_s_arg, float& x, float& derivative) {
+                              float b_at_s_arg, float& x, float& derivative,
+                              float derivative_scale) {
   float series, p;
   bool small;
   scaled_tanh_parts(i, s, inv_s, series, p, small);
   x = small ? series : s - s * p;  // read only by the constants' gradients
-  derivative = p * (2.0f - p);
+  // d (p (2 - p)): one FMA and one product for any d (at d = 1, 2 - p exactly as before)
+  derivative = p * (2.0f * derivative_scale - derivative_scale * p);
   return small ? series * gpu_tanh_arg_scale<float>() + b_arg : p * neg_s_arg + b_at_s_arg;
 }
 

@@ -1,8 +1,8 @@
 // src_recurrence_kernels.cuh — the CUDA kernels of the srcext ops: indexing, memory and launch only;
 // the cell math is src_cell.h, shared with the CPU kernels.
 //
-// A thread walks time for its neurons (b, h): the backward one, the forward two adjacent ones
-// where it can (its lanes, src_lanes.cuh). Per-step tensors are time-major (T, N), so at each
+// A thread walks time for its neurons (b, h): two adjacent ones where it can (its lanes,
+// src_lanes.cuh: the forward, and the detached backward of 16-bit storage), else one. Per-step tensors are time-major (T, N), so at each
 // step a warp reads and writes 32 consecutive values (or pairs): every access is coalesced.
 //
 // Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
@@ -15,7 +15,8 @@
 // The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint,
 // keeping each step's Jacobian (src_cell.h: StepJacobian) in registers (the chunk loops are
 // fully unrolled so the arrays stay in registers; the fields a flag combination does not
-// read are removed by the compiler), then walks the chunk back.
+// read are removed by the compiler), then walks the chunk back. With detached states and no
+// constants' gradients it keeps each step's dL/du term instead (detached_chunk).
 //
 // Variable lengths (kLengths): each thread's loop bound is its sample's own length, which
 // also sets the number and length of the backward's chunks; past it the thread writes zero
@@ -64,6 +65,15 @@ static_assert(kChunk % kForwardRing<1> == 0 && kChunk % kForwardRing<2> == 0,
 // used in the next loop iteration, so the compiler cannot sink it towards its use past the
 // loop's back edge: a u load is at least the walk (16 walk steps) ahead, a grad_spikes load at
 // least the recompute (16 recompute steps), >= 6 steps of the whole per-step work (sm_90).
+// The detached backward without the constants' gradients (detached_chunk): one FIFO per
+// stream, kDetachedAhead<L> steps of the recompute ahead; the loads of a chunk's last steps
+// fetch the next chunk's first, a whole walk ahead. One lane: 8 (16 spilled at 128 registers
+// with the chunk's q; 4 fell to 0.8 of Little's law). Two lanes, twice the bytes a step: 4 (8
+// spilled 16 bytes).
+template <int L>
+constexpr int kDetachedAhead = L == 1 ? 8 : 4;
+static_assert(kChunk % kDetachedAhead<1> == 0 && kChunk % kDetachedAhead<2> == 0,
+              "a chunk's steps fill the FIFOs a whole number of times");
 constexpr int kDrivesAhead = kChunk;
 constexpr int kGradsAhead = kChunk;
 static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
@@ -148,6 +158,11 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
 // gradient checks' type, keeps one lane.
 template <typename scalar_t>
 constexpr bool kForwardPairs = sizeof(scalar_t) <= 4;
+// The detached backward's (src_detached_backward_kernel): 16-bit storage only. Its FIFOs hold a
+// whole chunk of both streams, which for two float lanes is 64 registers: ptxas then sank the
+// loads to the end of the chunk (0.6-1.6 steps ahead).
+template <typename scalar_t>
+constexpr bool kBackwardPairs = sizeof(scalar_t) == 2;
 
 template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron, int kLanes>
 __global__ void __launch_bounds__(kThreads)
@@ -581,6 +596,155 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
   }
 }
 
+// The detached backward without the constants' gradients (src_cell.h: detached_du_term), for a
+// thread's L lanes: each step's q and a are made in the recompute, where both load streams
+// are consumed, so a chunk keeps one register a lane-step (q, in place of the Jacobian's
+// two and the spike bits) and its walk back is one FMA; the stores then run forward in time.
+// That leaves room for two lanes at the 128-register cap, whose loop, addresses and 16-bit
+// packing are paid once for both neurons. Steps t0 .. t0 + kChunk - 1; `drives` and `grads`
+// are FIFOs of the next A = kDetachedAhead<L> steps' u and grad_spikes (rows of the lanes):
+// each use refills its slot A steps on, from this chunk (`u_ahead`, `grads_ahead`: its step A)
+// and past its end from the next chunk walked (`u_next`, `grads_next`: its first step; the
+// chunk before in time, or this one again at the last).
+// g: the gradients after the chunk on entry (g.dh enters at its last step, g.di through the
+// walk's carry), before it on exit; a_sum: the sum of a over the steps (the bias's gradient,
+// (1 - z) times it).
+template <bool kStraightThrough, int L, typename IO, typename Acc, typename Index>
+__device__ __forceinline__ void detached_chunk(
+    const CellConstants<Acc> (&k)[L], const CandidateBias<Acc> (&bias)[L], Index row, Index gs_row,
+    const typename IO::Word* __restrict__ u_ahead,
+    const typename IO::Word* __restrict__ grads_ahead, const typename IO::Word* __restrict__ u_next,
+    const typename IO::Word* __restrict__ grads_next,
+    const Lanes<Acc, L>* __restrict__ checkpoint_next, typename IO::Word* __restrict__ grad_u,
+    typename IO::Slot (&drives)[kDetachedAhead<L>], typename IO::Slot (&grads)[kDetachedAhead<L>],
+    CellState<Acc> (&s)[L], CellGrad<Acc> (&g)[L], Acc (&a_sum)[L]) {
+  using Slot = typename IO::Slot;
+  constexpr int A = kDetachedAhead<L>;
+  // The next chunk's checkpoint, issued before the recompute: used after the walk.
+  const Lanes<Acc, L> next_i = checkpoint_next[0], next_h = checkpoint_next[row],
+                      next_hs = checkpoint_next[2 * row];
+  Acc q[L][kChunk];
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j, u_ahead += row, grads_ahead += gs_row) {
+    if (j == kChunk - A) u_ahead = u_next, grads_ahead = grads_next;
+    const Slot drive = drives[j % A], grad = grads[j % A];
+    drives[j % A] = *u_ahead;
+    grads[j % A] = *grads_ahead;
+#pragma unroll
+    for (int l = 0; l < L; ++l) {
+      const StepTrace<Acc> tr = cell_step(k[l], IO::get(drive, l), bias[l], s[l], k[l].one_minus_z);
+      Acc dh = spike_grad<kStraightThrough>(s[l].h, IO::get(grad, l));
+      if (j == kChunk - 1) dh += g[l].dh;  // the final state's, where this is the last step
+      q[l][j] = detached_du_term(tr, dh, a_sum[l]);
+    }
+  }
+  // Walk back: q[j] becomes di[j] = dL/du of step j.
+#pragma unroll
+  for (int l = 0; l < L; ++l) {
+    q[l][kChunk - 1] += g[l].di;
+#pragma unroll
+    for (int j = kChunk - 2; j >= 0; --j) q[l][j] = k[l].alpha * q[l][j + 1] + q[l][j];
+    g[l] = {Acc(0), Acc(0), k[l].alpha * q[l][0]};
+    s[l] = {next_i.v[l], next_h.v[l], next_hs.v[l]};
+  }
+#pragma unroll
+  for (int j = 0; j < kChunk; ++j, grad_u += row) {
+    Acc du[L];
+#pragma unroll
+    for (int l = 0; l < L; ++l) du[l] = q[l][j];
+    *grad_u = IO::put(du);
+  }
+}
+
+// Backward with detached states and no constants' gradients: kLanes neurons a thread (2 where
+// backward_lanes allows), the full chunks through detached_chunk. The last chunk in time, when
+// shorter, is each lane's backward_partial_chunk (once per thread, rolled).
+template <typename scalar_t, typename Acc, bool kStraightThrough, bool kLengths, bool kPerNeuron,
+          int kLanes>
+__global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
+    src_detached_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
+                                 const scalar_t* __restrict__ u,
+                                 const scalar_t* __restrict__ grad_spikes,
+                                 const Acc* __restrict__ checkpoints,
+                                 scalar_t* __restrict__ grad_u) {
+  constexpr int L = kLanes;
+  using IO = LaneWord<scalar_t, Acc, L>;
+  using Row = typename IO::Word;
+  using Slot = typename IO::Slot;
+  // One time step in Rows; in 32 bits for two lanes (backward_lanes checks they fit), as the
+  // forward's.
+  using Index = std::conditional_t<(L > 1), uint32_t, int64_t>;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * L;
+  if (n0 >= p.N) return;
+  const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n0, p.H, p.T);
+  const Index row = static_cast<Index>(N / L),
+              gs_row = static_cast<Index>(p.grad_spikes_stride_t / L);
+  CellConstants<Acc> k[L];
+  CandidateBias<Acc> bias[L];
+  CellGrad<Acc> g[L];
+  Acc dbias[L], a_sum[L];
+  const scalar_t* gs[L];  // each lane's grad_spikes at step 0, through the strides
+#pragma unroll
+  for (int l = 0; l < L; ++l) {
+    const int64_t n = n0 + l;
+    k[l] = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
+    bias[l] = candidate_bias(k[l], load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+    g[l] = {load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
+            load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
+            load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
+    dbias[l] = a_sum[l] = Acc(0);
+    gs[l] = grad_spikes + (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
+    for (int64_t t = T; kLengths && t < p.T; ++t) grad_u[t * N + n] = scalar_t(0);  // no step
+  }
+  ConstantGrads<Acc> unused;  // backward_partial_chunk's, without the constants' gradients
+
+  int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
+  if (c >= 0 && T - c * kChunk < kChunk) {
+#pragma unroll
+    for (int l = 0; l < L; ++l)
+      backward_partial_chunk<true, kStraightThrough, false>(
+          k[l], bias[l], N, p.grad_spikes_stride_t, c * kChunk, static_cast<int>(T - c * kChunk),
+          u + n0 + l, gs[l], checkpoints + n0 + l, grad_u + n0 + l, g[l], dbias[l], unused);
+    --c;
+  }
+  // Full chunks, as src_backward_kernel walks them (for_each_full_chunk).
+  if (kLengths ? p.T >= kChunk : c >= 0) {
+    const Row* U = reinterpret_cast<const Row*>(u + n0);
+    const Row* GS = reinterpret_cast<const Row*>(gs[0]);  // lane 1's follows (backward_lanes)
+    Row* GU = reinterpret_cast<Row*>(grad_u + n0);
+    const auto* CK = reinterpret_cast<const Lanes<Acc, L>*>(checkpoints + n0);
+    const int64_t c_first = c < 0 ? 0 : c;
+    CellState<Acc> s[L];
+    const Lanes<Acc, L> i = CK[c_first * 3 * row], h = CK[(c_first * 3 + 1) * row],
+                        hs = CK[(c_first * 3 + 2) * row];
+    Slot drives[kDetachedAhead<L>], grads[kDetachedAhead<L>];
+#pragma unroll
+    for (int l = 0; l < L; ++l) s[l] = {i.v[l], h.v[l], hs.v[l]};
+#pragma unroll
+    for (int j = 0; j < kDetachedAhead<L>; ++j) {
+      drives[j] = U[(c_first * kChunk + j) * row];
+      grads[j] = GS[(c_first * kChunk + j) * gs_row];
+    }
+    // The last chunk has no next one: its loads re-read its own steps and checkpoint, unused.
+    for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
+      const int64_t t0 = static_cast<int64_t>(cu) * kChunk, ahead = t0 + kDetachedAhead<L>;
+      const int64_t next = cu > 0 ? cu - 1 : cu;
+      detached_chunk<kStraightThrough, L, IO>(k, bias, row, gs_row, U + ahead * row,
+                                              GS + ahead * gs_row, U + next * kChunk * row,
+                                              GS + next * kChunk * gs_row, CK + next * 3 * row,
+                                              GU + t0 * row, drives, grads, s, g, a_sum);
+    });
+  }
+#pragma unroll
+  for (int l = 0; l < L; ++l) {
+    const int64_t n = n0 + l;
+    static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g[l].di);
+    static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g[l].dh);
+    static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g[l].dhs);
+    static_cast<Acc*>(p.grad_bias_partial)[n] = dbias[l] + k[l].one_minus_z * a_sum[l];
+  }
+}
+
 inline dim3 grid_for(int64_t N) {
   return dim3(static_cast<unsigned int>((N + kThreads - 1) / kThreads));
 }
@@ -594,22 +758,45 @@ CellConstants<Acc> launch_constants(const ConstantsRef& k) {
                                   math::gpu_tanh_arg_scale<Acc>());
 }
 
+// Whether a pointer is aligned to `bytes` (null: nothing to align).
+inline bool aligned(const void* ptr, size_t bytes) {
+  return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
+}
+
+// SRCEXT_CUDA_LANES=1 in the environment, read at each launch, holds every kernel to one lane:
+// the A/B of the two instances on a device (benchmarks/speed.py), and their comparison in the
+// tests.
+inline bool lanes_forced_to_one() {
+  const char* forced = std::getenv("SRCEXT_CUDA_LANES");
+  return forced != nullptr && std::strcmp(forced, "1") == 0;
+}
+
 // 2 lanes (neurons per thread) where the storage allows (kForwardPairs), both of a pair's
 // neurons belong to one sample (H even), a row's pairs count in 32 bits (3 rows: a
 // checkpoint's) and the per-step tensors' rows start on a pair's alignment (every row does when
 // the first does, as N = B H is even); else 1.
-// SRCEXT_CUDA_FORWARD_LANES=1 in the environment, read at each launch, forces 1: the A/B of the
-// two instances on a device (benchmarks/speed.py), and their comparison in the tests.
 template <typename scalar_t, typename Acc>
 int forward_lanes(const ForwardParams& p) {
-  const auto aligned = [](const void* ptr, size_t bytes) {
-    return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-  };
-  const char* forced = std::getenv("SRCEXT_CUDA_FORWARD_LANES");
+  const bool pairs = !lanes_forced_to_one() && kForwardPairs<scalar_t> && p.H % 2 == 0 &&
+                     3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
+                     aligned(p.spikes, 2 * sizeof(scalar_t)) &&
+                     aligned(p.checkpoints, 2 * sizeof(Acc));
+  return pairs ? 2 : 1;
+}
+
+// The detached backward (src_detached_backward_kernel) runs 2 lanes on the forward's
+// conditions with 16-bit storage (kBackwardPairs), per-layer constants (per neuron, a lane's constants take the registers a second
+// lane needs) and an upstream gradient whose pairs are adjacent and aligned with an even step
+// (in 32 bits, as the rows); else 1.
+template <typename scalar_t, typename Acc>
+int backward_lanes(const BackwardParams& p) {
+  const int64_t t = p.grad_spikes_stride_t, b = p.grad_spikes_stride_b;
   const bool pairs =
-      !(forced != nullptr && std::strcmp(forced, "1") == 0) && kForwardPairs<scalar_t> &&
-      p.H % 2 == 0 && 3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
-      aligned(p.spikes, 2 * sizeof(scalar_t)) && aligned(p.checkpoints, 2 * sizeof(Acc));
+      !lanes_forced_to_one() && kBackwardPairs<scalar_t> && !p.k.per_neuron && p.H % 2 == 0 &&
+      3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
+      aligned(p.grad_u, 2 * sizeof(scalar_t)) && aligned(p.grad_spikes, 2 * sizeof(scalar_t)) &&
+      aligned(p.checkpoints, 2 * sizeof(Acc)) && p.grad_spikes_stride_h == 1 && t >= 0 &&
+      t % 2 == 0 && t / 2 <= int64_t(UINT32_MAX) && b % 2 == 0;
   return pairs ? 2 : 1;
 }
 
@@ -640,31 +827,52 @@ template <typename scalar_t>
 void launch_backward(const BackwardParams& p, bool detach, bool straight_through,
                      cudaStream_t stream) {
   using Acc = acc_t<scalar_t>;
-  const dim3 grid = grid_for(p.N);
   const auto k = launch_constants<Acc>(p.k);
   const auto* u = static_cast<const scalar_t*>(p.u);
   const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
   auto* grad_u = static_cast<scalar_t*>(p.grad_u);
-  // The constants' gradients are computed only with per-neuron reads (the op passes per-layer
-  // constants whose gradients are wanted that way, with stride_h 0): no per-layer variant.
-  SRC_BOOL_SWITCH(
-      detach, kDetach,
-      SRC_BOOL_SWITCH(
-          straight_through, kStraightThrough,
-          SRC_BOOL_SWITCH(
-              p.lengths != nullptr, kLengths,
-              if (!p.k.per_neuron) {
-                launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
-                                                   kLengths, false, false>>(
-                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
-              } else {
+  const bool constant_grads = p.grad_constants_partial != nullptr;
+  if (detach && !constant_grads) {
+    const bool pairs = backward_lanes<scalar_t, Acc>(p) == 2;
+    const dim3 grid = grid_for(pairs ? p.N / 2 : p.N);
+    SRC_BOOL_SWITCH(
+        straight_through, kStraightThrough,
+        SRC_BOOL_SWITCH(
+            p.lengths != nullptr, kLengths,
+            SRC_BOOL_SWITCH(
+                p.k.per_neuron, kPerNeuron,
                 SRC_BOOL_SWITCH(
-                    p.grad_constants_partial != nullptr, kConstGrad,
-                    launch_kernel<&src_backward_kernel<scalar_t, Acc, kDetach, kStraightThrough,
-                                                       kLengths, true, kConstGrad>>(
-                        grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
-              })));
+                    pairs && !kPerNeuron, kPairs,
+                    launch_kernel<&src_detached_backward_kernel<
+                        scalar_t, Acc, kStraightThrough, kLengths, kPerNeuron,
+                        kPairs && !kPerNeuron && kBackwardPairs<scalar_t> ? 2 : 1>>(
+                        grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u)))));
+    return;
+  }
+  // Exact BPTT, or detached with the constants' gradients. Those are computed only with
+  // per-neuron reads (the op passes per-layer constants whose gradients are wanted that way,
+  // with stride_h 0): no per-layer variant.
+  const dim3 grid = grid_for(p.N);
+  SRC_BOOL_SWITCH(
+      straight_through, kStraightThrough,
+      SRC_BOOL_SWITCH(
+          p.lengths != nullptr, kLengths,
+          if (detach) {
+            launch_kernel<
+                &src_backward_kernel<scalar_t, Acc, true, kStraightThrough, kLengths, true, true>>(
+                grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
+          } else if (!p.k.per_neuron) {
+            launch_kernel<&src_backward_kernel<scalar_t, Acc, false, kStraightThrough, kLengths,
+                                               false, false>>(grid, kThreads, stream, p, k, u,
+                                                              grad_spikes, checkpoints, grad_u);
+          } else {
+            SRC_BOOL_SWITCH(
+                constant_grads, kConstGrad,
+                launch_kernel<&src_backward_kernel<scalar_t, Acc, false, kStraightThrough, kLengths,
+                                                   true, kConstGrad>>(
+                    grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+          }));
 }
 
 }  // namespace cuda

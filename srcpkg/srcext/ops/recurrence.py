@@ -20,10 +20,10 @@ from ..sequences import check_op_lengths
 
 # Must equal kCheckpointInterval in csrc/recurrence/src_recurrence_params.h (opcheck tests compare the two).
 CHECKPOINT_INTERVAL = 16
-# Set to "1", the CUDA forward runs one neuron a thread where it would run two (a developer's
+# Set to "1", the CUDA kernels run one neuron a thread where they would run two (a developer's
 # A/B of the two kernel instances: csrc/recurrence/cuda/src_recurrence_kernels.cuh,
-# forward_lanes; read at each launch).
-FORWARD_LANES_ENV = "SRCEXT_CUDA_FORWARD_LANES"
+# forward_lanes and backward_lanes; read at each launch).
+LANES_ENV = "SRCEXT_CUDA_LANES"
 
 
 def num_checkpoints(T: int) -> int:
