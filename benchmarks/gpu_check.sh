@@ -92,7 +92,7 @@ tail -12 "$OUT/projection_cuda.txt"
 
 if command -v ncu >/dev/null; then
   stage_start "profile (ncu)"
-  timeout 35 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|backward|detached_backward)_kernel" \
+  timeout 35 ncu --clock-control none --profile-from-start off -k "regex:src_(forward|exact_backward|detached_backward)_kernel" \
     --section SpeedOfLight \
     --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
     $PY benchmarks/gpu_profile.py > "$OUT/ncu.txt" 2>&1

@@ -122,13 +122,13 @@ def test_launch_record_names_the_instance_grid_and_stream(emu, H):
                 emulated(leaves[0], leaves[1], tuple(leaves[2:]), SRCConstants(), detach, st)
             launches = emu.launches()
             st_flag = str(st).lower()
-            # <storage, math, save, lengths, per_neuron, lanes>; the detached backward's <storage,
-            # math, straight_through, lengths, per_neuron, lanes>, the exact one's <storage, math,
-            # detach, straight_through, lengths, per_neuron, constant_grads>
+            # <storage, math, save, lengths, per_neuron, lanes>; the backward's <storage, math,
+            # straight_through, lengths, per_neuron, constant_grads[, lanes: the detached one]>
+            flags = f"{storage}, {math_type}, {st_flag}, false, false, false"
             backward = (
-                f"src_detached_backward_kernel<{storage}, {math_type}, {st_flag}, false, false, {backward_lanes}>"
+                f"src_detached_backward_kernel<{flags}, {backward_lanes}>"
                 if detach
-                else f"src_backward_kernel<{storage}, {math_type}, false, {st_flag}, false, false, false>"
+                else f"src_exact_backward_kernel<{flags}>"
             )
             expected = [
                 f"srcext::cuda::src_forward_kernel<{storage}, {math_type}, true, false, false, {lanes}>",
@@ -200,7 +200,7 @@ def test_launch_record_with_lengths(emu):
     spikes.sum().backward()
     assert [r["kernel"] for r in emu.launches()] == [
         "srcext::cuda::src_forward_kernel<float, float, true, true, false, 1>",
-        "srcext::cuda::src_detached_backward_kernel<float, float, true, true, false, 1>",
+        "srcext::cuda::src_detached_backward_kernel<float, float, true, true, false, false, 1>",
     ]
 
 

@@ -246,6 +246,29 @@ def test_emulated_constant_gradients_match_reference(emu, dtype, kind, detach, s
     check_against_reference(emulated, dtype, (2 * K + 5, 3, 7), kind, detach, st)
 
 
+@pytest.mark.parametrize("detach,st", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("kind", ["per_layer", "per_neuron"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_emulated_gradients_do_not_depend_on_the_constants_being_learned(emu, dtype, kind, detach, st):
+    """The CUDA kernels give bitwise the same gradients of the drive, bias and start state
+    whether the constants' gradients are asked for or not (their own instances, and per-layer
+    constants then read per neuron through stride 0: one lane where the other runs two), as
+    the CPU op does (test_backward_op_returns_constant_gradients_only_when_asked). T leaves
+    a partial chunk beside full ones."""
+    T, B, H = 2 * K + 5, 3, 6
+    u, b, i0, h0, hs0 = (t.to(dtype) for t in inputs(T, B, H, torch.float64, 4))
+    upstream = torch.randn(T, B, H, generator=torch.Generator().manual_seed(5)).to(dtype)
+    results = []
+    for learn in (False, True):
+        k = the_constants(kind, H, 2).float().requires_grad_(learn)
+        leaves = [t.clone().requires_grad_() for t in (u, b, i0, h0, hs0)]
+        spikes, final = emulated(leaves[0], leaves[1], tuple(leaves[2:]), k, detach, st)
+        loss = (spikes * upstream).sum() + sum((f.float() * (j + 1)).sum() for j, f in enumerate(final))
+        results.append(torch.autograd.grad(loss, leaves))
+    for a, e in zip(*results):
+        assert torch.equal(a, e)
+
+
 def test_emulated_launches_name_the_dynamics_instances(emu):
     """Per-neuron constants and wanted constant gradients launch their own kernel instances;
     per-layer constants without gradients launch the default ones."""
@@ -261,23 +284,22 @@ def test_emulated_launches_name_the_dynamics_instances(emu):
             spikes, _ = emulated(data[0], data[1], tuple(data[2:]), k, True, True)
             spikes.sum().backward()
             names[kind, learn] = [r["kernel"] for r in emu.launches()]
-    # The detached backward without the constants' gradients has its own kernel
-    # <scalar_t, Acc, straight_through, lengths, per_neuron, lanes>; with them, the general one
-    # <scalar_t, Acc, detach, straight_through, lengths, per_neuron, constant_grads>.
-    flags = "float, float, true, true, false"
+    # The detached backward: <scalar_t, Acc, straight_through, lengths, per_neuron,
+    # constant_grads, lanes>.
+    backward = "srcext::cuda::src_detached_backward_kernel<float, float, true, false"
     assert names["per_layer", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
-        "srcext::cuda::src_detached_backward_kernel<float, float, true, false, false, 1>",
+        f"{backward}, false, false, 1>",
     ]
     assert names["per_layer", True] == [  # read per neuron through stride 0 for the gradients
         "srcext::cuda::src_forward_kernel<float, float, true, false, false, 1>",
-        f"srcext::cuda::src_backward_kernel<{flags}, true, true>",
+        f"{backward}, true, true, 1>",
     ]
     assert names["per_neuron", False] == [
         "srcext::cuda::src_forward_kernel<float, float, true, false, true, 1>",
-        "srcext::cuda::src_detached_backward_kernel<float, float, true, false, true, 1>",
+        f"{backward}, true, false, 1>",
     ]
-    assert names["per_neuron", True][1] == f"srcext::cuda::src_backward_kernel<{flags}, true, true>"
+    assert names["per_neuron", True][1] == f"{backward}, true, true, 1>"
 
 
 @pytest.mark.parametrize("kind", ["per_layer", "per_neuron"])

@@ -218,8 +218,17 @@ TARGETS = [
     ),
     ("no double-precision conversion in a time loop", ("f32", "bf16"), None, None, "double_conversions_in_loop", 0),
     # The default instances (per-layer constants, no gradient of them): the per-neuron ones
-    # keep the constants in registers and the ones with the constants' gradients also each
-    # step's StepInputs (issue 13); they take up to 255 registers, without spills.
+    # keep the constants in registers and exact BPTT's with the constants' gradients also each
+    # step's StepInputs (issue 13); those take up to 255 registers, without spills. The
+    # detached backward adds each step's share in its recompute: every instance within 128.
+    (
+        "detached backward <= 128 registers, every instance",
+        ("f32", "bf16", "f16"),
+        "backward",
+        {"detach_recurrent": True},
+        "registers",
+        128,
+    ),
     (
         "backward <= 128 registers",
         ("f32", "bf16", "f16"),
@@ -574,23 +583,19 @@ def demangle(names, filt):
 
 
 def instance_of(demangled: str):
-    """(direction, flags) from `srcext::cuda::src_backward_kernel<float, float, true, false>(..)`."""
-    m = re.search(r"src_(forward|backward|detached_backward)_kernel<(.*)>\s*\(", demangled)
+    """(direction, flags) from `srcext::cuda::src_exact_backward_kernel<float, float, true, ..>(..)`."""
+    m = re.search(r"src_(forward|exact_backward|detached_backward)_kernel<(.*)>\s*\(", demangled)
     if not m:
         return None
     kernel, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
     bools = [a == "true" for a in args if a in ("true", "false")]
     if kernel == "forward":  # <scalar_t, Acc, kSave, kLengths, kPerNeuron, kLanes>
-        names = ("save", "lengths", "per_neuron")
-    elif kernel == "backward":  # <scalar_t, Acc, kDetach, kStraightThrough[, kLengths[, kPerNeuron[, kConstGrad]]]>
-        names = ("detach_recurrent", "straight_through", "lengths", "per_neuron", "constant_grads")
-    else:  # <scalar_t, Acc, kStraightThrough, kLengths, kPerNeuron, kLanes>: detached, no constant_grads
-        names = ("straight_through", "lengths", "per_neuron")
-        bools = [True, *bools, False]
-        names = ("detach_recurrent", *names, "constant_grads")
-    flags = dict(zip(names, bools))
+        flags = dict(zip(("save", "lengths", "per_neuron"), bools))
+    else:  # <scalar_t, Acc, kStraightThrough, kLengths, kPerNeuron, kConstGrad[, kLanes]>
+        flags = {"detach_recurrent": kernel == "detached_backward"}
+        flags.update(zip(("straight_through", "lengths", "per_neuron", "constant_grads"), bools))
     flags.setdefault("lengths", False)
-    if kernel != "backward":  # neurons per thread (src_lanes.cuh)
+    if kernel != "exact_backward":  # neurons per thread (src_lanes.cuh)
         flags["lanes"] = int(args[-1]) if args[-1].isdigit() else 1
     return ("forward" if kernel == "forward" else "backward"), flags
 

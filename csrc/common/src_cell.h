@@ -328,12 +328,25 @@ SRC_HD void zero_constant_grads(ConstantGrads<Acc>& d) {
   for (int j = 0; j < kNumConstants; ++j) d.v[j] = Acc(0);
 }
 
-// Adds step t's contribution. The same whether h[t-1], hs[t-1] are detached or not: the
-// constants act on step t directly.
+// The same from a trace whose dx_di came scaled (cell_step(.., dx_scale): the detached
+// backward's): d x / d rho from x itself, tanh(y) - y (1 - tanh(y)^2), tanh(y) = x / rho,
+// y = i / rho (what step_inputs computes as (x - i dx/di) / rho).
 template <typename Acc>
-SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInputs<Acc>& in,
-                                      const StepSignals<Acc>& sig, ConstantGrads<Acc>& d) {
-  d.v[kAlpha] += sig.di * in.i_prev;  // i[t] = alpha i[t-1] + u[t]
+SRC_HD StepInputs<Acc> step_inputs_of_x(const CellConstants<Acc>& k, const StepTrace<Acc>& tr,
+                                        Acc i_prev, Acc i_new, Acc h_prev, Acc hs_prev) {
+  const Acc t = tr.x * k.inv_rho, y = i_new * k.inv_rho;
+  return {i_prev, t - y * (Acc(1) - t * t), h_prev, hs_prev, tr.c, tr.gate};
+}
+
+// Step t's contribution to the constants' gradients, the same whether h[t-1], hs[t-1] are
+// detached or not (the constants act on step t directly): all but alpha's term, the one
+// sig.di enters (the detached backward, detached_chunk, adds these in its recompute and
+// alpha's once its walk has made di), then accumulate_constant_grads, the whole of it.
+template <typename Acc>
+SRC_HD void accumulate_constant_grads_but_alpha(const CellConstants<Acc>& k,
+                                                const StepInputs<Acc>& in,
+                                                const StepSignals<Acc>& sig,
+                                                ConstantGrads<Acc>& d) {
   d.v[kRho] += sig.dpre * in.dx_drho;  // x[t] = rho tanh(i[t] / rho)
   d.v[kR] += sig.dpre * in.h_prev;  // pre = x + r h[t-1] + r_s hs[t-1] + b
   d.v[kRS] += sig.dpre * in.hs_prev;
@@ -346,6 +359,13 @@ SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInp
   const Acc darg = dzs * k.z_dep_minus_z_hyp * in.gate * (Acc(1) - in.gate);
   d.v[kGateSlope] += darg * (in.h_prev - k.gate_threshold);
   d.v[kGateThreshold] -= darg * k.gate_slope;
+}
+
+template <typename Acc>
+SRC_HD void accumulate_constant_grads(const CellConstants<Acc>& k, const StepInputs<Acc>& in,
+                                      const StepSignals<Acc>& sig, ConstantGrads<Acc>& d) {
+  d.v[kAlpha] += sig.di * in.i_prev;  // i[t] = alpha i[t-1] + u[t]
+  accumulate_constant_grads_but_alpha(k, in, sig, d);
 }
 
 // Backward of step t from its trace and the state before it (h[t] recomputed for the relu).

@@ -58,25 +58,15 @@ template <int L>
 constexpr int kForwardRing = L == 1 ? 16 : 8;
 static_assert(kChunk % kForwardRing<1> == 0 && kChunk % kForwardRing<2> == 0,
               "the forward's checkpoint falls on an iteration start");
-// Backward with detached states: software-pipelined by one chunk. Two register FIFOs, one per
-// load stream, each a whole chunk deep (2 x 16 registers for 2- and 4-byte storage, 2 x 32
-// for double): the drives u in recompute order, the upstream gradients grad_spikes in walk
-// order; each use refills its slot with the same step of the next chunk walked. Every load is
-// used in the next loop iteration, so the compiler cannot sink it towards its use past the
-// loop's back edge: a u load is at least the walk (16 walk steps) ahead, a grad_spikes load at
-// least the recompute (16 recompute steps), >= 6 steps of the whole per-step work (sm_90).
-// The detached backward without the constants' gradients (detached_chunk): one FIFO per
-// stream, kDetachedAhead<L> steps of the recompute ahead; the loads of a chunk's last steps
-// fetch the next chunk's first, a whole walk ahead. One lane: 8 (16 spilled at 128 registers
-// with the chunk's q; 4 fell to 0.8 of Little's law). Two lanes, twice the bytes a step: 4 (8
+// Backward with detached states (detached_chunk): one register FIFO per load stream (u,
+// grad_spikes), kDetachedAhead<L> steps of the recompute ahead; the loads of a chunk's last
+// steps fetch the next chunk's first, a whole walk ahead. One lane: 8 (a whole chunk, 16,
+// spilled at 128 registers beside the chunk's q, and ptxas copied every slot back at the
+// loop's end; 4 fell to 0.8 of Little's law). Two lanes, twice the bytes a step: 4 (8
 // spilled 16 bytes).
 template <int L>
-constexpr int kDetachedAhead = L == 1 ? 8 : 4;
+constexpr int kDetachedAhead = L == 2 ? 4 : 8;
 static_assert(kChunk % kDetachedAhead<1> == 0 && kChunk % kDetachedAhead<2> == 0,
-              "a chunk's steps fill the FIFOs a whole number of times");
-constexpr int kDrivesAhead = kChunk;
-constexpr int kGradsAhead = kChunk;
-static_assert(kChunk % kDrivesAhead == 0 && kChunk % kGradsAhead == 0,
               "a chunk's steps fill the FIFOs a whole number of times");
 // Exact BPTT keeps 4 Jacobian values per step. A whole chunk's (64 registers) left no room
 // at the 128-register cap: the per-neuron and +lengths variants spilled 16-200 bytes and the
@@ -105,9 +95,10 @@ static_assert(2 * kChunk % kBackwardAhead<float> == 0 && 2 * kChunk % kBackwardA
 // bound (its math needs ~200 registers).
 template <typename Acc>
 constexpr int kBackwardMinBlocks = sizeof(Acc) == 8 ? 1 : 2;
-// The kernels that also accumulate the constants' gradients keep 9 more sums and each step's
-// inputs of them: at the 128-register cap they spill 0.8-1.1 kB per thread, so they take 1
-// block's budget (up to 255 registers).
+// Exact BPTT's kernels that also accumulate the constants' gradients keep 9 more sums and each
+// step's inputs of them: at the 128-register cap they spill 0.8-1.1 kB per thread, so they
+// take 1 block's budget (up to 255 registers). The detached ones add each step's share in the
+// recompute and keep only i[t-1] for alpha's: they fit 128 without spills.
 template <typename Acc, bool kConstGrad>
 constexpr int kBackwardMinBlocksFor = kConstGrad ? 1 : kBackwardMinBlocks<Acc>;
 
@@ -265,65 +256,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One full chunk of the backward: steps t0 .. t0 + kChunk - 1, recomputed from the
-// checkpoint `s`, then walked back. Each of the chunk's two load streams has its own FIFO of
-// registers, refilled where it is consumed: `drives` (u, in recompute order) is
-// kDrivesAhead steps of the recompute ahead, `grads` (grad_spikes, in walk order)
-// kGradsAhead steps of the walk ahead; past the chunk's end both run on into the
-// next chunk walked (the one before in time, if has_next). So a load issued near a chunk's end
-// is used in the next loop iteration, a whole phase (kChunk steps of the other stream) later,
-// which the compiler cannot sink past the loop's back edge.
-// kConstGrad: each step's StepInputs are kept too, and its gradients of the constants added
-// to dk.
-template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
-          typename K>
-__device__ __forceinline__ void backward_chunk(
-    const K& k, const CandidateBias<Acc>& bias, int64_t N, int64_t gs_step,
-    const scalar_t* __restrict__ u, const scalar_t* __restrict__ u_next,
-    const scalar_t* __restrict__ grad_spikes, const scalar_t* __restrict__ grad_spikes_next,
-    const Acc* __restrict__ checkpoint_next, scalar_t* __restrict__ grad_u,
-    scalar_t (&drives)[kDrivesAhead], scalar_t (&grads)[kGradsAhead], CellState<Acc>& s,
-    CellGrad<Acc>& g, Acc& dbias, ConstantGrads<Acc>& dk) {
-  constexpr int D = kDrivesAhead, G = kGradsAhead;
-  // The next chunk's checkpoint, issued before the recompute: used after the walk.
-  const CellState<Acc> next_s{checkpoint_next[0], checkpoint_next[N], checkpoint_next[2 * N]};
-
-  // Recompute, keeping each step's Jacobian (the relu masks as bits of one register).
-  Acc dh_dpre[kChunk], dx_di[kChunk], dhs_dh_prev[kChunk], dhs_dhs_prev[kChunk];
-  StepInputs<Acc> inputs[kConstGrad ? kChunk : 1];
-  uint32_t spiking = 0;
-#pragma unroll
-  for (int j = 0; j < kChunk; ++j) {
-    const Acc drive = static_cast<Acc>(drives[j % D]);
-    drives[j % D] = j + D < kChunk ? u[(j + D) * N] : u_next[(j + D - kChunk) * N];
-    const Acc h_prev = s.h, hs_prev = s.hs, i_prev = s.i;
-    const StepTrace<Acc> tr = cell_step(k, drive, bias, s);
-    if constexpr (kConstGrad) inputs[j] = step_inputs(k, tr, i_prev, s.i, h_prev, hs_prev);
-    const StepJacobian<Acc> jac = step_jacobian(k, tr, h_prev, hs_prev, s.h);
-    spiking |= static_cast<uint32_t>(jac.spiking) << j;
-    dh_dpre[j] = jac.dh_dpre;
-    dx_di[j] = jac.dx_di;
-    dhs_dh_prev[j] = jac.dhs_dh_prev;
-    dhs_dhs_prev[j] = jac.dhs_dhs_prev;
-  }
-  s = next_s;
-  // Walk back: walk step m is the chunk's step j.
-#pragma unroll
-  for (int m = 0; m < kChunk; ++m) {
-    const int j = kChunk - 1 - m;
-    const Acc grad_spike = static_cast<Acc>(grads[m % G]);
-    grads[m % G] = m + G < kChunk ? grad_spikes[(j - G) * gs_step]
-                                  : grad_spikes_next[(j - G + kChunk) * gs_step];
-    const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
-                                dhs_dhs_prev[j]};
-    StepSignals<Acc> sig;
-    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, sig);
-    if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
-    grad_u[j * N] = static_cast<scalar_t>(du);
-  }
-}
-
-// The same for exact BPTT (kDetach false), whose Jacobians are 4 values a step (see kExactSplit):
+// One full chunk of exact BPTT, whose Jacobians are 4 values a step (see kExactSplit):
 // steps t0 .. t0 + kChunk - 1. The chunk's loads form one stream, in the order they are consumed: u
 // of steps 0 .. kChunk-1 (recompute), grad_spikes of steps kChunk-1 .. 0 (walk), then the first
 // kBackwardAhead drives of the next chunk walked (the one before in time, if has_next) and its
@@ -331,8 +264,7 @@ __device__ __forceinline__ void backward_chunk(
 // kBackwardAhead places further on. Long (~125 lines) on purpose: the load stream, the recompute
 // and the walk share the fifo and the chunk's Jacobians in registers, which only one function body
 // keeps out of local memory.
-template <bool kDetach, bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc,
-          typename K>
+template <bool kStraightThrough, bool kConstGrad, typename scalar_t, typename Acc, typename K>
 __device__ __forceinline__ void backward_chunk_exact(
     const K& k, const CandidateBias<Acc>& bias, int64_t N, int64_t gs_step, int64_t t0,
     bool has_next, const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
@@ -443,7 +375,7 @@ __device__ __forceinline__ void backward_chunk_exact(
     const StepJacobian<Acc> jac{((spiking >> j) & 1u) != 0, dh_dpre[j], dx_di[j], dhs_dh_prev[j],
                                 dhs_dhs_prev[j]};
     StepSignals<Acc> sig;
-    const Acc du = step_backward<kDetach, kStraightThrough>(k, jac, gs, g, dbias, sig);
+    const Acc du = step_backward<false, kStraightThrough>(k, jac, gs, g, dbias, sig);
     if constexpr (kConstGrad) accumulate_constant_grads(k, inputs[j], sig, dk);
     grad_u[(t0 + kChunk - 1 - m) * N] = static_cast<scalar_t>(du);
   };
@@ -512,12 +444,14 @@ __device__ __forceinline__ void for_each_full_chunk(int64_t T_all, int64_t last_
   }
 }
 
-template <typename scalar_t, typename Acc, bool kDetach, bool kStraightThrough, bool kLengths,
-          bool kPerNeuron, bool kConstGrad>
+// Exact BPTT: one neuron a thread, the full chunks through backward_chunk_exact.
+template <typename scalar_t, typename Acc, bool kStraightThrough, bool kLengths, bool kPerNeuron,
+          bool kConstGrad>
 __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGrad>)
-    src_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
-                        const scalar_t* __restrict__ u, const scalar_t* __restrict__ grad_spikes,
-                        const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
+    src_exact_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
+                              const scalar_t* __restrict__ u,
+                              const scalar_t* __restrict__ grad_spikes,
+                              const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
   const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
@@ -541,7 +475,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
 
   int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
   if (c >= 0 && T - c * kChunk < kChunk) {
-    backward_partial_chunk<kDetach, kStraightThrough, kConstGrad>(
+    backward_partial_chunk<false, kStraightThrough, kConstGrad>(
         k, bias, N, gs_step, c * kChunk, static_cast<int>(T - c * kChunk), u, grad_spikes,
         checkpoints, grad_u, g, dbias, dk);
     --c;
@@ -554,36 +488,14 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
     const int64_t c_first = c < 0 ? 0 : c;
     const Acc* ck = checkpoints + c_first * 3 * N;
     CellState<Acc> s{ck[0], ck[N], ck[2 * N]};
-    if constexpr (kDetach) {
-      scalar_t drives[kDrivesAhead], grads[kGradsAhead];
+    scalar_t fifo[kBackwardAhead<scalar_t>];
 #pragma unroll
-      for (int j = 0; j < kDrivesAhead; ++j) drives[j] = u[(c_first * kChunk + j) * N];
-#pragma unroll
-      for (int m = 0; m < kGradsAhead; ++m)
-        grads[m] = grad_spikes[(c_first * kChunk + kChunk - 1 - m) * gs_step];
-      // The last chunk has no next one: its prefetches re-read its own steps and checkpoint,
-      // unused (unconditional loads are issued where they are written). The next checkpoint
-      // is indexed by chunk here, not as checkpoint_at(next_t0): that form cost two variants
-      // an 8-byte spill (GPU_NOTES.md, session 21).
-      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
-        const int64_t t0 = static_cast<int64_t>(cu) * kChunk;
-        const bool has_next = cu > 0;
-        const int64_t next_t0 = has_next ? t0 - kChunk : t0;
-        backward_chunk<kDetach, kStraightThrough, kConstGrad>(
-            k, bias, N, gs_step, u + t0 * N, u + next_t0 * N, grad_spikes + t0 * gs_step,
-            grad_spikes + next_t0 * gs_step, checkpoints + (has_next ? cu - 1 : cu) * 3 * N,
-            grad_u + t0 * N, drives, grads, s, g, dbias, dk);
-      });
-    } else {
-      scalar_t fifo[kBackwardAhead<scalar_t>];
-#pragma unroll
-      for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c_first * kChunk + j) * N];
-      for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
-        backward_chunk_exact<kDetach, kStraightThrough, kConstGrad>(
-            k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
-            checkpoints, grad_u, fifo, s, g, dbias, dk);
-      });
-    }
+    for (int j = 0; j < kBackwardAhead<scalar_t>; ++j) fifo[j] = u[(c_first * kChunk + j) * N];
+    for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
+      backward_chunk_exact<kStraightThrough, kConstGrad>(
+          k, bias, N, gs_step, static_cast<int64_t>(cu) * kChunk, cu > 0, u, grad_spikes,
+          checkpoints, grad_u, fifo, s, g, dbias, dk);
+    });
   }
   static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
   static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g.dh);
@@ -608,8 +520,9 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
 // chunk before in time, or this one again at the last).
 // g: the gradients after the chunk on entry (g.dh enters at its last step, g.di through the
 // walk's carry), before it on exit; a_sum: the sum of a over the steps (the bias's gradient,
-// (1 - z) times it).
-template <bool kStraightThrough, int L, typename IO, typename Acc, typename Index>
+// (1 - z) times it). kConstGrad: each step's gradients of the constants are added to dk in
+// the recompute, but alpha's, which needs di: each step's i[t-1] is kept for the walk.
+template <bool kStraightThrough, bool kConstGrad, int L, typename IO, typename Acc, typename Index>
 __device__ __forceinline__ void detached_chunk(
     const CellConstants<Acc> (&k)[L], const CandidateBias<Acc> (&bias)[L], Index row, Index gs_row,
     const typename IO::Word* __restrict__ u_ahead,
@@ -617,13 +530,14 @@ __device__ __forceinline__ void detached_chunk(
     const typename IO::Word* __restrict__ grads_next,
     const Lanes<Acc, L>* __restrict__ checkpoint_next, typename IO::Word* __restrict__ grad_u,
     typename IO::Slot (&drives)[kDetachedAhead<L>], typename IO::Slot (&grads)[kDetachedAhead<L>],
-    CellState<Acc> (&s)[L], CellGrad<Acc> (&g)[L], Acc (&a_sum)[L]) {
+    CellState<Acc> (&s)[L], CellGrad<Acc> (&g)[L], Acc (&a_sum)[L], ConstantGrads<Acc> (&dk)[L]) {
   using Slot = typename IO::Slot;
   constexpr int A = kDetachedAhead<L>;
   // The next chunk's checkpoint, issued before the recompute: used after the walk.
   const Lanes<Acc, L> next_i = checkpoint_next[0], next_h = checkpoint_next[row],
                       next_hs = checkpoint_next[2 * row];
   Acc q[L][kChunk];
+  Acc i_prev[L][kConstGrad ? kChunk : 1];
 #pragma unroll
   for (int j = 0; j < kChunk; ++j, u_ahead += row, grads_ahead += gs_row) {
     if (j == kChunk - A) u_ahead = u_next, grads_ahead = grads_next;
@@ -632,10 +546,18 @@ __device__ __forceinline__ void detached_chunk(
     grads[j % A] = *grads_ahead;
 #pragma unroll
     for (int l = 0; l < L; ++l) {
+      const Acc h_prev = s[l].h, hs_prev = s[l].hs;
+      if constexpr (kConstGrad) i_prev[l][j] = s[l].i;
       const StepTrace<Acc> tr = cell_step(k[l], IO::get(drive, l), bias[l], s[l], k[l].one_minus_z);
       Acc dh = spike_grad<kStraightThrough>(s[l].h, IO::get(grad, l));
       if (j == kChunk - 1) dh += g[l].dh;  // the final state's, where this is the last step
       q[l][j] = detached_du_term(tr, dh, a_sum[l]);
+      if constexpr (kConstGrad) {  // the step's signals (step_backward's sig), di left to the walk
+        const StepSignals<Acc> sig{dh, j == kChunk - 1 ? g[l].dhs : Acc(0),
+                                   k[l].one_minus_z * (dh * tr.dc), Acc(0)};
+        accumulate_constant_grads_but_alpha(
+            k[l], step_inputs_of_x(k[l], tr, i_prev[l][j], s[l].i, h_prev, hs_prev), sig, dk[l]);
+      }
     }
   }
   // Walk back: q[j] becomes di[j] = dL/du of step j.
@@ -644,6 +566,10 @@ __device__ __forceinline__ void detached_chunk(
     q[l][kChunk - 1] += g[l].di;
 #pragma unroll
     for (int j = kChunk - 2; j >= 0; --j) q[l][j] = k[l].alpha * q[l][j + 1] + q[l][j];
+    if constexpr (kConstGrad) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) dk[l].v[kAlpha] += q[l][j] * i_prev[l][j];
+    }
     g[l] = {Acc(0), Acc(0), k[l].alpha * q[l][0]};
     s[l] = {next_i.v[l], next_h.v[l], next_hs.v[l]};
   }
@@ -656,11 +582,11 @@ __device__ __forceinline__ void detached_chunk(
   }
 }
 
-// Backward with detached states and no constants' gradients: kLanes neurons a thread (2 where
-// backward_lanes allows), the full chunks through detached_chunk. The last chunk in time, when
-// shorter, is each lane's backward_partial_chunk (once per thread, rolled).
+// Backward with detached states: kLanes neurons a thread (2 where backward_lanes allows), the
+// full chunks through detached_chunk. The last chunk in time, when shorter, is each lane's
+// backward_partial_chunk (once per thread, rolled).
 template <typename scalar_t, typename Acc, bool kStraightThrough, bool kLengths, bool kPerNeuron,
-          int kLanes>
+          bool kConstGrad, int kLanes>
 __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
     src_detached_backward_kernel(const BackwardParams p, const CellConstants<Acc> k_layer,
                                  const scalar_t* __restrict__ u,
@@ -683,6 +609,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
   CandidateBias<Acc> bias[L];
   CellGrad<Acc> g[L];
   Acc dbias[L], a_sum[L];
+  ConstantGrads<Acc> dk[L];  // kConstGrad only
   const scalar_t* gs[L];  // each lane's grad_spikes at step 0, through the strides
 #pragma unroll
   for (int l = 0; l < L; ++l) {
@@ -693,21 +620,21 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
             load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
             load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
     dbias[l] = a_sum[l] = Acc(0);
+    zero_constant_grads(dk[l]);
     gs[l] = grad_spikes + (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
     for (int64_t t = T; kLengths && t < p.T; ++t) grad_u[t * N + n] = scalar_t(0);  // no step
   }
-  ConstantGrads<Acc> unused;  // backward_partial_chunk's, without the constants' gradients
 
   int64_t c = num_checkpoints(T) - 1;  // the chunk walked first: the last in time
   if (c >= 0 && T - c * kChunk < kChunk) {
 #pragma unroll
     for (int l = 0; l < L; ++l)
-      backward_partial_chunk<true, kStraightThrough, false>(
+      backward_partial_chunk<true, kStraightThrough, kConstGrad>(
           k[l], bias[l], N, p.grad_spikes_stride_t, c * kChunk, static_cast<int>(T - c * kChunk),
-          u + n0 + l, gs[l], checkpoints + n0 + l, grad_u + n0 + l, g[l], dbias[l], unused);
+          u + n0 + l, gs[l], checkpoints + n0 + l, grad_u + n0 + l, g[l], dbias[l], dk[l]);
     --c;
   }
-  // Full chunks, as src_backward_kernel walks them (for_each_full_chunk).
+  // Full chunks, as src_exact_backward_kernel walks them (for_each_full_chunk).
   if (kLengths ? p.T >= kChunk : c >= 0) {
     const Row* U = reinterpret_cast<const Row*>(u + n0);
     const Row* GS = reinterpret_cast<const Row*>(gs[0]);  // lane 1's follows (backward_lanes)
@@ -729,10 +656,10 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
     for_each_full_chunk<kLengths>(p.T, c, [&](int cu) {
       const int64_t t0 = static_cast<int64_t>(cu) * kChunk, ahead = t0 + kDetachedAhead<L>;
       const int64_t next = cu > 0 ? cu - 1 : cu;
-      detached_chunk<kStraightThrough, L, IO>(k, bias, row, gs_row, U + ahead * row,
-                                              GS + ahead * gs_row, U + next * kChunk * row,
-                                              GS + next * kChunk * gs_row, CK + next * 3 * row,
-                                              GU + t0 * row, drives, grads, s, g, a_sum);
+      detached_chunk<kStraightThrough, kConstGrad, L, IO>(
+          k, bias, row, gs_row, U + ahead * row, GS + ahead * gs_row, U + next * kChunk * row,
+          GS + next * kChunk * gs_row, CK + next * 3 * row, GU + t0 * row, drives, grads, s, g,
+          a_sum, dk);
     });
   }
 #pragma unroll
@@ -742,6 +669,11 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
     static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g[l].dh);
     static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g[l].dhs);
     static_cast<Acc*>(p.grad_bias_partial)[n] = dbias[l] + k[l].one_minus_z * a_sum[l];
+    if constexpr (kConstGrad) {
+#pragma unroll
+      for (int j = 0; j < kNumConstants; ++j)
+        static_cast<Acc*>(p.grad_constants_partial)[j * N + n] = dk[l].v[j];
+    }
   }
 }
 
@@ -832,45 +764,46 @@ void launch_backward(const BackwardParams& p, bool detach, bool straight_through
   const auto* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes);
   const auto* checkpoints = static_cast<const Acc*>(p.checkpoints);
   auto* grad_u = static_cast<scalar_t*>(p.grad_u);
+  // The constants' gradients are computed only with per-neuron reads (the op passes per-layer
+  // constants whose gradients are wanted that way, with stride_h 0): no per-layer variant.
   const bool constant_grads = p.grad_constants_partial != nullptr;
-  if (detach && !constant_grads) {
+  if (detach) {
     const bool pairs = backward_lanes<scalar_t, Acc>(p) == 2;
     const dim3 grid = grid_for(pairs ? p.N / 2 : p.N);
     SRC_BOOL_SWITCH(
         straight_through, kStraightThrough,
         SRC_BOOL_SWITCH(
             p.lengths != nullptr, kLengths,
-            SRC_BOOL_SWITCH(
-                p.k.per_neuron, kPerNeuron,
-                SRC_BOOL_SWITCH(
-                    pairs && !kPerNeuron, kPairs,
-                    launch_kernel<&src_detached_backward_kernel<
-                        scalar_t, Acc, kStraightThrough, kLengths, kPerNeuron,
-                        kPairs && !kPerNeuron && kBackwardPairs<scalar_t> ? 2 : 1>>(
-                        grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u)))));
+            if (!p.k.per_neuron) {
+              SRC_BOOL_SWITCH(
+                  pairs, kPairs,
+                  launch_kernel<&src_detached_backward_kernel<
+                      scalar_t, Acc, kStraightThrough, kLengths, false, false,
+                      kPairs && kBackwardPairs<scalar_t> ? 2 : 1>>(
+                      grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+            } else {
+              SRC_BOOL_SWITCH(
+                  constant_grads, kConstGrad,
+                  launch_kernel<&src_detached_backward_kernel<scalar_t, Acc, kStraightThrough,
+                                                              kLengths, true, kConstGrad, 1>>(
+                      grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
+            }));
     return;
   }
-  // Exact BPTT, or detached with the constants' gradients. Those are computed only with
-  // per-neuron reads (the op passes per-layer constants whose gradients are wanted that way,
-  // with stride_h 0): no per-layer variant.
   const dim3 grid = grid_for(p.N);
   SRC_BOOL_SWITCH(
       straight_through, kStraightThrough,
       SRC_BOOL_SWITCH(
           p.lengths != nullptr, kLengths,
-          if (detach) {
-            launch_kernel<
-                &src_backward_kernel<scalar_t, Acc, true, kStraightThrough, kLengths, true, true>>(
+          if (!p.k.per_neuron) {
+            launch_kernel<&src_exact_backward_kernel<scalar_t, Acc, kStraightThrough, kLengths,
+                                                     false, false>>(
                 grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u);
-          } else if (!p.k.per_neuron) {
-            launch_kernel<&src_backward_kernel<scalar_t, Acc, false, kStraightThrough, kLengths,
-                                               false, false>>(grid, kThreads, stream, p, k, u,
-                                                              grad_spikes, checkpoints, grad_u);
           } else {
             SRC_BOOL_SWITCH(
                 constant_grads, kConstGrad,
-                launch_kernel<&src_backward_kernel<scalar_t, Acc, false, kStraightThrough, kLengths,
-                                                   true, kConstGrad>>(
+                launch_kernel<&src_exact_backward_kernel<scalar_t, Acc, kStraightThrough, kLengths,
+                                                         true, kConstGrad>>(
                     grid, kThreads, stream, p, k, u, grad_spikes, checkpoints, grad_u));
           }));
 }
