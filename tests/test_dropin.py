@@ -609,3 +609,28 @@ def test_rest_state_is_solved_once_per_bias_value(monkeypatch):
         model.load_state_dict(SRC(6, 9, 2).state_dict())
     model.initial_state(3)
     assert len(calls) == 3
+
+
+def test_small_rest_starts_are_held_contiguous_and_left_unwritten():
+    """A fused call from rest reads a cached start: contiguous for a small layer (the op then
+    copies nothing per call), an expansion holding no memory for a large one; and the calls
+    never write it, so the next call starts from the same rest (the same output)."""
+    import srcext.layer_base as layer_module
+
+    torch.manual_seed(0)
+    small = SRC(6, 9, 2, backend="fused")
+    x = (torch.rand(12, 3, 6) < 0.5).float()
+    first = small(x)[0]
+    start = small._rest_start(3)
+    assert all(t.is_contiguous() for t in start) and start.h.shape == (2, 3, 9)
+    assert torch.equal(start.h, small.initial_state(3).h) and not start.i.any()
+    before = [t.clone() for t in start]
+    first.sum().backward()
+    again = small(x)[0]
+    assert torch.equal(first, again)
+    assert all(torch.equal(a, b) for a, b in zip(small._rest_start(3), before))
+    large = SRC(6, 64, backend="fused")
+    batch = layer_module._MATERIALISED_REST_START // 64 + 1
+    big = large._rest_start(batch)
+    assert big.h.stride()[-2] == 0 and big.i.stride() == (0, 0, 0)
+    assert torch.equal(big.h, large.initial_state(batch).h)

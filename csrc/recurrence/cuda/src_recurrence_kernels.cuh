@@ -508,8 +508,8 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
   }
 }
 
-// The detached backward without the constants' gradients (src_cell.h: detached_du_term), for a
-// thread's L lanes: each step's q and a are made in the recompute, where both load streams
+// One full chunk of the detached backward (src_cell.h: detached_du_term), for a thread's L
+// lanes: each step's q and a are made in the recompute, where both load streams
 // are consumed, so a chunk keeps one register a lane-step (q, in place of the Jacobian's
 // two and the spike bits) and its walk back is one FMA; the stores then run forward in time.
 // That leaves room for two lanes at the 128-register cap, whose loop, addresses and 16-bit
