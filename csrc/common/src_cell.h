@@ -273,8 +273,7 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
   return step_backward<kDetach, kStraightThrough>(k, jac, grad_spike, g, dbias, unused);
 }
 
-// The detached backward (kDetach, without the constants' gradients) as the GPU's chunk kernels
-// run it. With h[t-1], hs[t-1] constants of step t, step_backward reduces to
+// The detached backward (kDetach) as the GPU's chunk kernels run it. With h[t-1], hs[t-1] constants of step t, step_backward reduces to
 //   dL/du[t] = di[t] = alpha di[t+1] + q[t],   q[t] = dpre[t] dx/di[t],
 //   dpre[t] = (1 - z) a[t],   a[t] = dh[t] (1 - c[t]^2),
 // and q[t] and a[t] need only step t's own values: the recompute makes them (one register a

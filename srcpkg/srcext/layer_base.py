@@ -37,8 +37,8 @@ from .state import INITIAL_STATES, SRCState, coerce_state, rest_state, rest_volt
 # Each layer's rest voltages and the key they were solved for (see _cached_rest_voltage);
 # weak, so the cache neither keeps a layer alive nor travels with it (pickle, deepcopy).
 _REST_VOLTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# Per layer, the last rest start state a fused call ran from, as views of its rest voltage:
-# (voltage, batch, dtype, state). A step-by-step loop starts every call from it.
+# Per layer, the last rest start state a fused call ran from, made from its rest voltage
+# (_rest_start): (voltage, batch, dtype, state). A step-by-step loop starts every call from it.
 _REST_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Elements up to which a cached rest start is held contiguous (_rest_start): 256 KiB of float32
 # per state tensor.

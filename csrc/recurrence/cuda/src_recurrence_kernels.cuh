@@ -2,8 +2,9 @@
 // the cell math is src_cell.h, shared with the CPU kernels.
 //
 // A thread walks time for its neurons (b, h): two adjacent ones where it can (its lanes,
-// src_lanes.cuh: the forward, and the detached backward of 16-bit storage), else one. Per-step tensors are time-major (T, N), so at each
-// step a warp reads and writes 32 consecutive values (or pairs): every access is coalesced.
+// src_lanes.cuh: the forward, and the detached backward of 16-bit storage), else one.
+// Per-step tensors are time-major (T, N), so at each step a warp reads and writes 32
+// consecutive values (or pairs): every access is coalesced.
 //
 // Memory latency is hidden inside each thread, by loading ahead: at full bandwidth an H200
 // needs ~3 MB of loads in flight (4.8 TB/s x ~600 ns), which the ~100-200k resident threads
@@ -15,8 +16,8 @@
 // The backward pass recomputes each chunk of kCheckpointInterval steps from its checkpoint,
 // keeping each step's Jacobian (src_cell.h: StepJacobian) in registers (the chunk loops are
 // fully unrolled so the arrays stay in registers; the fields a flag combination does not
-// read are removed by the compiler), then walks the chunk back. With detached states and no
-// constants' gradients it keeps each step's dL/du term instead (detached_chunk).
+// read are removed by the compiler), then walks the chunk back. With detached states it keeps
+// each step's dL/du term instead (detached_chunk).
 //
 // Variable lengths (kLengths): each thread's loop bound is its sample's own length, which
 // also sets the number and length of the backward's chunks; past it the thread writes zero
@@ -31,6 +32,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 
 #include "../src_recurrence_params.h"
@@ -140,6 +142,16 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
   }
 }
 
+// Neuron n's constants and its bias in the form cell_step takes (candidate_bias), made once
+// before its time loop; Params: ForwardParams or BackwardParams.
+template <bool kPerNeuron, typename scalar_t, typename Acc, typename Params>
+__device__ __forceinline__ void neuron_setup(const Params& p, const CellConstants<Acc>& k_layer,
+                                             int64_t n, CellConstants<Acc>& k,
+                                             CandidateBias<Acc>& bias) {
+  k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
+  bias = candidate_bias(k, load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+}
+
 // Neurons per thread of the forward (kLanes, "lanes"; src_lanes.cuh): 2 where the launcher can
 // (forward_lanes: H even, the per-step tensors aligned to a pair), else 1. A thread pays the
 // per-step work that is not the cell's -- the loop, the addresses, the ring, the 16-bit
@@ -149,9 +161,9 @@ __device__ __forceinline__ CellConstants<Acc> neuron_constants(const ConstantsRe
 // gradient checks' type, keeps one lane.
 template <typename scalar_t>
 constexpr bool kForwardPairs = sizeof(scalar_t) <= 4;
-// The detached backward's (src_detached_backward_kernel): 16-bit storage only. Its FIFOs hold a
-// whole chunk of both streams, which for two float lanes is 64 registers: ptxas then sank the
-// loads to the end of the chunk (0.6-1.6 steps ahead).
+// The detached backward's (src_detached_backward_kernel): 16-bit storage only. Two float lanes
+// were measured with FIFOs of a whole chunk (64 registers): ptxas sank the loads to the end of
+// the chunk (0.6-1.6 steps ahead); not measured again at the two-lane depth of 4.
 template <typename scalar_t>
 constexpr bool kBackwardPairs = sizeof(scalar_t) == 2;
 
@@ -178,8 +190,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int l = 0; l < L; ++l) {
     const int64_t n = n0 + l;
-    k[l] = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
-    bias[l] = candidate_bias(k[l], load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+    neuron_setup<kPerNeuron, scalar_t>(p, k_layer, n, k[l], bias[l]);
     s[l] = {load<Acc>(static_cast<const scalar_t*>(p.i0), n),
             load<Acc>(static_cast<const scalar_t*>(p.h0), n),
             load<Acc>(static_cast<const scalar_t*>(p.hs0), n)};
@@ -454,11 +465,11 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
                               const Acc* __restrict__ checkpoints, scalar_t* __restrict__ grad_u) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= p.N) return;
-  const CellConstants<Acc> k = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
   // T: this neuron's own length; the final state's gradients enter at its last step.
   const int64_t N = p.N, T = steps_of<kLengths>(p.lengths, n, p.H, p.T);
-  const CandidateBias<Acc> bias =
-      candidate_bias(k, load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+  CellConstants<Acc> k;
+  CandidateBias<Acc> bias;
+  neuron_setup<kPerNeuron, scalar_t>(p, k_layer, n, k, bias);
   CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
                   load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
@@ -614,8 +625,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
 #pragma unroll
   for (int l = 0; l < L; ++l) {
     const int64_t n = n0 + l;
-    k[l] = neuron_constants<kPerNeuron>(p.k, k_layer, n, p.H);
-    bias[l] = candidate_bias(k[l], load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
+    neuron_setup<kPerNeuron, scalar_t>(p, k_layer, n, k[l], bias[l]);
     g[l] = {load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
             load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
             load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
@@ -703,32 +713,39 @@ inline bool lanes_forced_to_one() {
   return forced != nullptr && std::strcmp(forced, "1") == 0;
 }
 
-// 2 lanes (neurons per thread) where the storage allows (kForwardPairs), both of a pair's
-// neurons belong to one sample (H even), a row's pairs count in 32 bits (3 rows: a
-// checkpoint's) and the per-step tensors' rows start on a pair's alignment (every row does when
-// the first does, as N = B H is even); else 1.
+// What both kernels' two lanes need: not held to one (lanes_forced_to_one), both of a pair's
+// neurons in one sample (H even), a row's pairs counted in 32 bits (3 rows: a checkpoint's),
+// and the per-step tensors and checkpoints starting on a pair's alignment (every row does when
+// the first does, as N = B H is even).
+template <typename scalar_t, typename Acc>
+bool pairs_fit(int64_t H, int64_t N, std::initializer_list<const void*> per_step,
+               const void* checkpoints) {
+  bool fit = !lanes_forced_to_one() && H % 2 == 0 && 3 * (N / 2) <= int64_t(UINT32_MAX) &&
+             aligned(checkpoints, 2 * sizeof(Acc));
+  for (const void* t : per_step) fit = fit && aligned(t, 2 * sizeof(scalar_t));
+  return fit;
+}
+
+// The forward: 2 lanes where the storage allows (kForwardPairs) and the pairs fit; else 1.
 template <typename scalar_t, typename Acc>
 int forward_lanes(const ForwardParams& p) {
-  const bool pairs = !lanes_forced_to_one() && kForwardPairs<scalar_t> && p.H % 2 == 0 &&
-                     3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
-                     aligned(p.spikes, 2 * sizeof(scalar_t)) &&
-                     aligned(p.checkpoints, 2 * sizeof(Acc));
+  const bool pairs =
+      kForwardPairs<scalar_t> && pairs_fit<scalar_t, Acc>(p.H, p.N, {p.u, p.spikes}, p.checkpoints);
   return pairs ? 2 : 1;
 }
 
-// The detached backward (src_detached_backward_kernel) runs 2 lanes on the forward's
-// conditions with 16-bit storage (kBackwardPairs), per-layer constants (per neuron, a lane's constants take the registers a second
-// lane needs) and an upstream gradient whose pairs are adjacent and aligned with an even step
-// (in 32 bits, as the rows); else 1.
+// The detached backward (src_detached_backward_kernel): 2 lanes with 16-bit storage
+// (kBackwardPairs), per-layer constants (per neuron, a lane's constants take the registers a
+// second lane needs), pairs that fit, and an upstream gradient whose pairs are adjacent and
+// aligned with an even step (in 32 bits, as the rows); else 1.
 template <typename scalar_t, typename Acc>
 int backward_lanes(const BackwardParams& p) {
   const int64_t t = p.grad_spikes_stride_t, b = p.grad_spikes_stride_b;
   const bool pairs =
-      !lanes_forced_to_one() && kBackwardPairs<scalar_t> && !p.k.per_neuron && p.H % 2 == 0 &&
-      3 * (p.N / 2) <= int64_t(UINT32_MAX) && aligned(p.u, 2 * sizeof(scalar_t)) &&
-      aligned(p.grad_u, 2 * sizeof(scalar_t)) && aligned(p.grad_spikes, 2 * sizeof(scalar_t)) &&
-      aligned(p.checkpoints, 2 * sizeof(Acc)) && p.grad_spikes_stride_h == 1 && t >= 0 &&
-      t % 2 == 0 && t / 2 <= int64_t(UINT32_MAX) && b % 2 == 0;
+      kBackwardPairs<scalar_t> && !p.k.per_neuron &&
+      pairs_fit<scalar_t, Acc>(p.H, p.N, {p.u, p.grad_u, p.grad_spikes}, p.checkpoints) &&
+      p.grad_spikes_stride_h == 1 && t >= 0 && t % 2 == 0 && t / 2 <= int64_t(UINT32_MAX) &&
+      b % 2 == 0;
   return pairs ? 2 : 1;
 }
 
