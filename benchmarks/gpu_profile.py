@@ -9,41 +9,32 @@ profiled ones are steady-state: the training forward, the inference forward, and
 with each gradient setting (detached + straight-through, the layer's default, and exact BPTT).
 """
 
-from __future__ import annotations
-
 import argparse
 
 import torch
 
 from srcext.reference import SRCConstants
 
+from machine import int_options
 from speed import kernel_calls, recurrence_inputs
-
-
-def launches(T: int, B: int, H: int, dtype: torch.dtype, device: str = "cuda"):
-    """The profiled calls, by name (each a closure over its inputs): speed.py's kernel calls,
-    from a random upstream gradient."""
-    u, bias, state = recurrence_inputs(T, B, H, device, dtype)
-    return kernel_calls(u, bias, state, SRCConstants(), torch.randn_like(u.detach()))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--T", type=int, default=500)
-    ap.add_argument("--B", type=int, default=256)
-    ap.add_argument("--H", type=int, default=1024)
+    int_options(ap, T=500, B=256, H=1024)
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     args = ap.parse_args(argv)
     for name in args.dtypes:
-        calls = launches(args.T, args.B, args.H, getattr(torch, name))
+        # the profiled calls, by name: speed.py's kernel calls, from a random upstream gradient
+        u, bias, state = recurrence_inputs(args.T, args.B, args.H, "cuda", getattr(torch, name))
+        calls = kernel_calls(u, bias, state, SRCConstants(), torch.randn_like(u.detach()))
         for call in calls.values():  # warm-up: module load, allocator, caches
             call()
         torch.cuda.synchronize()
         torch.cuda.cudart().cudaProfilerStart()
         for what, call in calls.items():
-            torch.cuda.nvtx.range_push(f"{what} {name}")
-            call()
-            torch.cuda.nvtx.range_pop()
+            with torch.cuda.nvtx.range(f"{what} {name}"):
+                call()
         torch.cuda.synchronize()
         torch.cuda.cudart().cudaProfilerStop()
         print(f"profiled {', '.join(calls)} in {name}")

@@ -20,20 +20,15 @@ bf16 GEMMs name their instruction shapes), with the share of the step's device t
 Writes JSON to runs/layer_precision_<device>.json (or --out).
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
-import json
 import os
 import statistics
-import sys
-import time
 
 import torch
 
 import srcext
-from machine import command_line, describe, git_commit
+from machine import command_line, describe, git_commit, int_options, interleaved, wall_time, write_json
 
 MODES = ("strict_fp32", "tf32", "bf16_autocast")
 
@@ -42,14 +37,9 @@ MODES = ("strict_fp32", "tf32", "bf16_autocast")
 def precision(mode: str, device: torch.device):
     """The matmul/cuDNN TF32 flags (and autocast) of ``mode``, restored afterwards."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    tf32 = mode == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if mode == "bf16_autocast" else contextlib.nullcontext()
-    )
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
     try:
-        with autocast:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16_autocast"):
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
@@ -63,33 +53,26 @@ def make_step(layer: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor):
     return step
 
 
-def timed(step, device: torch.device) -> float:
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-    begin = time.perf_counter()
+def timed_by_events(step) -> float:
+    """Seconds of one call on the GPU, by CUDA events around it (on the CPU: machine.wall_time)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
     step()
-    return time.perf_counter() - begin
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
 
 
 def kernels_of(step, device: torch.device, top: int = 8) -> list:
     """The kernels (GPU) or ops (CPU) of one step, by self time: [name, share of the step]."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    cuda = device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * cuda
     with torch.profiler.profile(activities=activities) as prof:
         step()
-        if device.type == "cuda":
+        if cuda:
             torch.cuda.synchronize()
-    events = prof.key_averages()
-    if device.type == "cuda":
-        rows = [(e.key, e.self_device_time_total) for e in events if e.self_device_time_total > 0]
-    else:
-        rows = [(e.key, e.self_cpu_time_total) for e in events if e.self_cpu_time_total > 0]
+    self_time = "self_device_time_total" if cuda else "self_cpu_time_total"
+    rows = [(e.key, getattr(e, self_time)) for e in prof.key_averages() if getattr(e, self_time) > 0]
     total = sum(t for _, t in rows) or 1.0
     rows.sort(key=lambda r: -r[1])
     return [[name, round(t / total, 4)] for name, t in rows[:top]]
@@ -97,20 +80,12 @@ def kernels_of(step, device: torch.device, top: int = 8) -> list:
 
 def run_mode(mode, device, T, B, H, rounds, warmup, seed=0) -> dict:
     torch.manual_seed(seed)
-    src = srcext.SRC(H, H, device=device)
-    gru = torch.nn.GRU(H, H, device=device)
-    x = torch.rand(T, B, H, device=device)
-    grad = torch.randn(T, B, H, device=device)
+    src, gru = srcext.SRC(H, H, device=device), torch.nn.GRU(H, H, device=device)
+    x, grad = torch.rand(T, B, H, device=device), torch.randn(T, B, H, device=device)
     steps = {"srcext SRC": make_step(src, x, grad), "nn.GRU": make_step(gru, x, grad)}
-    times = {name: [] for name in steps}
     with precision(mode, device):
         steps["srcext SRC"]()  # the data-dependent init runs on the first training call
-        for r in range(warmup + rounds):
-            order = list(steps) if r % 2 == 0 else list(reversed(steps))
-            for name in order:
-                t = timed(steps[name], device)
-                if r >= warmup:
-                    times[name].append(t)
+        times = interleaved(steps, rounds, warmup, timed_by_events if device.type == "cuda" else wall_time)
         kernels = {name: kernels_of(step, device) for name, step in steps.items()}
         fired = float((src(x)[0] > 0).float().mean())
     ratios = [g / s for g, s in zip(times["nn.GRU"], times["srcext SRC"])]
@@ -128,29 +103,26 @@ def main(argv=None) -> dict:
     parser.add_argument("--T", type=int, default=None, help="steps (default: 500 on CUDA, 50 on the CPU)")
     parser.add_argument("--B", type=int, default=None, help="batch (default: 256 on CUDA, 16 on the CPU)")
     parser.add_argument("--H", type=int, default=None, help="input and hidden size (default: 1024 / 128)")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--warmup", type=int, default=2)
+    int_options(parser, rounds=9, warmup=2)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    T = args.T or (500 if cuda else 50)
-    B = args.B or (256 if cuda else 16)
-    H = args.H or (1024 if cuda else 128)
+    sizes = {k: getattr(args, k) or default for k, default in zip("TBH", (500, 256, 1024) if cuda else (50, 16, 128))}
     out = args.out if args.out is not None else os.path.join("runs", f"layer_precision_{device.type}.json")
     results = {
         "machine": describe(device),
         "commit": git_commit(),
         "torch": torch.__version__,
-        "command": command_line("benchmarks/layer_precision.py", argv if argv is not None else sys.argv[1:]),
-        "sizes": {"T": T, "B": B, "H": H},
+        "command": command_line("benchmarks/layer_precision.py", argv),
+        "sizes": sizes,
         "modes": {},
     }
     for mode in args.modes.split(","):
         if mode not in MODES:
             raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-        r = results["modes"][mode] = run_mode(mode, device, T, B, H, args.rounds, args.warmup)
+        r = results["modes"][mode] = run_mode(mode, device, **sizes, rounds=args.rounds, warmup=args.warmup)
         ms, ratio = r["ms"], r["gru_over_src"]
         print(
             f"{mode:14s} SRC {ms['srcext SRC']['median']:8.2f} ms  GRU {ms['nn.GRU']['median']:8.2f} ms  "
@@ -160,9 +132,7 @@ def main(argv=None) -> dict:
         for name, kernels in r["kernels"].items():
             print(f"    {name}: " + "; ".join(f"{k[:60]} {share:.0%}" for k, share in kernels[:3]))
     if out:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(out, results, indent=1)
     return results
 
 

@@ -1,4 +1,5 @@
-"""What a benchmark ran on, for its JSON and its report.
+"""What a benchmark ran on, for its JSON and its report; and what the benchmark scripts share:
+contenders timed in interleaved rounds (wall_time, interleaved), integer options, JSON output.
 
 The CPU changes results by multiples, and this project's development machine has changed under
 it: an Intel CPU with AVX-512 and AMX (native bfloat16 GEMMs) and an AMD EPYC with AVX2 only
@@ -6,25 +7,25 @@ it: an Intel CPU with AVX-512 and AMX (native bfloat16 GEMMs) and an AMD EPYC wi
 `platform.processor()` gives on Linux, tells them apart no better than nothing.
 """
 
-from __future__ import annotations
-
+import json
 import os
 import platform
 import subprocess
+import sys
+import time
 
 import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository's
 
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def describe(device) -> dict:
@@ -34,11 +35,8 @@ def describe(device) -> dict:
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         return {"device": torch.cuda.get_device_name(device), "compute_capability": f"sm_{major}{minor}"}
-    return {
-        "device": cpu_model(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_cores": os.cpu_count(),
-    }
+    capability = torch.backends.cpu.get_cpu_capability()
+    return {"device": cpu_model(), "cpu_capability": capability, "cpu_cores": os.cpu_count()}
 
 
 def label(results: dict) -> str:
@@ -54,22 +52,17 @@ def git_commit() -> str:
     without their git history (a lent GPU machine), else git's, else "unknown"."""
     try:
         return subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-            stderr=subprocess.DEVNULL,
-            text=True,
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, stderr=subprocess.DEVNULL, text=True
         ).strip()
     except Exception:
         return os.environ.get("SRCEXT_COMMIT", "unknown")
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def command_line(script: str, argv) -> str:
-    """The command that produced a result, as it could be typed again elsewhere: paths inside the
-    repository relative to it, other absolute paths by their file name alone (a machine's
-    folders are no part of a result; tests/test_committed_results.py checks)."""
+def command_line(script: str, argv=None) -> str:
+    """The command that produced a result (its arguments argv, by default this process's), as it
+    could be typed again elsewhere: paths inside the repository relative to it, other absolute
+    paths by their file name alone (a machine's folders are no part of a result;
+    tests/test_committed_results.py checks)."""
 
     def portable(arg: str) -> str:
         flag, eq, value = arg.rpartition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
@@ -78,4 +71,42 @@ def command_line(script: str, argv) -> str:
             value = os.path.basename(value) if rel.startswith("..") else rel
         return flag + eq + value
 
-    return " ".join(["python", script] + [portable(a) for a in argv])
+    return " ".join(["python", script] + [portable(a) for a in (sys.argv[1:] if argv is None else argv)])
+
+
+def int_options(parser, **defaults) -> None:
+    """An integer option of the parser for each keyword, with its default (input_size: --input-size)."""
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+
+
+def wall_time(call, calls: int = 1, sync=lambda: None) -> float:
+    """Seconds of a call by perf_counter: the mean of calls calls back to back, sync() (a device's
+    synchronisation) run before and after them."""
+    sync()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    sync()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(contenders: dict, rounds: int, warmup: int, timed=wall_time) -> dict:
+    """Seconds of each contender (a callable) per round, timed(contender) timing it, the first
+    warmup rounds left out. Within a round the order rotates (with two contenders: alternates),
+    so that none is always the first or the last to run."""
+    names = list(contenders)
+    times = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds = timed(contenders[name])
+            if r >= warmup:
+                times[name].append(seconds)
+    return times
+
+
+def write_json(path: str, results: dict, indent: int) -> None:
+    """results into path, its folder made where missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=indent)

@@ -21,17 +21,11 @@ Min and median over rounds are reported; the machine may be shared (say so with 
 Writes benchmarks/results/projection_<device>.json and a plot projection_<device>.png.
 """
 
-from __future__ import annotations
-
 import argparse
 import datetime
-import json
 import math
 import os
 import statistics
-import sys
-import time
-from typing import Callable, Dict, List
 
 import torch
 
@@ -41,84 +35,55 @@ from srcext.data import RateEncoder
 from srcext.projection import crossover as layer_crossover
 from srcext.models import SRCClassifier
 
-from machine import command_line, describe, git_commit
+from machine import ROOT, command_line, describe, git_commit, int_options, interleaved, wall_time, write_json
 from machine import label as machine_label
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 DENSITIES = (0.005, 0.01, 0.03, 0.10, 0.30)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+PROJECTIONS = {"dense": "dense", "events": "auto"}  # contender: the layers' input_projection
 
 
-def sync(device):
+def timer(device):
+    """Seconds of one call by perf_counter, the device synchronised before and after."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        return lambda call: wall_time(call, sync=lambda: torch.cuda.synchronize(device))
+    return wall_time
 
 
-def interleaved(
-    contenders: Dict[str, Callable[[], object]], rounds: int, warmup: int, device
-) -> Dict[str, List[float]]:
-    """Seconds of each contender per round; within a round the order rotates."""
-    names = list(contenders)
-    times: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(warmup + rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for n in order:
-            sync(device)
-            t0 = time.perf_counter()
-            contenders[n]()
-            sync(device)
-            if r >= warmup:
-                times[n].append(time.perf_counter() - t0)
-    return times
-
-
-def summary(xs: List[float]) -> dict:
+def summary(xs: list) -> dict:
     return {"min_ms": 1e3 * min(xs), "median_ms": 1e3 * statistics.median(xs), "rounds": len(xs)}
 
 
-def projection_inputs(R, F, H, density, dtype, device, seed=0):
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    s = (torch.rand(R, F, generator=g) < density).to(dtype).to(device)
-    w = (torch.randn(H, F, generator=g) / math.sqrt(F)).to(dtype).to(device)
-    grad_u = torch.randn(R, H, generator=g).to(dtype).to(device)
-    return s, w, grad_u
+def contenders(R, F, H, density, dtype, device, auto: float, seed=0):
+    """Random inputs s (of the density), W and grad_u, and the events of s; forward + weight
+    gradient of them, the four ways, by name."""
+    ops, gen = torch.ops.srcext, torch.Generator(device="cpu").manual_seed(seed)
+    s = (torch.rand(R, F, generator=gen) < density).to(dtype).to(device)
+    w = (torch.randn(H, F, generator=gen) / math.sqrt(F)).to(dtype).to(device)
+    g = torch.randn(R, H, generator=gen).to(dtype).to(device)  # grad_u
+    events = ops.src_events(s)
+    return events, {
+        "dense": lambda: (torch.nn.functional.linear(s, w), g.t().mm(s)),
+        "auto": lambda: (ops.src_projection(s, w, auto), ops.src_projection_weight_grad(g, s, auto)),
+        "sparse": lambda: (ops.src_projection(s, w, 1.0), ops.src_projection_weight_grad(g, s, 1.0)),
+        "events": lambda: (ops.src_event_matmul(*events, w), ops.src_event_weight_grad(*events, g, F)),
+    }
 
 
 def bench_projection(T, B, F, H, densities, dtypes, rounds, warmup, device) -> dict:
-    ops = torch.ops.srcext
     R = T * B
     out = {}
     for dname in dtypes:
-        dtype = DTYPES[dname]
-        auto = layer_crossover(device, dtype)
+        auto = layer_crossover(device, DTYPES[dname])
         out[dname] = {}
         for d in densities:
-            s, w, g = projection_inputs(R, F, H, d, dtype, device)
-            events = ops.src_events(s)
-            # (default arguments bind this density's tensors; each runs within the iteration)
-            contenders = {
-                "dense": lambda s=s, w=w, g=g: (torch.nn.functional.linear(s, w), g.t().mm(s)),
-                "auto": lambda s=s, w=w, g=g, auto=auto: (
-                    ops.src_projection(s, w, auto),
-                    ops.src_projection_weight_grad(g, s, auto),
-                ),
-                "sparse": lambda s=s, w=w, g=g: (
-                    ops.src_projection(s, w, 1.0),
-                    ops.src_projection_weight_grad(g, s, 1.0),
-                ),
-                "events": lambda events=events, w=w, g=g: (
-                    ops.src_event_matmul(*events, w),
-                    ops.src_event_weight_grad(*events, g, F),
-                ),
-            }
-            times = interleaved(contenders, rounds, warmup, device)
-            row = {n: summary(t) for n, t in times.items()}
+            events, calls = contenders(R, F, H, d, DTYPES[dname], device, auto)
+            times = interleaved(calls, rounds, warmup, timer(device))
+            row = out[dname][str(d)] = {n: summary(t) for n, t in times.items()}
             row["measured_density"] = events[1].numel() / (R * F)
             for n in ("auto", "sparse", "events"):
                 row[f"speedup_{n}_min"] = row["dense"]["min_ms"] / row[n]["min_ms"]
                 row[f"speedup_{n}_median"] = row["dense"]["median_ms"] / row[n]["median_ms"]
-            out[dname][str(d)] = row
             print(
                 f"  {dname:8s} density {100 * d:5.1f} %: dense {row['dense']['median_ms']:8.1f} ms"
                 f"  sparse {row['sparse']['median_ms']:7.1f} ms ({row['speedup_sparse_median']:.1f}x)"
@@ -137,28 +102,38 @@ def crossover_density(rows: dict, densities) -> dict:
     result = {}
     for n in ("sparse", "events"):
         ratio = [(d, rows[str(d)][n]["median_ms"] / rows[str(d)]["dense"]["median_ms"]) for d in densities]
-        found = None
+        result[n] = f"> {ratio[-1][0]}" if ratio and ratio[-1][1] <= 1.0 else None  # no bracket: still faster?
         for (d0, r0), (d1, r1) in zip(ratio, ratio[1:]):
-            if r0 <= 1.0 < r1:
-                t = (math.log(1.0) - math.log(r0)) / (math.log(r1) - math.log(r0))
-                found = math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0)))
+            if r0 <= 1.0 < r1:  # the first bracket
+                t = -math.log(r0) / (math.log(r1) - math.log(r0))
+                result[n] = math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0)))
                 break
-        if found is None and ratio and ratio[-1][1] <= 1.0:
-            found = f"> {ratio[-1][0]}"
-        result[n] = found
     return result
+
+
+def rings(centre, radius, width: float, lit: float, g) -> torch.Tensor:
+    """uint8 28 x 28 images, a ring each (centre (B, 2), radius broadcast to (B, 28, 28), width
+    its half-thickness), the ring's pixels of intensity lit..1 at random."""
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
+    ring = (dist - radius).abs() < width
+    return (ring * (lit + (1 - lit) * torch.rand(len(centre), 28, 28, generator=g)) * 255).to(torch.uint8)
 
 
 def mnist_like_images(B, seed=0):
     """Digit-sized blobs on 28 x 28: ~19 % of the pixels lit, as MNIST's, intensity ~0.65, so
     that the paper's gain 0.25 gives ~3 % of non-zero inputs."""
     g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
     centre = 14 + 2 * torch.randn(B, 2, generator=g)
-    radius = 6 + torch.rand(B, 1, 1, generator=g)
-    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
-    ring = (dist - radius).abs() < 1.7
-    return (ring * (0.3 + 0.7 * torch.rand(B, 28, 28, generator=g)) * 255).to(torch.uint8)
+    return rings(centre, 6 + torch.rand(B, 1, 1, generator=g), 1.7, 0.3, g)
+
+
+def classifier(device, hidden_size: int, neurons_per_class: int, projection: str):
+    """784 -> SRC hidden_size -> 10 classes, the same initial weights for every projection."""
+    torch.manual_seed(0)
+    return SRCClassifier(
+        784, hidden_layers=1, hidden_size=hidden_size, neurons_per_class=neurons_per_class, input_projection=projection
+    ).to(device)
 
 
 def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
@@ -169,22 +144,14 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
     for precision in precisions:
         amp = precision == "bf16"
         steps = {}
-        models = {}
-        for name, mode in (("dense", "dense"), ("events", "auto")):
-            torch.manual_seed(0)
-            model = SRCClassifier(
-                784, hidden_layers=1, hidden_size=512, neurons_per_class=10, input_projection=mode
-            ).to(device)
+        for name, mode in PROJECTIONS.items():
+            model = classifier(device, 512, 10, mode)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             gen = torch.Generator(device=device).manual_seed(2)
-            models[name] = model
 
             def step(model=model, opt=opt, gen=gen, mode=mode, amp=amp):
-                x = (
-                    encoder(images, gen, torch.bfloat16 if amp else torch.float32)
-                    if mode == "dense"
-                    else encoder.events(images, gen, torch.bfloat16 if amp else torch.float32)
-                )
+                encode = encoder if mode == "dense" else encoder.events  # dense spikes, or their events
+                x = encode(images, gen, torch.bfloat16 if amp else torch.float32)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits, spikes = model(x, return_spikes=True)
                     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
@@ -194,13 +161,12 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
                 step.rates = [float(s.ne(0).float().mean()) for s in spikes]
 
             steps[name] = step
-        times = interleaved(steps, rounds, warmup, device)
-        row = {n: summary(t) for n, t in times.items()}
+        times = interleaved(steps, rounds, warmup, timer(device))
+        row = out[precision] = {n: summary(t) for n, t in times.items()}
         row["speedup_min"] = row["dense"]["min_ms"] / row["events"]["min_ms"]
         row["speedup_median"] = row["dense"]["median_ms"] / row["events"]["median_ms"]
         row["input_density"] = float(encoder.events(images, torch.Generator(device=device).manual_seed(3)).density())
         row["layer_output_density"] = steps["events"].rates
-        out[precision] = row
         print(
             f"  MNIST step {precision}: dense {row['dense']['median_ms']:.0f} ms, events "
             f"{row['events']['median_ms']:.0f} ms: {row['speedup_median']:.2f}x median, "
@@ -214,14 +180,10 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
 def class_images(labels, seed):
     """A 10-class toy task of MNIST-like images: a ring whose centre depends on the class."""
     g = torch.Generator().manual_seed(seed)
-    B = labels.numel()
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
     centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)], dtype=torch.float32)
     centres[9] = torch.tensor([14.0, 14.0])
-    centre = centres[labels] + 0.7 * torch.randn(B, 2, generator=g)
-    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
-    ring = (dist - (4 + (labels == 9).float() * 5)[:, None, None]).abs() < 1.5
-    return (ring * (0.5 + 0.5 * torch.rand(B, 28, 28, generator=g)) * 255).to(torch.uint8)
+    centre = centres[labels] + 0.7 * torch.randn(labels.numel(), 2, generator=g)
+    return rings(centre, (4 + (labels == 9).float() * 5)[:, None, None], 1.5, 0.5, g)
 
 
 def side_by_side(steps: int, device) -> dict:
@@ -231,18 +193,14 @@ def side_by_side(steps: int, device) -> dict:
     test_labels = torch.arange(128) % 10
     test_images = class_images(test_labels, 999).to(device)
     out = {"steps": steps, "B": 32, "T": encoder.steps}
-    for name, mode in (("dense", "dense"), ("events", "auto")):
-        torch.manual_seed(0)
-        model = SRCClassifier(784, hidden_layers=1, hidden_size=128, neurons_per_class=4, input_projection=mode).to(
-            device
-        )
+    for name, mode in PROJECTIONS.items():
+        model = classifier(device, 128, 4, mode)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         gen = torch.Generator(device=device).manual_seed(5)
         losses = []
         for step in range(steps):
             labels = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(step))
-            images = class_images(labels, step).to(device)
-            x = encoder(images, gen) if mode == "dense" else encoder.events(images, gen)
+            x = (encoder if mode == "dense" else encoder.events)(class_images(labels, step).to(device), gen)
             loss = torch.nn.functional.cross_entropy(model(x), labels.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -264,12 +222,10 @@ def side_by_side(steps: int, device) -> dict:
 
 
 def plot(results: dict, path: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend wanted
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results["projection"]), figsize=(11, 4.2), squeeze=False)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, len(results["projection"]), squeeze=False)
     for ax, (dname, rows) in zip(axes[0], results["projection"].items()):
         ds = [float(d) for d in rows if d != "crossover"]
         for n, style in (("dense", "k-"), ("sparse", "C0o-"), ("events", "C1s--"), ("auto", "C2:")):
@@ -278,11 +234,8 @@ def plot(results: dict, path: str) -> None:
         if isinstance(cross, float):
             ax.axvline(100 * cross, color="C3", lw=0.8)
             ax.text(100 * cross, ax.get_ylim()[1] * 0.6, f" crossover {100 * cross:.0f} %", color="C3")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("density of s (% non-zero)")
-        ax.set_ylabel("forward + weight gradient (ms, median)")
-        ax.set_title(f"{dname}: R={results['R']}, F={results['F']}, H={results['H']}")
+        ax.set(xscale="log", yscale="log", title=f"{dname}: R={results['R']}, F={results['F']}, H={results['H']}")
+        ax.set(xlabel="density of s (% non-zero)", ylabel="forward + weight gradient (ms, median)")
         ax.legend()
     fig.suptitle(f"event-driven projection vs dense GEMM, {machine_label(results)}, {results['threads']} threads")
     fig.tight_layout()
@@ -292,13 +245,7 @@ def plot(results: dict, path: str) -> None:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--T", type=int, default=220)
-    ap.add_argument("--B", type=int, default=64)
-    ap.add_argument("--F", type=int, default=784)
-    ap.add_argument("--H", type=int, default=512)
+    int_options(ap, threads=2, rounds=7, warmup=1, T=220, B=64, F=784, H=512)
     ap.add_argument("--densities", type=float, nargs="+", default=list(DENSITIES))
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--skip-mnist", action="store_true")
@@ -321,7 +268,7 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line("benchmarks/projection_bench.py", sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks/projection_bench.py", argv),
         "R": args.T * args.B,
         "F": args.F,
         "H": args.H,
@@ -345,16 +292,12 @@ def main(argv=None) -> dict:
         print("side-by-side training, dense vs event-driven projection:")
         results["side_by_side"] = side_by_side(args.side_by_side, device)
     results["load_average_at_end"] = os.getloadavg()
-    out = args.out or os.path.join(HERE, "results", f"projection_{device.type}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+    out = args.out or os.path.join(ROOT, "benchmarks", "results", f"projection_{device.type}.json")
+    write_json(out, results, indent=2)
+    png = os.path.splitext(out)[0] + ".png"
     if "projection" in results:
-        png = os.path.splitext(out)[0] + ".png"
         plot(results, png)
-        print(f"wrote {out} and {png}")
-    else:
-        print(f"wrote {out}")
+    print(f"wrote {out} and {png}" if "projection" in results else f"wrote {out}")
     return results
 
 

@@ -16,19 +16,16 @@ How it measures (so that a shared, noisy machine cannot fake a ratio):
   * contention is measured, not guessed: around every round the CPU time the rest of the
     machine used (other processes, and the hypervisor's steal time, from /proc/stat, less this
     process's own CPU time) is taken as a fraction of the machine's capacity. A round where it
-    exceeds --foreign (5 %) is flagged, and so is the run when more than a tenth of its rounds
-    are: its figures were taken while something else ran. Each round also times a small fixed
-    matrix product (the probe); its drift over the run's fastest is reported, but does not
-    flag: at rest it varies by tens of percent on a virtual machine, so a margin tight enough
-    to matter flags every round.
+    exceeds --foreign (5 %) is flagged, and so is the run when more than a quarter of its
+    rounds are: its figures were taken while something else ran.
 
 What is compared:
   * recurrence, the time loop alone on a drive u (T, B, H): the fused op against the
     reference cell step looped in Python over ``u.unbind(0)`` (the best eager loop; indexing
     ``u[t]`` makes every step's backward zero-fill a whole (T, B, H) gradient) and against
     that step under torch.compile; forward (training mode), forward+backward, inference;
-  * roofline: each fused kernel against the same cell math on L1-resident data
-    (benchmarks/cell_math_bench.cpp, CPU only) and against a large tensor copy;
+  * roofline: each fused kernel (the op alone, no autograd) against a large tensor copy, and
+    (CUDA) timed back to back and as a CUDA-graph replay, with two neurons a thread or one;
   * layer: a training step (forward + backward of the sum of the outputs) and inference of
     SRC(H, H) against nn.GRU(H, H), and with --peers the other libraries' layers.
 Prints tables and writes JSON to benchmarks/results/speed_<device>.json (or --out).
@@ -74,26 +71,17 @@ def src_recurrence_unbind(
     detach_recurrent=True,
     straight_through=True,
     step=src_cell_step,
-    drives=None,
 ):
     """The loop of src_recurrence_reference (over ``u.unbind(0)``) with a pluggable cell step,
     for the compiled baseline; with the eager step it is bitwise the reference
-    (tests/test_benchmarks.py). ``drives``: the per-step drives, if not ``u.unbind(0)``."""
+    (tests/test_benchmarks.py)."""
     outputs = []
-    for u_t in u.unbind(0) if drives is None else drives:
+    for u_t in u.unbind(0):
         s_t, state = step(u_t, state, bias, k, detach_recurrent, straight_through)
         outputs.append(s_t)
     if outputs:
         return torch.stack(outputs), state
     return u.new_empty((0,) + tuple(state[0].shape)), state
-
-
-def src_recurrence_indexed(u, bias, state, k: SRCConstants = DEFAULTS, detach_recurrent=True, straight_through=True):
-    """The reference as it was before it walked u with unbind: indexing ``u[t]``, whose
-    backward zero-fills a whole (T, B, H) gradient per step (quadratic in T). --select-loop."""
-    return src_recurrence_unbind(
-        u, bias, state, k, detach_recurrent, straight_through, drives=(u[t] for t in range(u.shape[0]))
-    )
 
 
 def compiled_reference(step):
@@ -140,27 +128,6 @@ class Clock:
             seconds = time.perf_counter() - t0
             f1 = page_faults()
         return seconds, f1[0] - f0[0], f1[1] - f0[1]
-
-
-class Probe:
-    """The contention probe: a fixed small workload on the benchmark's threads (CPU matrix
-    products, a few milliseconds). Its time only changes when something else takes the cores."""
-
-    def __init__(self, size: int = 256, repeats: int = 8):
-        g = torch.Generator().manual_seed(0)
-        self.a = torch.randn(size, size, generator=g)
-        self.b = torch.randn(size, size, generator=g)
-        self.c = torch.empty(size, size)
-        self.repeats = repeats
-        for _ in range(3):
-            self()
-
-    def __call__(self) -> float:
-        torch.mm(self.a, self.b, out=self.c)  # wakes the thread pool and warms the caches, untimed
-        t0 = time.perf_counter()
-        for _ in range(self.repeats):
-            torch.mm(self.a, self.b, out=self.c)
-        return time.perf_counter() - t0
 
 
 # Share of a run's rounds that may be flagged before the run is (ForeignLoad's resolution).
@@ -226,12 +193,11 @@ def spread(xs: List[float]) -> dict:
 class Session:
     """All the comparisons of one run, and the contention probe of every round."""
 
-    def __init__(self, device: torch.device, rounds: int, warmup: int, drift: float, foreign: float = 0.05):
+    def __init__(self, device: torch.device, rounds: int, warmup: int, foreign: float = 0.05):
         if rounds < 1 or warmup < 0:
             raise ValueError("speed.py: --rounds must be >= 1 and --warmup >= 0")
         self.clock = Clock(device)
-        self.rounds, self.warmup, self.drift, self.foreign_limit = rounds, warmup, drift, foreign
-        self.probe = Probe()
+        self.rounds, self.warmup, self.foreign_limit = rounds, warmup, foreign
         self.foreign = ForeignLoad()
         self.groups: Dict[str, dict] = {}
 
@@ -239,20 +205,18 @@ class Session:
         """Run the contenders round-robin; returns {name: [(seconds, minflt, majflt), ...]}."""
         names = list(contenders)
         samples = {name: [] for name in names}
-        probes, foreign = [], []
+        foreign = []
         began = time.perf_counter()
         for r in range(self.warmup + self.rounds):
             shift = r % len(names)
-            probe = self.probe()
             load = self.foreign.start()
             for name in names[shift:] + names[:shift]:
                 sample = self.clock(contenders[name])
                 if r >= self.warmup:
                     samples[name].append(sample)
             if r >= self.warmup:
-                probes.append(probe)
                 foreign.append(self.foreign.fraction(load))
-        self.groups[group] = {"samples": samples, "probes": probes, "foreign": foreign}
+        self.groups[group] = {"samples": samples, "foreign": foreign}
         print(
             f"[speed] {group}: {len(names)} contenders x {self.warmup + self.rounds} rounds, "
             f"{time.perf_counter() - began:.0f} s",
@@ -282,38 +246,39 @@ class Session:
         a, b = self.seconds(group, num), self.seconds(group, den)
         return spread([scale * x / y for x, y in zip(a, b)])
 
+    def record(self, results: dict, group: str, name: str, key: str = "") -> dict:
+        """name's statistics in group, kept in results["stats"] and its median in "timings_s"."""
+        key = key or f"{group}_{name}"
+        st = results["stats"][key] = self.stats(group, name)
+        results["timings_s"][key] = st["median_s"]
+        return st
+
+    def record_ratio(self, results: dict, key: str, group: str, num: str, den: str) -> dict:
+        """The paired ratio num / den of group, kept in results["ratio_spread"] and "ratios"."""
+        s = results["ratio_spread"][key] = self.paired(group, num, den)
+        results["ratios"][key] = s["median"]
+        return s
+
     def contention(self) -> dict:
-        every = [p for g in self.groups.values() for p in g["probes"]]
-        if not every:
+        loads = {name: g["foreign"] for name, g in self.groups.items()}
+        rounds = sum(len(xs) for xs in loads.values())
+        if not rounds:
             return {"flagged": False, "rounds": 0}
-        fastest = min(every)
-        limit = fastest * (1 + self.drift)
-        drifted = sum(p > limit for p in every)
-        loads = {name: g.get("foreign", []) for name, g in self.groups.items()}
         measured = [x for xs in loads.values() for x in xs if x is not None]
         per_group = {name: sum(x is not None and x > self.foreign_limit for x in xs) for name, xs in loads.items()}
         flagged = sum(per_group.values())
-        # The run is flagged when more than a tenth of its rounds are: a round reads whole
-        # clock ticks, so one 10 ms tick of a system daemon reads 3-9 % in this run's shortest
-        # rounds, and a single such round says nothing about the run.
         return {
-            "flagged": flagged > FLAGGED_ROUNDS_ALLOWED * len(every),
+            "flagged": flagged > FLAGGED_ROUNDS_ALLOWED * rounds,
             "flagged_rounds_allowed": FLAGGED_ROUNDS_ALLOWED,
             "measure": "foreign_cpu" if measured else "none",
             "foreign_limit": self.foreign_limit,
-            "rounds": len(every),
+            "rounds": rounds,
             "flagged_rounds": flagged,
-            "flagged_fraction": flagged / len(every),
+            "flagged_fraction": flagged / rounds,
             "flagged_rounds_per_group": {k: v for k, v in per_group.items() if v},
             "foreign_median": statistics.median(measured) if measured else None,
             "foreign_max": max(measured) if measured else None,
             "foreign_per_round": loads,
-            "drift_limit": self.drift,
-            "probe_rounds_above_drift": drifted,
-            "probe_min_s": fastest,
-            "probe_median_s": statistics.median(every),
-            "probe_max_drift": max(every) / fastest - 1,
-            "probes_s": {name: g["probes"] for name, g in self.groups.items()},
         }
 
 
@@ -346,7 +311,6 @@ def make_step_runner(run, u, bias, state, k, detach):
 
 def bench_recurrence(session, results, u, bias, state, k, impls):
     """Every (forward | forward+backward) x (detached | bptt) comparison, and inference."""
-    tm, ratios, spreads, stats = (results[key] for key in ("timings_s", "ratios", "ratio_spread", "stats"))
     for detach in (True, False):
         tag = "detached" if detach else "bptt"
         runners = {name: make_step_runner(run, u, bias, state, k, detach) for name, run in impls.items()}
@@ -354,11 +318,9 @@ def bench_recurrence(session, results, u, bias, state, k, impls):
             group = f"recurrence_{what}_{tag}"
             session.compare(group, {name: r[idx] for name, r in runners.items()})
             for name in impls:
-                stats[f"{group}_{name}"] = session.stats(group, name)
-                tm[f"{group}_{name}"] = stats[f"{group}_{name}"]["median_s"]
+                session.record(results, group, name)
                 if name != "fused":
-                    spreads[f"{what}_{tag}_vs_{name}"] = session.paired(group, name, "fused")
-                    ratios[f"{what}_{tag}_vs_{name}"] = spreads[f"{what}_{tag}_vs_{name}"]["median"]
+                    session.record_ratio(results, f"{what}_{tag}_vs_{name}", group, name, "fused")
     ud, bd = u.detach(), bias.detach()
 
     def inference(run):
@@ -371,34 +333,12 @@ def bench_recurrence(session, results, u, bias, state, k, impls):
     group = "recurrence_inference"
     session.compare(group, {name: inference(run) for name, run in impls.items() if name in ("fused", "reference")})
     for name in ("fused", "reference"):
-        stats[f"{group}_{name}"] = session.stats(group, name)
-        tm[f"{group}_{name}"] = stats[f"{group}_{name}"]["median_s"]
-    spreads["inference_vs_reference"] = session.paired(group, "reference", "fused")
-    ratios["inference_vs_reference"] = spreads["inference_vs_reference"]["median"]
+        session.record(results, group, name)
+    session.record_ratio(results, "inference_vs_reference", group, "reference", "fused")
 
 
 # --------------------------------------------------------------------------------------------
-# The roofline: each kernel against the cell math alone and against a copy
-
-
-def load_cell_math_bench(verbose: bool = False):
-    """benchmarks/cell_math_bench.cpp, compiled (once, cached) into the checkout's build/."""
-    from torch.utils.cpp_extension import load
-
-    build = os.path.join(ROOT, "build", "cell_math_bench")
-    os.makedirs(build, exist_ok=True)
-    # The kernels' flags (setup.py): the same code generation for the same math, and the
-    # same OpenMP thread pool.
-    omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    return load(
-        name="srcext_cell_math_bench",
-        sources=[os.path.join(HERE, "cell_math_bench.cpp")],
-        extra_include_paths=[os.path.join(ROOT, "csrc")],
-        build_directory=build,
-        extra_cflags=["-O3", "-fno-math-errno", "-fno-trapping-math"] + omp,
-        extra_ldflags=omp,
-        verbose=verbose,
-    )
+# The roofline: each kernel against a copy
 
 
 def kernel_bytes(T, B, H, itemsize=4):
@@ -430,48 +370,31 @@ def kernel_calls(u, bias, state, k, grad):
     }
 
 
-def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements):
-    """The ops themselves (no autograd), the cell math alone (CPU) and a large copy, interleaved."""
+def bench_kernels(session, results, u, bias, state, k, copy_elements):
+    """The ops themselves (no autograd) and a large copy, interleaved."""
     T, B, H = u.shape
     calls = kernel_calls(u, bias, state, k, torch.ones_like(u))
     src = torch.empty(copy_elements, device=u.device, dtype=torch.float32).fill_(1.0)
     dst = torch.empty_like(src).fill_(0.0)
     contenders = {name: calls[name] for name in ("forward_train", "forward_inference", "backward_detached")}
     contenders["copy"] = lambda: dst.copy_(src)
-    if math_bench is not None:
-        # The kernels' blocks and steps, over the same threads, minus the memory.
-        blocks = (B * H + math_bench.lanes - 1) // math_bench.lanes
-        values = list(k.cell_values())
-        contenders["math_forward"] = lambda: math_bench.forward(values, blocks, T)
-        contenders["math_backward"] = lambda: math_bench.backward(values, blocks, T, True)
-        # The whole fused forward+backward as a user runs it (autograd, allocations).
-        contenders["recurrence_fwd_bwd"] = make_step_runner(src_recurrence_fused, u, bias, state, k, True)[1]
     group = "kernels"
     session.compare(group, contenders)
     stats = results["stats"]
     for name in contenders:
-        stats[f"kernel_{name}"] = session.stats(group, name)
-        results["timings_s"][f"kernel_{name}"] = stats[f"kernel_{name}"]["median_s"]
+        session.record(results, group, name, f"kernel_{name}")
     copy_bytes = 2 * 4 * copy_elements
     copy_bw = copy_bytes / stats["kernel_copy"]["median_s"]
     need = kernel_bytes(T, B, H, u.element_size())
     roof = {"copy_bytes": copy_bytes, "copy_bytes_per_s": copy_bw, "kernels": {}}
-    if math_bench is not None:
-        roof["cell_math_ns_per_neuron_step"] = {
-            what: stats[f"kernel_math_{what}"]["median_s"] / (T * B * H) * 1e9 for what in ("forward", "backward")
-        }
     for name, nbytes in need.items():
-        entry = {
+        roof["kernels"][name] = {
             "time_s": stats[f"kernel_{name}"]["median_s"],
             "bytes": nbytes,
             "bytes_per_s": nbytes / stats[f"kernel_{name}"]["median_s"],
             # per round: (bytes / kernel time) / (copy bytes / copy time)
             "fraction_of_copy": session.paired(group, "copy", name, nbytes / copy_bytes),
         }
-        if math_bench is not None:
-            math_name = "math_backward" if name.startswith("backward") else "math_forward"
-            entry["cell_math_fraction"] = session.paired(group, math_name, name)
-        roof["kernels"][name] = entry
     results["roofline"] = roof
     # The keys benchmarks/gpu_summary.py reads.
     results["bandwidth"] = {
@@ -481,11 +404,6 @@ def bench_kernels(session, results, u, bias, state, k, math_bench, copy_elements
         "forward_fraction_of_copy": roof["kernels"]["forward_train"]["fraction_of_copy"]["median"],
         "backward_fraction_of_copy": roof["kernels"]["backward_detached"]["fraction_of_copy"]["median"],
     }
-    if math_bench is not None:
-        # Per round: (cell math forward + backward) / the fused forward+backward through autograd.
-        math = [f + b for f, b in zip(session.seconds(group, "math_forward"), session.seconds(group, "math_backward"))]
-        whole = session.seconds(group, "recurrence_fwd_bwd")
-        roof["recurrence_fwd_bwd_cell_math_fraction"] = spread([m / w for m, w in zip(math, whole)])
 
 
 def per_call_seconds(call, device: torch.device, calls: int, graph: bool = False) -> float:
@@ -600,10 +518,10 @@ def bench_bf16(session, results, u, bias, state, k):
             "bfloat16": make_step_runner(src_recurrence_fused, ub, bb, sb, k, True)[1],
         },
     )
-    results["stats"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")
-    results["timings_s"]["recurrence_fwd_bwd_detached_fused_bf16"] = session.stats(group, "bfloat16")["median_s"]
-    results["ratio_spread"]["bf16_vs_fp32"] = session.paired(group, "float32", "bfloat16")
-    results["bf16_speedup_vs_fp32"] = results["ratio_spread"]["bf16_vs_fp32"]["median"]
+    session.record(results, group, "bfloat16", "recurrence_fwd_bwd_detached_fused_bf16")
+    s = session.paired(group, "float32", "bfloat16")
+    results["ratio_spread"]["bf16_vs_fp32"] = s
+    results["bf16_speedup_vs_fp32"] = s["median"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,50 +712,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     ap.add_argument("--rounds", type=int, default=11, help="timed rounds of each comparison (>= 7 for a report)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    ap.add_argument(
-        "--drift",
-        type=float,
-        default=0.10,
-        help="report rounds whose probe is this much above its fastest (not a flag)",
-    )
-    ap.add_argument(
-        "--foreign",
-        type=float,
-        default=0.05,
-        help="flag rounds in which other processes used more than this fraction of the CPUs",
-    )
-    ap.add_argument(
-        "--peers", action="store_true", help="also snnTorch, SpikingJelly, Norse (where installed) and nn.LSTM"
-    )
+    ap.add_argument("--foreign", type=float, default=0.05, help="flag rounds where others used this share of CPUs")
+    ap.add_argument("--peers", action="store_true", help="also snnTorch, SpikingJelly, Norse (if installed), LSTM")
     ap.add_argument("--density", type=float, default=0.05, help="fraction of ones in the layer input")
-    ap.add_argument(
-        "--select-loop",
-        action="store_true",
-        help="also the reference loop as it was, indexing u[t] (its backward is quadratic in T)",
-    )
     ap.add_argument("--skip-compile", action="store_true", help="skip the torch.compile baseline")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend (tests: eager)")
-    ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/cell-math/copy roofline")
+    ap.add_argument("--skip-roofline", action="store_true", help="skip the kernels/copy roofline")
     ap.add_argument("--skip-layers", action="store_true", help="skip the layer comparison")
     ap.add_argument("--copy-mib", type=int, default=256, help="size of the copy of the roofline (MiB moved)")
-    ap.add_argument(
-        "--out",
-        default=None,
-        help="JSON path (default runs/speed_<device>.json; the committed results are "
-        "benchmarks/results/speed_<device>.json, refreshed by passing that path)",
-    )
-    ap.add_argument(
-        "--projection",
-        action="store_true",
-        help="the event-driven input projection against the dense GEMM, and the MNIST "
-        "training step (benchmarks/projection_bench.py; its own JSON and plot)",
-    )
-    ap.add_argument(
-        "--markdown",
-        metavar="JSON",
-        default=None,
-        help="print docs/results.md's speed tables from a JSON this script wrote, and exit",
-    )
+    # The committed results are benchmarks/results/speed_<device>.json: refreshed by naming it.
+    ap.add_argument("--out", default=None, help="JSON path (default runs/speed_<device>.json)")
+    ap.add_argument("--projection", action="store_true", help="run benchmarks/projection_bench.py instead")
+    ap.add_argument("--markdown", metavar="JSON", help="print docs/results.md's tables from a JSON of this script")
     args = ap.parse_args(argv)
     if args.projection:
         from projection_bench import main as projection_main
@@ -863,7 +749,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     # A fresh dynamo per size: its recompile limit would otherwise fall back to eager silently.
     torch._dynamo.reset()
-    session = Session(device, args.rounds, args.warmup, args.drift, args.foreign)
+    session = Session(device, args.rounds, args.warmup, args.foreign)
     k = SRCConstants()
     dtype = torch.float32
     results = {
@@ -924,8 +810,7 @@ def run_groups(args, session, results, T, B, H, device, dtype, k, cuda):
     if not args.skip_roofline:
         # First, in a fresh process: the eager contenders leave a large free heap behind, which
         # later big allocations reuse without the page faults a fused-only program takes.
-        math_bench = None if cuda else load_cell_math_bench()
-        bench_kernels(session, results, u, bias, state, k, math_bench, args.copy_mib * 2**20 // 8)
+        bench_kernels(session, results, u, bias, state, k, args.copy_mib * 2**20 // 8)
         # (on the CPU a call is synchronous: back to back only checks the code, cheaply)
         calls, repeats = (20, 5) if cuda else (3, 2)
         bench_kernel_timing(results, u, bias, state, k, args.copy_mib * 2**20 // 8, calls, repeats)
@@ -936,8 +821,6 @@ def run_groups(args, session, results, T, B, H, device, dtype, k, cuda):
             impls["compiled"] = compiled_reference(
                 torch.compile(src_cell_step, dynamic=False, backend=args.compile_backend)
             )
-        if args.select_loop:
-            impls["reference_select"] = src_recurrence_indexed
         bench_recurrence(session, results, u, bias, state, k, impls)
         if not args.skip_compile:
             from torch._dynamo.utils import counters
@@ -1000,29 +883,11 @@ def print_report(results):
     print(f"\n{'paired ratio (baseline time / fused time)':<52}{'median [q1, q3]':>24}{'min-max':>16}")
     for name, s in results["ratio_spread"].items():
         print(f"{name:<52}{fmt_spread(s):>24}{s['min']:>8.2f}-{s['max']:.2f}")
-    roof = results.get("roofline")
-    if roof:
-        print(f"\nroofline: copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s", end="")
-        if "cell_math_ns_per_neuron_step" in roof:
-            m = roof["cell_math_ns_per_neuron_step"]
-            print(
-                f"; cell math alone {m['forward']:.3f} (forward), {m['backward']:.3f} (backward) ns per neuron-step",
-                end="",
-            )
-        print()
-        for name, e in roof["kernels"].items():
-            line = f"  {name:<20} {e['bytes_per_s'] / 1e9:7.1f} GB/s, of copy {fmt_spread(e['fraction_of_copy'])}"
-            if "cell_math_fraction" in e:
-                line += f", of its cell math {fmt_spread(e['cell_math_fraction'])}"
-            print(line)
-        if "recurrence_fwd_bwd_cell_math_fraction" in roof:
-            print(
-                f"  fused recurrence fwd+bwd (autograd): of its cell math "
-                f"{fmt_spread(roof['recurrence_fwd_bwd_cell_math_fraction'])}"
-            )
+    # The tables of docs/results.md: the recurrence, the roofline, the layers.
+    print("\n" + markdown(results))
     timing = results.get("kernel_timing")
     if timing:
-        print(f"kernels timed {timing['calls']} calls back to back / as one CUDA-graph replay (no host work):")
+        print(f"\nkernels timed {timing['calls']} calls back to back / as one CUDA-graph replay (no host work):")
         for name, ways in timing["ways"].items():
             parts = []
             for way, e in ways.items():
@@ -1036,24 +901,8 @@ def print_report(results):
             print(f"  {name:<20} " + "; ".join(parts))
     if "bf16_speedup_vs_fp32" in results:
         print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
-    if "layers" in results:
-        print(
-            f"\nlayers: input -> {results['H']} neurons over {results['T']} steps, batch {results['B']}, "
-            f"input density {results['layer_input_density']}"
-        )
-        print(
-            f"{'layer':<22}{'train ms':>10}{'ns/n-step':>11}{'x SRC':>8}{'infer ms':>10}{'ns/n-step':>11}"
-            f"{'x SRC':>8}{'firing':>9}"
-        )
-        for name, r in results["layers"].items():
-            rate = "-" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}"
-            print(
-                f"{name:<22}{r['train_s'] * 1e3:>10.1f}{r['train_ns_per_neuron_step']:>11.2f}"
-                f"{r['train_vs_src']['median']:>8.2f}{r['inference_s'] * 1e3:>10.1f}"
-                f"{r['inference_ns_per_neuron_step']:>11.2f}{r['inference_vs_src']['median']:>8.2f}{rate:>9}"
-            )
-        for name, why in results.get("peers_missing", {}).items():
-            print(f"{name}: not installed ({why})")
+    for name, why in results.get("peers_missing", {}).items():
+        print(f"{name}: not installed ({why})")
     c = results["contention"]
     if c.get("rounds"):
         if c.get("foreign_median") is not None:
@@ -1070,12 +919,6 @@ def print_report(results):
             )
         else:
             print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
-        print(
-            f"machine noise: a fixed matrix product timed in every round took {c['probe_min_s'] * 1e3:.2f} ms "
-            f"at best, {c['probe_median_s'] * 1e3:.2f} ms in the median round and up to "
-            f"{1 + c['probe_max_drift']:.1f}x its best in the slowest (frequency scaling, caches; the paired "
-            f"ratios above compare contenders within the same round, so they do not carry it)"
-        )
     lines = headline(results)
     if lines:
         print("\n" + "\n".join(lines))
@@ -1138,30 +981,19 @@ def markdown(results) -> str:
         lines += [
             "",
             caption,
-            "| kernel (no autograd) | time | moves | of copy bandwidth | cell math alone | "
-            "share of its time that is cell math |",
-            "|---|---|---|---|---|---|",
+            "| kernel (no autograd) | time | moves | of copy bandwidth |",
+            "|---|---|---|---|",
         ]
         for name, e in roof["kernels"].items():
-            math_key = "kernel_math_backward" if name.startswith("backward") else "kernel_math_forward"
-            frac = e.get("cell_math_fraction")
+            f = e["fraction_of_copy"]
             lines.append(
                 f"| {name.replace('_', ' ')} | {fmt_ms(e['time_s'])} | "
                 f"{e['bytes'] / 2**20:.0f} MiB, {e['bytes_per_s'] / 1e9:.1f} GB/s | "
-                f"{e['fraction_of_copy']['median']:.0%} | {ms(math_key)} | "
-                + (f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%})" if frac else "")
-                + " |"
-            )
-        if "recurrence_fwd_bwd_cell_math_fraction" in roof:
-            frac = roof["recurrence_fwd_bwd_cell_math_fraction"]
-            lines.append(
-                f"| forward + backward through autograd | {ms('kernel_recurrence_fwd_bwd')} | | | "
-                f"{fmt_ms(tm['kernel_math_forward'] + tm['kernel_math_backward'])} | "
-                f"{frac['median']:.0%} ({frac['q1']:.0%}-{frac['q3']:.0%}) |"
+                f"{f['median']:.0%} ({f['q1']:.0%}-{f['q3']:.0%}) |"
             )
         lines.append(
             f"| copy ({roof['copy_bytes'] / 2**20:.0f} MiB moved) | {ms('kernel_copy')} | | "
-            f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s | | |"
+            f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s |"
         )
     if "layers" in results:
         lines += [

@@ -61,7 +61,7 @@ LISTING = """
 
 def test_loop_model_on_a_listing():
     funcs = sr.parse_sass(LISTING)
-    ((name, instrs),) = funcs.items()
+    (instrs,) = funcs.values()
     assert sr.instance_of(
         "void srcext::cuda::src_forward_kernel<float, float, true, false>(srcext::ForwardParams)"
     ) == ("forward", {"save": True, "lengths": False, "lanes": 1})
@@ -100,7 +100,7 @@ def test_loop_model_on_a_listing():
     assert sr.variant_name("backward", one, "bf16") == "detach+st+1lane"
     assert sr.variant_name("backward", dict(one, per_neuron=True), "bf16") == "detach+st+per_neuron"
     assert sr.variant_name("backward", one, "f32") == "detach+st"  # f32: one lane only
-    r = sr.analyse_function(name, instrs, 16)
+    r = sr.analyse_function(instrs, 16)
     assert r["loop"]["head"] == "0x20" and r["loop"]["tail"] == "0xe0"
     assert r["loop"]["time_loops_found"] == 1  # the trailing `BRA self` holds no store
     assert r["steps_per_iteration"] == 1
@@ -154,8 +154,8 @@ PREFETCH_LISTING = """
 
 def test_prefetch_covers_the_loads_of_its_stream():
     funcs = sr.parse_sass(PREFETCH_LISTING)
-    ((name, instrs),) = funcs.items()
-    r = sr.analyse_function(name, instrs, 16, pointer_params={0x380, 0x388})
+    (instrs,) = funcs.values()
+    r = sr.analyse_function(instrs, 16, pointer_params={0x380, 0x388})
     assert r["steps_per_iteration"] == 1
     per_step = r["instructions_per_step"]["total"]
     assert per_step == 14  # 0x40 .. 0x110
@@ -176,23 +176,23 @@ def test_prefetch_covers_the_loads_of_its_stream():
     assert loads["l2_min_steps_ahead"] == loads["l2_median_steps_ahead"] == pytest.approx(4 / 14, abs=0.01)
     assert loads["min_dram_steps_ahead"] == pytest.approx(3 / 14, abs=0.01)
     # Without the parameter table no stream is known: nothing counts as covered.
-    r2 = sr.analyse_function(name, instrs, 16)
+    r2 = sr.analyse_function(instrs, 16)
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r2["loads"]["per_load"])
     # The prefetch moved to g's stream covers g's load (14 - 2 + 4) and no longer u's.
     other = PREFETCH_LISTING.replace("CCTL.E.PF2 [R10]", "CCTL.E.PF2 [R6]")
-    ((name3, instrs3),) = sr.parse_sass(other).items()
-    r3 = sr.analyse_function(name3, instrs3, 16, pointer_params={0x380, 0x388})
+    (instrs3,) = sr.parse_sass(other).values()
+    r3 = sr.analyse_function(instrs3, 16, pointer_params={0x380, 0x388})
     assert [ld["prefetch_instructions_ahead"] for ld in r3["loads"]["per_load"]] == [None, 16]
     # Fewer prefetches of a stream an iteration than loads of it cover nothing.
     twice = PREFETCH_LISTING.replace("LDG.E.CONSTANT R3, desc[UR4][R6.64]", "LDG.E.CONSTANT R3, desc[UR4][R4.64+0x4]")
-    ((name5, instrs5),) = sr.parse_sass(twice).items()
-    r5 = sr.analyse_function(name5, instrs5, 16, pointer_params={0x380, 0x388})
+    (instrs5,) = sr.parse_sass(twice).values()
+    r5 = sr.analyse_function(instrs5, 16, pointer_params={0x380, 0x388})
     assert [ld["stream"] for ld in r5["loads"]["per_load"]] == ["c[0x0][0x380]"] * 2
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r5["loads"]["per_load"])
     # A pointer computed from both parameters belongs to no single stream.
     mixed = PREFETCH_LISTING.replace("IADD3 R10, P1, R4, R8, RZ", "IADD3 R10, P1, R4, R6, RZ")
-    ((name4, instrs4),) = sr.parse_sass(mixed).items()
-    r4 = sr.analyse_function(name4, instrs4, 16, pointer_params={0x380, 0x388})
+    (instrs4,) = sr.parse_sass(mixed).values()
+    r4 = sr.analyse_function(instrs4, 16, pointer_params={0x380, 0x388})
     assert all(ld["prefetch_instructions_ahead"] is None for ld in r4["loads"]["per_load"])
 
 
@@ -215,15 +215,15 @@ def test_pointer_params_from_the_elf_listing():
 
 def test_store_only_guard_is_periodic_and_data_guards_run():
     listing = LISTING.replace("LOP3.LUT P0, RZ, R9, 0xf, RZ, 0xc0, !PT", "ISETP.NE.AND P0, PT, R9, RZ, PT")
-    ((name, instrs),) = sr.parse_sass(listing).items()
-    r = sr.analyse_function(name, instrs, 16)
+    (instrs,) = sr.parse_sass(listing).values()
+    r = sr.analyse_function(instrs, 16)
     assert r["loop"]["periodic_blocks"][0]["by"] == "store-only"
     # A guard around math (e.g. `j < len`) is taken as executed in the steady state.
     listing = listing.replace("STG.E desc[UR4][R10.64], R5", "FADD R5, R5, R5").replace(
         "STG.E desc[UR4][R12.64], R5", "FMUL R5, R5, R5"
     )
-    ((name, instrs),) = sr.parse_sass(listing).items()
-    r = sr.analyse_function(name, instrs, 16)
+    (instrs,) = sr.parse_sass(listing).values()
+    r = sr.analyse_function(instrs, 16)
     assert r["loop"]["periodic_blocks"] == []
     assert r["instructions_per_step"]["total"] == pytest.approx(11, abs=0.01)
 

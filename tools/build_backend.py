@@ -57,42 +57,24 @@ def _see_target_torch() -> None:
         print(f"srcext: building against the torch installed in {path}", flush=True)
 
 
-def _requires(setuptools_hook, config_settings) -> list[str]:
-    _see_target_torch()
-    return setuptools_hook(config_settings)
+def _seeing_target_torch(name: str):
+    """setuptools' hook `name`, run once the target environment's torch is importable."""
+
+    def hook(*args, **kwargs):
+        _see_target_torch()
+        return getattr(_setuptools, name)(*args, **kwargs)
+
+    hook.__name__ = name
+    return hook
 
 
-def get_requires_for_build_wheel(config_settings=None):
-    return _requires(_setuptools.get_requires_for_build_wheel, config_settings)
-
-
-def get_requires_for_build_editable(config_settings=None):
-    return _requires(_setuptools.get_requires_for_build_editable, config_settings)
-
-
-def get_requires_for_build_sdist(config_settings=None):
-    return _setuptools.get_requires_for_build_sdist(config_settings)
-
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    _see_target_torch()
-    return _setuptools.prepare_metadata_for_build_wheel(metadata_directory, config_settings)
-
-
-def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
-    _see_target_torch()
-    return _setuptools.prepare_metadata_for_build_editable(metadata_directory, config_settings)
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    _see_target_torch()
-    return _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
-
-
-def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
-    _see_target_torch()
-    return _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
-
-
-def build_sdist(sdist_directory, config_settings=None):
-    return _setuptools.build_sdist(sdist_directory, config_settings)
+# The PEP 517 hooks: setuptools' own; those that may run setup.py (which imports torch to
+# decide what to compile) see the target environment's torch first. An sdist compiles nothing.
+get_requires_for_build_wheel = _seeing_target_torch("get_requires_for_build_wheel")
+get_requires_for_build_editable = _seeing_target_torch("get_requires_for_build_editable")
+prepare_metadata_for_build_wheel = _seeing_target_torch("prepare_metadata_for_build_wheel")
+prepare_metadata_for_build_editable = _seeing_target_torch("prepare_metadata_for_build_editable")
+build_wheel = _seeing_target_torch("build_wheel")
+build_editable = _seeing_target_torch("build_editable")
+get_requires_for_build_sdist = _setuptools.get_requires_for_build_sdist
+build_sdist = _setuptools.build_sdist

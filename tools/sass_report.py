@@ -96,6 +96,7 @@ L2_LATENCY / latency) and a fewest of that ratio of a step, and no backward load
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import datetime
 import importlib.util
@@ -105,6 +106,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,15 +129,8 @@ class AtLeastIfAny(AtLeast):
 # Little's law for the loads ahead (GPU_NOTES.md): the bytes in flight at full bandwidth,
 # BANDWIDTH x LATENCY, shared by the resident threads of the model size; a thread moving B
 # bytes a step (loads and stores) must have its loads issued that many bytes' worth of steps
-# ahead: steps = BANDWIDTH x LATENCY / (resident threads x B).
-H200 = {
-    "bandwidth": 4.8e12,
-    "latency": 600e-9,
-    "sms": 132,
-    "registers_per_sm": 65536,
-    "threads_per_sm": 2048,
-    "threads": 256 * 1024,
-}  # T=500, B=256, H=1024
+# ahead: steps = BANDWIDTH x LATENCY / (resident threads x B). Model size: T=500, B=256, H=1024.
+H200 = dict(bandwidth=4.8e12, latency=600e-9, sms=132, registers_per_sm=65536, threads_per_sm=2048, threads=256 * 1024)
 # L2 hit latency for loads covered by a prefetch (GPU_NOTES.md, "Prefetch into L2"): public H100
 # microbenchmarks put an unloaded L2 hit at ~260 cycles (~150 ns at ~1.75 GHz), about half the
 # unloaded DRAM latency; the model takes half of its 600 ns DRAM latency (a model value, not a
@@ -169,75 +164,52 @@ def h200_waves(registers, lanes=1) -> float:
     return H200["threads"] / lanes / resident_threads(registers)
 
 
-# The issue's targets (issue 17), checked by --check. One row per target:
-# (name, dtypes, direction, flag filter, metric, limit). Flag filter: None = every variant.
+def target(name, select, metric, limit):
+    """A row of TARGETS: (name, dtypes, direction, flag filter, metric, limit). `select` names
+    the dtypes, then the direction (none: both), then the flags the instances must have:
+    `flag` (true), `!flag` (false), `flag=N`; no flags: every variant."""
+    words = select.split()
+    dtypes = tuple(w for w in words if w in DTYPES)
+    direction = next((w for w in words if w in ("forward", "backward")), None)
+    flags = {}
+    for w in words[len(dtypes) + (direction is not None) :]:
+        flag, _, value = w.lstrip("!").partition("=")
+        flags[flag] = int(value) if value else not w.startswith("!")
+    return name, dtypes, direction, flags, metric, limit
+
+
+IPS = "instructions_per_step.total"
+# The issue's targets (issue 17), checked by --check.
 TARGETS = [
-    ("forward <= 60 instructions/step", ("f32", "bf16"), "forward", None, "instructions_per_step.total", 60),
+    target("forward <= 60 instructions/step", "f32 bf16 forward", IPS, 60),
     # Issue 40: the two-lane forward (the one that runs where H is even) of 16-bit storage within
     # 35, and f32's default training forward (per-layer constants) in one wave at the H200 size.
-    (
-        "bf16 forward, two lanes, <= 35 instructions/step",
-        ("bf16",),
-        "forward",
-        {"lanes": 2},
-        "instructions_per_step.total",
-        35,
-    ),
-    (
+    target("bf16 forward, two lanes, <= 35 instructions/step", "bf16 forward lanes=2", IPS, 35),
+    target(
         "f32 forward training, two lanes, in one wave at the H200 size",
-        ("f32",),
-        "forward",
-        {"lanes": 2, "save": True, "per_neuron": False},
+        "f32 forward lanes=2 save !per_neuron",
         "h200_waves",
         1,
     ),
     # Issue 40: the two-lane detached backward (16-bit storage, per-layer constants) within 46.
-    (
+    target(
         "bf16 backward, detached states, two lanes, <= 46 instructions/step",
-        ("bf16",),
-        "backward",
-        {"detach_recurrent": True, "lanes": 2},
-        "instructions_per_step.total",
+        "bf16 backward detach_recurrent lanes=2",
+        IPS,
         46,
     ),
-    (
-        "backward, detached states <= 90 instructions/step",
-        ("f32", "bf16"),
-        "backward",
-        {"detach_recurrent": True},
-        "instructions_per_step.total",
-        90,
-    ),
-    (
-        "backward, exact BPTT <= 110 instructions/step",
-        ("f32", "bf16"),
-        "backward",
-        {"detach_recurrent": False},
-        "instructions_per_step.total",
-        110,
-    ),
-    ("no double-precision conversion in a time loop", ("f32", "bf16"), None, None, "double_conversions_in_loop", 0),
+    target("backward, detached states <= 90 instructions/step", "f32 bf16 backward detach_recurrent", IPS, 90),
+    target("backward, exact BPTT <= 110 instructions/step", "f32 bf16 backward !detach_recurrent", IPS, 110),
+    target("no double-precision conversion in a time loop", "f32 bf16", "double_conversions_in_loop", 0),
     # The default instances (per-layer constants, no gradient of them): the per-neuron ones
     # keep the constants in registers and exact BPTT's with the constants' gradients also each
     # step's StepInputs (issue 13); those take up to 255 registers, without spills. The
     # detached backward adds each step's share in its recompute: every instance within 128.
-    (
-        "detached backward <= 128 registers, every instance",
-        ("f32", "bf16", "f16"),
-        "backward",
-        {"detach_recurrent": True},
-        "registers",
-        128,
+    target(
+        "detached backward <= 128 registers, every instance", "f32 bf16 f16 backward detach_recurrent", "registers", 128
     ),
-    (
-        "backward <= 128 registers",
-        ("f32", "bf16", "f16"),
-        "backward",
-        {"per_neuron": False, "constant_grads": False},
-        "registers",
-        128,
-    ),
-    ("backward without spills", ("f32", "bf16", "f16"), "backward", None, "spills_bytes", 0),
+    target("backward <= 128 registers", "f32 bf16 f16 backward !per_neuron !constant_grads", "registers", 128),
+    target("backward without spills", "f32 bf16 f16 backward", "spills_bytes", 0),
     # Loads ahead of use (benchmarks/GPU_NOTES.md, "Loads ahead: the thresholds"): the median
     # lead at least the Little's-law lead of the instance (`loads.littles_law_steps`, from its
     # registers and bytes per step), and no load less than one whole step ahead.
@@ -245,32 +217,18 @@ TARGETS = [
     # prefetch's lead for the DRAM part (`dram_steps_ahead`), and its own register lead must
     # cover an L2 hit: median >= the Little's-law lead scaled by L2_LATENCY / latency, fewest
     # >= one step so scaled. Instances without prefetches have no L2 rows (None: not applicable).
-    (
-        "loads ahead of use, DRAM (median) >= Little's law",
-        ("f32", "bf16"),
-        None,
-        None,
-        "loads.median_over_littles_law",
-        AtLeast(1),
+    target(
+        "loads ahead of use, DRAM (median) >= Little's law", "f32 bf16", "loads.median_over_littles_law", AtLeast(1)
     ),
-    ("every load's DRAM lead >= 1 step", ("f32", "bf16"), None, None, "loads.min_dram_steps_ahead", AtLeast(1)),
-    (
+    target("every load's DRAM lead >= 1 step", "f32 bf16", "loads.min_dram_steps_ahead", AtLeast(1)),
+    target(
         "prefetched loads ahead of use, L2 (median) >= Little's law",
-        ("f32", "bf16"),
-        None,
-        None,
+        "f32 bf16",
         "loads.l2_median_over_littles_law",
         AtLeastIfAny(1),
     ),
-    (
-        "every prefetched load >= 1 step ahead, L2",
-        ("f32", "bf16"),
-        None,
-        None,
-        "loads.l2_min_over_one_step",
-        AtLeastIfAny(1),
-    ),
-    ("backward: no load issued after a store", ("f32", "bf16"), "backward", None, "loads.fraction_after_store", 0),
+    target("every prefetched load >= 1 step ahead, L2", "f32 bf16", "loads.l2_min_over_one_step", AtLeastIfAny(1)),
+    target("backward: no load issued after a store", "f32 bf16 backward", "loads.fraction_after_store", 0),
 ]
 
 
@@ -328,52 +286,48 @@ def tool_version(exe: str) -> str:
     return (rel[-1] if rel else (out[-1] if out else "?")).strip()
 
 
-def checkpoint_interval() -> int:
+def _source_constant(path, pattern):
+    """The integer `pattern` captures in the source file csrc/recurrence/`path`; None if absent."""
     try:
-        with open(os.path.join(ROOT, "csrc", "recurrence", "src_recurrence_params.h")) as f:
-            m = re.search(r"kCheckpointInterval\s*=\s*(\d+)", f.read())
-        return int(m.group(1)) if m else 16
+        with open(os.path.join(ROOT, "csrc", "recurrence", path)) as f:
+            m = re.search(pattern, f.read())
     except OSError:
-        return 16
+        return None
+    return int(m.group(1)) if m else None
 
 
-def nvcc_command(nvcc: str, src: str, cubin: str) -> list:
-    from torch.utils import cpp_extension  # here, not at the top: torch is slow to import
+def checkpoint_interval() -> int:
+    k = _source_constant("src_recurrence_params.h", r"kCheckpointInterval\s*=\s*(\d+)")
+    return 16 if k is None else k
 
-    includes = [f"-I{p}" for p in cpp_extension.include_paths()]
-    includes.append(f"-I{os.path.join(ROOT, 'csrc')}")
-    return [
-        nvcc,
-        "-cubin",
-        f"-arch={ARCH}",
-        "-O3",
-        "--expt-relaxed-constexpr",
-        "-lineinfo",
-        "-std=c++20",
-        "-D__CUDA_NO_HALF_OPERATORS__",
-        "-D__CUDA_NO_HALF_CONVERSIONS__",
-        "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
-        "-D__CUDA_NO_HALF2_OPERATORS__",
-        "-DTORCH_API_INCLUDE_EXTENSION_H",
-        "-DTORCH_EXTENSION_NAME=_C",
-        *includes,
-        "-Xptxas",
-        "-v",
-        "-o",
-        cubin,
-        src,
-    ]
+
+def exact_split_share() -> float:
+    """The share of a chunk that the float-math exact backward runs twice (kExactSplit in
+    csrc/recurrence/cuda/src_recurrence_kernels.cuh, kChunk / d: its first part is run once for the state, then
+    recomputed with its Jacobians); 0 if the source has no split."""
+    pattern = r"kExactSplit\s*=\s*sizeof\(Acc\)\s*==\s*8\s*\?\s*0\s*:\s*kChunk\s*/\s*(\d+)"
+    d = _source_constant(os.path.join("cuda", "src_recurrence_kernels.cuh"), pattern)
+    return 0.0 if d is None else 1 / d
+
+
+# setup.py's nvcc flags, and those of torch's CUDAExtension that matter for code generation
+NVCC_FLAGS = (
+    f"-cubin -arch={ARCH} -O3 --expt-relaxed-constexpr -lineinfo -std=c++20 -D__CUDA_NO_HALF_OPERATORS__"
+    " -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__"
+    " -DTORCH_API_INCLUDE_EXTENSION_H -DTORCH_EXTENSION_NAME=_C"
+).split()
 
 
 def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
+    from torch.utils import cpp_extension  # here, not at the top: torch is slow to import
+
     src = os.path.join(ROOT, "csrc", "recurrence", "cuda", f"src_recurrence_cuda_{dtype}.cu")
     cubin = os.path.join(workdir, f"src_cuda_{dtype}.cubin")
-    p = _run(nvcc_command(tools["nvcc"], src, cubin))
+    includes = [f"-I{p}" for p in [*cpp_extension.include_paths(), os.path.join(ROOT, "csrc")]]
+    p = _run([tools["nvcc"], *NVCC_FLAGS, *includes, "-Xptxas", "-v", "-o", cubin, src])
     if p.returncode != 0:
         raise RuntimeError(f"nvcc failed on {src}:\n{p.stderr[-4000:]}")
-    sass = _run([tools["cuobjdump"], "-sass", cubin])
-    res = _run([tools["cuobjdump"], "-res-usage", cubin])
-    elf = _run([tools["cuobjdump"], "-elf", cubin])
+    sass, res, elf = (_run([tools["cuobjdump"], option, cubin]) for option in ("-sass", "-res-usage", "-elf"))
     if sass.returncode != 0:
         raise RuntimeError(f"cuobjdump -sass failed on {cubin}:\n{sass.stderr}")
     return {"ptxas": p.stderr, "sass": sass.stdout, "res_usage": res.stdout, "elf": elf.stdout}
@@ -385,6 +339,23 @@ def compile_dtype(tools: dict, dtype: str, workdir: str) -> dict:
 INSTR_RE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
 TARGET_RE = re.compile(r"(0x[0-9a-f]+)")
 REG_RE = re.compile(r"(?<![A-Za-z0-9_])R(\d+)(\.64|\.128)?")
+LOADS = ("LDG", "LD", "LDL", "LDS", "LDC")
+# instructions without a destination register (their register operands are all sources)
+NO_DEST = set("ST STG STL STS RED BRA EXIT CALL RET BSSY BSYNC CCTL BAR WARPSYNC NOP DEPBAR".split())
+# the base opcodes of each kind but `other` (see the module's docstring); any other instruction
+# with an F64 operand is `double` too
+KIND_OF_OPCODE = {
+    op: kind
+    for kind, ops in {
+        "memory": "LDG STG LD ST LDL STL LDS STS ATOM ATOMG RED LDGSTS LDSM ATOMS CCTL LDGDEPBAR DEPBAR",
+        "mufu": "MUFU",
+        "double": "DADD DFMA DMUL DSETP DMNMX DMMA",
+        "conversion": "F2F F2I I2F F2FP I2I FRND F2IP I2FP",
+        "float_arith": "FFMA FADD FMUL FMNMX FSEL FSETP FCHK FSWZADD HFMA2 HADD2 HMUL2 HMNMX2 HSETP2 FSET HSET2",
+        "control": "BRA BRX JMP JMX BSSY BSYNC CALL RET EXIT WARPSYNC BREAK BMOV YIELD KILL BPT NANOSLEEP",
+    }.items()
+    for op in ops.split()
+}
 
 
 @dataclass
@@ -400,155 +371,89 @@ class Instr:
 
     def regs(self):
         """(destination registers, source registers) as sets of register numbers."""
-        parts = [a.strip() for a in self.args.split(",")] if self.args else []
 
         def expand(text, width=None):
             out = set()
             for m in REG_RE.finditer(text):
                 r = int(m.group(1))
-                w = width or {"": 1, ".64": 2, ".128": 4}[m.group(2) or ""]
-                out.update(range(r, r + w))
+                out.update(range(r, r + (width or {"": 1, ".64": 2, ".128": 4}[m.group(2) or ""])))
             return out
 
-        wide = self.base.startswith("D") or self.op.startswith(("F2F.F64", "I2F.F64"))
-        if (
-            self.base in ("ST", "STG", "STL", "STS", "RED", "BRA", "EXIT", "CALL", "RET", "BSSY", "BSYNC", "CCTL")
-            or not parts
-        ):
-            dest, srcs = set(), expand(",".join(parts))
+        if self.base in NO_DEST or not self.args:
+            dest, srcs = set(), expand(self.args)
         else:
+            first, _, rest = self.args.partition(",")
+            wide = self.base.startswith("D") or self.op.startswith(("F2F.F64", "I2F.F64"))
             width = 1
-            if self.base in ("LDG", "LD", "LDL", "LDS", "LDC") or wide:
+            if self.base in LOADS or wide:
                 width = 4 if ".128" in self.op else 2 if (".64" in self.op or wide) else 1
-            dest, srcs = expand(parts[0], width), expand(",".join(parts[1:]))
+            dest, srcs = expand(first, width), expand(rest)
         if self.base.startswith("D") or ".F64" in self.op:  # double operands are register pairs
             srcs |= {r + 1 for r in srcs}
-        dest.discard(255)  # RZ
-        srcs.discard(255)
-        return dest, srcs
+        return dest - {255}, srcs - {255}  # RZ
 
 
 def kind_of(ins: Instr) -> str:
-    b, op = ins.base, ins.op
-    if b in (
-        "LDG",
-        "STG",
-        "LD",
-        "ST",
-        "LDL",
-        "STL",
-        "LDS",
-        "STS",
-        "ATOM",
-        "ATOMG",
-        "RED",
-        "LDGSTS",
-        "LDSM",
-        "ATOMS",
-        "CCTL",
-        "LDGDEPBAR",
-        "DEPBAR",
-    ):
-        return "memory"
-    if b == "MUFU":
-        return "mufu"
-    if b in ("DADD", "DFMA", "DMUL", "DSETP", "DMNMX", "DMMA") or ".F64" in op:
-        return "double"
-    if b in ("F2F", "F2I", "I2F", "F2FP", "I2I", "FRND", "F2IP", "I2FP"):
-        return "conversion"
-    if b in (
-        "FFMA",
-        "FADD",
-        "FMUL",
-        "FMNMX",
-        "FSEL",
-        "FSETP",
-        "FCHK",
-        "FSWZADD",
-        "HFMA2",
-        "HADD2",
-        "HMUL2",
-        "HMNMX2",
-        "HSETP2",
-        "FSET",
-        "HSET2",
-    ):
-        return "float_arith"
-    if b in (
-        "BRA",
-        "BRX",
-        "JMP",
-        "JMX",
-        "BSSY",
-        "BSYNC",
-        "CALL",
-        "RET",
-        "EXIT",
-        "WARPSYNC",
-        "BREAK",
-        "BMOV",
-        "YIELD",
-        "KILL",
-        "BPT",
-        "NANOSLEEP",
-    ):
-        return "control"
-    return "other"
+    kind = KIND_OF_OPCODE.get(ins.base, "other")
+    return "double" if kind not in ("memory", "mufu") and ".F64" in ins.op else kind
 
 
 def is_double_conversion(ins: Instr) -> bool:
     return ins.base in ("F2F", "F2I", "I2F") and ".F64" in ins.op
 
 
+def is_prefetch(ins: Instr) -> bool:
+    return ins.base == "CCTL" and ".PF" in ins.op  # prefetch.global.L2: CCTL.E.PF2
+
+
 def branch_target(ins: Instr):
-    if ins.base not in ("BRA", "CALL"):
-        return None
-    m = TARGET_RE.search(ins.args)
+    m = TARGET_RE.search(ins.args) if ins.base in ("BRA", "CALL") else None
     return int(m.group(1), 16) if m else None
 
 
-def parse_sass(text: str) -> dict:
-    funcs, cur = {}, None
+def _sections(text: str, header: str) -> dict:
+    """{name: its lines} of a listing whose sections open with a line matching `header` (group
+    1: the function's name); a name met twice gathers both sections, lines before any header
+    are dropped."""
+    out, cur = {}, None
     for line in text.splitlines():
-        m = re.search(r"Function\s*:\s*(\S+)", line)
+        m = re.search(header, line)
         if m:
-            cur = funcs.setdefault(m.group(1), [])
-            continue
-        m = INSTR_RE.search(line)
-        if m and cur is not None:
-            cur.append(Instr(int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3), m.group(4).strip()))
+            cur = out.setdefault(m.group(1), [])
+        elif cur is not None:
+            cur.append(line)
+    return out
+
+
+def parse_sass(text: str) -> dict:
+    funcs = {}
+    for name, lines in _sections(text, r"Function\s*:\s*(\S+)").items():
+        ms = filter(None, map(INSTR_RE.search, lines))
+        funcs[name] = [
+            Instr(int(m.group(1), 16), (m.group(2) or "").strip(), m.group(3), m.group(4).strip()) for m in ms
+        ]
     return funcs
 
 
 def parse_ptxas(text: str) -> dict:
-    out, cur = {}, None
-    for line in text.splitlines():
-        m = re.search(r"Function properties for (\S+)", line)
-        if m:
-            cur = out.setdefault(m.group(1), {})
-            continue
-        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
-        if m and cur is not None:
-            cur.update(stack_bytes=int(m.group(1)), spill_store_bytes=int(m.group(2)), spill_load_bytes=int(m.group(3)))
-        m = re.search(r"Compiling entry function '(\S+)'", line)
-        if m:
-            cur = out.setdefault(m.group(1), {})
-        m = re.search(r"Used (\d+) registers", line)
-        if m and cur is not None:
-            cur["registers"] = int(m.group(1))
+    out = {}
+    for name, lines in _sections(text, r"(?:Function properties for |Compiling entry function ')([^\s']+)").items():
+        out[name] = props = {}
+        for line in lines:
+            m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+            if m:
+                props.update(zip(("stack_bytes", "spill_store_bytes", "spill_load_bytes"), map(int, m.groups())))
+            m = re.search(r"Used (\d+) registers", line)
+            if m:
+                props["registers"] = int(m.group(1))
     return out
 
 
 def parse_res_usage(text: str) -> dict:
-    out, cur = {}, None
-    for line in text.splitlines():
-        m = re.search(r"Function (\S+):", line)
-        if m:
-            cur = m.group(1)
-            continue
-        m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", line)
-        if m and cur:
-            out[cur] = {"registers": int(m.group(1)), "stack_bytes": int(m.group(2)), "local_bytes": int(m.group(3))}
+    out = {}
+    for name, lines in _sections(text, r"Function (\S+):").items():
+        for m in filter(None, (re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", s) for s in lines)):
+            out[name] = dict(zip(("registers", "stack_bytes", "local_bytes"), map(int, m.groups())))
     return out
 
 
@@ -558,27 +463,15 @@ PARAM_BASE = 0x210  # sm_90: kernel parameters start at c[0x0][0x210]
 def parse_pointer_params(elf_text: str) -> dict:
     """{mangled kernel: constant-bank offsets of its 8-byte parameters (the stream pointers)}
     from the EIATTR_KPARAM_INFO entries of `cuobjdump -elf`."""
-    out, cur = {}, None
-    for line in elf_text.splitlines():
-        m = re.match(r"\s*\.nv\.info\.(\S+)\s*$", line)
-        if m:
-            cur = out.setdefault(m.group(1), set())
-            continue
-        m = re.search(
-            r"Ordinal\s*:\s*(0x[0-9a-f]+)\s+Offset\s*:\s*(0x[0-9a-f]+)\s+Size\s*:\s*"
-            r"(0x[0-9a-f]+)",
-            line,
-        )
-        if m and cur is not None and int(m.group(3), 16) == 8:
-            cur.add(PARAM_BASE + int(m.group(2), 16))
-    return out
+    param = re.compile(r"Ordinal\s*:\s*0x[0-9a-f]+\s+Offset\s*:\s*(0x[0-9a-f]+)\s+Size\s*:\s*(0x[0-9a-f]+)")
+    return {
+        name: {PARAM_BASE + int(m.group(1), 16) for m in map(param.search, lines) if m and int(m.group(2), 16) == 8}
+        for name, lines in _sections(elf_text, r"^\s*\.nv\.info\.(\S+)\s*$").items()
+    }
 
 
 def demangle(names, filt):
-    if not filt or not names:
-        return {n: n for n in names}
-    p = _run([filt], input="\n".join(names) + "\n")
-    lines = p.stdout.splitlines()
+    lines = _run([filt], input="\n".join(names) + "\n").stdout.splitlines() if filt and names else []
     return dict(zip(names, lines)) if len(lines) == len(names) else {n: n for n in names}
 
 
@@ -607,15 +500,13 @@ PAIRED_DTYPES = {"forward": ("f32", "bf16", "f16"), "backward": ("bf16", "f16")}
 
 
 def variant_name(direction, flags, dtype=None) -> str:
-    extra = "+lengths" if flags.get("lengths") else ""
-    extra += "+per_neuron" if flags.get("per_neuron") else ""
-    extra += "+constant_grads" if flags.get("constant_grads") else ""
-    one_lane = flags.get("lanes", 2) == 1 and dtype in PAIRED_DTYPES[direction]
     if direction == "forward":
-        return ("training" if flags["save"] else "inference") + extra + ("+1lane" if one_lane else "")
-    one_lane = one_lane and not flags.get("per_neuron")
-    name = ("detach" if flags["detach_recurrent"] else "exact") + ("+st" if flags["straight_through"] else "")
-    return name + extra + ("+1lane" if one_lane else "")
+        name = "training" if flags["save"] else "inference"
+    else:
+        name = ("detach" if flags["detach_recurrent"] else "exact") + ("+st" if flags["straight_through"] else "")
+    name += "".join(f"+{f}" for f in ("lengths", "per_neuron", "constant_grads") if flags.get(f))
+    one_lane = flags.get("lanes", 2) == 1 and dtype in PAIRED_DTYPES[direction]
+    return name + ("+1lane" if one_lane and (direction == "forward" or not flags.get("per_neuron")) else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,8 +524,7 @@ def basic_blocks(instrs):
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
     leaders = {0}
     for i, ins in enumerate(instrs):
-        t = branch_target(ins)
-        if ins.base == "BRA" and t in addr_idx:
+        if ins.base == "BRA" and (t := branch_target(ins)) in addr_idx:
             leaders.add(addr_idx[t])
         if ins.base in ("BRA", "EXIT", "RET", "BRX", "JMP") and i + 1 < len(instrs):
             leaders.add(i + 1)
@@ -650,20 +540,14 @@ def basic_blocks(instrs):
                 b.succ.append((start_block[addr_idx[t]], "taken"))
             if conditional and k + 1 < len(blocks):
                 b.succ.append((k + 1, "fall"))
-        elif last.base in ("EXIT", "RET") and not conditional:
-            pass
-        elif k + 1 < len(blocks):
+        elif (conditional or last.base not in ("EXIT", "RET")) and k + 1 < len(blocks):
             b.succ.append((k + 1, "fall"))
     return blocks
 
 
 def _pred_setter(instrs, i, lo, pred):
     """The instruction in [lo, i) that last sets predicate `pred` (e.g. 'P0')."""
-    for j in range(i - 1, lo - 1, -1):
-        parts = [a.strip() for a in instrs[j].args.split(",")]
-        if parts and parts[0] == pred:
-            return instrs[j]
-    return None
+    return next((instrs[j] for j in range(i - 1, lo - 1, -1) if instrs[j].args.split(",")[0].strip() == pred), None)
 
 
 def _is_periodic_test(ins, K) -> bool:
@@ -674,67 +558,51 @@ def _is_periodic_test(ins, K) -> bool:
 
 
 def _store_only(instrs, lo, hi) -> bool:
-    kinds = [kind_of(ins) for ins in instrs[lo:hi]]
-    return (
-        "memory" in kinds
-        and not any(ins.base in ("LDG", "LD", "LDL") for ins in instrs[lo:hi])
-        and not any(k in ("mufu", "float_arith", "double") for k in kinds)
-    )
+    kinds = {kind_of(ins) for ins in instrs[lo:hi]}
+    no_loads = not any(ins.base in ("LDG", "LD", "LDL") for ins in instrs[lo:hi])
+    return "memory" in kinds and no_loads and not kinds & {"mufu", "float_arith", "double"}
 
 
-def block_frequencies(instrs, blocks, head, tail, K, iterations_per_period=None):
-    """Per-iteration execution frequency of the blocks in [head, tail] (block indices). A
-    periodic block runs once every `iterations_per_period` iterations (K / the steps of an
-    iteration; K where that is not known yet)."""
+def steady_state_path(instrs, blocks, head, tail, K, iterations_per_period=None):
+    """The instructions of the blocks in [head, tail] (block indices) as (index, per-iteration
+    execution frequency) in address order, leaving out those that never run; the periodic
+    blocks; whether the loop holds a nested one. A periodic block runs once every
+    `iterations_per_period` iterations (K / the steps of an iteration; K where that is not
+    known yet)."""
     period = iterations_per_period or K
     freq = {k: 0.0 for k in range(head, tail + 1)}
     freq[head] = 1.0
     periodic, nested = [], False
     for k in range(head, tail + 1):
-        b = blocks[k]
-        f = freq[k]
+        b, f = blocks[k], freq[k]
         succ = [(s, kind) for s, kind in b.succ if head <= s <= tail]
         if any(s <= k for s, _ in succ):
-            if k != tail:
-                nested = True
+            nested = nested or k != tail
             succ = [(s, kind) for s, kind in succ if s > k]
         if not succ or f == 0.0:
             continue
         if len(succ) == 1:
             freq[succ[0][0]] += f
             continue
-        (a, ka), (c, kc) = succ
-        taken, fall = (a, c) if ka == "taken" else (c, a)
+        (taken, _), (fall, _) = succ  # basic_blocks lists the taken edge first
         cold = [s for s in (taken, fall) if any(ins.base == "CALL" for ins in instrs[blocks[s].start : blocks[s].end])]
         if len(cold) == 1:
             freq[fall if cold[0] == taken else taken] += f
             continue
-        last = instrs[b.end - 1]
-        pred = last.pred.lstrip("@").lstrip("!")
-        setter = _pred_setter(instrs, b.end - 1, blocks[head].start, pred)
+        setter = _pred_setter(instrs, b.end - 1, blocks[head].start, instrs[b.end - 1].pred.lstrip("@").lstrip("!"))
         skipped_lo, skipped_hi = blocks[fall].start, blocks[taken].start
-        if taken > fall and (_is_periodic_test(setter, K) or _store_only(instrs, skipped_lo, skipped_hi)):
+        by = "counter mask" if _is_periodic_test(setter, K) else None
+        if taken > fall and (by or _store_only(instrs, skipped_lo, skipped_hi)):
             freq[fall] += f / period
             freq[taken] += f * (1 - 1 / period)
-            periodic.append(
-                {
-                    "from": f"0x{instrs[skipped_lo].addr:x}",
-                    "to": f"0x{instrs[skipped_hi - 1].addr:x}",
-                    "instructions": skipped_hi - skipped_lo,
-                    "by": "counter mask" if _is_periodic_test(setter, K) else "store-only",
-                }
-            )
+            skipped = {"from": f"0x{instrs[skipped_lo].addr:x}", "to": f"0x{instrs[skipped_hi - 1].addr:x}"}
+            periodic.append({**skipped, "instructions": skipped_hi - skipped_lo, "by": by or "store-only"})
         else:
             freq[fall] += f
-    return freq, periodic, nested
-
-
-def _weighted(blocks, freq, head, tail):
-    weighted = []  # (index, weight) in address order
-    for k in range(head, tail + 1):
-        if freq[k] > 0:
-            weighted += [(i, freq[k]) for i in range(blocks[k].start, blocks[k].end)]
-    return weighted
+    weighted = [
+        (i, freq[k]) for k in range(head, tail + 1) if freq[k] > 0 for i in range(blocks[k].start, blocks[k].end)
+    ]
+    return weighted, periodic, nested
 
 
 def output_stores(instrs, weighted, lo, hi, pointer_params) -> int:
@@ -746,21 +614,16 @@ def output_stores(instrs, weighted, lo, hi, pointer_params) -> int:
     if not pointer_params or not full:
         return len(full)
     stream = address_streams(instrs, lo, hi, pointer_params, kinds=("STG",))
-    per_stream = {}
-    for i in full:
-        if stream.get(i) is not None:
-            per_stream[stream[i]] = per_stream.get(stream[i], 0) + 1
+    per_stream = collections.Counter(stream[i] for i in full if stream.get(i) is not None)
     return max(per_stream.values()) if per_stream else len(full)
 
 
-def analyse_loop(instrs, blocks, head, tail, K, pointer_params=()):
-    freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K)
-    weighted = _weighted(blocks, freq, head, tail)
+def analyse_loop(instrs, blocks, head, tail, K, pointer_params):
+    weighted, periodic, nested = steady_state_path(instrs, blocks, head, tail, K)
     lo, hi = blocks[head].start, blocks[tail].end - 1
     stores_full = output_stores(instrs, weighted, lo, hi, pointer_params)
     if periodic and stores_full > 1:  # an iteration of S steps meets the period every K / S
-        freq, periodic, nested = block_frequencies(instrs, blocks, head, tail, K, K / stores_full)
-        weighted = _weighted(blocks, freq, head, tail)
+        weighted, periodic, nested = steady_state_path(instrs, blocks, head, tail, K, K / stores_full)
     transc = sum(w for i, w in weighted if instrs[i].op.startswith(("MUFU.EX2", "MUFU.TANH")))
     steps, method = stores_full, "output stores"
     if steps == 0:  # every store predicated: fall back on the exponentials, then on all stores
@@ -768,61 +631,36 @@ def analyse_loop(instrs, blocks, head, tail, K, pointer_params=()):
         if steps == 0:
             steps = sum(1 for i, w in weighted if instrs[i].base == "STG" and w >= 0.999)
             method = "all stores"
-    return {
-        "weighted": weighted,
-        "steps": steps,
-        "steps_by_stores": stores_full,
-        "step_method": method,
-        "transcendentals": transc,
-        "periodic": periodic,
-        "nested": nested,
-    }
+    return dict(
+        weighted=weighted,
+        steps=steps,
+        steps_by_stores=stores_full,
+        step_method=method,
+        transcendentals=transc,
+        periodic=periodic,
+        nested=nested,
+    )
 
 
-def time_loops(instrs, blocks, K, pointer_params=()):
+def time_loops(instrs, blocks, K, pointer_params):
+    """The time loops (see the module's docstring), each analysed (analyse_loop) with its head
+    and tail addresses."""
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
-    block_of = {}
-    for k, b in enumerate(blocks):
-        for i in range(b.start, b.end):
-            block_of[i] = k
+    block_of = {i: k for k, b in enumerate(blocks) for i in range(b.start, b.end)}
     loops = []
     for i, ins in enumerate(instrs):
         t = branch_target(ins)
         if ins.base != "BRA" or t is None or t > ins.addr or t not in addr_idx:
             continue
         lo = addr_idx[t]
-        if not any(x.base == "STG" for x in instrs[lo : i + 1]):
-            continue
-        loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K, pointer_params)
-        loop.update(head=t, tail=ins.addr)
-        loops.append(loop)
+        if any(x.base == "STG" for x in instrs[lo : i + 1]):
+            loop = analyse_loop(instrs, blocks, block_of[lo], block_of[i], K, pointer_params)
+            loops.append({**loop, "head": t, "tail": ins.addr})
     return loops
 
 
 UREG_RE = re.compile(r"(?<![A-Za-z0-9_])UR(\d+)")
 CONST_RE = re.compile(r"c\[0x0\]\[(0x[0-9a-f]+)\]")
-NO_DEST = (
-    "ST",
-    "STG",
-    "STL",
-    "STS",
-    "RED",
-    "BRA",
-    "EXIT",
-    "CALL",
-    "RET",
-    "BSSY",
-    "BSYNC",
-    "CCTL",
-    "BAR",
-    "WARPSYNC",
-    "NOP",
-    "DEPBAR",
-)
-
-
-def is_prefetch(ins: Instr) -> bool:
-    return ins.base == "CCTL" and ".PF" in ins.op  # prefetch.global.L2: CCTL.E.PF2
 
 
 def _address(ins: Instr) -> str:
@@ -853,104 +691,84 @@ def address_streams(instrs, lo, hi, pointer_params, kinds=("LDG", "CCTL")):
     start, then once more around the loop from the union of the states at its head and tail
     (loop-carried pointers). A loaded value has no origin (a pointer reloaded from a spill
     loses it: its load counts as uncovered, the conservative side)."""
-    params = sorted(pointer_params)
+    state = {}  # register key: the pointer parameters its value derives from
 
-    def param_of(off):
-        return next((p for p in params if p <= off < p + 8), None)
+    def origins(text, wide):
+        return set().union(*(state.get(key, ()) for key in _reg_keys(text, wide)))
 
-    def step(state, ins, record=None, i=None):
-        parts = [a.strip() for a in ins.args.split(",")] if ins.args else []
+    def step(i, record=None):
+        ins = instrs[i]
         if ins.base in kinds and record is not None:
-            origin = set()
-            for key in _reg_keys(_address(ins), wide=True):
-                origin |= state.get(key, set())
+            origin = origins(_address(ins), wide=True)
             record[i] = next(iter(origin)) if len(origin) == 1 else None
-        if ins.base in NO_DEST or not parts:
+        if ins.base in NO_DEST or not ins.args:
             return
+        dest, _, srcs = ins.args.partition(",")
         wide = ".WIDE" in ins.op or ".64" in ins.op
-        dest = _reg_keys(parts[0], wide)
-        if ins.base in ("LDG", "LD", "LDL", "LDS", "LDC") and not CONST_RE.search(ins.args):
-            origin = set()
-        else:
-            origin = set()
-            for key in _reg_keys(",".join(parts[1:]), wide=False):
-                origin |= state.get(key, set())
+        origin = set()
+        if ins.base not in LOADS or CONST_RE.search(ins.args):
+            origin = origins(srcs, wide=False)
             for m in CONST_RE.finditer(ins.args):
-                p = param_of(int(m.group(1), 16))
-                if p is not None:
-                    origin.add(p)
-        for key in dest:
+                origin.update(p for p in pointer_params if p <= int(m.group(1), 16) < p + 8)
+        for key in _reg_keys(dest, wide):
             state[key] = (state.get(key, set()) | origin) if ins.pred else set(origin)
 
-    state = {}
-    for i in range(0, lo):
-        step(state, instrs[i])
-    head = {k: set(v) for k, v in state.items()}
+    for i in range(lo):
+        step(i)
+    at_head = {k: set(v) for k, v in state.items()}
     for i in range(lo, hi + 1):
-        step(state, instrs[i])
-    for k, v in head.items():
+        step(i)
+    for k, v in at_head.items():
         state[k] = state.get(k, set()) | v
     record = {}
     for i in range(lo, hi + 1):
-        step(state, instrs[i], record, i)
+        step(i, record)
     return record
 
 
-def prefetch_cover(instrs, weighted, streams):
+def prefetch_cover(instrs, path, streams):
     """{load position in the path: instructions from the covering prefetch} for the loads of a
     stream that the loop also prefetches, at least as many times an iteration as it loads it.
     The kernel's contract (src_recurrence_kernels.cuh, GPU_NOTES.md): the prefetches of an iteration are
     of the addresses the next iteration loads. The lead counted is from the stream's last
     prefetch of the iteration before (the latest any covering prefetch can be), a lower bound."""
-    path = [i for i, _ in weighted]
-    n = len(path)
     loads, pfs = {}, {}
     for pos, i in enumerate(path):
-        st = streams.get(i)
-        if st is None:
-            continue
-        if instrs[i].base == "LDG":
-            loads.setdefault(st, []).append(pos)
-        elif is_prefetch(instrs[i]):
-            pfs.setdefault(st, []).append(pos)
+        if streams.get(i) is not None and (instrs[i].base == "LDG" or is_prefetch(instrs[i])):
+            (loads if instrs[i].base == "LDG" else pfs).setdefault(streams[i], []).append(pos)
     cover = {}
     for st, positions in loads.items():
         if len(pfs.get(st, [])) >= len(positions):
-            last = max(pfs[st])
-            for pos in positions:
-                cover[pos] = n - last + pos
+            cover.update({pos: len(path) - max(pfs[st]) + pos for pos in positions})
     return cover
 
 
-def load_distances(instrs, weighted, per_step, streams=None, pointer_params=()):
+def load_distances(instrs, weighted, per_step, streams):
     """Distance from each global load to the first consumer of its value, along the path."""
     path = [i for i, _ in weighted]
     n = len(path)
     regs = {i: instrs[i].regs() for i in path}
-    cover = prefetch_cover(instrs, weighted, streams or {})
+    cover = prefetch_cover(instrs, path, streams)
     out, seen_store = [], False
     for pos, i in enumerate(path):
         ins = instrs[i]
-        if ins.base == "STG":
-            seen_store = True
+        seen_store = seen_store or ins.base == "STG"
         if ins.base != "LDG":
             continue
         live = set(regs[i][0])
         dist = None
         for d in range(1, MAX_ITERATIONS_AHEAD * n):  # a prefetch may be iterations ahead
             j = path[(pos + d) % n]
-            other = instrs[j]
             dst, src = regs[j]
             if live & src:  # any reader waits on the load's scoreboard, a register copy too
                 dist = d
                 break
-            if not other.pred:
+            if not instrs[j].pred:
                 live -= dst
             if not live:
                 break
         steps = None if dist is None else round(dist / per_step, 2)
-        pf = cover.get(pos)
-        st = (streams or {}).get(i)
+        pf, st = cover.get(pos), streams.get(i)
         out.append(
             {
                 "addr": f"0x{ins.addr:x}",
@@ -975,16 +793,13 @@ def _median(xs):
     return sorted(xs)[len(xs) // 2] if xs else None
 
 
-def exact_split_share() -> float:
-    """The share of a chunk that the float-math exact backward runs twice (kExactSplit in
-    csrc/recurrence/cuda/src_recurrence_kernels.cuh, kChunk / d: its first part is run once for the state, then
-    recomputed with its Jacobians); 0 if the source has no split."""
-    try:
-        with open(os.path.join(ROOT, "csrc", "recurrence", "cuda", "src_recurrence_kernels.cuh")) as f:
-            m = re.search(r"kExactSplit\s*=\s*sizeof\(Acc\)\s*==\s*8\s*\?\s*0\s*:\s*kChunk\s*/\s*(\d+)", f.read())
-        return 1 / int(m.group(1)) if m else 0.0
-    except OSError:
-        return 0.0
+def _share(n, xs, digits=3):
+    """n / len(xs), rounded (a mean over xs, or a fraction of them); None for no xs."""
+    return round(n / len(xs), digits) if xs else None
+
+
+def _ratio(x, d):
+    return None if x is None else round(x / d, 2)
 
 
 def cell_steps_per_step(dtype, direction, flags, split_share) -> float:
@@ -995,65 +810,55 @@ def cell_steps_per_step(dtype, direction, flags, split_share) -> float:
     return 1.0
 
 
-def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1):
-    blocks = basic_blocks(instrs)
-    loops = time_loops(instrs, blocks, K, pointer_params)
+def analyse_function(instrs, K, pointer_params=(), cell_steps=1.0, lanes=1):
+    loops = time_loops(instrs, basic_blocks(instrs), K, pointer_params)
     if not loops:
         return {"error": "no time loop found"}
-    # The time loop does the cell math (exponentials on the MUFU); a loop that only stores
-    # (e.g. the zero spikes past a sample's length) is not it, however unrolled.
-    main = max(
-        loops,
-        key=lambda lp: (
-            any(kind_of(instrs[i]) == "mufu" for i, _ in lp["weighted"]),
-            lp["steps"],
-            lp["tail"] - lp["head"],
-        ),
-    )
+
+    def rank(lp):  # the time loop does the cell math (exponentials on the MUFU); a loop that
+        # only stores (e.g. the zero spikes past a sample's length) is not it, however unrolled
+        return any(kind_of(instrs[i]) == "mufu" for i, _ in lp["weighted"]), lp["steps"], lp["tail"] - lp["head"]
+
+    main = max(loops, key=rank)
+    weighted = main["weighted"]
+
+    def weight(test):  # of the instructions of the iteration that pass `test`
+        return sum(w for i, w in weighted if test(instrs[i]))
+
     # steps: time steps of the iteration (one output store each, as the loads' leads count
     # them); per step below means per neuron-step, of which a time step holds `lanes`.
     addr_idx = {ins.addr: i for i, ins in enumerate(instrs)}
-    lo, hi = addr_idx[main["head"]], addr_idx[main["tail"]]
     steps = max(main["steps"], 1)
     neuron_steps = steps * lanes
-    weighted = main["weighted"]
-    counts = {k: 0.0 for k in KINDS}
-    for i, w in weighted:
-        counts[kind_of(instrs[i])] += w
+    counts = {k: weight(lambda ins, k=k: kind_of(ins) == k) for k in KINDS}
     total = sum(counts.values())
-    per_step = {k: round(v / neuron_steps, 2) for k, v in counts.items()}
-    per_step["total"] = round(total / neuron_steps, 2)
-    dconv = sum(w for i, w in weighted if is_double_conversion(instrs[i]))
-    streams = address_streams(instrs, lo, hi, pointer_params)
+    dconv = weight(is_double_conversion)
+    streams = address_streams(instrs, addr_idx[main["head"]], addr_idx[main["tail"]], pointer_params)
     loads = load_distances(instrs, weighted, total / steps, streams)
-    ahead = [ld["steps_ahead"] for ld in loads if ld["steps_ahead"] is not None]
-    dram = [ld["dram_steps_ahead"] for ld in loads if ld["dram_steps_ahead"] is not None]
-    l2 = [
-        ld["steps_ahead"]
-        for ld in loads
-        if ld["prefetch_instructions_ahead"] is not None and ld["steps_ahead"] is not None
-    ]
+    covered = [ld for ld in loads if ld["prefetch_instructions_ahead"] is not None]
+
+    def known(lds, key):
+        return [ld[key] for ld in lds if ld[key] is not None]
+
+    ahead, dram, l2 = known(loads, "steps_ahead"), known(loads, "dram_steps_ahead"), known(covered, "steps_ahead")
+    transcendentals = main["transcendentals"] / (TRANSCENDENTALS_PER_STEP * cell_steps * lanes)
     return {
         "steps_per_iteration": main["steps"],
         "lanes": lanes,
         "step_detection": {
             "method": main["step_method"],
             "by_output_stores": main["steps_by_stores"],
-            "by_transcendentals": (
-                round(main["transcendentals"] / (TRANSCENDENTALS_PER_STEP * cell_steps * lanes), 2)
-                if main["transcendentals"]
-                else None
-            ),
+            "by_transcendentals": round(transcendentals, 2) if main["transcendentals"] else None,
         },
-        "instructions_per_step": {"total": per_step["total"], **{k: per_step[k] for k in KINDS}},
+        "instructions_per_step": {k: round(v / neuron_steps, 2) for k, v in {"total": total, **counts}.items()},
         "instructions_per_iteration": round(total, 2),
         "double_conversions_in_loop": round(dconv / neuron_steps, 3),
         "double_conversions_in_loop_per_iteration": round(dconv, 3),
         "cell_steps_per_step": round(cell_steps, 3),
         "mufu_ex2_tanh_per_step": round(main["transcendentals"] / neuron_steps, 2),
         # accesses per time step (one vector access serves all lanes)
-        "global_loads_per_step": round(sum(w for i, w in weighted if instrs[i].base == "LDG") / steps, 3),
-        "global_stores_per_step": round(sum(w for i, w in weighted if instrs[i].base == "STG") / steps, 3),
+        "global_loads_per_step": round(weight(lambda ins: ins.base == "LDG") / steps, 3),
+        "global_stores_per_step": round(weight(lambda ins: ins.base == "STG") / steps, 3),
         "loop": {
             "head": f"0x{main['head']:x}",
             "tail": f"0x{main['tail']:x}",
@@ -1063,21 +868,17 @@ def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1
             "time_loops_found": len(loops),
         },
         "loads": {
-            "min_steps_ahead": min(ahead) if ahead else None,
-            "mean_steps_ahead": round(sum(ahead) / len(ahead), 2) if ahead else None,
+            "min_steps_ahead": min(ahead, default=None),
+            "mean_steps_ahead": _share(sum(ahead), ahead, 2),
             "median_steps_ahead": _median(ahead),
-            "fraction_after_store": round(sum(ld["after_store"] for ld in loads) / len(loads), 3) if loads else None,
+            "fraction_after_store": _share(sum(ld["after_store"] for ld in loads), loads),
             # with prefetches: the DRAM lead of each load (the prefetch's, where one covers it)
             # and the register lead of the covered loads (which wait for an L2 hit only)
-            "prefetches_per_step": round(sum(w for i, w in weighted if is_prefetch(instrs[i])) / steps, 3),
-            "fraction_covered_by_prefetch": round(
-                sum(ld["prefetch_instructions_ahead"] is not None for ld in loads) / len(loads), 3
-            )
-            if loads
-            else None,
-            "min_dram_steps_ahead": min(dram) if dram else None,
+            "prefetches_per_step": round(weight(is_prefetch) / steps, 3),
+            "fraction_covered_by_prefetch": _share(len(covered), loads),
+            "min_dram_steps_ahead": min(dram, default=None),
             "median_dram_steps_ahead": _median(dram),
-            "l2_min_steps_ahead": min(l2) if l2 else None,
+            "l2_min_steps_ahead": min(l2, default=None),
             "l2_median_steps_ahead": _median(l2),
             "per_load": loads,
         },
@@ -1085,77 +886,61 @@ def analyse_function(name, instrs, K, pointer_params=(), cell_steps=1.0, lanes=1
 
 
 def git_commit():
-    p = _run(["git", "-C", ROOT, "rev-parse", "HEAD"])
-    commit = p.stdout.strip() or None
+    commit = _run(["git", "-C", ROOT, "rev-parse", "HEAD"]).stdout.strip() or None
     dirty = _run(["git", "-C", ROOT, "status", "--porcelain", "--", "csrc"]).stdout.strip()
     return commit, bool(dirty)
 
 
+def kernel_entries(tools, dtype, compiled, K, split_share):
+    """{dtype/direction/variant: report entry} of the kernels of one dtype's compilation."""
+    funcs, ptxas = parse_sass(compiled["sass"]), parse_ptxas(compiled["ptxas"])
+    res, pointers = parse_res_usage(compiled["res_usage"]), parse_pointer_params(compiled["elf"])
+    names = demangle(sorted(funcs), tools["filt"])
+    kernels = {}
+    for mangled in sorted(funcs):
+        inst = instance_of(names[mangled])
+        if inst is None:
+            continue
+        direction, flags = inst
+        lanes = flags.get("lanes", 1)
+        px, ru = ptxas.get(mangled, {}), res.get(mangled, {})
+        registers = px.get("registers", ru.get("registers"))
+        entry = {
+            "dtype": dtype,
+            "direction": direction,
+            "variant": variant_name(direction, flags, dtype),
+            "flags": flags,
+            "name": names[mangled],
+            "registers": registers,
+            "spills_bytes": px.get("spill_store_bytes", 0) + px.get("spill_load_bytes", 0),
+            "stack_bytes": px.get("stack_bytes", ru.get("stack_bytes")),
+            "local_bytes": ru.get("local_bytes"),
+            "registers_res_usage": ru.get("registers"),
+        }
+        cell_steps = cell_steps_per_step(dtype, direction, flags, split_share)
+        entry.update(analyse_function(funcs[mangled], K, pointers.get(mangled, ()), cell_steps, lanes))
+        if direction == "forward" and registers:
+            entry["h200_waves"] = round(h200_waves(registers, lanes), 2)
+        loads = entry.get("loads")
+        if loads and registers:
+            need = littles_law_steps(dtype, direction, flags, registers, K)
+            l2_share = L2_LATENCY / H200["latency"]
+            loads["littles_law_steps"] = round(need, 2)
+            loads["l2_littles_law_steps"] = round(need * l2_share, 2)
+            loads["median_over_littles_law"] = _ratio(loads["median_dram_steps_ahead"], need)
+            loads["l2_median_over_littles_law"] = _ratio(loads["l2_median_steps_ahead"], need * l2_share)
+            loads["l2_min_over_one_step"] = _ratio(loads["l2_min_steps_ahead"], l2_share)
+        kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
+    return kernels
+
+
 def build_report(tools, dtypes, workdir) -> dict:
-    K = checkpoint_interval()
-    split_share = exact_split_share()
+    K, split_share = checkpoint_interval(), exact_split_share()
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, len(dtypes))) as pool:
         compiled = dict(zip(dtypes, pool.map(lambda d: compile_dtype(tools, d, workdir), dtypes)))
     kernels = {}
     for dtype in dtypes:
-        c = compiled[dtype]
-        funcs = parse_sass(c["sass"])
-        ptxas = parse_ptxas(c["ptxas"])
-        pointers = parse_pointer_params(c["elf"])
-        res = parse_res_usage(c["res_usage"])
-        names = demangle(sorted(funcs), tools["filt"])
-        for mangled in sorted(funcs):
-            inst = instance_of(names[mangled])
-            if inst is None:
-                continue
-            direction, flags = inst
-            px, ru = ptxas.get(mangled, {}), res.get(mangled, {})
-            entry = {
-                "dtype": dtype,
-                "direction": direction,
-                "variant": variant_name(direction, flags, dtype),
-                "flags": flags,
-                "name": names[mangled],
-                "registers": px.get("registers", ru.get("registers")),
-                "spills_bytes": px.get("spill_store_bytes", 0) + px.get("spill_load_bytes", 0),
-                "stack_bytes": px.get("stack_bytes", ru.get("stack_bytes")),
-                "local_bytes": ru.get("local_bytes"),
-                "registers_res_usage": ru.get("registers"),
-            }
-            entry.update(
-                analyse_function(
-                    mangled,
-                    funcs[mangled],
-                    K,
-                    pointers.get(mangled, ()),
-                    cell_steps_per_step(dtype, direction, flags, split_share),
-                    flags.get("lanes", 1),
-                )
-            )
-            if direction == "forward" and entry["registers"]:
-                entry["h200_waves"] = round(h200_waves(entry["registers"], flags.get("lanes", 1)), 2)
-            loads = entry.get("loads")
-            if loads and entry["registers"]:
-                need = littles_law_steps(dtype, direction, flags, entry["registers"], K)
-                l2_share = L2_LATENCY / H200["latency"]
-                loads["littles_law_steps"] = round(need, 2)
-                loads["l2_littles_law_steps"] = round(need * l2_share, 2)
-                loads["median_over_littles_law"] = (
-                    round(loads["median_dram_steps_ahead"] / need, 2)
-                    if loads["median_dram_steps_ahead"] is not None
-                    else None
-                )
-                loads["l2_median_over_littles_law"] = (
-                    round(loads["l2_median_steps_ahead"] / (need * l2_share), 2)
-                    if loads["l2_median_steps_ahead"] is not None
-                    else None
-                )
-                loads["l2_min_over_one_step"] = (
-                    round(loads["l2_min_steps_ahead"] / l2_share, 2)
-                    if loads["l2_min_steps_ahead"] is not None
-                    else None
-                )
-            kernels[f"{dtype}/{direction}/{entry['variant']}"] = entry
+        kernels.update(kernel_entries(tools, dtype, compiled[dtype], K, split_share))
     commit, dirty = git_commit()
     return {
         "arch": ARCH,
@@ -1180,10 +965,9 @@ def check(report) -> list:
     misses = []
     for name, dtypes, direction, flt, metric, limit in TARGETS:
         for key, e in report["kernels"].items():
-            if e["dtype"] not in dtypes or (direction and e["direction"] != direction):
-                continue
             # A flag a kernel's template does not have is false for it.
-            if flt and any(e["flags"].get(k, False) != v for k, v in flt.items()):
+            flags_match = all(e["flags"].get(k, False) == v for k, v in flt.items())
+            if e["dtype"] not in dtypes or direction not in (None, e["direction"]) or not flags_match:
                 continue
             value = _metric(e, metric)
             if isinstance(limit, AtLeastIfAny) and value is None:
@@ -1196,12 +980,14 @@ def check(report) -> list:
     return misses
 
 
+# The table's columns after the kernel's name: (title, format of the value)
+COLUMNS = [("regs", ">4"), ("spill", ">5"), ("stack", ">5"), ("steps", ">5"), ("total", ">6.1f")]
+COLUMNS += [(title, ">5.1f") for title in ("mem", "mufu", "float", "conv", "dbl", "ctrl", "other")]  # KINDS
+COLUMNS += [("f64cv", ">5.2f"), ("ldMed", ">5"), ("ldMin", ">5"), ("ld>st", ">5")]
+
+
 def table(report) -> str:
-    head = (
-        f"{'kernel':<28} {'regs':>4} {'spill':>5} {'stack':>5} {'steps':>5} {'total':>6} "
-        f"{'mem':>5} {'mufu':>5} {'float':>5} {'conv':>5} {'dbl':>5} {'ctrl':>5} {'other':>5} "
-        f"{'f64cv':>5} {'ldMed':>5} {'ldMin':>5} {'ld>st':>5}"
-    )
+    head = f"{'kernel':<28} " + " ".join(f"{title:{fmt.split('.')[0]}}" for title, fmt in COLUMNS)
     lines = [
         f"SASS {report['arch']}, {report['nvcc']}, commit {str(report['git_commit'])[:10]}"
         f"{' (csrc modified)' if report['csrc_modified'] else ''}; instructions per neuron-step"
@@ -1214,15 +1000,10 @@ def table(report) -> str:
         if not ips:
             lines.append(f"{key:<28} {e['registers']:>4} {e.get('error')}")
             continue
-        ld = e["loads"]
-        lines.append(
-            f"{key:<28} {e['registers']:>4} {e['spills_bytes']:>5} {e['stack_bytes']:>5} "
-            f"{e['steps_per_iteration']:>5} {ips['total']:>6.1f} {ips['memory']:>5.1f} "
-            f"{ips['mufu']:>5.1f} {ips['float_arith']:>5.1f} {ips['conversion']:>5.1f} "
-            f"{ips['double']:>5.1f} {ips['control']:>5.1f} {ips['other']:>5.1f} "
-            f"{e['double_conversions_in_loop']:>5.2f} {str(ld['median_steps_ahead']):>5} "
-            f"{str(ld['min_steps_ahead']):>5} {str(ld['fraction_after_store']):>5}"
-        )
+        values = [e[k] for k in ("registers", "spills_bytes", "stack_bytes", "steps_per_iteration")]
+        values += [ips[k] for k in ("total", *KINDS)] + [e["double_conversions_in_loop"]]
+        values += [str(e["loads"][k]) for k in ("median_steps_ahead", "min_steps_ahead", "fraction_after_store")]
+        lines.append(f"{key:<28} " + " ".join(f"{v:{fmt}}" for v, (_, fmt) in zip(values, COLUMNS)))
     lines.append(
         "f64cv: double<->float conversions per step in the loop; ldMed / ldMin: median "
         "/ fewest steps a global load of the loop is issued ahead of its first use; "
@@ -1247,8 +1028,6 @@ def main(argv=None) -> int:
     except ToolsMissing as e:
         print(f"sass_report: skipped: {e}")
         return 0
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
