@@ -177,50 +177,6 @@ def bench_mnist(B, rounds, warmup, device, precisions) -> dict:
     return out
 
 
-def class_images(labels, seed):
-    """A 10-class toy task of MNIST-like images: a ring whose centre depends on the class."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.tensor([[8 + 6 * (c % 3), 8 + 6 * (c // 3 % 3)] for c in range(10)], dtype=torch.float32)
-    centres[9] = torch.tensor([14.0, 14.0])
-    centre = centres[labels] + 0.7 * torch.randn(labels.numel(), 2, generator=g)
-    return rings(centre, (4 + (labels == 9).float() * 5)[:, None, None], 1.5, 0.5, g)
-
-
-def side_by_side(steps: int, device) -> dict:
-    """The same short training run (same initial weights, same spike draws) with the dense
-    projection and with the event-driven one: losses per step and final test accuracy."""
-    encoder = RateEncoder(gain=0.25, silent_steps=10, input_steps=50)
-    test_labels = torch.arange(128) % 10
-    test_images = class_images(test_labels, 999).to(device)
-    out = {"steps": steps, "B": 32, "T": encoder.steps}
-    for name, mode in PROJECTIONS.items():
-        model = classifier(device, 128, 4, mode)
-        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        gen = torch.Generator(device=device).manual_seed(5)
-        losses = []
-        for step in range(steps):
-            labels = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(step))
-            x = (encoder if mode == "dense" else encoder.events)(class_images(labels, step).to(device), gen)
-            loss = torch.nn.functional.cross_entropy(model(x), labels.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        with torch.no_grad():
-            x = encoder(test_images, torch.Generator(device=device).manual_seed(7))
-            accuracy = float((model(x).argmax(1).cpu() == test_labels).float().mean())
-        out[name] = {"losses": losses, "test_accuracy": accuracy}
-    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["dense"]["losses"], out["events"]["losses"]))
-    print(
-        f"  side by side, {steps} steps: loss {out['dense']['losses'][0]:.3f} -> "
-        f"{out['dense']['losses'][-1]:.3f} (dense) / {out['events']['losses'][-1]:.3f} (events), "
-        f"max difference {out['max_loss_difference']:.2e}; test accuracy "
-        f"{out['dense']['test_accuracy']:.3f} / {out['events']['test_accuracy']:.3f}",
-        flush=True,
-    )
-    return out
-
-
 def plot(results: dict, path: str) -> None:
     from matplotlib.figure import Figure  # no pyplot: no GUI backend wanted
 
@@ -250,13 +206,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--skip-mnist", action="store_true")
     ap.add_argument("--mnist-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    ap.add_argument(
-        "--side-by-side",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="also train a small classifier STEPS steps dense and event-driven",
-    )
     ap.add_argument("--skip-projection", action="store_true")
     ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/projection_<device>.json)")
     args = ap.parse_args(argv)
@@ -288,9 +237,6 @@ def main(argv=None) -> dict:
     if not args.skip_mnist:
         print("MNIST 784-512-100 training step, dense vs event-driven:")
         results["mnist"] = bench_mnist(args.B, args.rounds, args.warmup, device, args.mnist_precisions)
-    if args.side_by_side:
-        print("side-by-side training, dense vs event-driven projection:")
-        results["side_by_side"] = side_by_side(args.side_by_side, device)
     results["load_average_at_end"] = os.getloadavg()
     out = args.out or os.path.join(ROOT, "benchmarks", "results", f"projection_{device.type}.json")
     write_json(out, results, indent=2)

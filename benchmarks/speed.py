@@ -52,7 +52,7 @@ from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_
 from srcext.ops.recurrence import LANES_ENV
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
-from machine import command_line, describe, git_commit
+from machine import command_line, describe, git_commit, wall_time, write_json
 from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,19 +114,16 @@ class Clock:
         if self.cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             torch.cuda.synchronize()
-            f0 = page_faults()
+        f0 = page_faults()
+        if self.cuda:
             start.record()
             fn()
             end.record()
             torch.cuda.synchronize()
-            f1 = page_faults()
             seconds = start.elapsed_time(end) / 1e3
         else:
-            f0 = page_faults()
-            t0 = time.perf_counter()
-            fn()
-            seconds = time.perf_counter() - t0
-            f1 = page_faults()
+            seconds = wall_time(fn)
+        f1 = page_faults()
         return seconds, f1[0] - f0[0], f1[1] - f0[1]
 
 
@@ -412,10 +409,7 @@ def per_call_seconds(call, device: torch.device, calls: int, graph: bool = False
     them (no host work at all): together with a single call's time, these separate the kernel
     from the host."""
     if device.type != "cuda":
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        return (time.perf_counter() - start) / calls
+        return wall_time(call, calls)
     if graph:
         stream = torch.cuda.Stream(device)
         stream.wait_stream(torch.cuda.current_stream(device))
@@ -466,20 +460,20 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
     ops = kernel_calls(u, bias, state, k, torch.randn_like(u))
     src = torch.ones(copy_elements, device=device)
     dst = torch.empty_like(src)
-    contenders = {name: ops[name] for name in ("forward_train", "forward_inference", "backward_detached")}
+    # The copy first: the others' fraction of its bandwidth is taken as they are timed.
+    contenders = {"copy": lambda: dst.copy_(src)}
+    contenders.update((name, ops[name]) for name in ("forward_train", "forward_inference", "backward_detached"))
     need = kernel_bytes(T, B, H, u.element_size())
     if device.type == "cuda":  # the A/B of the instances: two lanes a thread or one
         # (the detached backward runs two lanes with 16-bit storage only: its bfloat16 call)
-        half = [t.detach().to(torch.bfloat16) for t in (u, bias, *state)]
-        ops["backward_detached_bf16"] = kernel_calls(half[0], half[1], half[2:], k, torch.randn_like(half[0]))[
-            "backward_detached"
-        ]
+        ub, bb, *sb = (t.detach().to(torch.bfloat16) for t in (u, bias, *state))
+        ops["backward_detached_bf16"] = kernel_calls(ub, bb, sb, k, torch.randn_like(ub))["backward_detached"]
         need["backward_detached_bf16"] = kernel_bytes(T, B, H, 2)["backward_detached"]
         for name in ("forward_train", "forward_inference", "backward_detached_bf16"):
             contenders[name] = ops[name]
             contenders[name + "_1lane"] = one_lane(ops[name])
             need[name + "_1lane"] = need[name]
-    contenders["copy"] = lambda: dst.copy_(src)
+    copy_bytes = 2 * 4 * copy_elements
     ways = ["back_to_back"] + (["graph_replay"] if device.type == "cuda" else [])
     timing = {}
     for name, call in contenders.items():
@@ -492,16 +486,11 @@ def bench_kernel_timing(results, u, bias, state, k, copy_elements, calls: int = 
             except RuntimeError as e:  # a capture that fails is reported, not fatal
                 timing[name][way] = {"error": str(e)[:200]}
                 continue
-            timing[name][way] = {"seconds": seconds}
-    copy_bytes = 2 * 4 * copy_elements
-    for name, nbytes in need.items():
-        if name not in timing:
-            continue
-        for way in ways:
-            mine, copy = timing[name].get(way, {}), timing["copy"].get(way, {})
-            if "seconds" in mine and "seconds" in copy:
-                mine["bytes_per_s"] = nbytes / mine["seconds"]
-                mine["fraction_of_copy"] = (nbytes / mine["seconds"]) / (copy_bytes / copy["seconds"])
+            timing[name][way] = entry = {"seconds": seconds}
+            copy = timing["copy"].get(way, {})
+            if name in need and "seconds" in copy:
+                entry["bytes_per_s"] = need[name] / seconds
+                entry["fraction_of_copy"] = entry["bytes_per_s"] / (copy_bytes / copy["seconds"])
     results["kernel_timing"] = {"calls": calls, "repeats": repeats, "ways": timing}
 
 
@@ -761,7 +750,7 @@ def main(argv=None) -> dict:
         "srcext": srcext.__version__,
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line("benchmarks/speed.py", sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks/speed.py", argv),
         "T": T,
         "B": B,
         "H": H,
@@ -776,7 +765,6 @@ def main(argv=None) -> dict:
         "stats": {},
     }
     out = args.out or os.path.join("runs", f"speed_{device.type}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # A run stopped early (a time limit's SIGTERM, an error in a later group) still writes what
     # it measured, marked incomplete: on a lent GPU there may be no second try.
     previous_handler = signal.signal(signal.SIGTERM, stopped_by_signal)
@@ -784,8 +772,7 @@ def main(argv=None) -> dict:
         run_groups(args, session, results, T, B, H, device, dtype, k, cuda)
     except BaseException as error:
         results["incomplete"] = f"stopped by {error!r}"
-        with open(out, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(out, results, indent=2)
         print(f"\nwrote the groups measured so far to {out} ({results['incomplete']})")
         raise
     finally:
@@ -793,8 +780,7 @@ def main(argv=None) -> dict:
     results["contention"] = session.contention()
 
     print_report(results)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(out, results, indent=2)
     print(f"\nwrote {out}")
     return results
 
@@ -854,19 +840,6 @@ HEADLINES = [
 ]
 
 
-def headline(results) -> list:
-    """The headline lines: median paired ratios in plain words."""
-    lines = []
-    for key, what, against in HEADLINES:
-        s = results["ratio_spread"].get(key)
-        if s is not None:
-            lines.append(
-                f"{what}: {s['median']:.1f}x faster than {against} "
-                f"(median of {results['rounds']} paired rounds; {s['min']:.1f}x-{s['max']:.1f}x)"
-            )
-    return lines
-
-
 def print_report(results):
     print(
         f"\nsrcext speed — {machine_label(results)}, {results['threads']} threads, "
@@ -885,43 +858,29 @@ def print_report(results):
         print(f"{name:<52}{fmt_spread(s):>24}{s['min']:>8.2f}-{s['max']:.2f}")
     # The tables of docs/results.md: the recurrence, the roofline, the layers.
     print("\n" + markdown(results))
-    timing = results.get("kernel_timing")
-    if timing:
-        print(f"\nkernels timed {timing['calls']} calls back to back / as one CUDA-graph replay (no host work):")
-        for name, ways in timing["ways"].items():
-            parts = []
-            for way, e in ways.items():
-                if "seconds" not in e:
-                    parts.append(f"{way}: failed ({e.get('error', '')[:60]})")
-                    continue
-                part = f"{way} {fmt_ms(e['seconds'])}"
-                if "fraction_of_copy" in e:
-                    part += f" ({e['fraction_of_copy']:.0%} of copy)"
-                parts.append(part)
-            print(f"  {name:<20} " + "; ".join(parts))
+    # (the kernels' timing back to back and as graph replays: in the JSON, and gpu_summary.py's)
     if "bf16_speedup_vs_fp32" in results:
         print(f"bf16 vs fp32: {results['bf16_speedup_vs_fp32']:.2f}x")
     for name, why in results.get("peers_missing", {}).items():
         print(f"{name}: not installed ({why})")
     c = results["contention"]
-    if c.get("rounds"):
-        if c.get("foreign_median") is not None:
+    if c.get("foreign_median") is not None:
+        flagged = f"more than {c['flagged_rounds_allowed']:.0%} of the rounds ran beside other work"
+        print(
+            f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
+            f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
+            f"{c['foreign_limit']:.0%}" + (f" — FLAGGED: {flagged}; rerun on a quiet machine" if c["flagged"] else "")
+        )
+    elif c.get("rounds"):
+        print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
+    print()
+    for key, what, against in HEADLINES:
+        if key in results["ratio_spread"]:
+            s = results["ratio_spread"][key]
             print(
-                f"\ncontention: other processes took {c['foreign_median']:.1%} of the CPUs in the median "
-                f"round, {c['foreign_max']:.1%} at most; {c['flagged_rounds']}/{c['rounds']} rounds above "
-                f"{c['foreign_limit']:.0%}"
-                + (
-                    f" — FLAGGED: more than {c['flagged_rounds_allowed']:.0%} of the rounds ran beside other "
-                    "work; rerun on a quiet machine before quoting these figures"
-                    if c["flagged"]
-                    else ""
-                )
+                f"{what}: {s['median']:.1f}x faster than {against} "
+                f"(median of {results['rounds']} paired rounds; {s['min']:.1f}x-{s['max']:.1f}x)"
             )
-        else:
-            print("\ncontention: not measurable here (no /proc/stat); nothing flagged")
-    lines = headline(results)
-    if lines:
-        print("\n" + "\n".join(lines))
 
 
 def fmt_ms(seconds: float) -> str:
