@@ -279,12 +279,13 @@ SRC_HD Acc step_backward(const CellConstants<Acc>& k, const StepJacobian<Acc>& j
 // and q[t] and a[t] need only step t's own values: the recompute makes them (one register a
 // step where the Jacobian took two), the walk back is one FMA a step, and (1 - z) is paid
 // nowhere: q takes it from a dx_di that cell_step(.., k.one_minus_z) made scaled, the bias's
-// gradient, the sum of a[t], once at the end. Returns q[t]; adds a[t] to a_sum.
+// gradient, the sum of a[t], once at the end. Returns q[t]; sets a to a[t] (the constants'
+// gradients read it) and adds it to a_sum.
 //   tr: from cell_step(k, u, bias, s, k.one_minus_z); dh: dL/dh[t] (spike_grad's, plus the
 //   final state's at the last step).
 template <typename Acc>
-SRC_HD Acc detached_du_term(const StepTrace<Acc>& tr, Acc dh, Acc& a_sum) {
-  const Acc a = dh * tr.dc;
+SRC_HD Acc detached_du_term(const StepTrace<Acc>& tr, Acc dh, Acc& a, Acc& a_sum) {
+  a = dh * tr.dc;
   a_sum += a;
   return a * tr.dx_di;
 }

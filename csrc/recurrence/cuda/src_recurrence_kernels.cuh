@@ -562,10 +562,11 @@ __device__ __forceinline__ void detached_chunk(
       const StepTrace<Acc> tr = cell_step(k[l], IO::get(drive, l), bias[l], s[l], k[l].one_minus_z);
       Acc dh = spike_grad<kStraightThrough>(s[l].h, IO::get(grad, l));
       if (j == kChunk - 1) dh += g[l].dh;  // the final state's, where this is the last step
-      q[l][j] = detached_du_term(tr, dh, a_sum[l]);
+      Acc a;
+      q[l][j] = detached_du_term(tr, dh, a, a_sum[l]);
       if constexpr (kConstGrad) {  // the step's signals (step_backward's sig), di left to the walk
-        const StepSignals<Acc> sig{dh, j == kChunk - 1 ? g[l].dhs : Acc(0),
-                                   k[l].one_minus_z * (dh * tr.dc), Acc(0)};
+        const StepSignals<Acc> sig{dh, j == kChunk - 1 ? g[l].dhs : Acc(0), k[l].one_minus_z * a,
+                                   Acc(0)};
         accumulate_constant_grads_but_alpha(
             k[l], step_inputs_of_x(k[l], tr, i_prev[l][j], s[l].i, h_prev, hs_prev), sig, dk[l]);
       }
