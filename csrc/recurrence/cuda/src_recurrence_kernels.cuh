@@ -167,6 +167,11 @@ constexpr bool kForwardPairs = sizeof(scalar_t) <= 4;
 template <typename scalar_t>
 constexpr bool kBackwardPairs = sizeof(scalar_t) == 2;
 
+// The forward: a thread walks its kLanes neurons through time, the drives read R steps ahead
+// through a ring, a checkpoint of the state stored every kChunk steps (kSave), the final state
+// written at the end. Long (~95 lines) on purpose: the ring, the lanes' state and the two
+// closures over them live in this one frame, in registers; the three loops (steady state,
+// drain, past a sample's length) are its phases in time.
 template <typename scalar_t, typename Acc, bool kSave, bool kLengths, bool kPerNeuron, int kLanes>
 __global__ void __launch_bounds__(kThreads)
     src_forward_kernel(const ForwardParams p, const CellConstants<Acc> k_layer,
@@ -596,7 +601,8 @@ __device__ __forceinline__ void detached_chunk(
 
 // Backward with detached states: kLanes neurons a thread (2 where backward_lanes allows), the
 // full chunks through detached_chunk. The last chunk in time, when shorter, is each lane's
-// backward_partial_chunk (once per thread, rolled).
+// backward_partial_chunk (once per thread, rolled). Just over 80 lines: the set-up of the FIFOs
+// that detached_chunk refills, which must share its frame to stay in registers.
 template <typename scalar_t, typename Acc, bool kStraightThrough, bool kLengths, bool kPerNeuron,
           bool kConstGrad, int kLanes>
 __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
