@@ -162,8 +162,8 @@ __device__ __forceinline__ void neuron_setup(const Params& p, const CellConstant
 template <typename scalar_t>
 constexpr bool kForwardPairs = sizeof(scalar_t) <= 4;
 // The detached backward's (src_detached_backward_kernel): 16-bit storage only. Two float lanes
-// were measured with FIFOs of a whole chunk (64 registers): ptxas sank the loads to the end of
-// the chunk (0.6-1.6 steps ahead); not measured again at the two-lane depth of 4.
+// at the FIFO depth of 4 compile within the targets (40.4 instructions a neuron-step against
+// 46.4, 128 registers), but f32's backward is memory-bound either way (GPU_NOTES.md).
 template <typename scalar_t>
 constexpr bool kBackwardPairs = sizeof(scalar_t) == 2;
 
