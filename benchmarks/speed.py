@@ -828,10 +828,6 @@ def run_groups(args, session, results, T, B, H, device, dtype, k, cuda):
         layers()
 
 
-def fmt_spread(s: dict) -> str:
-    return f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
-
-
 # The plain-words summary printed last: (ratio key, what it compares).
 HEADLINES = [
     ("fwd_bwd_detached_vs_reference", "fused forward+backward", "the eager PyTorch loop"),
@@ -855,7 +851,8 @@ def print_report(results):
         )
     print(f"\n{'paired ratio (baseline time / fused time)':<52}{'median [q1, q3]':>24}{'min-max':>16}")
     for name, s in results["ratio_spread"].items():
-        print(f"{name:<52}{fmt_spread(s):>24}{s['min']:>8.2f}-{s['max']:.2f}")
+        iqr = f"{s['median']:.2f} [{s['q1']:.2f}, {s['q3']:.2f}]"
+        print(f"{name:<52}{iqr:>24}{s['min']:>8.2f}-{s['max']:.2f}")
     # The tables of docs/results.md: the recurrence, the roofline, the layers.
     print("\n" + markdown(results))
     # (the kernels' timing back to back and as graph replays: in the JSON, and gpu_summary.py's)

@@ -317,7 +317,10 @@ def test_report_of_the_f32_kernels(tmp_path):
         pytest.skip(f"sass_report needs the CUDA toolkit: {e}")
     out = tmp_path / "sass.json"
     p = subprocess.run(
-        [sys.executable, SCRIPT, "--dtypes", "f32", "--out", str(out)], capture_output=True, text=True, timeout=120
+        [sys.executable, SCRIPT, "--dtypes", "f32", "--per-load", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -4,6 +4,7 @@ neuron-step of each kernel instance's steady-state time loop, split by kind.
     python tools/sass_report.py                  # all dtypes; JSON + table
     python tools/sass_report.py --check          # also compare with TARGETS; exit 1 on a miss
     python tools/sass_report.py --dtypes f32 --out /tmp/s.json
+    python tools/sass_report.py --per-load --out /tmp/s.json   # also every load's record
 
 Needs nvcc (sm_90) and cuobjdump; without them it prints why and exits 0 (a skip).
 Tools: nvcc from $CUDA_HOME/bin, else the `nvcc` on PATH (a wrapper script that `exec`s the
@@ -1018,6 +1019,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=DEFAULT_OUT, help="JSON output path")
     ap.add_argument("--workdir", default=None, help="keep cubins here (default: a temp folder)")
     ap.add_argument("--check", action="store_true", help="exit 1 listing every missed target")
+    ap.add_argument("--per-load", action="store_true", help="also every load's record (loads.per_load)")
     args = ap.parse_args(argv)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     bad = [d for d in dtypes if d not in DTYPES]
@@ -1032,6 +1034,11 @@ def main(argv=None) -> int:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
         report = build_report(tools, dtypes, workdir)
+    # The committed report keeps the loads' summaries: every load's record (~4,500 of them, four
+    # fifths of the file) comes back with --per-load, from the same sources, to study a kernel.
+    if not args.per_load:
+        for e in report["kernels"].values():
+            e.get("loads", {}).pop("per_load", None)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1, sort_keys=False)
