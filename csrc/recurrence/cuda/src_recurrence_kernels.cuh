@@ -152,6 +152,32 @@ __device__ __forceinline__ void neuron_setup(const Params& p, const CellConstant
   bias = candidate_bias(k, load<Acc>(static_cast<const scalar_t*>(p.bias), n % p.H));
 }
 
+// Neuron n's gradients of the final state, where the backward's walk starts.
+template <typename scalar_t, typename Acc>
+__device__ __forceinline__ CellGrad<Acc> final_state_grads(const BackwardParams& p, int64_t n) {
+  return {load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
+          load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
+          load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
+}
+
+// What the backward leaves of neuron n: the start state's gradients (g after the walk), and its
+// partial sums of the bias's gradient and (kConstGrad) the constants', which the backend
+// reduces over the batch.
+template <bool kConstGrad, typename scalar_t, typename Acc>
+__device__ __forceinline__ void store_neuron_grads(const BackwardParams& p, int64_t n,
+                                                   const CellGrad<Acc>& g, Acc dbias,
+                                                   const ConstantGrads<Acc>& dk) {
+  static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
+  static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g.dh);
+  static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g.dhs);
+  static_cast<Acc*>(p.grad_bias_partial)[n] = dbias;
+  if constexpr (kConstGrad) {
+#pragma unroll
+    for (int j = 0; j < kNumConstants; ++j)
+      static_cast<Acc*>(p.grad_constants_partial)[j * p.N + n] = dk.v[j];
+  }
+}
+
 // Neurons per thread of the forward (kLanes, "lanes"; src_lanes.cuh): 2 where the launcher can
 // (forward_lanes: H even, the per-step tensors aligned to a pair), else 1. A thread pays the
 // per-step work that is not the cell's -- the loop, the addresses, the ring, the 16-bit
@@ -475,9 +501,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
   CellConstants<Acc> k;
   CandidateBias<Acc> bias;
   neuron_setup<kPerNeuron, scalar_t>(p, k_layer, n, k, bias);
-  CellGrad<Acc> g{load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
-                  load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
-                  load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
+  CellGrad<Acc> g = final_state_grads<scalar_t, Acc>(p, n);
   Acc dbias = Acc(0);
   ConstantGrads<Acc> dk;  // kConstGrad only
   zero_constant_grads(dk);
@@ -513,15 +537,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocksFor<Acc, kConstGra
           checkpoints, grad_u, fifo, s, g, dbias, dk);
     });
   }
-  static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g.di);
-  static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g.dh);
-  static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g.dhs);
-  static_cast<Acc*>(p.grad_bias_partial)[n] = dbias;
-  if constexpr (kConstGrad) {
-#pragma unroll
-    for (int j = 0; j < kNumConstants; ++j)
-      static_cast<Acc*>(p.grad_constants_partial)[j * N + n] = dk.v[j];
-  }
+  store_neuron_grads<kConstGrad, scalar_t>(p, n, g, dbias, dk);
 }
 
 // One full chunk of the detached backward (src_cell.h: detached_du_term), for a thread's L
@@ -633,9 +649,7 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
   for (int l = 0; l < L; ++l) {
     const int64_t n = n0 + l;
     neuron_setup<kPerNeuron, scalar_t>(p, k_layer, n, k[l], bias[l]);
-    g[l] = {load<Acc>(static_cast<const scalar_t*>(p.grad_h_n), n),
-            load<Acc>(static_cast<const scalar_t*>(p.grad_hs_n), n),
-            load<Acc>(static_cast<const scalar_t*>(p.grad_i_n), n)};
+    g[l] = final_state_grads<scalar_t, Acc>(p, n);
     dbias[l] = a_sum[l] = Acc(0);
     zero_constant_grads(dk[l]);
     gs[l] = grad_spikes + (n / p.H) * p.grad_spikes_stride_b + (n % p.H) * p.grad_spikes_stride_h;
@@ -680,18 +694,9 @@ __global__ void __launch_bounds__(kThreads, kBackwardMinBlocks<Acc>)
     });
   }
 #pragma unroll
-  for (int l = 0; l < L; ++l) {
-    const int64_t n = n0 + l;
-    static_cast<scalar_t*>(p.grad_i0)[n] = static_cast<scalar_t>(g[l].di);
-    static_cast<scalar_t*>(p.grad_h0)[n] = static_cast<scalar_t>(g[l].dh);
-    static_cast<scalar_t*>(p.grad_hs0)[n] = static_cast<scalar_t>(g[l].dhs);
-    static_cast<Acc*>(p.grad_bias_partial)[n] = dbias[l] + k[l].one_minus_z * a_sum[l];
-    if constexpr (kConstGrad) {
-#pragma unroll
-      for (int j = 0; j < kNumConstants; ++j)
-        static_cast<Acc*>(p.grad_constants_partial)[j * N + n] = dk[l].v[j];
-    }
-  }
+  for (int l = 0; l < L; ++l)
+    store_neuron_grads<kConstGrad, scalar_t>(p, n0 + l, g[l],
+                                             dbias[l] + k[l].one_minus_z * a_sum[l], dk[l]);
 }
 
 inline dim3 grid_for(int64_t N) {
