@@ -28,7 +28,7 @@ import statistics
 import torch
 
 import srcext
-from machine import command_line, describe, git_commit, int_options, interleaved, wall_time, write_json
+from machine import call_timer, command_line, describe, git_commit, int_options, interleaved, write_json
 
 MODES = ("strict_fp32", "tf32", "bf16_autocast")
 
@@ -53,16 +53,6 @@ def make_step(layer: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor):
     return step
 
 
-def timed_by_events(step) -> float:
-    """Seconds of one call on the GPU, by CUDA events around it (on the CPU: machine.wall_time)."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    step()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3
-
-
 def kernels_of(step, device: torch.device, top: int = 8) -> list:
     """The kernels (GPU) or ops (CPU) of one step, by self time: [name, share of the step]."""
     cuda = device.type == "cuda"
@@ -85,7 +75,7 @@ def run_mode(mode, device, T, B, H, rounds, warmup, seed=0) -> dict:
     steps = {"srcext SRC": make_step(src, x, grad), "nn.GRU": make_step(gru, x, grad)}
     with precision(mode, device):
         steps["srcext SRC"]()  # the data-dependent init runs on the first training call
-        times = interleaved(steps, rounds, warmup, timed_by_events if device.type == "cuda" else wall_time)
+        times = interleaved(steps, rounds, warmup, call_timer(device))
         kernels = {name: kernels_of(step, device) for name, step in steps.items()}
         fired = float((src(x)[0] > 0).float().mean())
     ratios = [g / s for g, s in zip(times["nn.GRU"], times["srcext SRC"])]

@@ -1,5 +1,5 @@
 """What a benchmark ran on, for its JSON and its report; and what the benchmark scripts share:
-contenders timed in interleaved rounds (wall_time, interleaved), integer options, JSON output.
+contenders timed in interleaved rounds (wall_time, event_time, interleaved), integer options, JSON output.
 
 The CPU changes results by multiples, and this project's development machine has changed under
 it: an Intel CPU with AVX-512 and AMX (native bfloat16 GEMMs) and an AMD EPYC with AVX2 only
@@ -89,6 +89,23 @@ def wall_time(call, calls: int = 1, sync=lambda: None) -> float:
         call()
     sync()
     return (time.perf_counter() - start) / calls
+
+
+def event_time(call) -> float:
+    """Seconds of one call on the GPU, by CUDA events recorded around it, the device
+    synchronised first (earlier work does not run into its interval)."""
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    call()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def call_timer(device):
+    """How one call alone is timed on device: CUDA events on a GPU, perf_counter on the CPU."""
+    return event_time if torch.device(device).type == "cuda" else wall_time
 
 
 def interleaved(contenders: dict, rounds: int, warmup: int, timed=wall_time) -> dict:

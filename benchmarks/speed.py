@@ -52,7 +52,7 @@ from srcext.ops import CHECKPOINT_INTERVAL, constant_args, num_checkpoints, src_
 from srcext.ops.recurrence import LANES_ENV
 from srcext.reference import DEFAULTS, SRCConstants, src_cell_step, src_recurrence_reference
 
-from machine import command_line, describe, git_commit, wall_time, write_json
+from machine import call_timer, command_line, describe, git_commit, wall_time, write_json
 from machine import label as machine_label
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,21 +108,11 @@ class Clock:
     the page faults the process took during it."""
 
     def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
+        self.time = call_timer(device)
 
     def __call__(self, fn):
-        if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
         f0 = page_faults()
-        if self.cuda:
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1e3
-        else:
-            seconds = wall_time(fn)
+        seconds = self.time(fn)
         f1 = page_faults()
         return seconds, f1[0] - f0[0], f1[1] - f0[1]
 
